@@ -1,0 +1,88 @@
+"""The rollback policy: may this failed run roll back, and to which revision?
+
+Rules are evaluated in the older system's order; the first match wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..models import DeploymentContext, FailureClass, PolicyStatus, RollbackPolicy
+from .releases import newest_revision
+from .world import Revision
+
+DISABLED_REASON = {
+    FailureClass.DEPLOY: "rollbackDisabledForDeployFailure",
+    FailureClass.HEALTH: "rollbackDisabledForHealthFailure",
+    FailureClass.RESTART_WATCHDOG: "rollbackDisabledForRestartWatchdogFailure",
+}
+NO_PREVIOUS_REVISION = "noPreviousRevision"
+TARGET_REQUIRED_FOR_EXTERNAL = "rollbackTargetRequiredForExternalContext"
+TARGET_SAME_AS_DEPLOYED = "rollbackTargetSameAsDeployed"
+TARGET_NOT_FOUND = "rollbackTargetNotFound"
+TARGET_VALIDATED = "rollbackTargetValidated"
+TARGET_UNSPECIFIED = "rollbackTargetUnspecified"
+
+
+@dataclass(frozen=True)
+class PolicyInput:
+    failure_class: FailureClass
+    context: DeploymentContext
+    policy: RollbackPolicy
+    deployed_release_id: str | None
+    rollback_target_release_id: str | None
+    revisions: Sequence[Revision]
+    deployed_replica_set: str | None  # the ReplicaSet running the failed release, if it exists
+    previous_replica_set: str | None  # recorded before the deploy
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    status: PolicyStatus
+    reason: str
+    target_valid: bool | None = None
+    target: Revision | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.status == PolicyStatus.ALLOWED
+
+
+def _enabled(policy: RollbackPolicy, failure_class: FailureClass) -> bool:
+    return {
+        FailureClass.DEPLOY: policy.on_deploy_failure,
+        FailureClass.HEALTH: policy.on_health_failure,
+        FailureClass.RESTART_WATCHDOG: policy.on_restart_watchdog_failure,
+    }[failure_class]
+
+
+def _fallback_revision(inp: PolicyInput, candidates: Sequence[Revision]) -> Revision | None:
+    """The revision recorded as previous before the deploy, else the newest other one."""
+    for rev in candidates:
+        if rev.replica_set == inp.previous_replica_set:
+            return rev
+    return newest_revision(candidates)
+
+
+def evaluate(inp: PolicyInput) -> PolicyDecision:
+    def deny(reason: str, valid: bool | None = None) -> PolicyDecision:
+        return PolicyDecision(PolicyStatus.DENIED, reason, valid)
+
+    if not _enabled(inp.policy, inp.failure_class):
+        return deny(DISABLED_REASON[inp.failure_class])
+    candidates = [r for r in inp.revisions if r.replica_set != inp.deployed_replica_set]
+    if not candidates:
+        return deny(NO_PREVIOUS_REVISION)
+    target_id = inp.rollback_target_release_id
+    if target_id is None:
+        if inp.context == DeploymentContext.EXTERNAL:
+            return deny(TARGET_REQUIRED_FOR_EXTERNAL, False)
+        return PolicyDecision(PolicyStatus.ALLOWED, TARGET_UNSPECIFIED, True,
+                              _fallback_revision(inp, candidates))
+    if target_id == inp.deployed_release_id:
+        return deny(TARGET_SAME_AS_DEPLOYED, False)
+    target = newest_revision(candidates, release_id=target_id)
+    if target is None:
+        return deny(TARGET_NOT_FOUND, False)
+    return PolicyDecision(PolicyStatus.ALLOWED, TARGET_VALIDATED, True, target)

@@ -1,0 +1,34 @@
+"""Rollout progress of a Deployment, judged as `kubectl rollout status` judges it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .world import DeploymentState
+
+PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+
+
+@dataclass(frozen=True)
+class RolloutProgress:
+    done: bool
+    failed: bool
+    message: str
+
+
+def rollout_progress(dep: DeploymentState) -> RolloutProgress:
+    def waiting(message: str) -> RolloutProgress:
+        return RolloutProgress(done=False, failed=False, message=message)
+
+    if dep.generation > dep.observed_generation:
+        return waiting("waiting for the Deployment spec update to be observed")
+    if dep.progressing_reason == PROGRESS_DEADLINE_EXCEEDED:
+        return RolloutProgress(False, True, f"deployment {dep.name!r} exceeded its progress deadline")
+    if dep.updated_replicas < dep.replicas:
+        return waiting(f"{dep.updated_replicas} of {dep.replicas} new replicas have been updated")
+    if dep.status_replicas > dep.updated_replicas:
+        old = dep.status_replicas - dep.updated_replicas
+        return waiting(f"{old} old replicas are pending termination")
+    if dep.available_replicas < dep.updated_replicas:
+        return waiting(f"{dep.available_replicas} of {dep.updated_replicas} updated replicas are available")
+    return RolloutProgress(True, False, f"deployment {dep.name!r} successfully rolled out")

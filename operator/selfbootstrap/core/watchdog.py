@@ -1,0 +1,61 @@
+"""The restart watchdog's verdict on the pods of the new ReplicaSet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from .world import PodState
+
+STABLE = "stable"
+CRASH_LOOP = "crashLoopBackOff"
+OOM_KILLED = "oomKilled"
+IMAGE_PULL = "imagePullBackOff"
+NOT_READY = "podsNotReady"
+IMAGE_PULL_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    stable: bool
+    reason: str  # typed: stable, crashLoopBackOff, oomKilled, imagePullBackOff, containerRestarted:<n>, podsNotReady
+    message: str
+
+
+def _signals(pods: Iterable[PodState], restart_threshold: int) -> list[tuple[int, str, str]]:
+    """Every crash signal as (severity, reason, message); lower severity is reported first."""
+    found = []
+    for pod in pods:
+        for c in pod.containers:
+            where = f"pod {pod.name} container {c.name}"
+            if c.waiting_reason == "CrashLoopBackOff":
+                found.append((0, CRASH_LOOP, f"{where} is in CrashLoopBackOff ({c.restart_count} restarts)"))
+            if "OOMKilled" in (c.terminated_reason, c.last_terminated_reason):
+                found.append((1, OOM_KILLED, f"{where} was OOMKilled"))
+            if c.waiting_reason in IMAGE_PULL_REASONS:
+                found.append((2, IMAGE_PULL, f"{where} cannot pull its image ({c.waiting_reason})"))
+            if c.restart_count > restart_threshold:
+                found.append((3, f"containerRestarted:{c.restart_count}",
+                              f"{where} restarted {c.restart_count} times (threshold {restart_threshold})"))
+    return sorted(found)
+
+
+def crash_verdict(pods: Iterable[PodState], restart_threshold: int) -> Verdict:
+    """Crash signals only: used while the rollout is still in progress."""
+    signals = _signals(pods, restart_threshold)
+    if signals:
+        _, reason, message = signals[0]
+        return Verdict(False, reason, message)
+    return Verdict(True, STABLE, "no crash signals")
+
+
+def stability_verdict(pods: Iterable[PodState], restart_threshold: int) -> Verdict:
+    """Crash signals, then readiness: used once the rollout has completed."""
+    pods = list(pods)
+    verdict = crash_verdict(pods, restart_threshold)
+    if not verdict.stable:
+        return verdict
+    unready = sorted(p.name for p in pods if not p.ready)
+    if unready:
+        return Verdict(False, NOT_READY, f"pods not ready: {', '.join(unready)}")
+    return Verdict(True, STABLE, f"{len(pods)} pods stable")

@@ -1,0 +1,302 @@
+"""The SelfBootstrapRun resource: spec and status as pydantic models.
+
+These models are the one source of truth: the CRD's OpenAPI schema in crds/ is
+generated from them (see crdgen.py), and the operator parses and writes the
+resource through them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "selfbootstrap.dev"
+VERSION = "v1alpha1"
+KIND = "SelfBootstrapRun"
+PLURAL = "selfbootstrapruns"
+SINGULAR = "selfbootstraprun"
+SHORT_NAMES = ["sbr"]
+
+RELEASE_ANNOTATION = "selfbootstrap.dev/release-id"
+RUN_ANNOTATION = "selfbootstrap.dev/run"
+CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
+
+HISTORY_LIMIT = 20
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    """One x-kubernetes-validations entry."""
+    entry = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    return entry
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", use_enum_values=True
+    )
+
+    def dump(self) -> dict[str, Any]:
+        """The resource's JSON form: camelCase, without unset optional fields."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# --- spec -------------------------------------------------------------------
+
+
+class DeploymentContext(StrEnum):
+    EXTERNAL = "external"
+    SELF_HOSTED = "selfHosted"
+
+
+class Target(Model):
+    """The Deployment this run changes."""
+
+    deployment: Annotated[str, Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN,
+        description="Name of the target Deployment, in the run's namespace.")]
+    container: Annotated[str | None, Field(
+        default=None, max_length=63, pattern=DNS_LABEL,
+        description="Container whose image is replaced. Optional when the pod has exactly one container.")]
+    deployment_context: Annotated[DeploymentContext, Field(
+        default=DeploymentContext.EXTERNAL,
+        description="external: an ordinary workload; its rollback target must be identifiable. "
+                    "selfHosted: the operator's own Deployment; a rollback may fall back to the previous revision.")]
+
+
+class Release(Model):
+    """The release this run deploys, and optional overrides for release metadata."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        cel("has(self.image) != has(self.podTemplatePatch)",
+            "exactly one of spec.release.image or spec.release.podTemplatePatch must be set"),
+        cel("has(self.image) || has(self.id)",
+            "spec.release.id is required with spec.release.podTemplatePatch", ".id"),
+        cel("!has(self.rollbackReleaseId) || !has(self.id) || self.rollbackReleaseId != self.id",
+            "spec.release.rollbackReleaseId must differ from spec.release.id", ".rollbackReleaseId"),
+    ]})
+
+    id: Annotated[str | None, Field(
+        default=None, min_length=1, max_length=128,
+        description="Requested release id. Recorded on the pod template as the "
+                    f"{RELEASE_ANNOTATION} annotation; defaults to the new image's tag.")]
+    image: Annotated[str | None, Field(
+        default=None, min_length=1, max_length=512,
+        description="New image for the target container.")]
+    pod_template_patch: Annotated[dict[str, Any] | None, Field(
+        default=None,
+        description="Strategic-merge patch applied to the Deployment's pod template "
+                    "(spec.template), instead of an image.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})]
+    previous_release_id: Annotated[str | None, Field(
+        default=None, min_length=1, max_length=128,
+        description="Override for the previous release id; default: read from the Deployment's revisions.")]
+    rollback_release_id: Annotated[str | None, Field(
+        default=None, min_length=1, max_length=128,
+        description="Release to roll back to; default: the previous release.")]
+    change_cause: Annotated[str | None, Field(
+        default=None, max_length=1024,
+        description="Recorded as kubernetes.io/change-cause on the Deployment; default names the run and release.")]
+
+
+class HttpCheck(Model):
+    """An HTTP health check run after the rollout completes."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        cel("self.url.startsWith('http://') || self.url.startsWith('https://')",
+            "spec.health.http.url must be an http:// or https:// URL", ".url"),
+    ]})
+
+    url: Annotated[str, Field(min_length=1, max_length=2048, description="URL probed with GET.")]
+    expected_status: Annotated[int, Field(
+        default=200, ge=100, le=599, description="HTTP status that counts as healthy.")]
+    timeout_seconds: Annotated[float, Field(
+        default=5.0, gt=0, le=300, description="Timeout of one request.")]
+    retries: Annotated[int, Field(
+        default=3, ge=1, le=1000,
+        description="Total attempts (at least 1); the first healthy answer ends the check.")]
+    interval_seconds: Annotated[float, Field(
+        default=5.0, gt=0, le=3600, description="Wait between attempts; none after the last.")]
+
+
+class Health(Model):
+    """Health gating: the rollout must complete, then the optional HTTP check must pass."""
+
+    progress_deadline_seconds: Annotated[int, Field(
+        default=600, ge=1, le=86400,
+        description="How long the rollout may take, from the deploy, before it counts as a deploy failure. "
+                    "The Deployment's own ProgressDeadlineExceeded condition also ends it.")]
+    http: Annotated[HttpCheck | None, Field(default=None, description="Optional HTTP health check.")]
+
+
+class RestartWatchdog(Model):
+    """Polls the new ReplicaSet's pods for restarts and crash loops after the deploy."""
+
+    enabled: Annotated[bool, Field(default=True, description="Run the watchdog after the health gate.")]
+    retries: Annotated[int, Field(
+        default=3, ge=1, le=1000,
+        description="Total observations (at least 1); any unstable one fails the run, all stable passes.")]
+    interval_seconds: Annotated[float, Field(
+        default=10.0, gt=0, le=3600, description="Wait between observations; none after the last.")]
+    restart_threshold: Annotated[int, Field(
+        default=0, ge=0, le=1000,
+        description="Container restarts tolerated per pod; more is unstable.")]
+
+
+class RollbackPolicy(Model):
+    """Which failure classes roll back, and how long the rollback may take."""
+
+    on_deploy_failure: Annotated[bool, Field(
+        default=False, description="Roll back when the patch is refused or the rollout misses its deadline.")]
+    on_health_failure: Annotated[bool, Field(
+        default=True, description="Roll back when the HTTP health check fails.")]
+    on_restart_watchdog_failure: Annotated[bool, Field(
+        default=True, description="Roll back when the restart watchdog finds unstable pods.")]
+    timeout_seconds: Annotated[int, Field(
+        default=600, ge=1, le=86400,
+        description="How long the rolled-back Deployment may take to become available.")]
+
+
+# Lets the API server apply the nested defaults when the whole section is omitted.
+_EMPTY_DEFAULT = {"default": {}}
+
+
+class RunSpec(Model):
+    """One change to one Deployment."""
+
+    target: Annotated[Target, Field(description="The Deployment to change.")]
+    release: Annotated[Release, Field(description="What to deploy.")]
+    health: Annotated[Health, Field(default_factory=Health, description="Health gating.", json_schema_extra=_EMPTY_DEFAULT)]
+    restart_watchdog: Annotated[RestartWatchdog, Field(
+        default_factory=RestartWatchdog, description="Restart watchdog.",
+        json_schema_extra=_EMPTY_DEFAULT)]
+    rollback_policy: Annotated[RollbackPolicy, Field(
+        default_factory=RollbackPolicy, description="Rollback policy per failure class.",
+        json_schema_extra=_EMPTY_DEFAULT)]
+
+
+# --- status -----------------------------------------------------------------
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    DEPLOYING = "Deploying"
+    VERIFYING_HEALTH = "VerifyingHealth"
+    WATCHING_RESTARTS = "WatchingRestarts"
+    ROLLING_BACK = "RollingBack"
+    SUCCEEDED = "Succeeded"
+    ROLLED_BACK = "RolledBack"
+    FAILED = "Failed"
+
+
+TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED})
+
+
+class CIStatus(StrEnum):
+    NOT_RUN = "notRun"
+    PENDING = "pending"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    TIMEOUT = "timeout"
+
+
+class HealthStatus(StrEnum):
+    NOT_RUN = "notRun"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+
+
+class WatchdogStatus(StrEnum):
+    NOT_RUN = "notRun"
+    STABLE = "stable"
+    UNSTABLE = "unstable"
+
+
+class PolicyStatus(StrEnum):
+    NOT_EVALUATED = "notEvaluated"
+    ALLOWED = "allowed"
+    DENIED = "denied"
+
+
+class FailureClass(StrEnum):
+    DEPLOY = "deployFailure"
+    HEALTH = "healthFailure"
+    RESTART_WATCHDOG = "restartWatchdogFailure"
+
+
+class Condition(Model):
+    """A Kubernetes-style condition."""
+
+    type: str
+    status: Annotated[str, Field(json_schema_extra={"enum": ["True", "False", "Unknown"]})]
+    reason: str
+    message: str = ""
+    observed_generation: int | None = None
+    last_transition_time: datetime
+
+
+class Transition(Model):
+    """One entry of the bounded phase history."""
+
+    phase: Phase
+    reason: str
+    message: str = ""
+    at: datetime
+
+
+class RunStatus(Model):
+    """What the operator observed and did; every side effect is recorded here first."""
+
+    phase: Phase | None = None
+    reason: str | None = None
+    message: str | None = None
+    observed_generation: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    phase_started_at: datetime | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    history: Annotated[list[Transition], Field(default_factory=list, max_length=HISTORY_LIMIT)]
+
+    deployed_release_id: str | None = None
+    deployed_revision: int | None = None
+    deployed_replica_set: str | None = None
+    previous_release_id: str | None = None
+    previous_revision: int | None = None
+    previous_replica_set: str | None = None
+    rollback_target_release_id: str | None = None
+    rollback_target_revision: int | None = None
+    rollback_target_replica_set: str | None = None
+    release_metadata_source: str | None = None
+
+    deploy_patched_at: datetime | None = None
+    ci_status: CIStatus = CIStatus.NOT_RUN
+    health_status: HealthStatus = HealthStatus.NOT_RUN
+    health_attempts: int = 0
+    health_checked_at: datetime | None = None
+    restart_watchdog_status: WatchdogStatus = WatchdogStatus.NOT_RUN
+    restart_watchdog_reason: str | None = None
+    restart_watchdog_attempts: int = 0
+    restart_watchdog_checked_at: datetime | None = None
+
+    rollback_policy_status: PolicyStatus = PolicyStatus.NOT_EVALUATED
+    rollback_policy_reason: str | None = None
+    rollback_target_valid: bool | None = None
+    rollback_failure_class: FailureClass | None = None
+    rollback_deployment_context: DeploymentContext | None = None
+    rollback_patched_at: datetime | None = None
+    rollback_healthy: bool | None = None
+
+
+class SelfBootstrapRun(Model):
+    """The whole resource as the operator reads it."""
+
+    spec: RunSpec
+    status: RunStatus = Field(default_factory=RunStatus)
