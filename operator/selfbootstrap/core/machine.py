@@ -145,6 +145,9 @@ def decide(run: Run, world: World, now: datetime) -> Decision:
     phase = run.status.phase or Phase.PENDING
     if phase in TERMINAL_PHASES:
         return draft.decision(None)
+    if run.status.phase is None:
+        draft.enter(Phase.PENDING, "Accepted", "run accepted")
+        return draft.decision(0)
     if world.deployment is None:
         if phase == Phase.ROLLING_BACK:
             draft.set(rollback_healthy=False)

@@ -1,0 +1,13 @@
+# The operator image: docker build -t selfbootstrap-operator:0.1.0 .
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY operator ./operator
+RUN pip install --no-cache-dir --prefix=/install .
+
+FROM python:3.11-slim
+COPY --from=build /install /usr/local
+USER 65532:65532
+ENV PYTHONUNBUFFERED=1
+ENTRYPOINT ["selfbootstrap-operator"]
+CMD ["--liveness=http://0.0.0.0:8080/healthz", "--metrics-port=9090", "--log-format=json"]

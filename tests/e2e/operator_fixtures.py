@@ -1,0 +1,93 @@
+"""Fixtures that install the CRD and run the operator as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD = ROOT / "crds" / "selfbootstrap.dev_selfbootstrapruns.yaml"
+
+
+class OperatorProcess:
+    """`python -m selfbootstrap` against the test cluster; killable and restartable."""
+
+    def __init__(self, kubeconfig: str, log_dir: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_dir = log_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"operator-{self.starts}.log"
+
+    def start(self) -> None:
+        assert self.proc is None or self.proc.poll() is not None, "operator already running"
+        self.starts += 1
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONUNBUFFERED": "1",
+               "SELFBOOTSTRAP_WATCH_SERVER_TIMEOUT": "30"}
+        log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "selfbootstrap", "--standalone", "--verbose",
+             "--liveness=http://127.0.0.1:18080/healthz"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self._wait_alive()
+
+    def _wait_alive(self, timeout: float = 30.0) -> None:
+        import httpx
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc and self.proc.poll() is not None:
+                raise RuntimeError(f"operator exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                if httpx.get("http://127.0.0.1:18080/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"operator not alive within {timeout}s:\n{self.tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no finalizers released; exactly what a node failure does."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+@pytest.fixture(scope="session")
+def crd(cluster, kubectl) -> None:
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    kubectl("wait", "--for=condition=Established", "--timeout=30s",
+            "crd/selfbootstrapruns.selfbootstrap.dev")
+
+
+@pytest.fixture(scope="session")
+def operator(cluster, crd, tmp_path_factory) -> Iterator[OperatorProcess]:
+    proc = OperatorProcess(str(cluster.kubeconfig), tmp_path_factory.mktemp("operator"))
+    proc.start()
+    yield proc
+    proc.stop()
+    print(f"operator logs: {proc.log_dir}")
