@@ -1,0 +1,114 @@
+"""Small helpers the end-to-end tests share: workloads, runs, waits."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from kubernetes import client
+
+GROUP, VERSION, PLURAL = "selfbootstrap.dev", "v1alpha1", "selfbootstrapruns"
+REVISION = "deployment.kubernetes.io/revision"
+REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
+
+
+def poll(predicate: Callable[[], Any], timeout: float, message: Callable[[], str] | str,
+         interval: float = 0.3) -> Any:
+    """Wait until predicate() is truthy; fail with a message that says what was seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            text = message() if callable(message) else message
+            raise AssertionError(f"timed out after {timeout}s: {text}")
+        time.sleep(interval)
+
+
+def create_deployment(namespace: str, name: str, image: str, release: str, replicas: int = 2,
+                      progress_deadline: int = 60) -> dict[str, Any]:
+    body = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "progressDeadlineSeconds": progress_deadline,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}, "annotations": {"selfbootstrap.dev/release-id": release}},
+                "spec": {"containers": [{"name": "app", "image": image}]},
+            },
+        },
+    }
+    apps = client.AppsV1Api()
+    apps.create_namespaced_deployment(namespace, body)
+    poll(lambda: _available(namespace, name, replicas), 60,
+         lambda: f"deployment {name} never became available: {apps.read_namespaced_deployment(name, namespace).status}")
+    return body
+
+
+def _available(namespace: str, name: str, replicas: int) -> bool:
+    dep = client.AppsV1Api().read_namespaced_deployment(name, namespace)
+    s = dep.status
+    return (s.observed_generation or 0) >= dep.metadata.generation and (s.available_replicas or 0) == replicas \
+        and (s.updated_replicas or 0) == replicas and (s.replicas or 0) == replicas
+
+
+def deployment(namespace: str, name: str) -> Any:
+    return client.AppsV1Api().read_namespaced_deployment(name, namespace)
+
+
+def deployment_image(namespace: str, name: str) -> str:
+    return deployment(namespace, name).spec.template.spec.containers[0].image
+
+
+def replica_sets(namespace: str, app: str) -> dict[str, dict[str, Any]]:
+    """Image -> {name, revision, history} for the app's ReplicaSets."""
+    out = {}
+    for rs in client.AppsV1Api().list_namespaced_replica_set(namespace, label_selector=f"app={app}").items:
+        ann = rs.metadata.annotations or {}
+        out[rs.spec.template.spec.containers[0].image] = {
+            "name": rs.metadata.name,
+            "revision": int(ann.get(REVISION, "0")),
+            "history": ann.get(REVISION_HISTORY, ""),
+        }
+    return out
+
+
+def run_body(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SelfBootstrapRun", "metadata": {"name": name}, "spec": spec}
+
+
+def create_run(namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return client.CustomObjectsApi().create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, run_body(name, spec))
+
+
+def get_run(namespace: str, name: str) -> dict[str, Any]:
+    return client.CustomObjectsApi().get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+
+
+def status(namespace: str, name: str) -> dict[str, Any]:
+    return get_run(namespace, name).get("status") or {}
+
+
+def wait_phase(namespace: str, name: str, phases: set[str] | str, timeout: float = 90) -> dict[str, Any]:
+    wanted = {phases} if isinstance(phases, str) else phases
+
+    def seen() -> str:
+        s = status(namespace, name)
+        return f"run {name} is {s.get('phase')} ({s.get('reason')}: {s.get('message')}), wanted {wanted}"
+
+    poll(lambda: status(namespace, name).get("phase") in wanted, timeout, seen)
+    return status(namespace, name)
+
+
+def events_of(namespace: str, name: str, kind: str = "SelfBootstrapRun") -> list[tuple[str, str, str]]:
+    items = client.CoreV1Api().list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={name},involvedObject.kind={kind}").items
+    return [(e.type, e.reason, e.message) for e in items]
+
+
+def condition(st: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in st["conditions"] if c["type"] == type_)

@@ -1,0 +1,63 @@
+"""End-to-end: the operator is SIGKILLed mid-run and the run resumes from status."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from kubernetes import client
+
+from .kube_helpers import create_deployment, create_run, events_of, replica_sets, wait_phase
+
+pytestmark = pytest.mark.e2e
+
+V1, V2 = "registry.example.com/app:v1", "registry.example.com/app:v2"
+
+
+def crash_pods(namespace: str, replica_set: str) -> int:
+    """Act as the kubelet: report the ReplicaSet's containers as crash-looping."""
+    core = client.CoreV1Api()
+    now = datetime.now(timezone.utc).isoformat()
+    pods = [p for p in core.list_namespaced_pod(namespace, label_selector="app=app").items
+            if any(ref.name == replica_set for ref in p.metadata.owner_references or [])]
+    for pod in pods:
+        core.patch_namespaced_pod_status(pod.metadata.name, namespace, {"status": {
+            "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}],
+            "containerStatuses": [{
+                "name": "app", "image": V2, "imageID": "", "ready": False, "restartCount": 4,
+                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off restarting"}},
+                "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": now,
+                                             "finishedAt": now}},
+            }],
+        }})
+    return len(pods)
+
+
+def test_sigkill_during_restart_watchdog_resumes_and_rolls_back_exactly_once(operator, namespace):
+    create_deployment(namespace, "app", V1, "v1")
+    create_run(namespace, "resumed", {
+        "target": {"deployment": "app"}, "release": {"id": "v2", "image": V2},
+        "restartWatchdog": {"retries": 60, "intervalSeconds": 1},
+    })
+    wait_phase(namespace, "resumed", "WatchingRestarts", timeout=60)
+    operator.kill()
+    try:
+        assert crash_pods(namespace, replica_sets(namespace, "app")[V2]["name"]) == 2
+    finally:
+        operator.start()
+
+    st = wait_phase(namespace, "resumed", {"RolledBack", "Failed", "Succeeded"}, timeout=90)
+
+    assert st["phase"] == "RolledBack", st
+    assert (st["restartWatchdogStatus"], st["restartWatchdogReason"]) == ("unstable", "crashLoopBackOff")
+    assert st["rollbackHealthy"] is True
+    rs = replica_sets(namespace, "app")
+    # One undo: v1 re-adopted once (1 -> 3), the v2 ReplicaSet untouched at 2.
+    assert (rs[V1]["revision"], rs[V1]["history"]) == (3, "1")
+    assert (rs[V2]["revision"], rs[V2]["history"]) == (2, "")
+    history = st["history"]
+    entered = [b["phase"] for a, b in zip(history, history[1:]) if a["phase"] != b["phase"]]
+    assert entered.count("RollingBack") == 1 and entered[-1] == "RolledBack"
+    assert [r for _, r, _ in events_of(namespace, "resumed")].count("RollbackPatched") == 1
+    # The run's watchdog count went on from where it was, not from zero.
+    assert st["restartWatchdogAttempts"] >= 2
