@@ -46,6 +46,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = settings.watching.server_timeout + 30
     settings.watching.connect_timeout = 10
     settings.posting.level = logging.WARNING
+    settings.peering.lifetime = int(os.environ.get("SELFBOOTSTRAP_PEERING_LIFETIME", "60"))
     settings.execution.max_workers = int(os.environ.get("SELFBOOTSTRAP_MAX_WORKERS", "20"))
 
 

@@ -277,6 +277,7 @@ class RunStatus(Model):
     release_metadata_source: str | None = None
 
     deploy_patched_at: datetime | None = None
+    crd_generation_at_deploy: int | None = None
     ci_status: CIStatus = CIStatus.NOT_RUN
     health_status: HealthStatus = HealthStatus.NOT_RUN
     health_attempts: int = 0

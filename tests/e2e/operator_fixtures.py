@@ -19,25 +19,29 @@ CRD = ROOT / "crds" / "selfbootstrap.dev_selfbootstrapruns.yaml"
 class OperatorProcess:
     """`python -m selfbootstrap` against the test cluster; killable and restartable."""
 
-    def __init__(self, kubeconfig: str, log_dir: Path) -> None:
+    def __init__(self, kubeconfig: str, log_dir: Path, args: tuple[str, ...] = ("--standalone",),
+                 port: int = 18080, name: str = "operator") -> None:
         self.kubeconfig = kubeconfig
         self.log_dir = log_dir
+        self.args = args
+        self.port = port
+        self.name = name
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     @property
     def log_path(self) -> Path:
-        return self.log_dir / f"operator-{self.starts}.log"
+        return self.log_dir / f"{self.name}-{self.starts}.log"
 
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None, "operator already running"
         self.starts += 1
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONUNBUFFERED": "1",
-               "SELFBOOTSTRAP_WATCH_SERVER_TIMEOUT": "30"}
+               "SELFBOOTSTRAP_WATCH_SERVER_TIMEOUT": "30", "SELFBOOTSTRAP_PEERING_LIFETIME": "10"}
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "selfbootstrap", "--standalone", "--verbose",
-             "--liveness=http://127.0.0.1:18080/healthz"],
+            [sys.executable, "-m", "selfbootstrap", *self.args, "--verbose",
+             f"--liveness=http://127.0.0.1:{self.port}/healthz"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self._wait_alive()
 
@@ -48,12 +52,15 @@ class OperatorProcess:
             if self.proc and self.proc.poll() is not None:
                 raise RuntimeError(f"operator exited with {self.proc.returncode}:\n{self.tail()}")
             try:
-                if httpx.get("http://127.0.0.1:18080/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"operator not alive within {timeout}s:\n{self.tail()}")
+
+    def log(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob(f"{self.name}-*.log")))
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no finalizers released; exactly what a node failure does."""

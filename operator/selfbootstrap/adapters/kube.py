@@ -139,6 +139,7 @@ class Kube:
         self.apps = client.AppsV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
+        self.extensions = client.ApiextensionsV1Api(api_client)
         self.instance = socket.gethostname()
 
     # reads
@@ -178,7 +179,11 @@ class Kube:
             rs_uid = next(rs["metadata"]["uid"] for rs in replica_sets
                           if rs["metadata"]["name"] == current.replica_set)
             pods = tuple(pod_state(p) for p in self.pods_of(namespace, dep, rs_uid))
-        return World(deployment=state, pods=pods,
+        crd_generation = None
+        if run["spec"]["target"].get("deploymentContext") == m.DeploymentContext.SELF_HOSTED:
+            crd = _optional(self.extensions.read_custom_resource_definition, f"{m.PLURAL}.{m.GROUP}")
+            crd_generation = crd["metadata"].get("generation") if crd else None
+        return World(deployment=state, pods=pods, crd_generation=crd_generation,
                      blocking_run=blocking_run(run, self.list_runs(namespace)))
 
     # writes

@@ -181,7 +181,7 @@ def _deploying(d: _Draft, world: World, dep: DeploymentState) -> Decision:
     except ValueError as err:
         return _fail(d, "InvalidTarget", str(err))
     if s.release_metadata_source is None:
-        return _resolve_releases(d, dep, container)
+        return _resolve_releases(d, world, dep, container)
     if _carries_release(dep, spec, s.deployed_release_id, container):
         return _deployed(d)
     if s.deploy_patched_at is not None:
@@ -192,7 +192,7 @@ def _deploying(d: _Draft, world: World, dep: DeploymentState) -> Decision:
     return d.decision(POLL_SECONDS, PatchDeployment(deploy_patch(d.run, dep, container)))
 
 
-def _resolve_releases(d: _Draft, dep: DeploymentState, container: str | None) -> Decision:
+def _resolve_releases(d: _Draft, world: World, dep: DeploymentState, container: str | None) -> Decision:
     """Read the releases around the deploy before patching, and record them first."""
     spec = d.run.spec
     answer = releases.answer_from_deployment(dep, releases.requested_release_id(spec.release), container)
@@ -208,6 +208,7 @@ def _resolve_releases(d: _Draft, dep: DeploymentState, container: str | None) ->
         previous_replica_set=prev.replica_set if prev else None,
         rollback_target_release_id=res.rollback_target_release_id,
         release_metadata_source=res.source,
+        crd_generation_at_deploy=world.crd_generation,
     )
     d.enter(Phase.DEPLOYING, "ReleasesResolved",
             f"deploying release {res.deployed_release_id} (previous: {res.previous_release_id or 'none'}, "
@@ -391,6 +392,8 @@ def _gate_failed(d: _Draft, world: World, failure: FailureClass, reason: str, me
         revisions=dep.revisions if dep else (),
         deployed_replica_set=deployed_rs,
         previous_replica_set=s.previous_replica_set,
+        crd_changed=None not in (world.crd_generation, s.crd_generation_at_deploy)
+        and world.crd_generation != s.crd_generation_at_deploy,
     ))
     d.set(rollback_policy_status=verdict.status, rollback_policy_reason=verdict.reason,
           rollback_target_valid=verdict.target_valid, rollback_failure_class=failure,

@@ -1,6 +1,8 @@
 """The rollback policy: may this failed run roll back, and to which revision?
 
-Rules are evaluated in the older system's order; the first match wins.
+Rules are evaluated in the older system's order; the first match wins. One rule
+is added after the first: a selfHosted run whose deploy changed the operator's
+own CRD is never rolled back automatically.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ TARGET_SAME_AS_DEPLOYED = "rollbackTargetSameAsDeployed"
 TARGET_NOT_FOUND = "rollbackTargetNotFound"
 TARGET_VALIDATED = "rollbackTargetValidated"
 TARGET_UNSPECIFIED = "rollbackTargetUnspecified"
+CRD_CHANGED = "crdChangedSinceDeploy"
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class PolicyInput:
     revisions: Sequence[Revision]
     deployed_replica_set: str | None  # the ReplicaSet running the failed release, if it exists
     previous_replica_set: str | None  # recorded before the deploy
+    crd_changed: bool = False  # selfHosted: the operator's CRD changed after the deploy
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ def evaluate(inp: PolicyInput) -> PolicyDecision:
 
     if not _enabled(inp.policy, inp.failure_class):
         return deny(DISABLED_REASON[inp.failure_class])
+    if inp.crd_changed and inp.context == DeploymentContext.SELF_HOSTED:
+        return deny(CRD_CHANGED)  # CRD versions cannot be downgraded: a human decides
     candidates = [r for r in inp.revisions if r.replica_set != inp.deployed_replica_set]
     if not candidates:
         return deny(NO_PREVIOUS_REVISION)

@@ -65,3 +65,4 @@ class World:
     deployment: DeploymentState | None
     pods: tuple[PodState, ...] = ()  # pods of the Deployment's current ReplicaSet
     blocking_run: str | None = None  # another active run that holds the same Deployment
+    crd_generation: int | None = None  # of this operator's own CRD; observed for selfHosted runs

@@ -1,0 +1,103 @@
+"""End-to-end: runs that target the operator's own Deployment (deploymentContext: selfHosted).
+
+The operator's Deployment here has kwok pods; the operator process itself runs
+outside the cluster, so its replacement is played by starting and stopping
+operator processes that coordinate through kopf peering, as the old and new
+pods of a rolling update do.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from .kube_helpers import create_deployment, create_run, deployment_image, replica_sets, wait_phase
+from .operator_fixtures import CRD, OperatorProcess
+from .test_resume import crash_pods
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+OLD, NEW = "registry.example.com/selfbootstrap-operator:0.1.0", "registry.example.com/selfbootstrap-operator:0.1.1"
+
+
+def self_hosted_spec(image: str, release: str, retries: int = 3) -> dict:
+    return {"target": {"deployment": "app", "deploymentContext": "selfHosted"},
+            "release": {"id": release, "image": image},
+            "restartWatchdog": {"retries": retries, "intervalSeconds": 1}}
+
+
+def test_crash_looping_operator_release_is_rolled_back(operator, namespace):
+    create_deployment(namespace, "app", OLD, "0.1.0")
+    create_run(namespace, "upgrade", self_hosted_spec(OLD.replace("0.1.0", "0.1.1-crashloop"), "0.1.1"))
+
+    st = wait_phase(namespace, "upgrade", {"RolledBack", "Failed", "Succeeded"})
+
+    assert st["phase"] == "RolledBack", st
+    assert st["rollbackDeploymentContext"] == "selfHosted"
+    assert st["rollbackPolicyReason"] == "rollbackTargetValidated"
+    assert deployment_image(namespace, "app") == OLD
+
+
+def test_operator_crd_change_blocks_automatic_rollback(operator, namespace, kubectl):
+    create_deployment(namespace, "app", OLD, "0.1.0")
+    create_run(namespace, "with-crd", self_hosted_spec(NEW, "0.1.1", retries=60))
+    wait_phase(namespace, "with-crd", "WatchingRestarts", timeout=60)
+    ext = client.ApiextensionsV1Api()
+    crd_name = "selfbootstrapruns.selfbootstrap.dev"
+    before = ext.read_custom_resource_definition(crd_name).metadata.generation
+    try:
+        # The release shipped a new CRD (here: a changed column), then it crashes.
+        ext.patch_custom_resource_definition(crd_name, [{
+            "op": "replace", "path": "/spec/versions/0/additionalPrinterColumns/0/description",
+            "value": "changed by the new release"}], _content_type="application/json-patch+json")
+        assert ext.read_custom_resource_definition(crd_name).metadata.generation == before + 1
+        crash_pods(namespace, replica_sets(namespace, "app")[NEW]["name"])
+
+        st = wait_phase(namespace, "with-crd", {"RolledBack", "Failed", "Succeeded"})
+    finally:
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+
+    assert st["phase"] == "Failed"
+    assert (st["rollbackPolicyStatus"], st["rollbackPolicyReason"]) == ("denied", "crdChangedSinceDeploy")
+    assert deployment_image(namespace, "app") == NEW
+
+
+@pytest.fixture
+def peering(operator, kubectl, tmp_path):
+    """Two peered operator instances instead of the standalone one."""
+    kubectl("apply", "-f", str(ROOT / "manifests" / "peering.yaml"))
+    kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/clusterkopfpeerings.kopf.dev")
+    operator.stop()
+    peers = [
+        OperatorProcess(operator.kubeconfig, tmp_path, ("--peering=selfbootstrap", "--priority=200"), 18181, "old"),
+        OperatorProcess(operator.kubeconfig, tmp_path, ("--peering=selfbootstrap", "--priority=100"), 18182, "new"),
+    ]
+    try:
+        for peer in peers:
+            peer.start()
+        yield peers
+    finally:
+        for peer in peers:
+            peer.stop()
+        operator.start()
+
+
+def test_old_operator_keeps_the_run_until_it_is_replaced(peering, namespace):
+    old, new = peering
+    create_deployment(namespace, "app", OLD, "0.1.0")
+    create_run(namespace, "handover", self_hosted_spec(NEW, "0.1.1", retries=60))
+    wait_phase(namespace, "handover", "WatchingRestarts", timeout=60)
+
+    assert f"{namespace}/handover Deployed" in old.log()
+    assert f"{namespace}/handover" not in new.log(), "the lower-priority instance must stay paused"
+
+    old.stop()  # graceful, as when the rolling update terminates the old pod
+    st = wait_phase(namespace, "handover", {"RolledBack", "Failed", "Succeeded"}, timeout=120)
+
+    assert st["phase"] == "Succeeded", st
+    assert f"{namespace}/handover Succeeded" in new.log()
+    assert replica_sets(namespace, "app")[NEW]["revision"] == 2
