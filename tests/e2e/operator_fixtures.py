@@ -30,6 +30,14 @@ class OperatorProcess:
         self.starts = 0
 
     @property
+    def metrics_port(self) -> int:
+        return self.port + 1000
+
+    def metrics(self) -> str:
+        import httpx
+        return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+
+    @property
     def log_path(self) -> Path:
         return self.log_dir / f"{self.name}-{self.starts}.log"
 
@@ -41,7 +49,7 @@ class OperatorProcess:
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "selfbootstrap", *self.args, "--verbose",
-             f"--liveness=http://127.0.0.1:{self.port}/healthz"],
+             f"--liveness=http://127.0.0.1:{self.port}/healthz", f"--metrics-port={self.metrics_port}"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self._wait_alive()
 

@@ -65,7 +65,7 @@ def test_healthy_release_succeeds_with_release_metadata(namespace, kubectl):
     assert "CI" in kubectl("get", "sbr", "-n", namespace, "-o", "wide").splitlines()[0].split()
 
 
-def test_crash_looping_release_is_rolled_back_to_previous_replica_set(namespace):
+def test_crash_looping_release_is_rolled_back_to_previous_replica_set(namespace, operator):
     create_deployment(namespace, "app", V1, "v1")
     create_run(namespace, "broken", run_spec(CRASHING, "v2"))
 
@@ -96,6 +96,9 @@ def test_crash_looping_release_is_rolled_back_to_previous_replica_set(namespace)
     assert condition(st, "Degraded")["reason"] == "restartWatchdogFailure"
     reasons = {reason for _, reason, _ in events_of(namespace, "broken")}
     assert {"RestartWatchdogFailed", "RollingBack", "RollbackPatched", "RolledBack"} <= reasons
+    metrics = operator.metrics()
+    assert 'selfbootstrap_rollbacks_total{failure_class="restartWatchdogFailure"}' in metrics
+    assert 'selfbootstrap_runs_finished_total{phase="RolledBack",reason="RolledBack"}' in metrics
 
 
 def test_denied_policy_leaves_the_deployment_alone(namespace):
