@@ -20,10 +20,11 @@ SPEC = "spec"
 
 def image_tag(image: str) -> str | None:
     """The tag of an image reference, else its digest; None for a bare name."""
-    if "@" in image:
-        return image.rsplit("@", 1)[1]
-    last = image.rsplit("/", 1)[-1]
-    return last.rsplit(":", 1)[1] if ":" in last else None
+    name, _, digest = image.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        return last.rsplit(":", 1)[1]
+    return digest or None
 
 
 def containers_of(template: dict[str, Any]) -> list[dict[str, Any]]:
