@@ -1,0 +1,107 @@
+"""conditions.py: Kubernetes-style conditions derived from the run's phase and outcome."""
+
+from __future__ import annotations
+
+import pytest
+
+from selfbootstrap.core.conditions import derive, set_condition
+from selfbootstrap.models import Condition, RunStatus
+
+from .factories import T0, at
+
+
+def cond(type_: str, status: str, reason: str = "R", message: str = "", when=T0) -> Condition:
+    return Condition(type=type_, status=status, reason=reason, message=message, last_transition_time=when)
+
+
+def by_type(conditions: list[Condition]) -> dict[str, Condition]:
+    return {c.type: c for c in conditions}
+
+
+# --- set_condition ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("old_status, new_status, expected_time", [
+    pytest.param("True", "True", T0, id="unchanged-status-keeps-time"),
+    pytest.param("False", "False", T0, id="unchanged-false-keeps-time"),
+    pytest.param("True", "False", at(60), id="changed-status-updates-time"),
+    pytest.param("Unknown", "True", at(60), id="from-unknown-updates-time"),
+])
+def test_set_condition_transition_time(old_status, new_status, expected_time):
+    old = [cond("Ready", old_status, "Old", "old message", T0)]
+    (got,) = set_condition(old, cond("Ready", new_status, "New", "new message", at(60)))
+    assert (got.status, got.reason, got.message, got.last_transition_time) == (
+        new_status, "New", "new message", expected_time)
+
+
+def test_set_condition_adds_a_new_type_and_keeps_the_others_sorted():
+    old = [cond("Ready", "False", when=T0), cond("Degraded", "True", when=T0)]
+    out = set_condition(old, cond("Progressing", "True", when=at(5)))
+    assert [(c.type, c.status, c.last_transition_time) for c in out] == [
+        ("Degraded", "True", T0), ("Progressing", "True", at(5)), ("Ready", "False", T0)]
+
+
+def test_set_condition_on_empty_list_and_without_mutating_input():
+    old: list[Condition] = [cond("Ready", "True", when=T0)]
+    assert set_condition([], cond("Ready", "True", when=at(1))) == [cond("Ready", "True", when=at(1))]
+    set_condition(old, cond("Ready", "False", when=at(1)))
+    assert old == [cond("Ready", "True", when=T0)]
+
+
+# --- derive -------------------------------------------------------------------
+
+# phase, failure class -> (Progressing, Ready, Degraded, RolledBack)
+@pytest.mark.parametrize("phase, failure, expected", [
+    pytest.param(None, None, ("True", "False", "False", "False"), id="no-phase"),
+    pytest.param("Pending", None, ("True", "False", "False", "False"), id="Pending"),
+    pytest.param("Deploying", None, ("True", "False", "False", "False"), id="Deploying"),
+    pytest.param("VerifyingHealth", None, ("True", "False", "False", "False"), id="VerifyingHealth"),
+    pytest.param("WatchingRestarts", None, ("True", "False", "False", "False"), id="WatchingRestarts"),
+    pytest.param("RollingBack", "healthFailure", ("True", "False", "True", "False"), id="RollingBack"),
+    pytest.param("Succeeded", None, ("False", "True", "False", "False"), id="Succeeded"),
+    pytest.param("RolledBack", "restartWatchdogFailure", ("False", "False", "True", "True"), id="RolledBack"),
+    pytest.param("Failed", None, ("False", "False", "True", "False"), id="Failed"),
+    pytest.param("Failed", "deployFailure", ("False", "False", "True", "False"), id="Failed-with-failure-class"),
+])
+def test_derive_statuses_per_phase(phase, failure, expected):
+    st = RunStatus(phase=phase, reason="Why", message="what happened", rollback_failure_class=failure)
+    got = by_type(derive(st, 4, T0))
+    assert tuple(got[t].status for t in ("Progressing", "Ready", "Degraded", "RolledBack")) == expected
+    assert sorted(got) == ["Degraded", "Progressing", "Ready", "RolledBack"]
+    assert all(c.observed_generation == 4 and c.last_transition_time == T0 for c in got.values())
+
+
+@pytest.mark.parametrize("phase, failure, degraded, rolled_back", [
+    pytest.param("Deploying", None, ("AsExpected", ""), ("NotRolledBack", ""), id="healthy-run"),
+    pytest.param("Failed", None, ("Why", "what happened"), ("NotRolledBack", ""), id="failed-names-reason"),
+    pytest.param("Failed", "deployFailure", ("deployFailure", "what happened"), ("NotRolledBack", ""),
+                 id="failed-names-failure-class"),
+    pytest.param("RolledBack", "healthFailure", ("healthFailure", "what happened"), ("Why", "what happened"),
+                 id="rolled-back"),
+])
+def test_derive_reasons_and_messages(phase, failure, degraded, rolled_back):
+    st = RunStatus(phase=phase, reason="Why", message="what happened", rollback_failure_class=failure)
+    got = by_type(derive(st, 1, T0))
+    assert (got["Degraded"].reason, got["Degraded"].message) == degraded
+    assert (got["RolledBack"].reason, got["RolledBack"].message) == rolled_back
+    assert (got["Progressing"].reason, got["Ready"].reason) == ("Why", "Why")
+
+
+def test_derive_reason_defaults_to_phase_then_unknown():
+    assert by_type(derive(RunStatus(phase="Pending"), 1, T0))["Ready"].reason == "Pending"
+    assert by_type(derive(RunStatus(), 1, T0))["Ready"].reason == "Unknown"
+
+
+def test_derive_keeps_transition_times_of_unchanged_conditions():
+    first = RunStatus(phase="Deploying", reason="Started", conditions=[])
+    first = first.model_copy(update={"conditions": derive(first, 1, T0)})
+    second = first.model_copy(update={"phase": "VerifyingHealth", "reason": "Deployed"})
+    second = second.model_copy(update={"conditions": derive(second, 1, at(10))})
+    done = second.model_copy(update={"phase": "Succeeded", "reason": "Succeeded"})
+    got = by_type(derive(done, 2, at(20)))
+    assert by_type(second.conditions)["Progressing"].last_transition_time == T0
+    assert by_type(second.conditions)["Progressing"].reason == "Deployed"
+    assert (got["Progressing"].status, got["Progressing"].last_transition_time) == ("False", at(20))
+    assert (got["Ready"].status, got["Ready"].last_transition_time) == ("True", at(20))
+    assert (got["Degraded"].status, got["Degraded"].last_transition_time) == ("False", T0)
+    assert got["Degraded"].observed_generation == 2
