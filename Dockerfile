@@ -6,6 +6,9 @@ COPY operator ./operator
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim
+# git: the run's git workflow shells out to the real git (argument lists, never a shell).
+RUN apt-get update && apt-get install -y --no-install-recommends git ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=build /install /usr/local
 USER 65532:65532
 ENV PYTHONUNBUFFERED=1

@@ -165,8 +165,158 @@ class RollbackPolicy(Model):
         description="How long the rolled-back Deployment may take to become available.")]
 
 
-# Lets the API server apply the nested defaults when the whole section is omitted.
-_EMPTY_DEFAULT = {"default": {}}
+def _defaults(model: type[Model]) -> dict[str, Any]:
+    """A section's full defaults, so the API server fills it in when it is omitted
+    (and CEL rules on the section see every field)."""
+    return {"default": model().dump()}
+
+
+# --- spec: the optional git workflow ------------------------------------------------
+
+REPO_PATH = r"^[^/].*$"
+
+
+class GitFile(Model):
+    """A file the change writes, relative to the repository root."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        cel("!self.path.contains('..') && !self.path.startsWith('.git/')",
+            "spec.git.change.files[].path must stay inside the repository", ".path"),
+    ]})
+
+    path: Annotated[str, Field(min_length=1, max_length=1024, pattern=REPO_PATH,
+                               description="Path relative to the repository root.")]
+    content: Annotated[str, Field(max_length=262144, description="Full new content of the file.")]
+
+
+class SetImage(Model):
+    """A structured edit: set the new image in the target Deployment's manifest."""
+
+    path: Annotated[str, Field(min_length=1, max_length=1024, pattern=REPO_PATH,
+                               description="YAML manifest (may hold several documents) with the Deployment.")]
+    image: Annotated[str | None, Field(default=None, min_length=1, max_length=512,
+                                       description="Image to set; default: spec.release.image.")]
+
+
+class GitChange(Model):
+    """What the run changes in the repository: files, or a structured edit."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        cel("has(self.files) != has(self.setImage)",
+            "exactly one of spec.git.change.files or spec.git.change.setImage must be set"),
+    ]})
+
+    files: Annotated[list[GitFile] | None, Field(default=None, min_length=1, max_length=100,
+                                                  description="Files to write.")]
+    set_image: Annotated[SetImage | None, Field(default=None, description="Set the image in a manifest.")]
+
+
+class Validation(Model):
+    """A command run in the working tree after the change; the commit happens only when it passes."""
+
+    command: Annotated[list[str], Field(min_length=1, max_length=64,
+                                        description="Argument list (no shell), e.g. [make, check].")]
+    timeout_seconds: Annotated[int, Field(default=300, ge=1, le=3600, description="Kill the command after this.")]
+
+
+class CommitSettings(Model):
+    message: Annotated[str | None, Field(default=None, max_length=4096,
+                                         description="Commit message; default names the release and the run.")]
+    author_name: Annotated[str, Field(default="selfbootstrap-operator", min_length=1, max_length=256)]
+    author_email: Annotated[str, Field(default="selfbootstrap-operator@users.noreply.local", min_length=3,
+                                       max_length=256)]
+
+
+class SecretKeyRef(Model):
+    name: Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN,
+                               description="Secret in the run's namespace.")]
+    key: Annotated[str, Field(default="token", min_length=1, max_length=253, description="Key holding the token.")]
+
+
+class Credentials(Model):
+    """A token for the git server and the forge API, read from a Secret; never written anywhere."""
+
+    secret_ref: Annotated[SecretKeyRef, Field(description="Where the token is.")]
+    username: Annotated[str, Field(default="x-access-token", min_length=1, max_length=256,
+                                   description="User name sent with the token to the git server.")]
+
+
+class MergeMethod(StrEnum):
+    MERGE = "merge"
+    SQUASH = "squash"
+    REBASE = "rebase"
+
+
+class PullRequestSettings(Model):
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        cel("!self.autoMerge || self.create",
+            "spec.git.pullRequest.autoMerge requires spec.git.pullRequest.create", ".autoMerge"),
+    ]})
+
+    create: Annotated[bool, Field(default=True, description="Open a pull request for the branch.")]
+    title: Annotated[str | None, Field(default=None, max_length=256, description="Default names the release.")]
+    body: Annotated[str | None, Field(default=None, max_length=65536)]
+    auto_merge: Annotated[bool, Field(default=True, description="Merge when CI is green.")]
+    merge_method: Annotated[MergeMethod, Field(default=MergeMethod.MERGE, description="merge, squash or rebase.")]
+
+
+class CISettings(Model):
+    """Polling of the commit's CI status: first check at once, then exponential backoff."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        cel("self.maxIntervalSeconds >= self.initialIntervalSeconds",
+            "spec.git.ci.maxIntervalSeconds must be >= spec.git.ci.initialIntervalSeconds",
+            ".maxIntervalSeconds"),
+    ]})
+
+    required: Annotated[bool, Field(default=True, description="Wait for green CI before merging and deploying.")]
+    initial_interval_seconds: Annotated[float, Field(default=10.0, gt=0, le=3600)]
+    factor: Annotated[float, Field(default=2.0, ge=1, le=10, description="Growth of the wait after each pending.")]
+    max_interval_seconds: Annotated[float, Field(default=60.0, gt=0, le=3600)]
+    timeout_seconds: Annotated[float, Field(default=600.0, gt=0, le=86400, description="Overall limit.")]
+
+
+class ForgeKind(StrEnum):
+    GITHUB = "github"
+
+
+class Forge(Model):
+    kind: Annotated[ForgeKind, Field(default=ForgeKind.GITHUB, description="The forge's API flavour.")]
+    api_url: Annotated[str, Field(default="https://api.github.com", min_length=1, max_length=2048)]
+    repository: Annotated[str | None, Field(
+        default=None, pattern=r"^[^/\s]+/[^/\s]+$",
+        description="owner/name on the forge; default: taken from the repository URL.")]
+
+
+class GitWorkflow(Model):
+    """Propose the change through git: branch, commit, push, pull request, CI, merge; then deploy."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        cel("self.repositoryUrl.startsWith('https://') || self.repositoryUrl.startsWith('http://')",
+            "spec.git.repositoryUrl must be an http(s) URL", ".repositoryUrl"),
+        cel("!self.repositoryUrl.matches('^https?://[^/]*@')",
+            "spec.git.repositoryUrl must not embed credentials; use spec.git.credentials", ".repositoryUrl"),
+        cel("!has(self.branch) || self.branch != self.baseBranch",
+            "spec.git.branch must differ from spec.git.baseBranch", ".branch"),
+    ]})
+
+    repository_url: Annotated[str, Field(min_length=1, max_length=2048, description="Clone URL.")]
+    base_branch: Annotated[str, Field(default="main", min_length=1, max_length=255)]
+    branch: Annotated[str | None, Field(default=None, min_length=1, max_length=255,
+                                        description="Branch to create; default selfbootstrap/<run name>.")]
+    change: Annotated[GitChange, Field(description="The change to make.")]
+    validation: Annotated[Validation | None, Field(default=None, description="Check run before committing.")]
+    commit: Annotated[CommitSettings, Field(default_factory=CommitSettings,
+                                            json_schema_extra=_defaults(CommitSettings))]
+    credentials: Annotated[Credentials | None, Field(default=None, description="Token from a Secret.")]
+    pull_request: Annotated[PullRequestSettings, Field(default_factory=PullRequestSettings,
+                                                        json_schema_extra=_defaults(PullRequestSettings))]
+    ci: Annotated[CISettings, Field(default_factory=CISettings, json_schema_extra=_defaults(CISettings))]
+    forge: Annotated[Forge, Field(default_factory=Forge, json_schema_extra=_defaults(Forge))]
+    revert_on_rollback: Annotated[bool, Field(
+        default=True, description="After a rollback, open a pull request reverting the change in git.")]
+
+
 
 
 class RunSpec(Model):
@@ -174,13 +324,16 @@ class RunSpec(Model):
 
     target: Annotated[Target, Field(description="The Deployment to change.")]
     release: Annotated[Release, Field(description="What to deploy.")]
-    health: Annotated[Health, Field(default_factory=Health, description="Health gating.", json_schema_extra=_EMPTY_DEFAULT)]
+    health: Annotated[Health, Field(default_factory=Health, description="Health gating.",
+                                    json_schema_extra=_defaults(Health))]
     restart_watchdog: Annotated[RestartWatchdog, Field(
         default_factory=RestartWatchdog, description="Restart watchdog.",
-        json_schema_extra=_EMPTY_DEFAULT)]
+        json_schema_extra=_defaults(RestartWatchdog))]
+    git: Annotated[GitWorkflow | None, Field(
+        default=None, description="Optional git workflow before the deploy; without it the run is deploy-only.")]
     rollback_policy: Annotated[RollbackPolicy, Field(
         default_factory=RollbackPolicy, description="Rollback policy per failure class.",
-        json_schema_extra=_EMPTY_DEFAULT)]
+        json_schema_extra=_defaults(RollbackPolicy))]
 
 
 # --- status -----------------------------------------------------------------
@@ -188,6 +341,12 @@ class RunSpec(Model):
 
 class Phase(StrEnum):
     PENDING = "Pending"
+    BRANCHING = "Branching"
+    COMMITTING = "Committing"
+    PUSHING = "Pushing"
+    OPENING_PULL_REQUEST = "OpeningPullRequest"
+    AWAITING_CI = "AwaitingCI"
+    MERGING = "Merging"
     DEPLOYING = "Deploying"
     VERIFYING_HEALTH = "VerifyingHealth"
     WATCHING_RESTARTS = "WatchingRestarts"
@@ -243,6 +402,35 @@ class Condition(Model):
     last_transition_time: datetime
 
 
+class RevertStatus(StrEnum):
+    NOT_NEEDED = "notNeeded"
+    DISABLED = "disabled"
+    OPENED = "opened"
+    FAILED = "failed"
+
+
+class GitStatus(Model):
+    """Where the git workflow is; every remote side effect is recorded here."""
+
+    branch: str | None = None
+    base_sha: str | None = None
+    commit_sha: str | None = None
+    pushed_at: datetime | None = None
+    pull_request_number: int | None = None
+    pull_request_url: str | None = None
+    merge_commit_sha: str | None = None
+    merged_at: datetime | None = None
+    ci_checks: int = 0
+    ci_interval_seconds: float | None = None
+    ci_started_at: datetime | None = None
+    ci_checked_at: datetime | None = None
+    ci_description: str | None = None
+    revert_status: RevertStatus | None = None
+    revert_branch: str | None = None
+    revert_pull_request_number: int | None = None
+    revert_pull_request_url: str | None = None
+
+
 class Transition(Model):
     """One entry of the bounded phase history."""
 
@@ -276,6 +464,7 @@ class RunStatus(Model):
     rollback_target_replica_set: str | None = None
     release_metadata_source: str | None = None
 
+    git: GitStatus | None = None
     deploy_patched_at: datetime | None = None
     crd_generation_at_deploy: int | None = None
     ci_status: CIStatus = CIStatus.NOT_RUN

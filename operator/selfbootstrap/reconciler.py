@@ -21,6 +21,7 @@ from .adapters.kube import JSON_PATCH, STRATEGIC, Kube, api_message
 from .core import machine
 from .core.machine import Decision, Outcome, Run
 from .core.world import World
+from .gitrunner import GitRunner
 from .models import TERMINAL_PHASES, Phase, RunSpec, RunStatus
 
 ERROR_BACKOFF = 5.0
@@ -34,9 +35,14 @@ def utcnow() -> datetime:
 @dataclass
 class Reconciler:
     kube: Kube
+    git: GitRunner = None  # type: ignore[assignment]  # set in __post_init__
     probe: Callable[..., Outcome] = http_probe.probe
     clock: Callable[[], datetime] = utcnow
     logger: logging.Logger = logging.getLogger("selfbootstrap")
+
+    def __post_init__(self) -> None:
+        if self.git is None:
+            self.git = GitRunner(self.kube)
 
     def tick(self, namespace: str, name: str) -> float | None:
         """Advance the run once; return seconds until the next tick, None when it is finished."""
@@ -56,7 +62,8 @@ class Reconciler:
         try:
             run = Run(name=name, generation=obj["metadata"].get("generation", 0),
                       spec=RunSpec.model_validate(obj["spec"]),
-                      status=RunStatus.model_validate(obj.get("status") or {}))
+                      status=RunStatus.model_validate(obj.get("status") or {}),
+                      namespace=namespace, uid=obj["metadata"]["uid"])
         except ValidationError as err:
             return self._reject(obj, err)
         if run.status.phase in TERMINAL_PHASES:
@@ -66,7 +73,7 @@ class Reconciler:
         obj = self._record(obj, run.status, decision)
         if obj is None or decision.action is None:
             return decision.requeue_after if obj is not None else 1.0
-        outcome = self._perform(namespace, run, decision.action)
+        outcome = self._perform(obj, run, decision.action)
         run = replace(run, status=decision.status)
         settled = machine.settle(run, world, decision.action, outcome, self.clock())
         self._record(obj, run.status, settled)
@@ -96,10 +103,12 @@ class Reconciler:
                 self.logger.warning("could not post event %s: %s", event.reason, api_message(err))
         return obj
 
-    def _perform(self, namespace: str, run: Run, action: machine.Action) -> Outcome:
-        deployment = run.spec.target.deployment
+    def _perform(self, obj: dict[str, Any], run: Run, action: machine.Action) -> Outcome:
+        namespace, deployment = run.namespace, run.spec.target.deployment
         if isinstance(action, machine.ProbeHttp):
             return self.probe(action.check)
+        if not isinstance(action, (machine.PatchDeployment, machine.RollbackDeployment)):
+            return self.git.perform(obj, run, action)
         try:
             if isinstance(action, machine.PatchDeployment):
                 self.kube.patch_deployment(namespace, deployment, action.patch, STRATEGIC)

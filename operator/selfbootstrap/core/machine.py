@@ -10,16 +10,16 @@ a tick interrupted anywhere is resumed by deciding again without repeating it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Union
 
 from ..models import (
-    CHANGE_CAUSE_ANNOTATION, HISTORY_LIMIT, RELEASE_ANNOTATION, RUN_ANNOTATION, TERMINAL_PHASES,
-    FailureClass, HealthStatus, HttpCheck, Phase, PolicyStatus, RunSpec, RunStatus, Transition,
-    WatchdogStatus,
+    CHANGE_CAUSE_ANNOTATION, RELEASE_ANNOTATION, RUN_ANNOTATION, TERMINAL_PHASES, FailureClass,
+    HealthStatus, HttpCheck, Phase, RunSpec, WatchdogStatus,
 )
-from . import conditions, policy, releases, rollout, watchdog
+from . import gitflow, policy, releases, rollout, watchdog
+from .draft import Decision, Draft, Event, Outcome, Run
 from .world import DeploymentState, Revision, World
 
 POLL_SECONDS = 2.0  # how often an in-flight rollout is looked at
@@ -59,89 +59,14 @@ class ProbeHttp:
     check: HttpCheck
 
 
-Action = Union[PatchDeployment, RollbackDeployment, ProbeHttp]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a side effect went. `retryable`: a conflict or a passing fault; decide again later."""
-
-    ok: bool
-    message: str = ""
-    retryable: bool = False
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str  # Normal | Warning
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Run:
-    """The run as the core sees it."""
-
-    name: str
-    generation: int
-    spec: RunSpec
-    status: RunStatus
-
-
-@dataclass(frozen=True)
-class Decision:
-    status: RunStatus
-    action: Action | None = None
-    events: tuple[Event, ...] = ()
-    requeue_after: float | None = None  # None: the run is finished
-
-
-@dataclass
-class _Draft:
-    """A mutable status under construction, with the events it raises."""
-
-    run: Run
-    now: datetime
-    status: RunStatus = field(init=False)
-    events: list[Event] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.status = self.run.status.model_copy(deep=True)
-        self.status.observed_generation = self.run.generation
-
-    def set(self, **fields: Any) -> None:
-        self.status = self.status.model_copy(update=fields)
-
-    def event(self, type_: str, reason: str, message: str) -> None:
-        self.events.append(Event(type_, reason, message))
-
-    def enter(self, phase: Phase, reason: str, message: str) -> None:
-        """Record a phase transition (or a new reason within the phase) in status and history."""
-        s = self.status
-        if s.phase == phase and s.reason == reason and s.message == message:
-            return
-        history = s.history
-        if s.phase != phase or s.reason != reason:
-            history = [*history, Transition(phase=phase, reason=reason, message=message, at=self.now)]
-            history = history[-HISTORY_LIMIT:]
-        update: dict[str, Any] = {"phase": phase, "reason": reason, "message": message, "history": history}
-        if s.phase != phase:
-            update["phase_started_at"] = self.now
-        if phase in TERMINAL_PHASES:
-            update["finished_at"] = self.now
-        self.set(**update)
-
-    def decision(self, requeue_after: float | None, action: Action | None = None) -> Decision:
-        self.set(conditions=conditions.derive(self.status, self.run.generation, self.now))
-        done = self.status.phase in TERMINAL_PHASES
-        return Decision(self.status, action, tuple(self.events), None if done else requeue_after)
+Action = Union[PatchDeployment, RollbackDeployment, ProbeHttp, gitflow.GitAction]
 
 
 # --- decide -------------------------------------------------------------------
 
 
 def decide(run: Run, world: World, now: datetime) -> Decision:
-    draft = _Draft(run, now)
+    draft = Draft(run, now)
     phase = run.status.phase or Phase.PENDING
     if phase in TERMINAL_PHASES:
         return draft.decision(None)
@@ -151,8 +76,10 @@ def decide(run: Run, world: World, now: datetime) -> Decision:
     if world.deployment is None:
         if phase == Phase.ROLLING_BACK:
             draft.set(rollback_healthy=False)
-        return _fail(draft, "TargetNotFound",
+        return draft.fail("TargetNotFound",
                      f"deployment {run.spec.target.deployment!r} not found in the run's namespace")
+    if phase in gitflow.GIT_PHASES:
+        return gitflow.decide(draft)
     handler = {
         Phase.PENDING: _pending,
         Phase.DEPLOYING: _deploying,
@@ -163,42 +90,44 @@ def decide(run: Run, world: World, now: datetime) -> Decision:
     return handler(draft, world, world.deployment)
 
 
-def _pending(d: _Draft, world: World, dep: DeploymentState) -> Decision:
+def _pending(d: Draft, world: World, dep: DeploymentState) -> Decision:
     if world.blocking_run:
         d.enter(Phase.PENDING, "Queued",
                 f"waiting for run {world.blocking_run!r}, which holds deployment {dep.name!r}")
         return d.decision(QUEUE_SECONDS)
     d.set(started_at=d.status.started_at or d.now)
-    d.enter(Phase.DEPLOYING, "Started", f"deploying to deployment {dep.name!r}")
+    first = gitflow.first_phase(d)
+    what = "proposing the change in git for" if d.run.spec.git else "deploying to"
+    d.enter(first, "Started", f"{what} deployment {dep.name!r}")
     d.event("Normal", "Started", f"run started for deployment {dep.name!r}")
     return d.decision(0)
 
 
-def _deploying(d: _Draft, world: World, dep: DeploymentState) -> Decision:
+def _deploying(d: Draft, world: World, dep: DeploymentState) -> Decision:
     spec, s = d.run.spec, d.status
     try:
         container = _container(spec, dep)
     except ValueError as err:
-        return _fail(d, "InvalidTarget", str(err))
+        return d.fail("InvalidTarget", str(err))
     if s.release_metadata_source is None:
         return _resolve_releases(d, world, dep, container)
     if _carries_release(dep, spec, s.deployed_release_id, container):
         return _deployed(d)
     if s.deploy_patched_at is not None:
-        return _fail(d, "DeploymentChanged",
+        return d.fail("DeploymentChanged",
                      "the Deployment's template changed after the release was deployed; leaving it alone")
     if dep.paused:
-        return _fail(d, "DeploymentPaused", f"deployment {dep.name!r} is paused; resume it and create a new run")
+        return d.fail("DeploymentPaused", f"deployment {dep.name!r} is paused; resume it and create a new run")
     return d.decision(POLL_SECONDS, PatchDeployment(deploy_patch(d.run, dep, container)))
 
 
-def _resolve_releases(d: _Draft, world: World, dep: DeploymentState, container: str | None) -> Decision:
+def _resolve_releases(d: Draft, world: World, dep: DeploymentState, container: str | None) -> Decision:
     """Read the releases around the deploy before patching, and record them first."""
     spec = d.run.spec
     answer = releases.answer_from_deployment(dep, releases.requested_release_id(spec.release), container)
     res = releases.resolve(spec.release, [answer])
     if res.deployed_release_id is None:
-        return _fail(d, "ReleaseIdUnknown",
+        return d.fail("ReleaseIdUnknown",
                      "the new image has no tag or digest; set spec.release.id")
     prev = res.previous_revision
     d.set(
@@ -216,7 +145,7 @@ def _resolve_releases(d: _Draft, world: World, dep: DeploymentState, container: 
     return d.decision(0)
 
 
-def _deployed(d: _Draft) -> Decision:
+def _deployed(d: Draft) -> Decision:
     s = d.status
     d.set(deploy_patched_at=s.deploy_patched_at or d.now)
     d.enter(Phase.VERIFYING_HEALTH, "Deployed", f"release {s.deployed_release_id} deployed; waiting for the rollout")
@@ -225,16 +154,16 @@ def _deployed(d: _Draft) -> Decision:
     return d.decision(0)
 
 
-def _superseded(d: _Draft, dep: DeploymentState) -> Decision | None:
+def _superseded(d: Draft, dep: DeploymentState) -> Decision | None:
     """Someone else changed the Deployment's template during the run: stop, touch nothing."""
     container = _container_or_none(d.run.spec, dep)
     if _carries_release(dep, d.run.spec, d.status.deployed_release_id, container):
         return None
-    return _fail(d, "DeploymentChanged",
+    return d.fail("DeploymentChanged",
                  "the Deployment's template no longer carries this run's release; another change superseded it")
 
 
-def _verifying_health(d: _Draft, world: World, dep: DeploymentState) -> Decision:
+def _verifying_health(d: Draft, world: World, dep: DeploymentState) -> Decision:
     spec = d.run.spec
     stopped = _superseded(d, dep)
     if stopped:
@@ -265,7 +194,7 @@ def _verifying_health(d: _Draft, world: World, dep: DeploymentState) -> Decision
     return d.decision(check.interval_seconds, ProbeHttp(check))
 
 
-def _healthy(d: _Draft, message: str) -> Decision:
+def _healthy(d: Draft, message: str) -> Decision:
     d.set(health_status=HealthStatus.HEALTHY)
     d.event("Normal", "Healthy", message)
     if not d.run.spec.restart_watchdog.enabled:
@@ -274,7 +203,7 @@ def _healthy(d: _Draft, message: str) -> Decision:
     return d.decision(0)
 
 
-def _watching_restarts(d: _Draft, world: World, dep: DeploymentState) -> Decision:
+def _watching_restarts(d: Draft, world: World, dep: DeploymentState) -> Decision:
     cfg = d.run.spec.restart_watchdog
     stopped = _superseded(d, dep)
     if stopped:
@@ -296,22 +225,22 @@ def _watching_restarts(d: _Draft, world: World, dep: DeploymentState) -> Decisio
     return d.decision(cfg.interval_seconds)
 
 
-def _rolling_back(d: _Draft, world: World, dep: DeploymentState) -> Decision:
+def _rolling_back(d: Draft, world: World, dep: DeploymentState) -> Decision:
     s = d.status
     target = next((r for r in dep.revisions if r.replica_set == s.rollback_target_replica_set), None)
     if target is None:
         d.set(rollback_healthy=False)
-        return _fail(d, "RollbackTargetGone", f"replica set {s.rollback_target_replica_set!r} no longer exists")
+        return d.fail("RollbackTargetGone", f"replica set {s.rollback_target_replica_set!r} no longer exists")
     # The controller renumbers the ReplicaSet it re-adopts: a new revision means the undo happened.
     renumbered = target.revision != s.rollback_target_revision
     if dep.template != target.template:
         if renumbered:
             d.set(rollback_healthy=False)
-            return _fail(d, "DeploymentChanged",
+            return d.fail("DeploymentChanged",
                          "the Deployment's template changed after the rollback; leaving it alone")
         if dep.paused:
             d.set(rollback_healthy=False)
-            return _fail(d, "RollbackRefused", f"deployment {dep.name!r} is paused; cannot roll back")
+            return d.fail("RollbackRefused", f"deployment {dep.name!r} is paused; cannot roll back")
         return d.decision(POLL_SECONDS, RollbackDeployment(target.replica_set, rollback_patch(dep, target)))
     if s.rollback_patched_at is None:
         d.set(rollback_patched_at=d.now)
@@ -324,6 +253,9 @@ def _rolling_back(d: _Draft, world: World, dep: DeploymentState) -> Decision:
     progress = rollout.rollout_progress(dep)
     limit = d.run.spec.rollback_policy.timeout_seconds
     if progress.done:
+        revert = gitflow.revert_action(d)
+        if revert is not None:
+            return d.decision(POLL_SECONDS, revert)
         d.set(rollback_healthy=True)
         d.enter(Phase.ROLLED_BACK, "RolledBack",
                 f"rolled back to release {s.rollback_target_release_id} ({target.replica_set}); available again")
@@ -331,7 +263,7 @@ def _rolling_back(d: _Draft, world: World, dep: DeploymentState) -> Decision:
         return d.decision(None)
     if progress.failed or _elapsed(s.phase_started_at, d.now) > limit:
         d.set(rollback_healthy=False)
-        return _fail(d, "RollbackUnhealthy", f"the rolled-back Deployment did not become available "
+        return d.fail("RollbackUnhealthy", f"the rolled-back Deployment did not become available "
                                              f"within {limit}s: {progress.message}")
     d.enter(Phase.ROLLING_BACK, "RollbackInProgress", progress.message)
     return d.decision(POLL_SECONDS)
@@ -341,10 +273,12 @@ def _rolling_back(d: _Draft, world: World, dep: DeploymentState) -> Decision:
 
 
 def settle(run: Run, world: World, action: Action, outcome: Outcome, now: datetime) -> Decision:
-    d = _Draft(run, now)
+    d = Draft(run, now)
     if outcome.retryable:
         d.event("Warning", "Retrying", outcome.message)
         return d.decision(POLL_SECONDS)
+    if not isinstance(action, (PatchDeployment, RollbackDeployment, ProbeHttp)):
+        return gitflow.settle(d, action, outcome)
     if isinstance(action, PatchDeployment):
         if outcome.ok:
             return _deployed(d)
@@ -357,11 +291,11 @@ def settle(run: Run, world: World, action: Action, outcome: Outcome, now: dateti
             d.event("Normal", "RollbackPatched", d.status.message or "")
             return d.decision(POLL_SECONDS)
         d.set(rollback_healthy=False)
-        return _fail(d, "RollbackRefused", outcome.message)
+        return d.fail("RollbackRefused", outcome.message)
     return _settle_probe(d, world, action, outcome)
 
 
-def _settle_probe(d: _Draft, world: World, probe: ProbeHttp, outcome: Outcome) -> Decision:
+def _settle_probe(d: Draft, world: World, probe: ProbeHttp, outcome: Outcome) -> Decision:
     attempt = d.status.health_attempts + 1
     d.set(health_attempts=attempt, health_checked_at=d.now)
     if outcome.ok:
@@ -378,7 +312,7 @@ def _settle_probe(d: _Draft, world: World, probe: ProbeHttp, outcome: Outcome) -
 # --- gates, policy, endings -------------------------------------------------
 
 
-def _gate_failed(d: _Draft, world: World, failure: FailureClass, reason: str, message: str) -> Decision:
+def _gate_failed(d: Draft, world: World, failure: FailureClass, reason: str, message: str) -> Decision:
     """A gate failed: evaluate the rollback policy, then roll back or fail."""
     spec, s, dep = d.run.spec, d.status, world.deployment
     current = releases.current_revision(dep) if dep else None
@@ -400,7 +334,7 @@ def _gate_failed(d: _Draft, world: World, failure: FailureClass, reason: str, me
           rollback_deployment_context=spec.target.deployment_context)
     d.event("Warning", reason, message)
     if not verdict.allowed:
-        return _fail(d, reason, f"{message}; rollback denied: {verdict.reason}")
+        return d.fail(reason, f"{message}; rollback denied: {verdict.reason}")
     target = verdict.target
     assert target is not None
     d.set(rollback_target_replica_set=target.replica_set, rollback_target_revision=target.revision,
@@ -411,15 +345,9 @@ def _gate_failed(d: _Draft, world: World, failure: FailureClass, reason: str, me
     return d.decision(0)
 
 
-def _succeed(d: _Draft, message: str) -> Decision:
+def _succeed(d: Draft, message: str) -> Decision:
     d.enter(Phase.SUCCEEDED, "Succeeded", message)
     d.event("Normal", "Succeeded", f"release {d.status.deployed_release_id} is live: {message}")
-    return d.decision(None)
-
-
-def _fail(d: _Draft, reason: str, message: str) -> Decision:
-    d.enter(Phase.FAILED, reason, message)
-    d.event("Warning", "Failed", f"{reason}: {message}")
     return d.decision(None)
 
 
@@ -448,7 +376,7 @@ def _carries_release(dep: DeploymentState, spec: RunSpec, release_id: str | None
     return spec.release.image is None or releases.image_of(dep.template, container) == spec.release.image
 
 
-def _record_deployed_revision(d: _Draft, dep: DeploymentState) -> None:
+def _record_deployed_revision(d: Draft, dep: DeploymentState) -> None:
     current = releases.current_revision(dep)
     if current is not None and d.status.deployed_replica_set != current.replica_set:
         d.set(deployed_replica_set=current.replica_set, deployed_revision=current.revision)

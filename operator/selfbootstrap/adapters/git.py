@@ -1,0 +1,167 @@
+"""Git adapter: the real `git`, always through argument lists, credentials only in the environment.
+
+The token travels as an `http.extraHeader` set through GIT_CONFIG_* variables:
+never in a URL, an argument list (visible in /proc), a log line or an error;
+every output that leaves this module is scrubbed of it anyway.
+
+Commits are deterministic (fixed identity and dates, taken from the run), so a
+resumed run that must rebuild its commit gets the same SHA it recorded.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_TIMEOUT = 120
+
+
+class GitError(Exception):
+    """A git step failed; `reason` is a status reason, the message is scrubbed of secrets."""
+
+    def __init__(self, reason: str, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    email: str
+    date: str  # ISO 8601; the same for every commit of one run
+
+
+class GitRemote:
+    """One remote repository, reached with an optional token."""
+
+    def __init__(self, url: str, token: str | None, username: str, workdir: Path) -> None:
+        self.url = url
+        self.workdir = workdir
+        self._secrets = [s for s in (token,) if s]
+        self._env = {
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "HOME": str(workdir),
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LC_ALL": "C",
+        }
+        if token:
+            basic = base64.b64encode(f"{username}:{token}".encode()).decode()
+            self._secrets.append(basic)
+            self._env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
+                              "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"})
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def git(self, *args: str, cwd: Path | None = None, identity: Identity | None = None,
+            timeout: float = DEFAULT_TIMEOUT, reason: str = "GitFailed") -> str:
+        env = dict(self._env)
+        if identity:
+            env.update({"GIT_AUTHOR_NAME": identity.name, "GIT_AUTHOR_EMAIL": identity.email,
+                        "GIT_COMMITTER_NAME": identity.name, "GIT_COMMITTER_EMAIL": identity.email,
+                        "GIT_AUTHOR_DATE": identity.date, "GIT_COMMITTER_DATE": identity.date})
+        try:
+            done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                                  timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise GitError(reason, f"git {args[0]} timed out after {timeout}s", retryable=True) from None
+        if done.returncode != 0:
+            detail = self.scrub((done.stderr or done.stdout).strip().splitlines()[-1:][0]
+                                if (done.stderr or done.stdout).strip() else f"exit {done.returncode}")
+            transient = any(s in detail for s in ("Could not resolve", "Connection refused", "timed out",
+                                                   "returned error: 5"))
+            raise GitError(reason, f"git {args[0]} failed: {detail}", retryable=transient)
+        return done.stdout
+
+    # --- remote refs --------------------------------------------------------
+
+    def head_of(self, branch: str) -> str | None:
+        out = self.git("ls-remote", "--heads", self.url, f"refs/heads/{branch}", reason="RemoteUnreachable")
+        for line in out.splitlines():
+            sha, ref = line.split("\t", 1)
+            if ref == f"refs/heads/{branch}":
+                return sha
+        return None
+
+    def find_commit(self, branch: str, trailer: str, depth: int = 50) -> str | None:
+        """The newest commit on the remote branch whose message carries the trailer."""
+        tree = self.fresh_tree(f"find-{branch}")
+        self.git("init", "-q", str(tree))
+        self.git("fetch", "-q", f"--depth={depth}", self.url, f"refs/heads/{branch}", cwd=tree)
+        log = self.git("log", "--format=%H%x00%B%x01", "FETCH_HEAD", cwd=tree)
+        for entry in log.split("\x01"):
+            sha, _, body = entry.strip().partition("\x00")
+            if trailer in body.splitlines():
+                return sha
+        return None
+
+    # --- working trees ------------------------------------------------------
+
+    def fresh_tree(self, name: str) -> Path:
+        path = self.workdir / hashlib.sha256(name.encode()).hexdigest()[:16]
+        shutil.rmtree(path, ignore_errors=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def checkout(self, name: str, base_branch: str, start: str, branch: str) -> Path:
+        """A clone of the base branch with `branch` created at `start`."""
+        tree = self.fresh_tree(name)
+        self.git("clone", "-q", "--no-tags", "--single-branch", "--branch", base_branch, self.url, str(tree),
+                 reason="CloneFailed")
+        self.git("checkout", "-q", "-B", branch, start, cwd=tree, reason="CloneFailed")
+        return tree
+
+    def commit_all(self, tree: Path, message: str, identity: Identity) -> str | None:
+        """Commit every change in the tree; None when there is nothing to commit."""
+        self.git("add", "-A", cwd=tree)
+        if not self.git("status", "--porcelain", cwd=tree).strip():
+            return None
+        self._commit(tree, message, identity)
+        return self.git("rev-parse", "HEAD", cwd=tree).strip()
+
+    def _commit(self, tree: Path, message: str, identity: Identity) -> None:
+        msg_file = tree.parent / f"{tree.name}.msg"
+        msg_file.write_text(message)
+        try:
+            self.git("commit", "-q", "--no-verify", "-F", str(msg_file), cwd=tree, identity=identity,
+                     reason="CommitFailed")
+        finally:
+            msg_file.unlink(missing_ok=True)
+
+    def push(self, tree: Path, sha: str, branch: str) -> None:
+        """Create the remote branch at sha; never force."""
+        self.git("push", "-q", self.url, f"{sha}:refs/heads/{branch}", cwd=tree, reason="PushFailed")
+
+    def parents(self, tree: Path, sha: str) -> int:
+        return len(self.git("rev-list", "--parents", "-n", "1", sha, cwd=tree).split()) - 1
+
+    def revert(self, tree: Path, sha: str, message: str, identity: Identity) -> str:
+        self.git("fetch", "-q", self.url, sha, cwd=tree, reason="RevertFailed")
+        mainline = ["-m", "1"] if self.parents(tree, sha) > 1 else []
+        self.git("revert", "--no-commit", *mainline, sha, cwd=tree, identity=identity, reason="RevertFailed")
+        self._commit(tree, message, identity)
+        return self.git("rev-parse", "HEAD", cwd=tree).strip()
+
+
+def run_validation(command: list[str], tree: Path, timeout: float, scrub) -> tuple[bool, str]:
+    """Run the user's check in the working tree, without any credentials in its environment."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tree), "LC_ALL": "C"}
+    try:
+        done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout,
+                              check=False)
+    except FileNotFoundError:
+        return False, f"validation command not found: {command[0]}"
+    except subprocess.TimeoutExpired:
+        return False, f"validation command timed out after {timeout}s"
+    tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])
+    return done.returncode == 0, scrub(f"exit {done.returncode}: {tail}" if tail else f"exit {done.returncode}")
