@@ -1,0 +1,222 @@
+"""The git phases of the state machine: every transition of decide() and settle()."""
+
+from __future__ import annotations
+
+import pytest
+
+from selfbootstrap.core import gitflow, machine
+from selfbootstrap.core.draft import Outcome, Run
+from selfbootstrap.models import GitStatus, RunStatus
+
+from .factories import T0, at, deployed, rolled_back, rolling_back, spec, world
+
+GIT = {"repositoryUrl": "https://git.example.com/acme/web.git",
+       "change": {"setImage": {"path": "deploy/web.yaml"}}}
+SHA, BASE, MERGE = "c" * 40, "b" * 40, "m" * 40
+
+
+def git_run(phase: str | None, spec_git: dict | None = None, gs: dict | None = None, **status) -> Run:
+    """A run with spec.git (GIT merged with spec_git) and status.git (from gs)."""
+    st = RunStatus(phase=phase, phase_started_at=T0, git=GitStatus(**gs) if gs else None, **status)
+    return Run(name="run-1", generation=1, spec=spec(git={**GIT, **(spec_git or {})}), status=st,
+               namespace="apps", uid="u-1")
+
+
+def decide(run: Run, now=T0) -> machine.Decision:
+    return machine.decide(run, world(deployed()), now)
+
+
+def settle(run: Run, action, outcome: Outcome, now=T0) -> machine.Decision:
+    return machine.settle(run, world(deployed()), action, outcome, now)
+
+
+def ok(**data) -> Outcome:
+    return Outcome(ok=True, data=data)
+
+
+def test_pending_with_git_starts_with_branching():
+    d = decide(git_run("Pending"))
+    assert (d.status.phase, d.status.reason) == ("Branching", "Started")
+
+
+def test_branching_asks_for_the_default_branch_and_the_run_trailer():
+    d = decide(git_run("Branching"))
+    assert d.action == gitflow.ResolveBranch("selfbootstrap/run-1", "main", "Selfbootstrap-Run: apps/run-1/u-1")
+
+
+@pytest.mark.parametrize("data, phase, reason, git_fields", [
+    ({"base_sha": BASE, "branch_exists": False, "run_commit": None}, "Committing", "BranchReady",
+     {"branch": "b", "base_sha": BASE, "commit_sha": None}),
+    ({"base_sha": BASE, "branch_exists": True, "run_commit": SHA}, "OpeningPullRequest", "Pushed",
+     {"commit_sha": SHA}),
+    ({"base_sha": BASE, "branch_exists": True, "run_commit": None}, "Failed", "BranchExists", {}),
+], ids=["new-branch", "resumed-branch-holds-run-commit", "foreign-branch"])
+def test_resolve_branch_outcomes(data, phase, reason, git_fields):
+    d = settle(git_run("Branching"), gitflow.ResolveBranch("b", "main", "t"), ok(**data))
+    assert (d.status.phase, d.status.reason) == (phase, reason)
+    for key, value in git_fields.items():
+        assert getattr(d.status.git, key) == value
+
+
+def test_committing_builds_a_message_with_the_trailer():
+    d = decide(git_run("Committing", spec_git={"branch": "feature/v3"},
+                       gs={"branch": "feature/v3", "base_sha": BASE}))
+    assert isinstance(d.action, gitflow.CommitChange)
+    assert (d.action.branch, d.action.base_sha) == ("feature/v3", BASE)
+    assert d.action.message.startswith("Deploy release v3 to web")
+    assert d.action.message.rstrip().endswith("Selfbootstrap-Run: apps/run-1/u-1")
+
+
+@pytest.mark.parametrize("outcome, phase, reason", [
+    (ok(commit_sha=SHA), "Pushing", "Committed"),
+    (ok(nothing_to_commit=True), "Deploying", "NothingToCommit"),
+    (Outcome(ok=False, message="validation failed, nothing committed: exit 2", data={"reason": "ValidationFailed"}),
+     "Failed", "ValidationFailed"),
+], ids=["committed", "no-change", "validation-failed"])
+def test_commit_outcomes(outcome, phase, reason):
+    action = gitflow.CommitChange("b", BASE, "m", "t")
+    d = settle(git_run("Committing", gs={"branch": "b", "base_sha": BASE}), action, outcome)
+    assert (d.status.phase, d.status.reason) == (phase, reason)
+    if phase == "Failed":
+        assert "nothing was deployed" in d.status.message and d.action is None and d.requeue_after is None
+
+
+def test_pushing_repeats_the_commit_inputs_and_the_recorded_sha():
+    d = decide(git_run("Pushing", gs={"branch": "b", "base_sha": BASE, "commit_sha": SHA}))
+    assert isinstance(d.action, gitflow.PushBranch) and d.action.commit_sha == SHA
+    assert d.action.commit.base_sha == BASE
+
+
+@pytest.mark.parametrize("git, phase", [
+    ({}, "OpeningPullRequest"),
+    ({"pullRequest": {"create": False, "autoMerge": False}}, "AwaitingCI"),
+    ({"pullRequest": {"create": False, "autoMerge": False}, "ci": {"required": False}}, "Deploying"),
+], ids=["pull-request", "ci-without-pull-request", "neither"])
+def test_after_the_push(git, phase):
+    action = gitflow.PushBranch(gitflow.CommitChange("b", BASE, "m", "t"), SHA)
+    d = settle(git_run("Pushing", spec_git=git, gs={"branch": "b", "commit_sha": SHA}), action, ok())
+    assert d.status.phase == phase and d.status.git.pushed_at == T0
+    assert ("Normal", "Pushed") in [(e.type, e.reason) for e in d.events]
+
+
+@pytest.mark.parametrize("git, phase, ci", [
+    ({}, "AwaitingCI", "pending"),
+    ({"ci": {"required": False}}, "Merging", "notRun"),
+], ids=["ci-required", "ci-not-required"])
+def test_pull_request_opened(git, phase, ci):
+    action = gitflow.OpenPullRequest("b", "main", "t", "body")
+    d = settle(git_run("OpeningPullRequest", spec_git=git, gs={"branch": "b", "commit_sha": SHA}), action,
+               ok(number=7, url="https://forge/pr/7"))
+    assert (d.status.phase, d.status.ci_status) == (phase, ci)
+    assert (d.status.git.pull_request_number, d.status.git.pull_request_url) == (7, "https://forge/pr/7")
+
+
+def awaiting(**git) -> Run:
+    return git_run("AwaitingCI", ci_status="pending",
+                   gs={"branch": "b", "commit_sha": SHA, "pull_request_number": 7, "ci_started_at": T0,
+                              **git})
+
+
+def test_first_ci_check_is_immediate_then_waits_the_interval():
+    assert decide(awaiting()).action == gitflow.CheckCI(SHA)
+    waiting = decide(awaiting(ci_checked_at=T0, ci_interval_seconds=20, ci_checks=2), now=at(5))
+    assert (waiting.action, waiting.requeue_after) == (None, 15)
+    assert decide(awaiting(ci_checked_at=T0, ci_interval_seconds=20), now=at(20)).action == gitflow.CheckCI(SHA)
+
+
+@pytest.mark.parametrize("state, now, phase, reason, ci, requeue", [
+    ("pending", 0, "AwaitingCI", "CIPending", "pending", 10),
+    ("success", 0, "Merging", "ReadyToMerge", "success", 0),
+    ("failure", 0, "Failed", "CIFailed", "failure", None),
+    ("pending", 600, "Failed", "CITimedOut", "timeout", None),
+], ids=["pending", "success", "failure", "timeout"])
+def test_ci_answers(state, now, phase, reason, ci, requeue):
+    d = settle(awaiting(), gitflow.CheckCI(SHA), ok(state=state, description="d"), now=at(now))
+    assert (d.status.phase, d.status.reason, d.status.ci_status, d.requeue_after) == (phase, reason, ci, requeue)
+    assert d.status.git.ci_checks == 1
+
+
+def test_ci_success_without_pull_request_deploys():
+    run = git_run("AwaitingCI", spec_git={"pullRequest": {"create": False, "autoMerge": False}},
+                  gs={"branch": "b", "commit_sha": SHA, "ci_started_at": T0})
+    d = settle(run, gitflow.CheckCI(SHA), ok(state="success"))
+    assert (d.status.phase, d.status.reason) == ("Deploying", "ReadyToDeploy")
+
+
+def merging(git: dict | None = None) -> Run:
+    return git_run("Merging", spec_git=git, ci_status="success",
+                   gs={"branch": "b", "commit_sha": SHA, "pull_request_number": 7})
+
+
+def test_auto_merge_is_guarded_by_the_tested_sha():
+    d = decide(merging({"pullRequest": {"mergeMethod": "squash"}}))
+    assert d.action == gitflow.MergePullRequest(7, SHA, "squash", "Deploy release v3 (#7)")
+
+
+@pytest.mark.parametrize("outcome, phase, reason", [
+    (ok(merge_sha=MERGE, merged=True), "Deploying", "Merged"),
+    (Outcome(ok=False, message="the forge refused the merge: 405 not mergeable", data={"reason": "MergeRefused"}),
+     "Failed", "MergeRefused"),
+], ids=["merged", "refused"])
+def test_merge_outcomes(outcome, phase, reason):
+    d = settle(merging(), gitflow.MergePullRequest(7, SHA, "merge", "t"), outcome)
+    assert (d.status.phase, d.status.reason) == (phase, reason)
+    if phase == "Deploying":
+        assert (d.status.git.merge_commit_sha, d.status.git.merged_at) == (MERGE, T0)
+    else:
+        assert "405 not mergeable" in d.status.message
+
+
+@pytest.mark.parametrize("data, phase, reason", [
+    ({"merged": True, "state": "closed", "merge_sha": MERGE}, "Deploying", "Merged"),
+    ({"merged": False, "state": "closed"}, "Failed", "PullRequestClosed"),
+    ({"merged": False, "state": "open"}, "Merging", "AwaitingMerge"),
+], ids=["merged-by-a-human", "closed", "still-open"])
+def test_manual_merge_is_awaited(data, phase, reason):
+    run = merging({"pullRequest": {"autoMerge": False}})
+    assert decide(run).action == gitflow.CheckPullRequest(7)
+    d = settle(run, gitflow.CheckPullRequest(7), ok(**data))
+    assert (d.status.phase, d.status.reason) == (phase, reason)
+
+
+def test_a_retryable_failure_changes_nothing_but_says_so():
+    run = awaiting()
+    d = settle(run, gitflow.CheckCI(SHA), Outcome(ok=False, message="503", retryable=True))
+    assert (d.status.phase, d.status.git, d.requeue_after) == ("AwaitingCI", run.status.git, machine.POLL_SECONDS)
+    assert [e.reason for e in d.events] == ["Retrying"]
+
+
+def rolled_back_run(git: dict | None = None, **git_status) -> Run:
+    st = rolling_back(rollback_patched_at=T0, git=GitStatus(branch="b", commit_sha=SHA, **git_status))
+    return Run(name="run-1", generation=1, spec=spec(git={**GIT, **(git or {})}), status=st,
+               namespace="apps", uid="u-1")
+
+
+def test_rolled_back_git_run_opens_a_revert_pull_request_before_finishing():
+    run = rolled_back_run(merge_commit_sha=MERGE)
+    d = machine.decide(run, world(rolled_back()), at(5))
+    assert isinstance(d.action, gitflow.OpenRevertPullRequest)
+    assert (d.action.branch, d.action.base, d.action.merge_sha) == ("b-revert", "main", MERGE)
+
+    settled = machine.settle(run, world(rolled_back()), d.action, ok(number=9, url="u9", branch="b-revert"), at(6))
+    assert settled.status.git.revert_status == "opened" and settled.status.phase == "RollingBack"
+    final = machine.decide(Run(run.name, 1, run.spec, settled.status, "apps", "u-1"), world(rolled_back()), at(7))
+    assert (final.status.phase, final.status.git.revert_pull_request_number) == ("RolledBack", 9)
+
+
+@pytest.mark.parametrize("git, git_status, revert", [
+    ({"revertOnRollback": False}, {"merge_commit_sha": MERGE}, "disabled"),
+    ({}, {}, "notNeeded"),
+], ids=["disabled-by-policy", "never-merged"])
+def test_no_revert_pull_request(git, git_status, revert):
+    d = machine.decide(rolled_back_run(git, **git_status), world(rolled_back()), at(5))
+    assert (d.status.phase, d.status.git.revert_status, d.action) == ("RolledBack", revert, None)
+
+
+def test_failed_revert_is_recorded_and_the_rollback_still_finishes():
+    run = rolled_back_run(merge_commit_sha=MERGE)
+    action = machine.decide(run, world(rolled_back()), at(5)).action
+    settled = machine.settle(run, world(rolled_back()), action, Outcome(ok=False, message="push refused"), at(6))
+    assert settled.status.git.revert_status == "failed"
+    final = machine.decide(Run(run.name, 1, run.spec, settled.status, "apps", "u-1"), world(rolled_back()), at(7))
+    assert final.status.phase == "RolledBack" and final.status.rollback_healthy is True
