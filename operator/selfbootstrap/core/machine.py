@@ -124,11 +124,12 @@ def _deploying(d: Draft, world: World, dep: DeploymentState) -> Decision:
 def _resolve_releases(d: Draft, world: World, dep: DeploymentState, container: str | None) -> Decision:
     """Read the releases around the deploy before patching, and record them first."""
     spec = d.run.spec
-    answer = releases.answer_from_deployment(dep, releases.requested_release_id(spec.release), container)
-    res = releases.resolve(spec.release, [answer])
-    if res.deployed_release_id is None:
+    requested = releases.requested_release_id(spec.release)
+    if requested is None:  # the Deployment's current release is the one being replaced, never the new one
         return d.fail("ReleaseIdUnknown",
                      "the new image has no tag or digest; set spec.release.id")
+    answer = releases.answer_from_deployment(dep, requested, container)
+    res = releases.resolve(spec.release, [answer])
     prev = res.previous_revision
     d.set(
         deployed_release_id=res.deployed_release_id,

@@ -1,0 +1,862 @@
+"""machine.py: every transition of decide() and settle() for a deploy-only run.
+
+The scenario (see factories.py): Deployment "web" runs v2 (rs-2) after v1 (rs-1);
+the run deploys v3. The clock is fixed: T0 and at(seconds).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from selfbootstrap.core import machine
+from selfbootstrap.core.machine import (
+    POLL_SECONDS, QUEUE_SECONDS, Outcome, PatchDeployment, ProbeHttp, RollbackDeployment,
+)
+from selfbootstrap.models import (
+    CHANGE_CAUSE_ANNOTATION, HISTORY_LIMIT, RELEASE_ANNOTATION, RUN_ANNOTATION, RunStatus, Transition,
+)
+
+from .factories import (
+    IMAGE, REV1, REV2, REV3, RUN, T0, at, container, deployed, deployment, image, pod, rev, rolled_back,
+    rolling_back, resolved, run, spec, status, tmpl, verifying, watching, world,
+)
+
+HEALTHY_POD = pod("web-1")
+CRASHING_POD = pod("web-1", container(waiting_reason="CrashLoopBackOff", restart_count=3, ready=False),
+                   ready=False)
+UNREADY_POD = pod("web-1", container(ready=False), ready=False)
+HTTP = {"health": {"http": {"url": "http://web/healthz", "retries": 3, "intervalSeconds": 5}}}
+NO_WATCHDOG = {"restartWatchdog": {"enabled": False}}
+SELF_HOSTED = {"target": {"deploymentContext": "selfHosted"}}
+
+
+def decide(st: RunStatus | None, w, sp=None, now=T0, generation: int = 1) -> machine.Decision:
+    return machine.decide(run(st, sp, generation=generation), w, now)
+
+
+def settle(st: RunStatus, w, action, outcome: Outcome, sp=None, now=T0) -> machine.Decision:
+    return machine.settle(run(st, sp), w, action, outcome, now)
+
+
+def where(decision) -> tuple[str | None, str | None]:
+    return decision.status.phase, decision.status.reason
+
+
+def events(decision) -> list[tuple[str, str]]:
+    return [(e.type, e.reason) for e in decision.events]
+
+
+def transitions(decision) -> list[tuple[str, str]]:
+    return [(t.phase, t.reason) for t in decision.status.history]
+
+
+def conditions(decision) -> dict[str, str]:
+    return {c.type: c.status for c in decision.status.conditions}
+
+
+def unchanged(before: RunStatus, after: RunStatus) -> bool:
+    """Equal apart from what every decision refreshes (observedGeneration, conditions)."""
+    skip = {"observed_generation", "conditions"}
+    return before.model_dump(exclude=skip) == after.model_dump(exclude=skip)
+
+
+def assert_finished(decision, phase: str, reason: str, now=T0) -> None:
+    assert where(decision) == (phase, reason)
+    assert decision.status.finished_at == now
+    assert decision.requeue_after is None
+    assert decision.action is None
+    assert transitions(decision)[-1] == (phase, reason)
+
+
+# --- new runs, Pending, the target disappearing, terminal runs ----------------------------
+
+
+@pytest.mark.parametrize("dep", [pytest.param(deployment(), id="deployment-present"),
+                                 pytest.param(None, id="deployment-absent")])
+def test_new_run_is_accepted(dep):
+    d = decide(None, world(dep), generation=3)
+    assert where(d) == ("Pending", "Accepted")
+    assert (d.action, d.events, d.requeue_after) == (None, (), 0)
+    assert d.status.history == [Transition(phase="Pending", reason="Accepted", message="run accepted", at=T0)]
+    assert (d.status.observed_generation, d.status.phase_started_at, d.status.started_at) == (3, T0, None)
+    assert conditions(d) == {"Progressing": "True", "Ready": "False", "Degraded": "False", "RolledBack": "False"}
+    assert all(c.observed_generation == 3 for c in d.status.conditions)
+
+
+def test_pending_run_is_queued_behind_a_blocking_run():
+    accepted = decide(None, world(deployment())).status
+    d = decide(accepted, world(deployment(), blocking_run="run-0"), now=at(1))
+    assert where(d) == ("Pending", "Queued")
+    assert "run-0" in d.status.message and "'web'" in d.status.message
+    assert (d.action, d.requeue_after, d.status.started_at) == (None, QUEUE_SECONDS, None)
+    assert transitions(d) == [("Pending", "Accepted"), ("Pending", "Queued")]
+    assert d.status.phase_started_at == T0, "a new reason within the phase keeps the phase's start"
+
+    again = decide(d.status, world(deployment(), blocking_run="run-0"), now=at(6))
+    assert unchanged(d.status, again.status), "waiting in the queue adds no history"
+
+
+@pytest.mark.parametrize("blocking", [pytest.param(None, id="free"), pytest.param("", id="empty-name")])
+def test_pending_run_starts_deploying(blocking):
+    d = decide(status(phase="Pending", reason="Queued"), world(deployment(), blocking_run=blocking), now=at(7))
+    assert where(d) == ("Deploying", "Started")
+    assert (d.status.started_at, d.status.phase_started_at) == (at(7), at(7))
+    assert (d.action, d.requeue_after) == (None, 0)
+    assert events(d) == [("Normal", "Started")]
+
+
+def test_started_at_is_kept_when_already_set():
+    d = decide(status(phase="Pending", reason="Queued", started_at=T0), world(deployment()), now=at(9))
+    assert d.status.started_at == T0
+
+
+@pytest.mark.parametrize("st, rollback_healthy", [
+    pytest.param(status(phase="Pending", reason="Accepted"), None, id="Pending"),
+    pytest.param(resolved(), None, id="Deploying"),
+    pytest.param(verifying(), None, id="VerifyingHealth"),
+    pytest.param(watching(), None, id="WatchingRestarts"),
+    pytest.param(rolling_back(), False, id="RollingBack"),
+])
+def test_target_missing_fails_the_run(st, rollback_healthy):
+    d = decide(st, world(None), now=at(3))
+    assert_finished(d, "Failed", "TargetNotFound", now=at(3))
+    assert "'web' not found" in d.status.message
+    assert d.status.rollback_healthy is rollback_healthy
+    assert events(d) == [("Warning", "Failed")]
+    assert conditions(d)["Degraded"] == "True"
+
+
+@pytest.mark.parametrize("phase", ["Succeeded", "RolledBack", "Failed"])
+def test_terminal_runs_stay_put(phase):
+    st = status(phase=phase, reason="Done", finished_at=T0,
+                history=[Transition(phase=phase, reason="Done", at=T0)])
+    d = decide(st, world(None), now=at(100))
+    assert unchanged(st, d.status)
+    assert (d.action, d.events, d.requeue_after) == (None, (), None)
+
+
+# --- Deploying: resolve releases first ----------------------------------------------------
+
+
+@pytest.mark.parametrize("release, expected", [
+    pytest.param({}, ("v3", "v2", 2, "rs-2", "v2", "deploymentRevisions"), id="from-deployment-revisions"),
+    pytest.param({"id": "rel-3"}, ("rel-3", "v2", 2, "rs-2", "v2", "deploymentRevisions"), id="spec-id"),
+    pytest.param({"previousReleaseId": "v1"}, ("v3", "v1", 2, "rs-2", "v1", "spec"), id="spec-previous"),
+    pytest.param({"rollbackReleaseId": "v1"}, ("v3", "v2", 2, "rs-2", "v1", "deploymentRevisions"),
+                 id="spec-rollback-target"),
+])
+def test_deploying_resolves_releases_before_anything_else(release, expected):
+    st = status(phase="Deploying", reason="Started", started_at=T0)
+    d = decide(st, world(deployment(), crd_generation=7), sp=spec(release=release), now=at(1))
+    s = d.status
+    assert where(d) == ("Deploying", "ReleasesResolved")
+    assert (s.deployed_release_id, s.previous_release_id, s.previous_revision, s.previous_replica_set,
+            s.rollback_target_release_id, s.release_metadata_source) == expected
+    assert s.crd_generation_at_deploy == 7
+    assert (d.action, d.requeue_after, s.deploy_patched_at) == (None, 0, None)
+    assert transitions(d)[-1] == ("Deploying", "ReleasesResolved")
+
+
+def test_resolving_when_the_deployment_already_runs_the_release():
+    d = decide(status(phase="Deploying", reason="Started"), world(deployed()))
+    s = d.status
+    assert (s.deployed_release_id, s.previous_release_id, s.previous_replica_set) == ("v3", "v2", "rs-2")
+
+
+def test_resolving_without_any_revision():
+    d = decide(status(phase="Deploying", reason="Started"), world(deployment(revisions=())))
+    s = d.status
+    assert (s.deployed_release_id, s.previous_release_id, s.previous_revision, s.rollback_target_release_id) == (
+        "v3", None, None, None)
+
+
+TWO_CONTAINERS = tmpl("v2", containers=[{"name": "app", "image": image("v2")},
+                                        {"name": "sidecar", "image": "reg/proxy:1"}])
+
+
+@pytest.mark.parametrize("template, target, message", [
+    pytest.param(tmpl("v2"), {"container": "sidecar"}, "container 'sidecar' not found", id="named-absent"),
+    pytest.param(TWO_CONTAINERS, {}, "spec.target.container is required", id="ambiguous"),
+])
+@pytest.mark.parametrize("st", [pytest.param(status(phase="Deploying", reason="Started"), id="unresolved"),
+                                pytest.param(resolved(), id="resolved")])
+def test_invalid_container_fails(template, target, message, st):
+    d = decide(st, world(deployment(template)), sp=spec(target=target))
+    assert_finished(d, "Failed", "InvalidTarget")
+    assert message in d.status.message
+
+
+@pytest.mark.parametrize("template", [
+    pytest.param(tmpl("v2"), id="current-release-known"),
+    pytest.param(tmpl(img=IMAGE, annotated=False), id="current-release-unknown"),
+])
+def test_image_without_tag_or_id_fails(template):
+    """Never name the new image after the release the Deployment runs now."""
+    d = decide(status(phase="Deploying", reason="Started"), world(deployment(template)),
+               sp=spec(release={"image": IMAGE}))
+    assert_finished(d, "Failed", "ReleaseIdUnknown")
+    assert d.status.deployed_release_id is None
+    assert "spec.release.id" in d.status.message
+
+
+def test_image_without_tag_but_with_id_resolves():
+    d = decide(status(phase="Deploying", reason="Started"), world(deployment()),
+               sp=spec(release={"image": IMAGE, "id": "build-42"}))
+    assert (where(d), d.status.deployed_release_id) == (("Deploying", "ReleasesResolved"), "build-42")
+
+
+def test_container_is_optional_with_a_pod_template_patch():
+    sp = spec(release={"image": None, "podTemplatePatch": {"metadata": {"labels": {"tier": "x"}}}, "id": "p1"})
+    d = decide(status(phase="Deploying", reason="Started"), world(deployment(TWO_CONTAINERS)), sp=sp)
+    assert where(d) == ("Deploying", "ReleasesResolved")
+
+
+# --- Deploying: the patch -----------------------------------------------------------------
+
+
+def test_deploying_patches_the_deployment():
+    st = resolved()
+    d = decide(st, world(deployment(resource_version="4711")), now=at(2))
+    assert d.action == PatchDeployment({
+        "metadata": {"resourceVersion": "4711",
+                     "annotations": {CHANGE_CAUSE_ANNOTATION: f"SelfBootstrapRun {RUN}: deploy release v3",
+                                     RUN_ANNOTATION: RUN}},
+        "spec": {"template": {"metadata": {"annotations": {RELEASE_ANNOTATION: "v3"}},
+                              "spec": {"containers": [{"name": "app", "image": image("v3")}]}}},
+    })
+    assert d.requeue_after == POLL_SECONDS
+    assert unchanged(st, d.status), "the status to persist before the patch is the resolved one"
+    assert d.events == ()
+
+
+def test_patch_names_the_target_container_and_the_change_cause():
+    sp = spec(target={"container": "sidecar"}, release={"image": "reg/proxy:2", "changeCause": "bump proxy"})
+    st = resolved(deployed_release_id="2")
+    d = decide(st, world(deployment(TWO_CONTAINERS)), sp=sp)
+    patch = d.action.patch
+    assert patch["spec"]["template"]["spec"] == {"containers": [{"name": "sidecar", "image": "reg/proxy:2"}]}
+    assert patch["spec"]["template"]["metadata"]["annotations"] == {RELEASE_ANNOTATION: "2"}
+    assert patch["metadata"]["annotations"][CHANGE_CAUSE_ANNOTATION] == "bump proxy"
+
+
+def test_pod_template_patch_variant():
+    template_patch = {"metadata": {"labels": {"tier": "canary"}, "annotations": {"team": "web"}},
+                      "spec": {"containers": [{"name": "app", "env": [{"name": "MODE", "value": "fast"}]}]}}
+    sp = spec(release={"image": None, "podTemplatePatch": template_patch, "id": "p1"})
+    d = decide(resolved(deployed_release_id="p1"), world(deployment(resource_version="9")), sp=sp)
+    assert d.action == PatchDeployment({
+        "metadata": {"resourceVersion": "9",
+                     "annotations": {CHANGE_CAUSE_ANNOTATION: f"SelfBootstrapRun {RUN}: deploy release p1",
+                                     RUN_ANNOTATION: RUN}},
+        "spec": {"template": {
+            "metadata": {"labels": {"tier": "canary"}, "annotations": {"team": "web", RELEASE_ANNOTATION: "p1"}},
+            "spec": {"containers": [{"name": "app", "env": [{"name": "MODE", "value": "fast"}]}]},
+        }},
+    })
+    assert sp.release.pod_template_patch == template_patch, "building the patch must not change the spec"
+
+
+def test_paused_deployment_is_not_patched():
+    d = decide(resolved(), world(deployment(paused=True)))
+    assert_finished(d, "Failed", "DeploymentPaused")
+    assert events(d) == [("Warning", "Failed")]
+
+
+@pytest.mark.parametrize("sp, template", [
+    pytest.param(spec(), tmpl("v3"), id="image"),
+    pytest.param(spec(release={"image": None, "podTemplatePatch": {"metadata": {"labels": {"a": "b"}}},
+                               "id": "v3"}), tmpl("v3", img="reg/other:x"), id="pod-template-patch"),
+])
+def test_deployment_already_carrying_the_release_is_not_patched_again(sp, template):
+    d = decide(resolved(), world(deployment(template, paused=True)), sp=sp, now=at(4))
+    assert where(d) == ("VerifyingHealth", "Deployed")
+    assert (d.action, d.requeue_after, d.status.deploy_patched_at) == (None, 0, at(4))
+    assert events(d) == [("Normal", "Deployed")]
+
+
+@pytest.mark.parametrize("template", [
+    pytest.param(tmpl("v3", img=image("v2")), id="annotation-without-image"),
+    pytest.param(tmpl("v3", annotated=False), id="image-without-annotation"),
+])
+def test_half_carried_release_is_patched(template):
+    d = decide(resolved(), world(deployment(template)))
+    assert isinstance(d.action, PatchDeployment)
+
+
+def test_template_changed_after_the_patch_fails():
+    d = decide(resolved(deploy_patched_at=T0), world(deployment(tmpl("v4"))), now=at(1))
+    assert_finished(d, "Failed", "DeploymentChanged", now=at(1))
+
+
+# --- settle: PatchDeployment ----------------------------------------------------------------
+
+
+def test_patch_accepted_moves_to_verifying_health():
+    d = settle(resolved(), world(deployment()), PatchDeployment({}), Outcome(ok=True), now=at(3))
+    assert where(d) == ("VerifyingHealth", "Deployed")
+    assert (d.status.deploy_patched_at, d.status.phase_started_at, d.requeue_after) == (at(3), at(3), 0)
+    assert events(d) == [("Normal", "Deployed")]
+
+
+def test_patch_refused_is_a_deploy_failure_denied_by_default():
+    d = settle(resolved(), world(deployment()), PatchDeployment({}), Outcome(ok=False, message="admission denied"))
+    assert_finished(d, "Failed", "DeployRefused")
+    s = d.status
+    assert (s.rollback_policy_status, s.rollback_policy_reason, s.rollback_failure_class) == (
+        "denied", "rollbackDisabledForDeployFailure", "deployFailure")
+    assert s.message == "admission denied; rollback denied: rollbackDisabledForDeployFailure"
+    assert events(d) == [("Warning", "DeployRefused"), ("Warning", "Failed")]
+
+
+def test_patch_refused_with_rollback_on_deploy_failure_rolls_back_to_what_runs():
+    sp = spec(rollbackPolicy={"onDeployFailure": True})
+    d = settle(resolved(), world(deployment()), PatchDeployment({}), Outcome(ok=False, message="no"), sp=sp)
+    assert where(d) == ("RollingBack", "DeployRefused")
+    assert (d.status.rollback_target_replica_set, d.status.rollback_target_revision) == ("rs-2", 2)
+
+
+ACTIONS = [
+    pytest.param(resolved(), PatchDeployment({}), id="patch"),
+    pytest.param(rolling_back(), RollbackDeployment("rs-2", []), id="rollback"),
+    pytest.param(verifying(health_attempts=1, health_checked_at=T0), ProbeHttp(spec(**HTTP).health.http),
+                 id="probe"),
+]
+
+
+@pytest.mark.parametrize("st, action", ACTIONS)
+def test_retryable_outcome_changes_nothing_but_an_event(st, action):
+    d = settle(st, world(deployed()), action, Outcome(ok=False, message="409 Conflict", retryable=True),
+               sp=spec(**HTTP), now=at(30))
+    assert unchanged(st, d.status)
+    assert (d.action, d.requeue_after) == (None, POLL_SECONDS)
+    assert [(e.type, e.reason, e.message) for e in d.events] == [("Warning", "Retrying", "409 Conflict")]
+
+
+# --- VerifyingHealth ------------------------------------------------------------------------
+
+
+def test_verifying_health_records_the_deployed_revision():
+    d = decide(verifying(), world(deployed(updated_replicas=0)), now=at(1))
+    assert (d.status.deployed_replica_set, d.status.deployed_revision) == ("rs-3", 3)
+
+
+def test_verifying_health_before_the_replica_set_exists():
+    d = decide(verifying(), world(deployed(revisions=(REV1, REV2), updated_replicas=0)), now=at(1))
+    assert (d.status.deployed_replica_set, d.status.deployed_revision) == (None, None)
+    assert where(d) == ("VerifyingHealth", "RolloutInProgress")
+
+
+@pytest.mark.parametrize("st", [pytest.param(verifying(), id="VerifyingHealth"),
+                                pytest.param(watching(), id="WatchingRestarts")])
+def test_superseded_template_fails_with_deployment_changed(st):
+    d = decide(st, world(deployment(tmpl("v4")), (HEALTHY_POD,)), now=at(1))
+    assert_finished(d, "Failed", "DeploymentChanged", now=at(1))
+    assert "superseded" in d.status.message
+
+
+@pytest.mark.parametrize("rollout", [pytest.param({}, id="rollout-done"),
+                                     pytest.param({"available_replicas": 0}, id="rollout-in-progress")])
+def test_crash_signal_during_verification_rolls_back(rollout):
+    d = decide(verifying(), world(deployed(**rollout), (CRASHING_POD,)), now=at(20))
+    s = d.status
+    assert where(d) == ("RollingBack", "RestartWatchdogFailed")
+    assert (s.restart_watchdog_status, s.restart_watchdog_reason) == ("unstable", "crashLoopBackOff")
+    assert (s.rollback_policy_status, s.rollback_policy_reason, s.rollback_target_valid) == (
+        "allowed", "rollbackTargetValidated", True)
+    assert (s.rollback_failure_class, s.rollback_deployment_context) == ("restartWatchdogFailure", "external")
+    assert (s.rollback_target_replica_set, s.rollback_target_revision, s.rollback_target_release_id) == (
+        "rs-2", 2, "v2")
+    assert s.message.endswith("rolling back to revision 2 (rs-2, rollbackTargetValidated)")
+    assert (d.action, d.requeue_after, s.phase_started_at, s.finished_at) == (None, 0, at(20), None)
+    assert events(d) == [("Warning", "RestartWatchdogFailed"), ("Warning", "RollingBack")]
+    assert conditions(d) == {"Progressing": "True", "Ready": "False", "Degraded": "True", "RolledBack": "False"}
+
+
+def test_crash_signal_with_watchdog_rollback_disabled_fails():
+    sp = spec(rollbackPolicy={"onRestartWatchdogFailure": False})
+    d = decide(verifying(), world(deployed(), (CRASHING_POD,)), sp=sp)
+    assert_finished(d, "Failed", "RestartWatchdogFailed")
+    assert d.status.rollback_policy_reason == "rollbackDisabledForRestartWatchdogFailure"
+    assert d.status.restart_watchdog_status == "unstable"
+
+
+@pytest.mark.parametrize("sp, st, w, reason, policy_reason, target", [
+    pytest.param(spec(**SELF_HOSTED), verifying(rollback_target_release_id=None), world(deployed()),
+                 "rollbackTargetUnspecified", "rollbackTargetUnspecified", ("rs-2", 2, "v2"),
+                 id="self-hosted-falls-back-to-previous-replica-set"),
+    pytest.param(spec(**SELF_HOSTED), verifying(rollback_target_release_id=None, previous_replica_set="rs-9"),
+                 world(deployed()), "rollbackTargetUnspecified", "rollbackTargetUnspecified", ("rs-2", 2, "v2"),
+                 id="self-hosted-previous-gone-newest-other"),
+    pytest.param(spec(), verifying(rollback_target_release_id=None), world(deployed()),
+                 "Failed", "rollbackTargetRequiredForExternalContext", None, id="external-without-target"),
+    pytest.param(spec(), verifying(rollback_target_release_id="v1"), world(deployed()),
+                 "rollbackTargetValidated", "rollbackTargetValidated", ("rs-1", 1, "v1"), id="explicit-target"),
+    pytest.param(spec(), verifying(rollback_target_release_id="v0"), world(deployed()),
+                 "Failed", "rollbackTargetNotFound", None, id="target-not-found"),
+    pytest.param(spec(), verifying(rollback_target_release_id="v3"), world(deployed()),
+                 "Failed", "rollbackTargetSameAsDeployed", None, id="target-same-as-deployed"),
+    pytest.param(spec(), verifying(), world(deployed(revisions=(REV3,))),
+                 "Failed", "noPreviousRevision", None, id="no-previous-revision"),
+    pytest.param(spec(**SELF_HOSTED), verifying(crd_generation_at_deploy=7), world(deployed(), crd_generation=8),
+                 "Failed", "crdChangedSinceDeploy", None, id="self-hosted-crd-changed"),
+    pytest.param(spec(**SELF_HOSTED), verifying(crd_generation_at_deploy=7), world(deployed(), crd_generation=7),
+                 "rollbackTargetValidated", "rollbackTargetValidated", ("rs-2", 2, "v2"),
+                 id="self-hosted-crd-unchanged"),
+    pytest.param(spec(**SELF_HOSTED), verifying(crd_generation_at_deploy=None), world(deployed(), crd_generation=8),
+                 "rollbackTargetValidated", "rollbackTargetValidated", ("rs-2", 2, "v2"),
+                 id="crd-generation-unknown-at-deploy"),
+])
+def test_gate_failure_consults_the_policy(sp, st, w, reason, policy_reason, target):
+    w = world(w.deployment, (CRASHING_POD,), crd_generation=w.crd_generation)
+    d = decide(st, w, sp=sp)
+    s = d.status
+    assert s.rollback_policy_reason == policy_reason
+    if target is None:
+        assert_finished(d, "Failed", "RestartWatchdogFailed")
+        assert s.rollback_policy_status == "denied"
+        assert s.message.endswith(f"rollback denied: {policy_reason}")
+    else:
+        assert where(d) == ("RollingBack", "RestartWatchdogFailed")
+        assert (s.rollback_target_replica_set, s.rollback_target_revision, s.rollback_target_release_id) == target
+
+
+def test_progress_deadline_exceeded_is_a_deploy_failure_denied_by_default():
+    d = decide(verifying(), world(deployed(progressing_reason="ProgressDeadlineExceeded", available_replicas=0)),
+               now=at(30))
+    assert_finished(d, "Failed", "ProgressDeadlineExceeded", now=at(30))
+    s = d.status
+    assert (s.rollback_policy_status, s.rollback_policy_reason, s.rollback_failure_class) == (
+        "denied", "rollbackDisabledForDeployFailure", "deployFailure")
+    assert "rollbackDisabledForDeployFailure" in s.message
+    assert events(d) == [("Warning", "ProgressDeadlineExceeded"), ("Warning", "Failed")]
+
+
+def test_progress_deadline_exceeded_rolls_back_when_on_deploy_failure():
+    sp = spec(rollbackPolicy={"onDeployFailure": True})
+    d = decide(verifying(), world(deployed(progressing_reason="ProgressDeadlineExceeded", available_replicas=0)),
+               sp=sp)
+    assert where(d) == ("RollingBack", "ProgressDeadlineExceeded")
+    assert (d.status.rollback_failure_class, d.status.rollback_target_replica_set) == ("deployFailure", "rs-2")
+
+
+@pytest.mark.parametrize("elapsed, expected", [
+    pytest.param(599, ("VerifyingHealth", "RolloutInProgress"), id="before-deadline"),
+    pytest.param(600, ("VerifyingHealth", "RolloutInProgress"), id="at-deadline"),
+    pytest.param(601, ("Failed", "RolloutTimedOut"), id="after-deadline"),
+])
+def test_own_rollout_deadline(elapsed, expected):
+    d = decide(verifying(), world(deployed(available_replicas=0)), now=at(elapsed))
+    assert where(d) == expected
+
+
+def test_own_rollout_deadline_follows_the_spec():
+    sp = spec(health={"progressDeadlineSeconds": 30}, rollbackPolicy={"onDeployFailure": True})
+    d = decide(verifying(), world(deployed(available_replicas=0)), sp=sp, now=at(31))
+    assert where(d) == ("RollingBack", "RolloutTimedOut")
+    assert "within 30s" in d.status.message
+
+
+def test_rollout_in_progress_requeues():
+    d = decide(verifying(), world(deployed(updated_replicas=0, status_replicas=2)), now=at(5))
+    assert where(d) == ("VerifyingHealth", "RolloutInProgress")
+    assert d.status.message == "0 of 1 new replicas have been updated"
+    assert (d.action, d.requeue_after, d.events) == (None, POLL_SECONDS, ())
+    again = decide(d.status, world(deployed(updated_replicas=0, status_replicas=2)), now=at(7))
+    assert transitions(again) == transitions(d), "polling the same progress adds no history"
+
+
+def test_rollout_done_without_http_check_watches_restarts():
+    d = decide(verifying(), world(deployed(), (HEALTHY_POD,)), now=at(8))
+    assert where(d) == ("WatchingRestarts", "Healthy")
+    assert (d.status.health_status, d.action, d.requeue_after, d.status.phase_started_at) == (
+        "healthy", None, 0, at(8))
+    assert events(d) == [("Normal", "Healthy")]
+
+
+def test_rollout_done_with_the_watchdog_disabled_succeeds():
+    d = decide(verifying(), world(deployed(), (HEALTHY_POD,)), sp=spec(**NO_WATCHDOG), now=at(8))
+    assert_finished(d, "Succeeded", "Succeeded", now=at(8))
+    assert (d.status.health_status, d.status.restart_watchdog_status) == ("healthy", "notRun")
+    assert events(d) == [("Normal", "Healthy"), ("Normal", "Succeeded")]
+    assert conditions(d) == {"Progressing": "False", "Ready": "True", "Degraded": "False", "RolledBack": "False"}
+
+
+# --- VerifyingHealth: the HTTP check --------------------------------------------------------
+
+
+def test_http_check_first_attempt_is_immediate():
+    sp = spec(**HTTP)
+    d = decide(verifying(), world(deployed(), (HEALTHY_POD,)), sp=sp, now=at(1))
+    assert d.action == ProbeHttp(sp.health.http)
+    assert where(d) == ("VerifyingHealth", "CheckingHttp")
+    assert d.status.message == "rollout complete; HTTP check 1 of 3"
+    assert (d.requeue_after, d.status.health_attempts) == (5.0, 0)
+
+
+@pytest.mark.parametrize("now, wait", [
+    pytest.param(at(0), 5.0, id="just-checked"),
+    pytest.param(at(3), 2.0, id="part-way"),
+])
+def test_http_check_waits_the_interval_between_attempts(now, wait):
+    st = verifying(reason="CheckingHttp", health_attempts=1, health_checked_at=T0, deployed_replica_set="rs-3",
+                   deployed_revision=3)
+    d = decide(st, world(deployed(), (HEALTHY_POD,)), sp=spec(**HTTP), now=now)
+    assert (d.action, d.requeue_after) == (None, wait)
+    assert unchanged(st, d.status)
+
+
+@pytest.mark.parametrize("now", [pytest.param(at(5), id="interval-elapsed"), pytest.param(at(60), id="long-after")])
+def test_http_check_next_attempt_after_the_interval(now):
+    st = verifying(reason="CheckingHttp", health_attempts=1, health_checked_at=T0)
+    d = decide(st, world(deployed(), (HEALTHY_POD,)), sp=spec(**HTTP), now=now)
+    assert isinstance(d.action, ProbeHttp)
+    assert d.status.message == "rollout complete; HTTP check 2 of 3"
+
+
+def probe(sp=None) -> ProbeHttp:
+    return ProbeHttp((sp or spec(**HTTP)).health.http)
+
+
+def test_http_check_success_is_healthy():
+    st = verifying(reason="CheckingHttp", health_attempts=1, health_checked_at=T0)
+    d = settle(st, world(deployed()), probe(), Outcome(ok=True, message="200 OK"), sp=spec(**HTTP), now=at(6))
+    assert where(d) == ("WatchingRestarts", "Healthy")
+    assert (d.status.health_status, d.status.health_attempts, d.status.health_checked_at) == ("healthy", 2, at(6))
+    assert [(e.reason, e.message) for e in d.events] == [("Healthy", "HTTP check passed on attempt 2: 200 OK")]
+
+
+def test_http_check_failure_before_the_last_attempt_waits():
+    st = verifying(reason="CheckingHttp")
+    d = settle(st, world(deployed()), probe(), Outcome(ok=False, message="503"), sp=spec(**HTTP), now=at(6))
+    assert where(d) == ("VerifyingHealth", "CheckingHttp")
+    assert d.status.message == "HTTP check 1 of 3 failed: 503"
+    assert (d.status.health_status, d.status.health_attempts, d.status.health_checked_at) == ("notRun", 1, at(6))
+    assert (d.action, d.requeue_after) == (None, 5.0)
+
+
+@pytest.mark.parametrize("sp, attempts_before, expected", [
+    pytest.param(spec(**HTTP), 2, ("RollingBack", "HealthCheckFailed"), id="last-of-three"),
+    pytest.param(spec(health={"http": {"url": "http://web/", "retries": 1}}), 0,
+                 ("RollingBack", "HealthCheckFailed"), id="single-attempt"),
+    pytest.param(spec(rollbackPolicy={"onHealthFailure": False}, **HTTP), 2,
+                 ("Failed", "HealthCheckFailed"), id="health-rollback-disabled"),
+])
+def test_http_check_failure_at_the_last_attempt_is_unhealthy(sp, attempts_before, expected):
+    st = verifying(reason="CheckingHttp", health_attempts=attempts_before, health_checked_at=T0)
+    d = settle(st, world(deployed()), probe(sp), Outcome(ok=False, message="503"), sp=sp, now=at(10))
+    s = d.status
+    assert where(d) == expected
+    assert (s.health_status, s.health_attempts, s.rollback_failure_class) == (
+        "unhealthy", attempts_before + 1, "healthFailure")
+    assert s.message.startswith(f"HTTP check failed {attempts_before + 1} times; last: 503")
+    assert d.requeue_after == (None if expected[0] == "Failed" else 0), "no wait after the last attempt"
+
+
+@pytest.mark.parametrize("answers, probes, end", [
+    pytest.param([True], 1, ("WatchingRestarts", "Healthy"), id="first-success-ends-the-loop"),
+    pytest.param([False, True], 2, ("WatchingRestarts", "Healthy"), id="success-on-second"),
+    pytest.param([False, False, True], 3, ("WatchingRestarts", "Healthy"), id="success-on-last"),
+    pytest.param([False, False, False], 3, ("RollingBack", "HealthCheckFailed"), id="retries-are-total-attempts"),
+])
+def test_http_check_loop(answers, probes, end):
+    """Drive decide/settle on the clock: probe times show the interval between attempts, none after the last."""
+    sp, w, now = spec(**HTTP), world(deployed(), (HEALTHY_POD,)), T0
+    st, probed_at, answers = verifying(), [], list(answers)
+    for _ in range(20):
+        d = decide(st, w, sp=sp, now=now)
+        if isinstance(d.action, ProbeHttp):
+            probed_at.append((now - T0).total_seconds())
+            d = settle(d.status, w, d.action, Outcome(ok=answers.pop(0), message="probe"), sp=sp, now=now)
+        st = d.status
+        if st.phase != "VerifyingHealth":
+            break
+        now = now + (at(d.requeue_after) - T0)
+    assert where(d) == end
+    assert probed_at == [5.0 * i for i in range(probes)]
+    assert answers == []
+
+
+# --- WatchingRestarts -----------------------------------------------------------------------
+
+
+def test_first_restart_observation_is_immediate():
+    d = decide(watching(), world(deployed(), (HEALTHY_POD,)), now=at(1))
+    s = d.status
+    assert where(d) == ("WatchingRestarts", "Observing")
+    assert s.message == "observation 1 of 3: 1 pods stable"
+    assert (s.restart_watchdog_attempts, s.restart_watchdog_checked_at, s.restart_watchdog_reason) == (
+        1, at(1), "stable")
+    assert (s.restart_watchdog_status, d.requeue_after, d.action) == ("notRun", 10.0, None)
+
+
+@pytest.mark.parametrize("now, wait", [pytest.param(at(0), 10.0, id="just-observed"),
+                                       pytest.param(at(4), 6.0, id="part-way")])
+def test_restart_observations_wait_the_interval(now, wait):
+    st = watching(reason="Observing", restart_watchdog_attempts=1, restart_watchdog_checked_at=T0)
+    d = decide(st, world(deployed(), (CRASHING_POD,)), now=now)
+    assert d.requeue_after == wait
+    assert unchanged(st, d.status), "no observation before the interval has passed"
+
+
+@pytest.mark.parametrize("pods, reason", [
+    pytest.param((UNREADY_POD,), "podsNotReady", id="pods-not-ready"),
+    pytest.param((CRASHING_POD,), "crashLoopBackOff", id="crash-loop"),
+    pytest.param((pod("web-1", container(restart_count=1)),), "containerRestarted:1", id="restarted"),
+])
+def test_unstable_observation_goes_through_the_policy(pods, reason):
+    st = watching(reason="Observing", restart_watchdog_attempts=1, restart_watchdog_checked_at=T0)
+    d = decide(st, world(deployed(), pods), now=at(10))
+    s = d.status
+    assert where(d) == ("RollingBack", "RestartWatchdogFailed")
+    assert (s.restart_watchdog_status, s.restart_watchdog_reason, s.restart_watchdog_attempts) == (
+        "unstable", reason, 2)
+    assert (s.rollback_failure_class, s.rollback_target_replica_set) == ("restartWatchdogFailure", "rs-2")
+
+
+def test_restart_threshold_tolerates_restarts():
+    st = watching(reason="Observing", restart_watchdog_attempts=2, restart_watchdog_checked_at=T0)
+    d = decide(st, world(deployed(), (pod("web-1", container(restart_count=2)),)),
+               sp=spec(restartWatchdog={"restartThreshold": 2}), now=at(10))
+    assert where(d) == ("Succeeded", "Succeeded")
+
+
+def test_all_stable_observations_succeed():
+    st = watching(reason="Observing", restart_watchdog_attempts=2, restart_watchdog_checked_at=T0)
+    d = decide(st, world(deployed(), (HEALTHY_POD,)), now=at(10))
+    assert_finished(d, "Succeeded", "Succeeded", now=at(10))
+    s = d.status
+    assert (s.restart_watchdog_status, s.restart_watchdog_reason, s.restart_watchdog_attempts) == (
+        "stable", "stable", 3)
+    assert s.message == "1 pods stable over 3 observations"
+    assert [(e.type, e.reason, e.message) for e in d.events] == [
+        ("Normal", "Succeeded", "release v3 is live: 1 pods stable over 3 observations")]
+
+
+@pytest.mark.parametrize("retries", [1, 2, 4])
+def test_watchdog_loop_observes_retries_times(retries):
+    sp, w, now, st = spec(restartWatchdog={"retries": retries}), world(deployed(), (HEALTHY_POD,)), T0, watching()
+    observed = []
+    for _ in range(20):
+        d = decide(st, w, sp=sp, now=now)
+        if d.status.restart_watchdog_attempts != st.restart_watchdog_attempts:
+            observed.append((now - T0).total_seconds())
+        st = d.status
+        if d.requeue_after is None:
+            break
+        now = now + (at(d.requeue_after) - T0)
+    assert st.phase == "Succeeded"
+    assert observed == [10.0 * i for i in range(retries)], "no wait after the last observation"
+
+
+# --- RollingBack ------------------------------------------------------------------------------
+
+
+def test_rolling_back_issues_the_undo_patch():
+    target = rev("rs-2", 2, "v2", annotations={
+        "deployment.kubernetes.io/revision": "2", "deployment.kubernetes.io/revision-history": "1",
+        "deployment.kubernetes.io/desired-replicas": "1", "deployment.kubernetes.io/max-replicas": "2",
+        CHANGE_CAUSE_ANNOTATION: "deploy v2", "team": "web"})
+    dep = deployed(revisions=(REV1, target, REV3), resource_version="555", annotations={
+        "deployment.kubernetes.io/revision": "3", "kubectl.kubernetes.io/last-applied-configuration": "{}",
+        CHANGE_CAUSE_ANNOTATION: "deploy v3", RUN_ANNOTATION: RUN})
+    st = rolling_back()
+    d = decide(st, world(dep), now=at(1))
+    assert d.action == RollbackDeployment("rs-2", [
+        {"op": "replace", "path": "/metadata/resourceVersion", "value": "555"},
+        {"op": "replace", "path": "/spec/template", "value": tmpl("v2")},
+        {"op": "replace", "path": "/metadata/annotations", "value": {
+            "deployment.kubernetes.io/revision": "3", "kubectl.kubernetes.io/last-applied-configuration": "{}",
+            CHANGE_CAUSE_ANNOTATION: "deploy v2", "team": "web"}},
+    ])
+    assert "pod-template-hash" not in d.action.patch[1]["value"]["metadata"]["labels"]
+    assert d.requeue_after == POLL_SECONDS
+    assert unchanged(st, d.status)
+
+
+def test_rollback_patch_uses_the_replica_set_template_and_leaves_inputs_alone():
+    dep = deployed(annotations={"a": "1"})
+    before = copy.deepcopy((dep.template, REV2.template, dep.annotations))
+    patch = machine.rollback_patch(dep, REV2)
+    assert patch[1]["value"] == REV2.template
+    assert patch[2]["value"] == {}, "annotations only the Deployment has are dropped, as kubectl does"
+    assert (dep.template, REV2.template, dep.annotations) == before
+
+
+def test_rolling_back_a_paused_deployment_is_refused():
+    d = decide(rolling_back(), world(deployed(paused=True)))
+    assert_finished(d, "Failed", "RollbackRefused")
+    assert d.status.rollback_healthy is False
+
+
+def test_rollback_target_gone():
+    d = decide(rolling_back(), world(deployed(revisions=(REV1, REV3))))
+    assert_finished(d, "Failed", "RollbackTargetGone")
+    assert "'rs-2'" in d.status.message
+    assert d.status.rollback_healthy is False
+
+
+def test_template_already_matching_skips_the_patch():
+    """The deploy was refused: the Deployment still runs the target's template (kubectl skips the undo)."""
+    d = decide(rolling_back(), world(deployment(updated_replicas=0)), now=at(2))
+    assert d.action is None
+    assert where(d) == ("RollingBack", "RollbackInProgress")
+    assert transitions(d)[-2:] == [("RollingBack", "RollbackSkipped"), ("RollingBack", "RollbackInProgress")]
+    assert d.status.rollback_patched_at == at(2)
+
+
+def test_template_already_matching_and_available_is_rolled_back():
+    d = decide(rolling_back(), world(deployment()), now=at(2))
+    assert_finished(d, "RolledBack", "RolledBack", now=at(2))
+    assert transitions(d)[-2:] == [("RollingBack", "RollbackSkipped"), ("RolledBack", "RolledBack")]
+
+
+def test_resume_after_a_lost_rollback_outcome_does_not_patch_again():
+    """The undo went through but its outcome was never recorded: the renumbered target proves it."""
+    d = decide(rolling_back(), world(rolled_back(updated_replicas=0)), now=at(2))
+    assert d.action is None
+    assert transitions(d)[-2:] == [("RollingBack", "RollbackPatched"), ("RollingBack", "RollbackInProgress")]
+    assert d.status.rollback_patched_at == at(2)
+
+
+def test_rollback_done_is_rolled_back_and_healthy():
+    st = rolling_back(reason="RollbackPatched", rollback_patched_at=at(1))
+    d = decide(st, world(rolled_back()), now=at(9))
+    assert_finished(d, "RolledBack", "RolledBack", now=at(9))
+    assert d.status.rollback_healthy is True
+    assert d.status.rollback_patched_at == at(1)
+    assert d.status.message == "rolled back to release v2 (rs-2); available again"
+    assert events(d) == [("Normal", "RolledBack")]
+    assert conditions(d) == {"Progressing": "False", "Ready": "False", "Degraded": "True", "RolledBack": "True"}
+
+
+@pytest.mark.parametrize("dep, now, expected", [
+    pytest.param(rolled_back(available_replicas=0), at(600), ("RollingBack", "RollbackInProgress"), id="in-time"),
+    pytest.param(rolled_back(available_replicas=0), at(601), ("Failed", "RollbackUnhealthy"), id="timed-out"),
+    pytest.param(rolled_back(available_replicas=0, progressing_reason="ProgressDeadlineExceeded"), at(5),
+                 ("Failed", "RollbackUnhealthy"), id="progress-deadline-exceeded"),
+])
+def test_rollback_that_does_not_become_available(dep, now, expected):
+    st = rolling_back(reason="RollbackPatched", rollback_patched_at=at(1))
+    d = decide(st, world(dep), now=now)
+    assert where(d) == expected
+    assert d.status.rollback_healthy is (False if expected[0] == "Failed" else None)
+    assert d.requeue_after == (None if expected[0] == "Failed" else POLL_SECONDS)
+
+
+def test_rollback_timeout_follows_the_spec():
+    st = rolling_back(reason="RollbackPatched", rollback_patched_at=at(1))
+    d = decide(st, world(rolled_back(available_replicas=0)), sp=spec(rollbackPolicy={"timeoutSeconds": 60}),
+               now=at(61))
+    assert where(d) == ("Failed", "RollbackUnhealthy")
+    assert "within 60s" in d.status.message
+
+
+def test_template_changed_after_the_rollback_is_left_alone():
+    dep = deployment(tmpl("v4"), revisions=(REV1, rev("rs-2", 4, "v2", history=(2,)), REV3))
+    d = decide(rolling_back(reason="RollbackPatched", rollback_patched_at=at(1)), world(dep), now=at(5))
+    assert_finished(d, "Failed", "DeploymentChanged", now=at(5))
+    assert d.status.rollback_healthy is False
+
+
+# --- settle: RollbackDeployment -------------------------------------------------------------
+
+
+def test_rollback_patch_accepted():
+    st = rolling_back()
+    d = settle(st, world(deployed()), RollbackDeployment("rs-2", []), Outcome(ok=True), now=at(3))
+    assert where(d) == ("RollingBack", "RollbackPatched")
+    assert (d.status.rollback_patched_at, d.status.phase_started_at) == (at(3), T0)
+    assert (d.action, d.requeue_after) == (None, POLL_SECONDS)
+    assert events(d) == [("Normal", "RollbackPatched")]
+    assert "rs-2" in d.status.message
+
+
+def test_rollback_patch_refused_fails():
+    d = settle(rolling_back(), world(deployed()), RollbackDeployment("rs-2", []),
+               Outcome(ok=False, message="the object has been modified"), now=at(3))
+    assert_finished(d, "Failed", "RollbackRefused", now=at(3))
+    assert (d.status.message, d.status.rollback_healthy) == ("the object has been modified", False)
+    assert events(d) == [("Warning", "Failed")]
+
+
+# --- history --------------------------------------------------------------------------------
+
+
+def test_history_is_bounded():
+    old = [Transition(phase="Pending", reason=f"R{i}", at=T0) for i in range(HISTORY_LIMIT)]
+    d = decide(status(phase="Pending", reason=f"R{HISTORY_LIMIT - 1}", history=old), world(deployment()),
+               now=at(1))
+    assert len(d.status.history) == HISTORY_LIMIT
+    assert [t.reason for t in d.status.history] == [f"R{i}" for i in range(1, HISTORY_LIMIT)] + ["Started"]
+    assert d.status.history[-1].at == at(1)
+
+
+def test_same_reason_with_a_new_message_updates_the_message_only():
+    st = verifying(reason="RolloutInProgress", message="0 of 1 new replicas have been updated",
+                   history=[Transition(phase="VerifyingHealth", reason="RolloutInProgress", at=T0)])
+    d = decide(st, world(deployed(available_replicas=0)), now=at(4))
+    assert d.status.message == "0 of 1 updated replicas are available"
+    assert len(d.status.history) == 1
+
+
+# --- whole runs --------------------------------------------------------------------------------
+
+
+class FakeCluster:
+    """Just enough of a cluster to drive a run: the Deployment follows the actions it is given."""
+
+    def __init__(self, pods=(HEALTHY_POD,)):
+        self.dep, self.pods, self.actions = deployment(), pods, []
+
+    def world(self):
+        return world(self.dep, self.pods)
+
+    def perform(self, action) -> Outcome:
+        self.actions.append(type(action).__name__)
+        if isinstance(action, PatchDeployment):
+            self.dep = deployed(resource_version="101")
+        elif isinstance(action, RollbackDeployment):
+            self.dep, self.pods = rolled_back(resource_version="102"), (HEALTHY_POD,)
+        return Outcome(ok=True, message="ok")
+
+
+def drive(cluster: FakeCluster, sp, steps: int = 40) -> tuple[RunStatus, list[tuple[str, str]]]:
+    st, now, seen = None, T0, []
+    for _ in range(steps):
+        d = decide(st, cluster.world(), sp=sp, now=now)
+        if d.action is not None:
+            outcome = cluster.perform(d.action)
+            d = settle(d.status, cluster.world(), d.action, outcome, sp=sp, now=now)
+        seen += events(d)
+        st = d.status
+        if d.requeue_after is None:
+            return st, seen
+        now = now + (at(d.requeue_after) - T0)
+    raise AssertionError(f"run did not finish: {st.phase} {st.reason}")
+
+
+def test_whole_run_succeeds():
+    cluster = FakeCluster()
+    st, seen = drive(cluster, spec())
+    assert [(t.phase, t.reason) for t in st.history] == [
+        ("Pending", "Accepted"), ("Deploying", "Started"), ("Deploying", "ReleasesResolved"),
+        ("VerifyingHealth", "Deployed"), ("WatchingRestarts", "Healthy"), ("WatchingRestarts", "Observing"),
+        ("Succeeded", "Succeeded")]
+    assert cluster.actions == ["PatchDeployment"]
+    assert (st.deployed_release_id, st.deployed_revision, st.previous_release_id, st.health_status,
+            st.restart_watchdog_status, st.rollback_policy_status) == ("v3", 3, "v2", "healthy", "stable",
+                                                                       "notEvaluated")
+    assert seen == [("Normal", "Started"), ("Normal", "Deployed"), ("Normal", "Healthy"), ("Normal", "Succeeded")]
+
+
+def test_whole_run_rolls_back_a_crash_looping_release():
+    cluster = FakeCluster(pods=(CRASHING_POD,))
+    st, seen = drive(cluster, spec())
+    assert [(t.phase, t.reason) for t in st.history][-3:] == [
+        ("RollingBack", "RestartWatchdogFailed"), ("RollingBack", "RollbackPatched"), ("RolledBack", "RolledBack")]
+    assert cluster.actions == ["PatchDeployment", "RollbackDeployment"]
+    assert (st.rollback_target_release_id, st.rollback_target_replica_set, st.rollback_target_revision,
+            st.rollback_healthy) == ("v2", "rs-2", 2, True)
+    assert ("Warning", "RollingBack") in seen and seen[-1] == ("Normal", "RolledBack")
