@@ -214,17 +214,19 @@ class GitChange(Model):
 class Validation(Model):
     """A command run in the working tree after the change; the commit happens only when it passes."""
 
-    command: Annotated[list[str], Field(min_length=1, max_length=64,
-                                        description="Argument list (no shell), e.g. [make, check].")]
+    command: Annotated[list[str], Field(
+        min_length=1, max_length=64, description="Argument list (no shell), e.g. [make, check].",
+        json_schema_extra={"items": {"type": "string", "description": "One argument."}})]
     timeout_seconds: Annotated[int, Field(default=300, ge=1, le=3600, description="Kill the command after this.")]
 
 
 class CommitSettings(Model):
     message: Annotated[str | None, Field(default=None, max_length=4096,
                                          description="Commit message; default names the release and the run.")]
-    author_name: Annotated[str, Field(default="selfbootstrap-operator", min_length=1, max_length=256)]
+    author_name: Annotated[str, Field(default="selfbootstrap-operator", min_length=1, max_length=256,
+                                      description="Author and committer name.")]
     author_email: Annotated[str, Field(default="selfbootstrap-operator@users.noreply.local", min_length=3,
-                                       max_length=256)]
+                                       max_length=256, description="Author and committer email.")]
 
 
 class SecretKeyRef(Model):
@@ -255,7 +257,8 @@ class PullRequestSettings(Model):
 
     create: Annotated[bool, Field(default=True, description="Open a pull request for the branch.")]
     title: Annotated[str | None, Field(default=None, max_length=256, description="Default names the release.")]
-    body: Annotated[str | None, Field(default=None, max_length=65536)]
+    body: Annotated[str | None, Field(default=None, max_length=65536,
+                                      description="Default names the run and what happens on merge.")]
     auto_merge: Annotated[bool, Field(default=True, description="Merge when CI is green.")]
     merge_method: Annotated[MergeMethod, Field(default=MergeMethod.MERGE, description="merge, squash or rebase.")]
 
@@ -270,9 +273,11 @@ class CISettings(Model):
     ]})
 
     required: Annotated[bool, Field(default=True, description="Wait for green CI before merging and deploying.")]
-    initial_interval_seconds: Annotated[float, Field(default=10.0, gt=0, le=3600)]
+    initial_interval_seconds: Annotated[float, Field(default=10.0, gt=0, le=3600,
+                                                     description="Wait after the first pending answer.")]
     factor: Annotated[float, Field(default=2.0, ge=1, le=10, description="Growth of the wait after each pending.")]
-    max_interval_seconds: Annotated[float, Field(default=60.0, gt=0, le=3600)]
+    max_interval_seconds: Annotated[float, Field(default=60.0, gt=0, le=3600,
+                                                 description="Cap of the growing wait.")]
     timeout_seconds: Annotated[float, Field(default=600.0, gt=0, le=86400, description="Overall limit.")]
 
 
@@ -282,7 +287,8 @@ class ForgeKind(StrEnum):
 
 class Forge(Model):
     kind: Annotated[ForgeKind, Field(default=ForgeKind.GITHUB, description="The forge's API flavour.")]
-    api_url: Annotated[str, Field(default="https://api.github.com", min_length=1, max_length=2048)]
+    api_url: Annotated[str, Field(default="https://api.github.com", min_length=1, max_length=2048,
+                                  description="Base URL of the forge's REST API.")]
     repository: Annotated[str | None, Field(
         default=None, pattern=r"^[^/\s]+/[^/\s]+$",
         description="owner/name on the forge; default: taken from the repository URL.")]
@@ -301,18 +307,21 @@ class GitWorkflow(Model):
     ]})
 
     repository_url: Annotated[str, Field(min_length=1, max_length=2048, description="Clone URL.")]
-    base_branch: Annotated[str, Field(default="main", min_length=1, max_length=255)]
+    base_branch: Annotated[str, Field(default="main", min_length=1, max_length=255,
+                                      description="Branch the change starts from and merges into.")]
     branch: Annotated[str | None, Field(default=None, min_length=1, max_length=255,
                                         description="Branch to create; default selfbootstrap/<run name>.")]
     change: Annotated[GitChange, Field(description="The change to make.")]
     validation: Annotated[Validation | None, Field(default=None, description="Check run before committing.")]
-    commit: Annotated[CommitSettings, Field(default_factory=CommitSettings,
+    commit: Annotated[CommitSettings, Field(default_factory=CommitSettings, description="Commit message and author.",
                                             json_schema_extra=_defaults(CommitSettings))]
     credentials: Annotated[Credentials | None, Field(default=None, description="Token from a Secret.")]
     pull_request: Annotated[PullRequestSettings, Field(default_factory=PullRequestSettings,
+                                                        description="Pull request and merge settings.",
                                                         json_schema_extra=_defaults(PullRequestSettings))]
     ci: Annotated[CISettings, Field(default_factory=CISettings, json_schema_extra=_defaults(CISettings))]
-    forge: Annotated[Forge, Field(default_factory=Forge, json_schema_extra=_defaults(Forge))]
+    forge: Annotated[Forge, Field(default_factory=Forge, description="Where pull requests and CI live.",
+                                  json_schema_extra=_defaults(Forge))]
     revert_on_rollback: Annotated[bool, Field(
         default=True, description="After a rollback, open a pull request reverting the change in git.")]
 
