@@ -356,6 +356,18 @@ def test_superseded_template_fails_with_deployment_changed(st):
     assert "superseded" in d.status.message
 
 
+@pytest.mark.parametrize("template, expected", [
+    pytest.param(tmpl("v3", containers=[{"name": "main", "image": image("v4")}]), ("Failed", "DeploymentChanged"),
+                 id="container-renamed-and-image-changed"),
+    pytest.param(tmpl("v3", containers=[{"name": "main", "image": image("v3")}]),
+                 ("VerifyingHealth", "RolloutInProgress"), id="container-renamed-release-still-there"),
+])
+def test_superseded_check_when_the_named_container_is_gone(template, expected):
+    sp = spec(target={"container": "app"})
+    d = decide(verifying(), world(deployment(template, (REV1, REV2), updated_replicas=0)), sp=sp, now=at(1))
+    assert where(d) == expected
+
+
 @pytest.mark.parametrize("rollout", [pytest.param({}, id="rollout-done"),
                                      pytest.param({"available_replicas": 0}, id="rollout-in-progress")])
 def test_crash_signal_during_verification_rolls_back(rollout):
@@ -720,9 +732,13 @@ def test_resume_after_a_lost_rollback_outcome_does_not_patch_again():
     assert d.status.rollback_patched_at == at(2)
 
 
-def test_rollback_done_is_rolled_back_and_healthy():
+@pytest.mark.parametrize("dep", [
+    pytest.param(rolled_back(), id="target-renumbered"),
+    pytest.param(deployment(), id="controller-not-renumbered-yet"),
+])
+def test_rollback_done_is_rolled_back_and_healthy(dep):
     st = rolling_back(reason="RollbackPatched", rollback_patched_at=at(1))
-    d = decide(st, world(rolled_back()), now=at(9))
+    d = decide(st, world(dep), now=at(9))
     assert_finished(d, "RolledBack", "RolledBack", now=at(9))
     assert d.status.rollback_healthy is True
     assert d.status.rollback_patched_at == at(1)
