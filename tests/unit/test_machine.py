@@ -876,3 +876,12 @@ def test_whole_run_rolls_back_a_crash_looping_release():
     assert (st.rollback_target_release_id, st.rollback_target_replica_set, st.rollback_target_revision,
             st.rollback_healthy) == ("v2", "rs-2", 2, True)
     assert ("Warning", "RollingBack") in seen and seen[-1] == ("Normal", "RolledBack")
+
+
+def test_disabled_watchdog_does_not_fail_fast_on_crash_signals():
+    from selfbootstrap.core import machine as m
+
+    crashing = pod("web-3", container(waiting_reason="CrashLoopBackOff", restart_count=3), ready=False)
+    d = m.decide(run(verifying(), spec(restartWatchdog={"enabled": False})),
+                 world(deployed(updated_replicas=0, available_replicas=0), (crashing,)), at(5))
+    assert (d.status.phase, d.status.reason) == ("VerifyingHealth", "RolloutInProgress")

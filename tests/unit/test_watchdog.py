@@ -86,3 +86,12 @@ def test_verdict_messages(verdict, expected):
 
 def test_stability_verdict_accepts_a_generator():
     assert stability_verdict((p for p in [HEALTHY, NOT_READY]), 0).reason == "podsNotReady"
+
+
+def test_most_restarted_container_is_reported_not_the_first_by_text():
+    from selfbootstrap.core.watchdog import crash_verdict
+    from selfbootstrap.core.world import ContainerState, PodState
+
+    pods = [PodState("a", containers=(ContainerState("app", restart_count=2),)),
+            PodState("b", containers=(ContainerState("app", restart_count=10),))]
+    assert crash_verdict(pods, restart_threshold=1).reason == "containerRestarted:10"

@@ -171,7 +171,7 @@ def _verifying_health(d: Draft, world: World, dep: DeploymentState) -> Decision:
         return stopped
     _record_deployed_revision(d, dep)
     crash = watchdog.crash_verdict(world.pods, spec.restart_watchdog.restart_threshold)
-    if not crash.stable:
+    if spec.restart_watchdog.enabled and not crash.stable:  # fail fast rather than wait for the deadline
         d.set(restart_watchdog_status=WatchdogStatus.UNSTABLE, restart_watchdog_reason=crash.reason)
         return _gate_failed(d, world, FailureClass.RESTART_WATCHDOG, "RestartWatchdogFailed", crash.message)
     progress = rollout.rollout_progress(dep)

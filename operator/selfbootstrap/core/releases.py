@@ -117,9 +117,10 @@ def answer_from_deployment(deployment: DeploymentState, requested_release_id: st
     current = current_revision(deployment)
     current_id = release_id_of(deployment.template, container)
     previous = current
-    if current is None or (requested_release_id and current.release_id == requested_release_id):
-        below = current.revision if current else None
-        previous = newest_revision(deployment.revisions, below=below) if current else None
+    if current is None:  # the controller has not made the template's ReplicaSet yet
+        previous = newest_revision(deployment.revisions)
+    elif requested_release_id and current.release_id == requested_release_id:
+        previous = newest_revision(deployment.revisions, below=current.revision)
     return SourceAnswer(
         source=DEPLOYMENT_REVISIONS,
         current_release_id=current_id,

@@ -22,20 +22,20 @@ class Verdict:
     message: str
 
 
-def _signals(pods: Iterable[PodState], restart_threshold: int) -> list[tuple[int, str, str]]:
-    """Every crash signal as (severity, reason, message); lower severity is reported first."""
+def _signals(pods: Iterable[PodState], restart_threshold: int) -> list[tuple[int, int, str, str]]:
+    """Every crash signal as (severity, -restarts, reason, message): the most severe first, then the most restarts."""
     found = []
     for pod in pods:
         for c in pod.containers:
             where = f"pod {pod.name} container {c.name}"
             if c.waiting_reason == "CrashLoopBackOff":
-                found.append((0, CRASH_LOOP, f"{where} is in CrashLoopBackOff ({c.restart_count} restarts)"))
+                found.append((0, 0, CRASH_LOOP, f"{where} is in CrashLoopBackOff ({c.restart_count} restarts)"))
             if "OOMKilled" in (c.terminated_reason, c.last_terminated_reason):
-                found.append((1, OOM_KILLED, f"{where} was OOMKilled"))
+                found.append((1, 0, OOM_KILLED, f"{where} was OOMKilled"))
             if c.waiting_reason in IMAGE_PULL_REASONS:
-                found.append((2, IMAGE_PULL, f"{where} cannot pull its image ({c.waiting_reason})"))
+                found.append((2, 0, IMAGE_PULL, f"{where} cannot pull its image ({c.waiting_reason})"))
             if c.restart_count > restart_threshold:
-                found.append((3, f"containerRestarted:{c.restart_count}",
+                found.append((3, -c.restart_count, f"containerRestarted:{c.restart_count}",
                               f"{where} restarted {c.restart_count} times (threshold {restart_threshold})"))
     return sorted(found)
 
@@ -44,7 +44,7 @@ def crash_verdict(pods: Iterable[PodState], restart_threshold: int) -> Verdict:
     """Crash signals only: used while the rollout is still in progress."""
     signals = _signals(pods, restart_threshold)
     if signals:
-        _, reason, message = signals[0]
+        _, _, reason, message = signals[0]
         return Verdict(False, reason, message)
     return Verdict(True, STABLE, "no crash signals")
 
