@@ -1,0 +1,219 @@
+"""End-to-end: runs with spec.git against a real git server (git http-backend, token auth)
+and a local server speaking GitHub's REST API, then the deploy on the real control plane."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Iterator
+
+import pytest
+from kubernetes import client
+
+from tests.gitserver.fake_github import FakeGitHub
+from tests.gitserver.git_http import GitHttpServer
+
+from .kube_helpers import (
+    create_deployment, create_run, deployment_image, events_of, replica_sets, status, wait_phase,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator")]
+
+TOKEN = "s3cr3t-t0ken-for-e2e"
+V1, V2 = "registry.example.com/app:v1", "registry.example.com/app:v2"
+CRASHING = "registry.example.com/app:v2-crashloop"
+MANIFEST = f"""\
+# deployed by selfbootstrap
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+spec:
+  template:
+    metadata:
+      annotations:
+        selfbootstrap.dev/release-id: v1
+    spec:
+      containers:
+        - name: app
+          image: {V1}
+"""
+FINISHED = {"Succeeded", "Failed", "RolledBack"}
+
+
+@pytest.fixture(scope="module")
+def git_server(tmp_path_factory) -> Iterator[GitHttpServer]:
+    with GitHttpServer(tmp_path_factory.mktemp("git"), TOKEN) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def forge(git_server) -> Iterator[FakeGitHub]:
+    with FakeGitHub(git_server, TOKEN) as github:
+        yield github
+
+
+@pytest.fixture
+def repo(git_server, forge, namespace) -> dict:
+    """A repository holding the app's manifest, a token Secret, and a Deployment at v1."""
+    name = f"acme/{namespace}"
+    url = git_server.create_repo(name, {"deploy/app.yaml": MANIFEST, "README.md": "config\n"})
+    client.CoreV1Api().create_namespaced_secret(namespace, {
+        "metadata": {"name": "git-token"}, "data": {"token": base64.b64encode(TOKEN.encode()).decode()}})
+    create_deployment(namespace, "app", V1, "v1")
+    forge.set_ci(None, ["success"])
+    forge.refuse_merges(None)
+    return {"name": name, "url": url}
+
+
+def git_spec(repo: dict, forge: FakeGitHub, image: str = V2, **git) -> dict:
+    spec_git = {
+        "repositoryUrl": repo["url"],
+        "change": {"setImage": {"path": "deploy/app.yaml"}},
+        "credentials": {"secretRef": {"name": "git-token"}},
+        "forge": {"apiUrl": forge.api_url, "repository": repo["name"]},
+        "ci": {"initialIntervalSeconds": 0.5, "maxIntervalSeconds": 1, "timeoutSeconds": 30},
+    }
+    spec_git.update(git)
+    return {"target": {"deployment": "app"}, "release": {"id": "v2", "image": image},
+            "restartWatchdog": {"retries": 2, "intervalSeconds": 1}, "git": spec_git}
+
+
+def assert_deployment_untouched(namespace: str) -> None:
+    assert deployment_image(namespace, "app") == V1
+    assert len(replica_sets(namespace, "app")) == 1
+
+
+def test_git_pull_request_ci_merge_then_deploy(namespace, repo, git_server, forge):
+    forge.set_ci(None, ["pending", "pending", "success"])
+    create_run(namespace, "via-git", git_spec(repo, forge, pullRequest={"mergeMethod": "squash"}))
+
+    st = wait_phase(namespace, "via-git", FINISHED, timeout=120)
+
+    assert st["phase"] == "Succeeded", st
+    g = st["git"]
+    assert g["branch"] == "selfbootstrap/via-git"
+    assert len(g["commitSha"]) == 40 and g["pullRequestNumber"] >= 1 and g["pullRequestUrl"]
+    assert st["ciStatus"] == "success" and g["ciChecks"] == 3
+    assert g["mergeCommitSha"] == git_server.branches(repo["name"])["main"]
+    main_manifest = git_server.read_file(repo["name"], "main", "deploy/app.yaml")
+    assert f"image: {V2}" in main_manifest and "selfbootstrap.dev/release-id: v2" in main_manifest
+    assert "# deployed by selfbootstrap" in main_manifest
+    head = git_server.log(repo["name"], "selfbootstrap/via-git", 1)[0]
+    assert head["sha"] == g["commitSha"]
+    assert f"Selfbootstrap-Run: {namespace}/via-git/" in head["body"]
+    assert forge.status_requests(g["commitSha"]) >= 3
+    assert deployment_image(namespace, "app") == V2
+    history = [h["phase"] for h in st["history"]]
+    for phase in ("Branching", "Committing", "Pushing", "OpeningPullRequest", "AwaitingCI", "Merging",
+                  "Deploying", "Succeeded"):
+        assert phase in history
+    reasons = {r for _, r, _ in events_of(namespace, "via-git")}
+    assert {"Committed", "Pushed", "PullRequestOpened", "CIPassed", "Merged", "Deployed"} <= reasons
+
+
+@pytest.mark.parametrize("ci, timeout, reason, ci_status", [
+    (["pending", "failure"], 30, "CIFailed", "failure"),
+    (["pending"], 2, "CITimedOut", "timeout"),
+], ids=["ci-failure", "ci-timeout"])
+def test_ci_that_does_not_pass_ends_the_run_without_deploying(namespace, repo, forge, ci, timeout, reason,
+                                                               ci_status):
+    forge.set_ci(None, ci)
+    spec = git_spec(repo, forge, ci={"initialIntervalSeconds": 0.5, "maxIntervalSeconds": 1,
+                                     "timeoutSeconds": timeout})
+    create_run(namespace, "red", spec)
+
+    st = wait_phase(namespace, "red", FINISHED, timeout=90)
+
+    assert (st["phase"], st["reason"], st["ciStatus"]) == ("Failed", reason, ci_status)
+    assert "nothing was deployed" in st["message"]
+    assert "mergeCommitSha" not in st["git"]
+    assert_deployment_untouched(namespace)
+
+
+def test_failed_validation_commits_nothing(namespace, repo, git_server, forge):
+    spec = git_spec(repo, forge, validation={"command": ["sh", "-c", "echo manifest is invalid >&2; exit 3"]})
+    create_run(namespace, "invalid", spec)
+
+    st = wait_phase(namespace, "invalid", FINISHED, timeout=60)
+
+    assert (st["phase"], st["reason"]) == ("Failed", "ValidationFailed")
+    assert "exit 3" in st["message"] and "manifest is invalid" in st["message"]
+    assert set(git_server.branches(repo["name"])) == {"main"}
+    assert git_server.pushes(repo["name"]) == 0
+    assert_deployment_untouched(namespace)
+
+
+def test_passing_validation_sees_the_change(namespace, repo, forge):
+    check = ["grep", "-q", f"image: {V2}", "deploy/app.yaml"]
+    create_run(namespace, "validated", git_spec(repo, forge, validation={"command": check}))
+    assert wait_phase(namespace, "validated", FINISHED, timeout=90)["phase"] == "Succeeded"
+
+
+def test_refused_merge_ends_the_run_with_the_forge_reason(namespace, repo, forge):
+    forge.refuse_merges("Required status check \"security\" is expected.")
+    create_run(namespace, "refused", git_spec(repo, forge))
+
+    st = wait_phase(namespace, "refused", FINISHED, timeout=60)
+
+    assert (st["phase"], st["reason"]) == ("Failed", "MergeRefused")
+    assert "Required status check" in st["message"]
+    assert_deployment_untouched(namespace)
+
+
+def test_rolled_back_git_run_opens_a_revert_pull_request(namespace, repo, git_server, forge):
+    create_run(namespace, "bad-release", git_spec(repo, forge, image=CRASHING))
+
+    st = wait_phase(namespace, "bad-release", FINISHED, timeout=120)
+
+    assert st["phase"] == "RolledBack", st
+    g = st["git"]
+    assert (g["revertStatus"], g["revertBranch"]) == ("opened", "selfbootstrap/bad-release-revert")
+    revert = next(p for p in forge.pulls[repo["name"]] if p["number"] == g["revertPullRequestNumber"])
+    assert revert["state"] == "open" and revert["head"]["ref"] == "selfbootstrap/bad-release-revert"
+    reverted = git_server.read_file(repo["name"], "selfbootstrap/bad-release-revert", "deploy/app.yaml")
+    assert f"image: {V1}" in reverted and CRASHING not in reverted
+    assert deployment_image(namespace, "app") == V1
+
+
+def test_operator_restart_while_awaiting_ci_repeats_no_side_effect(namespace, repo, git_server, forge, operator):
+    forge.set_ci(None, ["pending"])
+    create_run(namespace, "patient", git_spec(repo, forge, ci={"initialIntervalSeconds": 0.5,
+                                                                "maxIntervalSeconds": 1, "timeoutSeconds": 120}))
+    wait_phase(namespace, "patient", "AwaitingCI", timeout=60)
+    operator.kill()
+    forge.set_ci(None, ["success"])
+    operator.start()
+
+    st = wait_phase(namespace, "patient", FINISHED, timeout=90)
+
+    assert st["phase"] == "Succeeded", st
+    assert git_server.pushes(repo["name"]) == 1
+    assert len(forge.pulls[repo["name"]]) == 1
+    assert forge.pulls[repo["name"]][0]["merged"] is True
+    assert deployment_image(namespace, "app") == V2
+
+
+def test_wrong_token_fails_clearly_and_never_shows_the_token(namespace, repo, forge, operator, kubectl):
+    client.CoreV1Api().patch_namespaced_secret("git-token", namespace, {
+        "data": {"token": base64.b64encode(b"wrong-token-value").decode()}})
+    create_run(namespace, "denied", git_spec(repo, forge))
+
+    st = wait_phase(namespace, "denied", FINISHED, timeout=60)
+
+    assert (st["phase"], st["reason"]) == ("Failed", "RemoteUnreachable")
+    assert "git ls-remote failed" in st["message"]
+    assert_deployment_untouched(namespace)
+    seen = json.dumps(status(namespace, "denied")) + json.dumps(events_of(namespace, "denied")) + operator.log()
+    seen += kubectl("get", "events", "-n", namespace, "-o", "json")
+    for secret in ("wrong-token-value", TOKEN, base64.b64encode(b"x-access-token:wrong-token-value").decode()):
+        assert secret not in seen
+
+
+def test_the_token_appears_nowhere_after_a_full_run(namespace, repo, forge, operator, kubectl):
+    create_run(namespace, "quiet", git_spec(repo, forge))
+    assert wait_phase(namespace, "quiet", FINISHED, timeout=90)["phase"] == "Succeeded"
+    seen = kubectl("get", "sbr", "quiet", "-n", namespace, "-o", "json") + operator.log()
+    seen += kubectl("get", "events", "-n", namespace, "-o", "json")
+    basic = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
+    assert TOKEN not in seen and basic not in seen
