@@ -1,0 +1,102 @@
+"""Benchmark against the local control plane: run latency, throughput, operator memory.
+
+    .venv/bin/python benchmarks/bench_e2e.py [--runs 20] [--replicas 2]
+
+Starts the control plane if needed, runs the operator as a subprocess, creates
+`--runs` Deployments with one healthy run each (all at once), and prints how long
+runs took from creation to Succeeded, and the operator's resident memory before
+and after. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from kubernetes import client, config
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import localcluster  # noqa: E402
+
+GROUP, VERSION, PLURAL = "selfbootstrap.dev", "v1alpha1", "selfbootstrapruns"
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def deployment(name: str, replicas: int) -> dict:
+    return {"metadata": {"name": name}, "spec": {
+        "replicas": replicas, "selector": {"matchLabels": {"app": name}},
+        "template": {"metadata": {"labels": {"app": name}},
+                     "spec": {"containers": [{"name": "app", "image": "registry.example.com/app:v1"}]}}}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--replicas", type=int, default=2)
+    args = parser.parse_args()
+
+    localcluster.up()
+    config.load_kube_config(str(localcluster.kubeconfig_path()))
+    localcluster.kubectl("apply", "--server-side", "--force-conflicts", "-f",
+                         str(ROOT / "crds" / "selfbootstrap.dev_selfbootstrapruns.yaml"))
+    ns = f"bench-{uuid.uuid4().hex[:6]}"
+    core, apps, custom = client.CoreV1Api(), client.AppsV1Api(), client.CustomObjectsApi()
+    core.create_namespace({"metadata": {"name": ns}})
+    names = [f"app-{i}" for i in range(args.runs)]
+    for name in names:
+        apps.create_namespaced_deployment(ns, deployment(name, args.replicas))
+
+    env = {"KUBECONFIG": str(localcluster.kubeconfig_path()), "PATH": "/usr/bin:/bin"}
+    log = open(ROOT / "benchmarks" / ".operator.log", "w")
+    operator = subprocess.Popen([sys.executable, "-m", "selfbootstrap", "--standalone", "-n", ns],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(3)
+        idle = rss_mib(operator.pid)
+        created = {}
+        for name in names:
+            custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, {
+                "apiVersion": f"{GROUP}/{VERSION}", "kind": "SelfBootstrapRun", "metadata": {"name": name},
+                "spec": {"target": {"deployment": name}, "release": {"image": "registry.example.com/app:v2"},
+                         "restartWatchdog": {"retries": 2, "intervalSeconds": 1}}})
+            created[name] = time.monotonic()
+        done: dict[str, float] = {}
+        peak = idle
+        deadline = time.monotonic() + 300
+        while len(done) < len(names) and time.monotonic() < deadline:
+            for item in custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]:
+                name, phase = item["metadata"]["name"], (item.get("status") or {}).get("phase")
+                if phase in ("Succeeded", "Failed", "RolledBack") and name not in done:
+                    done[name] = time.monotonic() - created[name]
+            peak = max(peak, rss_mib(operator.pid))
+            time.sleep(0.2)
+        latencies = sorted(done.values())
+        total = max(done.values()) if done else float("nan")
+        print(f"runs: {len(done)}/{len(names)} finished, {args.replicas} replicas each, "
+              f"watchdog 2 observations 1 s apart (1 s of each run is that wait)")
+        if latencies:
+            p95 = latencies[max(0, int(len(latencies) * 0.95) - 1)]
+            print(f"creation -> Succeeded: median {statistics.median(latencies):.2f} s, p95 {p95:.2f} s, "
+                  f"max {latencies[-1]:.2f} s")
+            print(f"throughput: {len(done) / total:.2f} runs/s with {len(names)} concurrent runs")
+        print(f"operator RSS: idle {idle:.0f} MiB, peak {peak:.0f} MiB")
+    finally:
+        operator.terminate()
+        operator.wait(timeout=30)
+        core.delete_namespace(ns)
+
+
+if __name__ == "__main__":
+    main()
