@@ -277,6 +277,41 @@ def up() -> None:
     log(f"up in {time.monotonic() - started:.1f}s; {env_text().splitlines()[0]}")
 
 
+def restart_control_plane() -> None:
+    """Crash and restart everything but etcd, as a control-plane node reboot does (resilience tests).
+
+    SIGKILL, as a crash: a graceful API server stop drains for about a minute.
+    The controllers are restarted with the API server because their informers
+    take a minute or more to notice a crashed one on their own.
+    """
+    names = ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver")
+    for name in names:
+        pid = _running(name)
+        if pid:
+            os.killpg(pid, signal.SIGKILL)
+    for name in names:
+        while _running(name):
+            time.sleep(0.1)
+    comps = {c.name: c for c in components()}
+    _start(comps["kube-apiserver"])
+    _wait("the API server to be ready", _api_ok, 90, "kube-apiserver")
+    for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
+        _start(comps[name])
+    wait_functional()
+
+
+def wait_functional(timeout: float = 180) -> None:
+    """Wait until the controllers, scheduler and kwok act again: a probe Deployment becomes available."""
+    name = f"probe-{secrets.token_hex(3)}"
+    kubectl("-n", "default", "create", "deployment", name, "--image=registry.example.com/probe:v1")
+    try:
+        _wait("a probe Deployment to become available", lambda: kubectl(
+            "-n", "default", "rollout", "status", f"deployment/{name}", "--timeout=5s", check=False)
+            .returncode == 0, timeout, "kube-controller-manager")
+    finally:
+        kubectl("-n", "default", "delete", "deployment", name, "--wait=false", check=False)
+
+
 def down(purge: bool = False) -> None:
     for name in ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
         pid = _running(name)

@@ -61,3 +61,22 @@ def test_sigkill_during_restart_watchdog_resumes_and_rolls_back_exactly_once(ope
     assert [r for _, r, _ in events_of(namespace, "resumed")].count("RollbackPatched") == 1
     # The run's watchdog count went on from where it was, not from zero.
     assert st["restartWatchdogAttempts"] >= 2
+
+
+def test_control_plane_crash_mid_run_is_survived(operator, namespace):
+    import localcluster
+
+    create_deployment(namespace, "app", V1, "v1")
+    create_run(namespace, "outage", {
+        "target": {"deployment": "app"}, "release": {"id": "v2", "image": V2},
+        "restartWatchdog": {"retries": 8, "intervalSeconds": 1},
+    })
+    wait_phase(namespace, "outage", "WatchingRestarts", timeout=60)
+
+    localcluster.restart_control_plane()  # the API server and controllers crash and come back
+
+    st = wait_phase(namespace, "outage", {"RolledBack", "Failed", "Succeeded"}, timeout=120)
+    assert st["phase"] == "Succeeded", [(h["at"], h["phase"], h["reason"], h["message"]) for h in st["history"]]
+    assert st["restartWatchdogAttempts"] == 8
+    assert operator.proc.poll() is None, "the operator must ride out the outage, not crash"
+    assert replica_sets(namespace, "app")[V2]["revision"] == 2
