@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from .git_http import GitHttpServer, git
+from .loopback import LoopbackServer
 
 MERGER = {"GIT_AUTHOR_NAME": "GitHub", "GIT_AUTHOR_EMAIL": "noreply@github.com",
           "GIT_COMMITTER_NAME": "GitHub", "GIT_COMMITTER_EMAIL": "noreply@github.com"}
@@ -27,7 +28,7 @@ class ApiError(Exception):
         self.status, self.message, self.errors = status, message, errors
 
 
-class FakeGitHub:
+class FakeGitHub(LoopbackServer):
     def __init__(self, git_server: GitHttpServer, token: str, default_ci: str = "success") -> None:
         self.git = git_server
         self.token = token
@@ -39,32 +40,13 @@ class FakeGitHub:
         self._posted: dict[str, list[dict[str, Any]]] = {}
         self._refusal: str | None = None
         self._lock = threading.RLock()
-        self._server: http.server.ThreadingHTTPServer | None = None
 
-    # --- lifecycle ----------------------------------------------------------------
-
-    def start(self) -> "FakeGitHub":
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        self._server = server
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def __enter__(self) -> "FakeGitHub":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def handler_class(self) -> type[http.server.BaseHTTPRequestHandler]:
+        return _handler(self)
 
     @property
     def api_url(self) -> str:
-        assert self._server is not None, "server not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.base_url
 
     # --- test controls ----------------------------------------------------------
 

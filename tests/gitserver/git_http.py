@@ -13,6 +13,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .loopback import LoopbackServer
+
 SEED = {"GIT_AUTHOR_NAME": "Seed", "GIT_AUTHOR_EMAIL": "seed@example.com",
         "GIT_COMMITTER_NAME": "Seed", "GIT_COMMITTER_EMAIL": "seed@example.com"}
 
@@ -25,7 +27,7 @@ def git(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, 
     return done.stdout.decode(errors="replace")
 
 
-class GitHttpServer:
+class GitHttpServer(LoopbackServer):
     def __init__(self, root: Path, token: str, username: str = "x-access-token") -> None:
         self.root = Path(root)
         self.token = token
@@ -33,32 +35,9 @@ class GitHttpServer:
         self.requests: list[dict[str, Any]] = []
         self._pushes: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._server: http.server.ThreadingHTTPServer | None = None
 
-    # --- lifecycle ----------------------------------------------------------------
-
-    def start(self) -> "GitHttpServer":
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        self._server = server
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def __enter__(self) -> "GitHttpServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None, "server not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def handler_class(self) -> type[http.server.BaseHTTPRequestHandler]:
+        return _handler(self)
 
     # --- repositories -----------------------------------------------------------
 

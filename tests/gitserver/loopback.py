@@ -1,0 +1,39 @@
+"""Lifecycle shared by the test servers: a threaded HTTP server on an ephemeral loopback port."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from typing import Any
+
+
+class LoopbackServer:
+    """Subclasses provide handler_class(); start/stop or use as a context manager."""
+
+    _server: http.server.ThreadingHTTPServer | None = None
+
+    def handler_class(self) -> type[http.server.BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    def start(self) -> Any:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self.handler_class())
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self._server = server
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "server not started"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
