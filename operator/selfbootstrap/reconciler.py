@@ -20,7 +20,6 @@ from .adapters import http as http_probe
 from .adapters.kube import JSON_PATCH, STRATEGIC, Kube, api_message
 from .core import machine
 from .core.machine import Decision, Outcome, Run
-from .core.world import World
 from .gitrunner import GitRunner
 from .models import TERMINAL_PHASES, Phase, RunSpec, RunStatus
 
@@ -35,14 +34,13 @@ def utcnow() -> datetime:
 @dataclass
 class Reconciler:
     kube: Kube
-    git: GitRunner = None  # type: ignore[assignment]  # set in __post_init__
+    git: GitRunner | None = None  # default: a GitRunner on the same Kube
     probe: Callable[..., Outcome] = http_probe.probe
     clock: Callable[[], datetime] = utcnow
     logger: logging.Logger = logging.getLogger("selfbootstrap")
 
     def __post_init__(self) -> None:
-        if self.git is None:
-            self.git = GitRunner(self.kube)
+        self.git = self.git or GitRunner(self.kube)
 
     def tick(self, namespace: str, name: str) -> float | None:
         """Advance the run once; return seconds until the next tick, None when it is finished."""
@@ -108,6 +106,7 @@ class Reconciler:
         if isinstance(action, machine.ProbeHttp):
             return self.probe(action.check)
         if not isinstance(action, (machine.PatchDeployment, machine.RollbackDeployment)):
+            assert self.git is not None
             return self.git.perform(obj, run, action)
         try:
             if isinstance(action, machine.PatchDeployment):
@@ -149,5 +148,3 @@ class Reconciler:
 def is_finished(status: dict[str, Any]) -> bool:
     return (status or {}).get("phase") in TERMINAL_PHASES
 
-
-__all__ = ["Reconciler", "World", "is_finished"]

@@ -8,7 +8,6 @@ pods of a rolling update do.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest

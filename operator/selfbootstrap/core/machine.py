@@ -19,7 +19,7 @@ from ..models import (
     HealthStatus, HttpCheck, Phase, RunSpec, WatchdogStatus,
 )
 from . import gitflow, policy, releases, rollout, watchdog
-from .draft import Decision, Draft, Event, Outcome, Run
+from .draft import Decision, Draft, Outcome, Run
 from .world import DeploymentState, Revision, World
 
 POLL_SECONDS = 2.0  # how often an in-flight rollout is looked at
