@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from . import models as m
 from .adapters.kube import Kube, api_message
-from .core.machine import Event
+from .core.draft import Event
 from .reconciler import Reconciler, is_finished
 
 MIN_TICK_SECONDS = 0.05

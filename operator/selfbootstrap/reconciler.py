@@ -19,7 +19,7 @@ from . import metrics
 from .adapters import http as http_probe
 from .adapters.kube import JSON_PATCH, STRATEGIC, Kube, api_message
 from .core import machine
-from .core.machine import Decision, Outcome, Run
+from .core.draft import Decision, Event, Outcome, Run
 from .gitrunner import GitRunner
 from .models import TERMINAL_PHASES, Phase, RunSpec, RunStatus
 
@@ -126,8 +126,8 @@ class Reconciler:
         where = ".".join(str(p) for p in first["loc"])
         status = RunStatus(phase=Phase.FAILED, reason="InvalidSpec", message=f"spec.{where}: {first['msg']}")
         now = self.clock()
-        decision = machine.Decision(status.model_copy(update={"finished_at": now}),
-                                    events=(machine.Event("Warning", "InvalidSpec", status.message or ""),))
+        decision = Decision(status.model_copy(update={"finished_at": now}),
+                                    events=(Event("Warning", "InvalidSpec", status.message or ""),))
         self._record(obj, RunStatus(), decision)
         return None
 

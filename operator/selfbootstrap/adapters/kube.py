@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from .. import models as m
 from ..core import releases
-from ..core.machine import Event
+from ..core.draft import Event
 from ..core.world import ContainerState, DeploymentState, PodState, Revision, World
 
 STRATEGIC = "application/strategic-merge-patch+json"
