@@ -1,0 +1,126 @@
+"""The shell's tick with a mocked Kubernetes adapter: ordering of writes and side effects,
+and failure injection (API errors, conflicts, refused patches, invalid specs)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from selfbootstrap.core.world import World
+from selfbootstrap.reconciler import ERROR_BACKOFF, Reconciler
+
+from .factories import T0, deployment, resolved, world
+
+SPEC = {"target": {"deployment": "web"}, "release": {"image": "registry.local:5000/team/web:v3"}}
+
+
+def run_obj(status: dict | None = None, spec: dict | None = None) -> dict:
+    return {"apiVersion": "selfbootstrap.dev/v1alpha1", "kind": "SelfBootstrapRun",
+            "metadata": {"name": "run-1", "namespace": "apps", "uid": "u-1", "generation": 1,
+                         "resourceVersion": "7", "creationTimestamp": "2030-01-01T00:00:00Z"},
+            "spec": spec or SPEC, "status": status or {}}
+
+
+def api_error(status: int, message: str = "boom") -> ApiException:
+    err = ApiException(status=status, reason="Reason")
+    err.body = json.dumps({"message": message})
+    return err
+
+
+@pytest.fixture
+def kube(mocker):
+    kube = mocker.Mock()
+    kube.patch_run_status.side_effect = lambda obj, status: {**obj, "status": status}
+    return kube
+
+
+def reconciler(kube) -> Reconciler:
+    return Reconciler(kube, git=object(), clock=lambda: T0)  # type: ignore[arg-type]
+
+
+def resolved_obj() -> dict:
+    return run_obj(resolved().dump())
+
+
+def test_api_errors_are_retried_later_not_raised(kube):
+    kube.read_run.side_effect = api_error(503)
+    assert reconciler(kube).tick("apps", "run-1") == ERROR_BACKOFF
+
+
+def test_status_is_written_before_the_deploy_patch(kube, mocker):
+    kube.read_run.return_value = resolved_obj()
+    kube.observe.return_value = world(deployment())
+    calls = mocker.Mock()
+    kube.patch_run_status.side_effect = lambda obj, status: (calls.status(status["phase"]), {**obj, "status": status})[1]
+    kube.patch_deployment.side_effect = lambda *a: calls.patch()
+
+    reconciler(kube).tick("apps", "run-1")
+
+    names = [c[0] for c in calls.mock_calls]
+    assert names.index("patch") > 0 and names[0] == "status"
+    assert calls.mock_calls[-1] == mocker.call.status("VerifyingHealth")
+
+
+def test_a_status_conflict_skips_the_side_effect(kube):
+    kube.read_run.return_value = resolved_obj()
+    kube.observe.return_value = world(deployment())
+    kube.patch_run_status.side_effect = api_error(409)
+    assert reconciler(kube).tick("apps", "run-1") == 1.0
+    kube.patch_deployment.assert_not_called()
+
+
+def test_a_refused_patch_is_a_deploy_failure_denied_by_default(kube):
+    kube.read_run.return_value = resolved_obj()
+    kube.observe.return_value = world(deployment())
+    kube.patch_deployment.side_effect = api_error(422, 'spec.template.spec.containers[0].image: Required value')
+
+    reconciler(kube).tick("apps", "run-1")
+
+    final = kube.patch_run_status.call_args.args[1]
+    assert (final["phase"], final["reason"], final["rollbackPolicyReason"]) == (
+        "Failed", "DeployRefused", "rollbackDisabledForDeployFailure")
+    assert "containers[0].image: Required value" in final["message"]
+
+
+def test_a_conflicting_patch_is_retried_without_changing_phase(kube):
+    kube.read_run.return_value = resolved_obj()
+    kube.observe.return_value = world(deployment())
+    kube.patch_deployment.side_effect = api_error(409)
+    assert reconciler(kube).tick("apps", "run-1") == 2.0
+    # Only the write before the patch (conditions, observedGeneration); the conflict itself changes nothing.
+    assert kube.patch_run_status.call_count == 1
+    assert kube.patch_run_status.call_args.args[1]["phase"] == "Deploying"
+    assert kube.post_event.call_args.args[1].reason == "Retrying"
+
+
+def test_an_unparseable_spec_fails_the_run_with_the_field(kube):
+    kube.read_run.return_value = run_obj(spec={"target": {"deployment": "web"}, "release": {"image": 5}})
+    assert reconciler(kube).tick("apps", "run-1") is None
+    final = kube.patch_run_status.call_args.args[1]
+    assert (final["phase"], final["reason"]) == ("Failed", "InvalidSpec")
+    assert final["message"].startswith("spec.release.image")
+
+
+@pytest.mark.parametrize("obj", [None, {**run_obj(), "metadata": {**run_obj()["metadata"],
+                                                                     "deletionTimestamp": "2030-01-01T00:00:00Z"}}],
+                         ids=["gone", "being-deleted"])
+def test_a_deleted_run_stops_the_loop(kube, obj):
+    kube.read_run.return_value = obj
+    assert reconciler(kube).tick("apps", "run-1") is None
+    kube.observe.assert_not_called()
+
+
+def test_a_finished_run_is_not_touched(kube):
+    kube.read_run.return_value = run_obj({"phase": "Succeeded"})
+    assert reconciler(kube).tick("apps", "run-1") is None
+    kube.observe.assert_not_called()
+    kube.patch_run_status.assert_not_called()
+
+
+def test_missing_deployment_fails_the_run(kube):
+    kube.read_run.return_value = run_obj({"phase": "Pending"})
+    kube.observe.return_value = World(deployment=None)
+    assert reconciler(kube).tick("apps", "run-1") is None
+    assert kube.patch_run_status.call_args.args[1]["reason"] == "TargetNotFound"
