@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from .git_http import GitHttpServer, git
-from .loopback import LoopbackServer
+from .loopback import LoopbackServer, QuietHandler
 
 MERGER = {"GIT_AUTHOR_NAME": "GitHub", "GIT_AUTHOR_EMAIL": "noreply@github.com",
           "GIT_COMMITTER_NAME": "GitHub", "GIT_COMMITTER_EMAIL": "noreply@github.com"}
@@ -202,21 +202,7 @@ class FakeGitHub(LoopbackServer):
 
 
 def _handler(forge: FakeGitHub) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802
-            self._serve()
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._serve()
-
-        def do_PUT(self) -> None:  # noqa: N802
-            self._serve()
-
+    class Handler(QuietHandler):
         def _serve(self) -> None:
             url = urlparse(self.path)
             length = int(self.headers.get("Content-Length") or 0)

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .loopback import LoopbackServer
+from .loopback import LoopbackServer, QuietHandler
 
 SEED = {"GIT_AUTHOR_NAME": "Seed", "GIT_AUTHOR_EMAIL": "seed@example.com",
         "GIT_COMMITTER_NAME": "Seed", "GIT_COMMITTER_EMAIL": "seed@example.com"}
@@ -101,18 +101,7 @@ class GitHttpServer(LoopbackServer):
 
 
 def _handler(server: GitHttpServer) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802
-            self._serve()
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._serve()
-
+    class Handler(QuietHandler):
         def _service(self, path: str, query: str) -> str | None:
             if path.endswith("/git-upload-pack") or "service=git-upload-pack" in query:
                 return "git-upload-pack"

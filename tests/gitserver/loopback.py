@@ -7,6 +7,27 @@ import threading
 from typing import Any
 
 
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """HTTP/1.1, no access log; every method goes to _serve()."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _serve(self) -> None:
+        raise NotImplementedError
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._serve()
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._serve()
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._serve()
+
+
 class LoopbackServer:
     """Subclasses provide handler_class(); start/stop or use as a context manager."""
 
