@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import datetime, timezone, UTC
+from typing import Any
+from collections.abc import Callable
 
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
@@ -28,7 +29,7 @@ RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
-from datetime import datetime, timezone
+from datetime import datetime, timezone, UTC
 from typing import Any
 
 from kubernetes import client
@@ -201,7 +201,7 @@ class Kube:
 
     def post_event(self, obj: dict[str, Any], event: Event) -> None:
         meta = obj["metadata"]
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
         body = {
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),

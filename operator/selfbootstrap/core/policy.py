@@ -8,7 +8,7 @@ own CRD is never rolled back automatically.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..models import DeploymentContext, FailureClass, PolicyStatus, RollbackPolicy
 from .releases import newest_revision

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from ..models import RELEASE_ANNOTATION, Release
 from .world import DeploymentState, Revision
