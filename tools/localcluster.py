@@ -138,7 +138,7 @@ def _write_kubeconfig(token: str) -> None:
 
 
 def components() -> list[Component]:
-    token, key, pub = _credentials()
+    _, key, pub = _credentials()
     kubeconfig = str(STATE / "kubeconfig")
     etcd_url = f"http://127.0.0.1:{ETCD_PORT}"
     return [
@@ -158,7 +158,8 @@ def components() -> list[Component]:
             "--endpoint-reconciler-type=none", "--enable-priority-and-fairness=false"]),
         Component("kube-controller-manager", [
             str(k8s_bin() / "kube-controller-manager"), f"--kubeconfig={kubeconfig}", "--leader-elect=false",
-            f"--service-account-private-key-file={key}", "--use-service-account-credentials=false",
+            f"--service-account-private-key-file={key}", f"--root-ca-file={STATE / 'certs' / 'apiserver.crt'}",
+            "--use-service-account-credentials=false",
             "--secure-port=0", "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller",
             "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10"]),
         Component("kube-scheduler", [
@@ -175,6 +176,10 @@ def _pidfile(name: str) -> Path:
     return STATE / f"{name}.pid"
 
 
+def _binary(name: str) -> Path:
+    return {"etcd": etcd_bin(), "kwok": kwok_bin()}.get(name, k8s_bin()) / name
+
+
 def _running(name: str) -> int | None:
     try:
         pid = int(_pidfile(name).read_text())
@@ -186,17 +191,18 @@ def _running(name: str) -> int | None:
         pass
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
         return None
-    return None if state in ("Z", "X") else pid
+    return pid if state not in ("Z", "X") and argv0 == str(_binary(name)) else None
 
 
 def _start(component: Component) -> None:
     if _running(component.name):
         return
-    logfile = open(STATE / f"{component.name}.log", "ab")
-    proc = subprocess.Popen(component.argv, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+    with open(STATE / f"{component.name}.log", "ab") as logfile:
+        proc = subprocess.Popen(component.argv, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
     _pidfile(component.name).write_text(str(proc.pid))
     time.sleep(0.3)
     if proc.poll() is not None:
@@ -257,6 +263,8 @@ def up() -> None:
     if USE_EXISTING:
         if "KUBECONFIG" not in os.environ:
             raise SystemExit("SELFBOOTSTRAP_USE_EXISTING_CLUSTER=1 needs KUBECONFIG")
+        if not kubectl_path().exists():
+            raise SystemExit(f"{kubectl_path()} is missing: run scripts/local-cluster build")
         result = kubectl("get", "--raw", "/readyz", check=False)
         if result.returncode:
             raise SystemExit(f"the configured cluster is not reachable: {result.stderr.strip()}")
@@ -276,12 +284,14 @@ def up() -> None:
     _wait("the API server to be ready", _api_ok, 90, "kube-apiserver")
     for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
         _start(comps[name])
-    kubectl("apply", "-f", "-", stdin=_nodes_manifest())
+    nodes = kubectl("apply", "-f", "-", stdin=_nodes_manifest(), check=False)
+    if nodes.returncode:
+        raise SystemExit(f"could not create the kwok nodes: {nodes.stderr.strip()}")
     _wait("the default service account", lambda: kubectl("get", "serviceaccount", "default", check=False)
           .returncode == 0, 60, "kube-controller-manager")
     _wait("the nodes to be Ready", lambda: kubectl(
         "wait", "--for=condition=Ready", "node", "--all", "--timeout=2s", check=False).returncode == 0, 60, "kwok")
-    log(f"up in {time.monotonic() - started:.1f}s; {env_text().splitlines()[0]}")
+    log(f"up in {time.monotonic() - started:.1f}s; use it with: eval \"$(scripts/local-cluster env)\"")
 
 
 def restart_control_plane() -> None:
@@ -319,18 +329,24 @@ def wait_functional(timeout: float = 180) -> None:
         kubectl("-n", "default", "delete", "deployment", name, "--wait=false", check=False)
 
 
+def _stop(name: str, grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after the grace period; returns once the process is gone."""
+    pid = _running(name)
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        if not pid:
+            break
+        os.killpg(pid, sig)
+        deadline = time.monotonic() + wait
+        while (pid := _running(name)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    if pid:
+        raise SystemExit(f"{name} (pid {pid}) did not stop")
+    _pidfile(name).unlink(missing_ok=True)
+
+
 def down(purge: bool = False) -> None:
     for name in ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
-        pid = _running(name)
-        if pid:
-            os.killpg(pid, signal.SIGTERM)
-            for _ in range(50):
-                if not _running(name):
-                    break
-                time.sleep(0.1)
-            else:
-                os.killpg(pid, signal.SIGKILL)
-        _pidfile(name).unlink(missing_ok=True)
+        _stop(name)
     if purge:
         shutil.rmtree(STATE, ignore_errors=True)
     log("stopped" + (" and purged" if purge else ""))
