@@ -1,64 +1,65 @@
-"""End-to-end fixtures: the real local control plane, a namespace per test, kubectl.
+"""End-to-end fixtures: the real control plane (see cluster.py), kubectl, a namespace per test.
 
-The control plane starts once per session (or is reused when already running,
-or is the user's own with SELFBOOTSTRAP_USE_EXISTING_CLUSTER=1 and KUBECONFIG).
-It is left running for the next session unless SELFBOOTSTRAP_CLUSTER_TEARDOWN=1.
+Every test under tests/e2e is marked `e2e`; `pytest -m "not e2e"` runs without a cluster.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools"))
-import localcluster  # noqa: E402
+from . import cluster as cluster_lib
+from .cluster import Cluster, wait_for
+from .operator_fixtures import crd, operator  # noqa: F401  (fixtures)
 
-from .operator_fixtures import crd, operator  # noqa: E402,F401  (fixtures)
+E2E_DIR = Path(__file__).parent
 
 
-@dataclass(frozen=True)
-class Cluster:
-    kubeconfig: Path
-    bin_dir: Path
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: runs against the real local control plane")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E_DIR in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
+    """The control plane, up for the whole session; sets KUBECONFIG and the Python client's config."""
     try:
-        localcluster.up()
+        started = cluster_lib.start()
     except (SystemExit, subprocess.CalledProcessError) as err:
-        pytest.fail(f"the local control plane did not come up: {err}", pytrace=False)
-    kubeconfig = localcluster.kubeconfig_path()
-    os.environ["KUBECONFIG"] = str(kubeconfig)
-    config.load_kube_config(str(kubeconfig))
-    yield Cluster(kubeconfig, localcluster.k8s_bin())
-    if os.environ.get("SELFBOOTSTRAP_CLUSTER_TEARDOWN") == "1" and not localcluster.USE_EXISTING:
-        localcluster.down(purge=True)
+        pytest.fail(f"the control plane did not come up: {err}", pytrace=False)
+    config.load_kube_config(str(started.kubeconfig))
+    yield started
+    cluster_lib.stop(started)
 
 
 @pytest.fixture(scope="session")
 def kubectl(cluster: Cluster) -> Callable[..., str]:
-    def run(*args: str) -> str:
-        done = localcluster.kubectl(*args, check=False)
-        if done.returncode:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
-        return done.stdout
-    return run
+    """kubectl(*args, input=None, timeout=120) -> stdout; AssertionError with stderr on failure."""
+    return cluster_lib.kubectl
 
 
 @pytest.fixture
 def namespace(cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace (with its default ServiceAccount), deleted after the test without waiting."""
     name = f"e2e-{uuid.uuid4().hex[:8]}"
     core = client.CoreV1Api()
     core.create_namespace({"metadata": {"name": name, "labels": {"selfbootstrap.dev/e2e": "true"}}})
+    wait_for(lambda: core.list_namespaced_service_account(name, field_selector="metadata.name=default").items,
+             30, f"namespace {name} never got its default ServiceAccount (is kube-controller-manager running?)")
     yield name
-    core.delete_namespace(name, propagation_policy="Background")
+    try:
+        core.delete_namespace(name, propagation_policy="Background")
+    except ApiException as err:
+        if err.status != 404:
+            raise
