@@ -27,6 +27,11 @@ import localcluster  # noqa: E402
 GROUP, VERSION, PLURAL = "selfbootstrap.dev", "v1alpha1", "selfbootstrapruns"
 
 
+def _ts(stamp: str) -> float:
+    from datetime import datetime
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -92,6 +97,14 @@ def main() -> None:
                   f"max {latencies[-1]:.2f} s")
             print(f"throughput: {len(done) / total:.2f} runs/s with {len(names)} concurrent runs")
         print(f"operator RSS: idle {idle:.0f} MiB, peak {peak:.0f} MiB")
+        slowest = max(done, key=done.get) if done else None
+        if slowest:
+            item = custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, slowest)
+            print(f"slowest run {slowest}, time per phase:")
+            history = item["status"]["history"]
+            start = _ts(history[0]["at"])
+            for entry in history:
+                print(f"  +{_ts(entry['at']) - start:6.2f} s  {entry['phase']:<17} {entry['reason']}")
     finally:
         operator.terminate()
         operator.wait(timeout=30)

@@ -7,6 +7,7 @@ the operator restarts, which resumes them from status.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -56,14 +57,17 @@ def _active(status: dict[str, Any], **_: Any) -> bool:
 
 @kopf.daemon(m.GROUP, m.VERSION, m.PLURAL, id="reconcile", when=_active,
              cancellation_timeout=30.0, backoff=5.0)
-def reconcile(name: str, namespace: str, stopped: kopf.DaemonStopped, logger: logging.Logger,
-              **_: Any) -> None:
+async def reconcile(name: str, namespace: str, stopped: kopf.DaemonStopped, logger: logging.Logger,
+                    **_: Any) -> None:
+    # Async, so that a waiting run holds no thread: only a tick's blocking API calls
+    # borrow one. (A sync daemon keeps a worker thread for its whole life, and runs
+    # beyond the pool's size would wait for a free one.)
     reconciler = Reconciler(kube(), logger=logger)
     while not stopped:
-        delay = reconciler.tick(namespace, name)
+        delay = await asyncio.to_thread(reconciler.tick, namespace, name)
         if delay is None:
             return
-        stopped.wait(max(delay, MIN_TICK_SECONDS))
+        await stopped.wait(max(delay, MIN_TICK_SECONDS))
 
 
 @kopf.on.delete(m.GROUP, m.VERSION, m.PLURAL, id="release-on-delete")
