@@ -35,6 +35,7 @@ API_PORT = int(os.environ.get("SELFBOOTSTRAP_API_PORT", "16443"))
 ETCD_PORT = int(os.environ.get("SELFBOOTSTRAP_ETCD_PORT", "12379"))
 USE_EXISTING = os.environ.get("SELFBOOTSTRAP_USE_EXISTING_CLUSTER") == "1"
 NODES = ("kwok-node-0", "kwok-node-1")
+LOG_MARK = "==== local-cluster started "  # a line written to a component's log before each start
 
 
 def k8s_bin() -> Path:
@@ -201,6 +202,8 @@ def _start(component: Component) -> None:
     if _running(component.name):
         return
     with open(STATE / f"{component.name}.log", "ab") as logfile:
+        logfile.write(f"{LOG_MARK}{time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(component.argv)}\n".encode())
+        logfile.flush()
         proc = subprocess.Popen(component.argv, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
     _pidfile(component.name).write_text(str(proc.pid))
@@ -210,10 +213,12 @@ def _start(component: Component) -> None:
 
 
 def _tail(name: str, lines: int = 15) -> str:
+    """The end of the component's log since it was last started."""
     try:
-        return "\n".join((STATE / f"{name}.log").read_text(errors="replace").splitlines()[-lines:])
+        text = (STATE / f"{name}.log").read_text(errors="replace")
     except OSError:
         return "(no log)"
+    return "\n".join(text.rpartition(LOG_MARK)[2].splitlines()[1:][-lines:]) or "(empty log)"
 
 
 def _wait(what: str, check, timeout: float, component: str) -> None:
