@@ -12,6 +12,7 @@ hack/etcd, kwok) into a cache keyed by version.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import secrets
@@ -22,6 +23,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -264,6 +267,23 @@ def _ready() -> bool:
         and _api_ok()
 
 
+@contextmanager
+def _exclusive(timeout: float = 1800) -> Iterator[None]:
+    """One up/down/restart at a time per state dir: concurrent test sessions share the cluster."""
+    STATE.mkdir(parents=True, exist_ok=True)
+    with open(STATE / ".lock", "w") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"another local-cluster command held {STATE / '.lock'} for {timeout:g}s") from None
+                time.sleep(0.2)
+        yield
+
+
 def up() -> None:
     if USE_EXISTING:
         if "KUBECONFIG" not in os.environ:
@@ -275,6 +295,11 @@ def up() -> None:
             raise SystemExit(f"the configured cluster is not reachable: {result.stderr.strip()}")
         log("using the existing cluster from KUBECONFIG")
         return
+    with _exclusive():
+        _up()
+
+
+def _up() -> None:
     build()
     if _ready():
         log("already running")
@@ -306,20 +331,15 @@ def restart_control_plane() -> None:
     The controllers are restarted with the API server because their informers
     take a minute or more to notice a crashed one on their own.
     """
-    names = ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver")
-    for name in names:
-        pid = _running(name)
-        if pid:
-            os.killpg(pid, signal.SIGKILL)
-    for name in names:
-        while _running(name):
-            time.sleep(0.1)
-    comps = {c.name: c for c in components()}
-    _start(comps["kube-apiserver"])
-    _wait("the API server to be ready", _api_ok, 90, "kube-apiserver")
-    for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
-        _start(comps[name])
-    wait_functional()
+    with _exclusive():
+        for name in ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver"):
+            _stop(name, grace=0)
+        comps = {c.name: c for c in components()}
+        _start(comps["kube-apiserver"])
+        _wait("the API server to be ready", _api_ok, 90, "kube-apiserver")
+        for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
+            _start(comps[name])
+        wait_functional()
 
 
 def wait_functional(timeout: float = 180) -> None:
@@ -335,11 +355,11 @@ def wait_functional(timeout: float = 180) -> None:
 
 
 def _stop(name: str, grace: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL after the grace period; returns once the process is gone."""
+    """SIGTERM, then SIGKILL after the grace period (at once with grace=0); returns once the process is gone."""
     pid = _running(name)
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
-        if not pid:
-            break
+        if not pid or not wait:
+            continue
         os.killpg(pid, sig)
         deadline = time.monotonic() + wait
         while (pid := _running(name)) and time.monotonic() < deadline:
@@ -350,10 +370,11 @@ def _stop(name: str, grace: float = 5.0) -> None:
 
 
 def down(purge: bool = False) -> None:
-    for name in ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
-        _stop(name)
-    if purge:
-        shutil.rmtree(STATE, ignore_errors=True)
+    with _exclusive():
+        for name in ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
+            _stop(name)
+        if purge:
+            shutil.rmtree(STATE, ignore_errors=True)
     log("stopped" + (" and purged" if purge else ""))
 
 
