@@ -71,7 +71,11 @@ def log(message: str) -> None:
 
 
 def _go(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
-    subprocess.run(["go", *args], cwd=cwd, env={**os.environ, **(env or {})}, check=True)
+    if not shutil.which("go"):
+        raise SystemExit("building the control plane needs Go 1.24 or newer on PATH (https://go.dev/dl/)")
+    done = subprocess.run(["go", *args], cwd=cwd, env={**os.environ, **(env or {})}, check=False)
+    if done.returncode:
+        raise SystemExit(f"go {' '.join(args)} failed with exit code {done.returncode} (its output is above)")
 
 
 def build() -> None:
