@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any, Callable
+from typing import Any
 
 from kubernetes import client
+
+from .cluster import wait_for as poll  # noqa: F401  (the tests' name for it)
 
 GROUP, VERSION, PLURAL = "selfbootstrap.dev", "v1alpha1", "selfbootstrapruns"
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
-
-
-def poll(predicate: Callable[[], Any], timeout: float, message: Callable[[], str] | str,
-         interval: float = 0.3) -> Any:
-    """Wait until predicate() is truthy; fail with a message that says what was seen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            text = message() if callable(message) else message
-            raise AssertionError(f"timed out after {timeout}s: {text}")
-        time.sleep(interval)
 
 
 def create_deployment(namespace: str, name: str, image: str, release: str, replicas: int = 2,
