@@ -183,8 +183,11 @@ class Kube:
         if run["spec"]["target"].get("deploymentContext") == m.DeploymentContext.SELF_HOSTED:
             crd = _optional(self.extensions.read_custom_resource_definition, f"{m.PLURAL}.{m.GROUP}")
             crd_generation = crd["metadata"].get("generation") if crd else None
-        return World(deployment=state, pods=pods, crd_generation=crd_generation,
-                     blocking_run=blocking_run(run, self.list_runs(namespace)))
+        # Only a run that has not started yet waits for another: list the runs only then.
+        blocker = None
+        if (run.get("status") or {}).get("phase") in (None, m.Phase.PENDING):
+            blocker = blocking_run(run, self.list_runs(namespace))
+        return World(deployment=state, pods=pods, crd_generation=crd_generation, blocking_run=blocker)
 
     # writes
 
