@@ -76,8 +76,8 @@ class GitRemote:
         except subprocess.TimeoutExpired:
             raise GitError(reason, f"git {args[0]} timed out after {timeout}s", retryable=True) from None
         if done.returncode != 0:
-            detail = self.scrub((done.stderr or done.stdout).strip().splitlines()[-1:][0]
-                                if (done.stderr or done.stdout).strip() else f"exit {done.returncode}")
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            detail = self.scrub(lines[-1] if lines else f"exit {done.returncode}")
             transient = any(s in detail for s in ("Could not resolve", "Connection refused", "timed out",
                                                    "returned error: 5"))
             raise GitError(reason, f"git {args[0]} failed: {detail}", retryable=transient)
