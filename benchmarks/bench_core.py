@@ -11,11 +11,12 @@ import argparse
 import json
 import time
 import tracemalloc
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from selfbootstrap.core import machine
+from selfbootstrap.core.run import Run
 from selfbootstrap.core.world import ContainerState, DeploymentState, PodState, Revision, World
-from selfbootstrap.models import RunSpec, RunStatus
+from selfbootstrap.models import Phase, RunSpec, RunStatus
 
 
 def template(tag: str) -> dict:
@@ -24,30 +25,31 @@ def template(tag: str) -> dict:
                                      "resources": {"requests": {"cpu": "10m"}}}]}}
 
 
-def scenario(revisions: int, pods: int) -> tuple[machine.Run, World]:
+def scenario(revisions: int, pods: int) -> tuple[Run, World]:
     revs = tuple(Revision(f"web-{i}", i, template(f"v{i}"), f"v{i}") for i in range(1, revisions + 1))
     dep = DeploymentState(name="web", resource_version="42", template=revs[-1].template, replicas=pods,
-                          status_replicas=pods, updated_replicas=pods, ready_replicas=pods,
+                          status_replicas=pods, updated_replicas=pods,
                           available_replicas=pods, revisions=revs)
     world = World(dep, tuple(PodState(f"web-{i}", containers=(ContainerState("web"),)) for i in range(pods)))
     spec = RunSpec.model_validate({"target": {"deployment": "web"},
-                                   "release": {"id": f"v{revisions}", "image": f"registry.example.com/web:v{revisions}"},
+                                   "release": {"id": f"v{revisions}",
+                                               "image": f"registry.example.com/web:v{revisions}"},
                                    "restartWatchdog": {"retries": 1000, "intervalSeconds": 0.001}})
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    status = RunStatus(phase="WatchingRestarts", deployed_release_id=f"v{revisions}", deploy_patched_at=start,
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    status = RunStatus(phase=Phase.WATCHING_RESTARTS, deployed_release_id=f"v{revisions}", deploy_patched_at=start,
                        release_metadata_source="deploymentRevisions", phase_started_at=start)
-    return machine.Run("bench", 1, spec, status), world
+    return Run("bench", 1, spec, status), world
 
 
-def bench_decide(run: machine.Run, world: World, seconds: float) -> tuple[int, float]:
-    now = run.status.phase_started_at
+def bench_decide(run: Run, world: World, seconds: float) -> tuple[int, float]:
+    now = run.status.phase_started_at or datetime.now(UTC)
     n, t0 = 0, time.perf_counter()
     first = run
     while time.perf_counter() - t0 < seconds:
         now += timedelta(seconds=1)
         decision = machine.decide(run, world, now)
         # Start over before the watchdog's 1000 observations end the run.
-        run = first if decision.requeue_after is None else machine.Run(run.name, run.generation, run.spec,
+        run = first if decision.requeue_after is None else Run(run.name, run.generation, run.spec,
                                                                         decision.status)
         n += 1
     return n, time.perf_counter() - t0
@@ -71,7 +73,7 @@ def main() -> None:
     tracemalloc.stop()
     print(f"decide memory: peak {peak / 1024:,.0f} KiB traced over 0.5 s of ticks")
 
-    decision = machine.decide(run, world, run.status.phase_started_at + timedelta(seconds=5))
+    decision = machine.decide(run, world, datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC))
     size = len(json.dumps(decision.status.dump()))
     print(f"status size after a tick (history bounded to 20): {size:,} bytes of JSON")
 

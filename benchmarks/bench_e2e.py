@@ -64,7 +64,7 @@ def main() -> None:
         apps.create_namespaced_deployment(ns, deployment(name, args.replicas))
 
     env = {"KUBECONFIG": str(localcluster.kubeconfig_path()), "PATH": "/usr/bin:/bin"}
-    log = open(ROOT / "benchmarks" / ".operator.log", "w")
+    log = open(ROOT / "benchmarks" / ".operator.log", "w")  # noqa: SIM115  (the operator's stdout for its life)
     operator = subprocess.Popen([sys.executable, "-m", "selfbootstrap", "--standalone", "-n", ns],
                                 env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -97,7 +97,7 @@ def main() -> None:
                   f"max {latencies[-1]:.2f} s")
             print(f"throughput: {len(done) / total:.2f} runs/s with {len(names)} concurrent runs")
         print(f"operator RSS: idle {idle:.0f} MiB, peak {peak:.0f} MiB")
-        slowest = max(done, key=done.get) if done else None
+        slowest = max(done, key=lambda n: done[n]) if done else None
         if slowest:
             item = custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, slowest)
             print(f"slowest run {slowest}, time per phase:")

@@ -12,6 +12,7 @@ hack/etcd, kwok) into a cache keyed by version.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import json
 import os
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,7 +136,8 @@ def _write_kubeconfig(token: str) -> None:
     config = {
         "apiVersion": "v1", "kind": "Config", "current-context": "selfbootstrap-local",
         "clusters": [{"name": "selfbootstrap-local", "cluster": {
-            "server": f"https://127.0.0.1:{API_PORT}", "certificate-authority": str(STATE / "certs" / "apiserver.crt")}}],
+            "server": f"https://127.0.0.1:{API_PORT}",
+            "certificate-authority": str(STATE / "certs" / "apiserver.crt")}}],
         "users": [{"name": "admin", "user": {"token": token}}],
         "contexts": [{"name": "selfbootstrap-local",
                       "context": {"cluster": "selfbootstrap-local", "user": "admin", "namespace": "default"}}],
@@ -193,10 +195,8 @@ def _running(name: str) -> int | None:
         pid = int(_pidfile(name).read_text())
     except (FileNotFoundError, ValueError):
         return None
-    try:  # reap it if it is our own child that exited (a test session starts the cluster itself)
+    with contextlib.suppress(ChildProcessError):  # reap our own child that exited (a test session starts it)
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
@@ -228,7 +228,7 @@ def _tail(name: str, lines: int = 15) -> str:
     return "\n".join(text.rpartition(LOG_MARK)[2].splitlines()[1:][-lines:]) or "(empty log)"
 
 
-def _wait(what: str, check, timeout: float, component: str) -> None:
+def _wait(what: str, check: Callable[[], bool], timeout: float, component: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not _running(component):
@@ -245,7 +245,7 @@ def _api_ok(path: str = "/readyz") -> bool:
     req = urllib.request.Request(f"https://127.0.0.1:{API_PORT}{path}", headers={"Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(req, context=ctx, timeout=2) as response:
-            return response.status == 200
+            return bool(response.status == 200)
     except (OSError, ssl.SSLError):
         return False
 
@@ -313,7 +313,7 @@ def _up() -> None:
     comps = {c.name: c for c in components()}
     _start(comps["etcd"])
     _start(comps["kube-apiserver"])
-    _wait("the API server certificate", lambda: (STATE / "certs" / "apiserver.crt").exists(), 60, "kube-apiserver")
+    _wait("the API server certificate", (STATE / "certs" / "apiserver.crt").exists, 60, "kube-apiserver")
     _write_kubeconfig(token)
     _wait("the API server to be ready", _api_ok, 90, "kube-apiserver")
     for name in ("kube-controller-manager", "kube-scheduler", "kwok"):

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import os
+import dataclasses
 import time
+from collections.abc import Callable
 
 import kopf
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 from prometheus_client import start_http_server
+
+from . import services
+from .config import Settings
 
 
 def start_time_priority() -> int:
@@ -20,62 +26,80 @@ def start_time_priority() -> int:
     return 10**13 - int(time.time() * 1000)
 
 
-def ensure_peering_object(name: str) -> None:
-    """Create the ClusterKopfPeering object kopf coordinates through, unless it exists."""
-    from kubernetes import client, config
-    from kubernetes.client.exceptions import ApiException
+def ensure_peering_objects(api: client.ApiClient, name: str, namespaces: list[str]) -> None:
+    """Create the peering objects kopf coordinates through, unless they exist.
 
+    A cluster-wide operator uses one ClusterKopfPeering; one that watches a list of
+    namespaces uses a KopfPeering in each (a namespace pattern needs them made beforehand).
+    """
+    custom = client.CustomObjectsApi(api)
     try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
-    body = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}}
-    try:
-        client.CustomObjectsApi().create_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", body)
+        if not namespaces:
+            body = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}}
+            _create(custom.create_cluster_custom_object, "kopf.dev", "v1", "clusterkopfpeerings", body)
+        for namespace in namespaces:
+            if any(c in namespace for c in "*?[!"):
+                continue
+            body = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name}}
+            _create(custom.create_namespaced_custom_object, "kopf.dev", "v1", namespace, "kopfpeerings", body)
     except ApiException as err:
         if err.status == 404:
-            raise SystemExit("peering requested but the ClusterKopfPeering CRD is not installed "
+            raise SystemExit("peering requested but kopf's peering CRDs are not installed "
                              "(kubectl apply -f manifests/peering.yaml)") from None
-        if err.status != 409:
+        raise
+
+
+def _create(create: Callable[..., object], *args: object) -> None:
+    try:
+        create(*args)
+    except ApiException as err:
+        if err.status != 409:  # already there
             raise
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None, env: Settings) -> tuple[argparse.Namespace, Settings]:
     parser = argparse.ArgumentParser(prog="selfbootstrap-operator", description=__doc__)
     parser.add_argument("-n", "--namespace", action="append", default=[],
                         help="watch this namespace (repeatable); default: all namespaces")
-    parser.add_argument("--standalone", action="store_true",
-                        default=os.environ.get("SELFBOOTSTRAP_STANDALONE") == "1",
+    parser.add_argument("--standalone", action="store_true", default=env.standalone,
                         help="no peering with other operator instances")
     parser.add_argument("--priority", type=int, default=None,
                         help="peering priority of this instance; default: earlier-started instances win")
-    parser.add_argument("--peering", default=os.environ.get("SELFBOOTSTRAP_PEERING"),
+    parser.add_argument("--peering", default=env.peering,
                         help="name of the KopfPeering object to coordinate through")
-    parser.add_argument("--liveness", default=os.environ.get("SELFBOOTSTRAP_LIVENESS"),
+    parser.add_argument("--liveness", default=env.liveness,
                         help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
-    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("SELFBOOTSTRAP_METRICS_PORT", "0")),
+    parser.add_argument("--metrics-port", type=int, default=env.metrics_port,
                         help="serve Prometheus metrics on this port (0: off)")
-    parser.add_argument("--log-format", choices=["plain", "full", "json"],
-                        default=os.environ.get("SELFBOOTSTRAP_LOG_FORMAT", "full"))
+    parser.add_argument("--log-format", choices=["plain", "full", "json"], default=env.log_format)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
+    settings = dataclasses.replace(env, standalone=args.standalone, peering=args.peering, liveness=args.liveness,
+                                   metrics_port=args.metrics_port, log_format=args.log_format,
+                                   namespaces=tuple(args.namespace))
+    return args, settings
 
-    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
-    if args.metrics_port:
-        start_http_server(args.metrics_port)
+
+def main(argv: list[str] | None = None) -> None:
+    args, settings = parse_args(argv, Settings.from_env())
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[settings.log_format.upper()])
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
     from . import handlers  # noqa: F401  (registers the handlers)
 
-    if args.peering:
-        ensure_peering_object(args.peering)
+    api = services.api_client()
+    if settings.peering:
+        ensure_peering_objects(api, settings.peering, args.namespace)
         if args.priority is None:
             args.priority = start_time_priority()
     kopf.run(
         clusterwide=not args.namespace,
         namespaces=args.namespace,
-        standalone=args.standalone,
+        standalone=settings.standalone,
         priority=args.priority,
-        peering_name=args.peering,
-        liveness_endpoint=args.liveness,
+        peering_name=settings.peering,
+        liveness_endpoint=settings.liveness,
+        memo=services.memo_with(services.build(settings, api)),
     )
 
 

@@ -64,7 +64,8 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
 
 def openapi_schema(model: type[m.Model]) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")
-    return _inline(raw, raw.get("$defs", {}))
+    inlined: dict[str, Any] = _inline(raw, raw.get("$defs", {}))
+    return inlined
 
 
 def status_schema() -> dict[str, Any]:
@@ -78,7 +79,7 @@ def status_schema() -> dict[str, Any]:
 
 def _column(name: str, path: str, description: str, priority: int = 0,
             type_: str = "string") -> dict[str, Any]:
-    col = {"name": name, "type": type_, "jsonPath": path, "description": description}
+    col: dict[str, Any] = {"name": name, "type": type_, "jsonPath": path, "description": description}
     if priority:
         col["priority"] = priority
     return col

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 GROUP = "selfbootstrap.dev"
 VERSION = "v1alpha1"
@@ -31,9 +32,9 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
-def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+def cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
     """One x-kubernetes-validations entry."""
-    entry = {"rule": rule, "message": message}
+    entry: JsonDict = {"rule": rule, "message": message}
     if field_path:
         entry["fieldPath"] = field_path
     return entry
@@ -47,6 +48,12 @@ class Model(BaseModel):
     def dump(self) -> dict[str, Any]:
         """The resource's JSON form: camelCase, without unset optional fields."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class StatusModel(Model):
+    """Status the core builds field by field: every assignment is validated (a wrong type raises)."""
+
+    model_config = ConfigDict(validate_assignment=True)
 
 
 # --- spec -------------------------------------------------------------------
@@ -285,7 +292,7 @@ class ForgeKind(StrEnum):
     GITHUB = "github"
 
 
-class Forge(Model):
+class ForgeSettings(Model):
     kind: Annotated[ForgeKind, Field(default=ForgeKind.GITHUB, description="The forge's API flavour.")]
     api_url: Annotated[str, Field(default="https://api.github.com", min_length=1, max_length=2048,
                                   description="Base URL of the forge's REST API.")]
@@ -320,8 +327,8 @@ class GitWorkflow(Model):
                                                         description="Pull request and merge settings.",
                                                         json_schema_extra=_defaults(PullRequestSettings))]
     ci: Annotated[CISettings, Field(default_factory=CISettings, json_schema_extra=_defaults(CISettings))]
-    forge: Annotated[Forge, Field(default_factory=Forge, description="Where pull requests and CI live.",
-                                  json_schema_extra=_defaults(Forge))]
+    forge: Annotated[ForgeSettings, Field(default_factory=ForgeSettings, description="Where pull requests and CI live.",
+                                  json_schema_extra=_defaults(ForgeSettings))]
     revert_on_rollback: Annotated[bool, Field(
         default=True, description="After a rollback, open a pull request reverting the change in git.")]
 
@@ -418,7 +425,7 @@ class RevertStatus(StrEnum):
     FAILED = "failed"
 
 
-class GitStatus(Model):
+class GitStatus(StatusModel):
     """Where the git workflow is; every remote side effect is recorded here."""
 
     branch: str | None = None
@@ -449,7 +456,7 @@ class Transition(Model):
     at: datetime
 
 
-class RunStatus(Model):
+class RunStatus(StatusModel):
     """What the operator observed and did; every side effect is recorded here first."""
 
     phase: Phase | None = None

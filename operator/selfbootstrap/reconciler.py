@@ -7,25 +7,27 @@ resumed by the next one deciding again from status and the world.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
-from datetime import datetime, timezone, UTC
-from typing import Any
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 from urllib3.exceptions import HTTPError as TransportError
 
 from . import metrics
-from .adapters import http as http_probe
-from .adapters.kube import JSON_PATCH, STRATEGIC, Kube, api_message
-from .core import machine
-from .core.draft import Decision, Event, Outcome, Run
-from .gitrunner import GitRunner
+from .adapters.executor import Executor
+from .adapters.kube import Kube, StatusConflictError, api_message, meta, name_of
+from .core import machine, reasons
+from .core.decision import Decision, Event, EventType
+from .core.jsontypes import JsonObject, integer, obj, text
+from .core.run import Run
 from .models import TERMINAL_PHASES, Phase, RunSpec, RunStatus
 
+Logger = logging.Logger | logging.LoggerAdapter[Any]
 ERROR_BACKOFF = 5.0
-RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
+CONFLICT_RETRY = 0.0  # someone else wrote status: read it again at once
 
 
 def utcnow() -> datetime:
@@ -35,13 +37,9 @@ def utcnow() -> datetime:
 @dataclass
 class Reconciler:
     kube: Kube
-    git: GitRunner | None = None  # default: a GitRunner on the same Kube
-    probe: Callable[..., Outcome] = http_probe.probe
+    executor: Executor
     clock: Callable[[], datetime] = utcnow
-    logger: logging.Logger = logging.getLogger("selfbootstrap")
-
-    def __post_init__(self) -> None:
-        self.git = self.git or GitRunner(self.kube)
+    logger: Logger = field(default_factory=lambda: logging.getLogger("selfbootstrap"))
 
     def tick(self, namespace: str, name: str) -> float | None:
         """Advance the run once; return seconds until the next tick, None when it is finished."""
@@ -55,85 +53,60 @@ class Reconciler:
             return ERROR_BACKOFF
 
     def _tick(self, namespace: str, name: str) -> float | None:
-        obj = self.kube.read_run(namespace, name)
-        if obj is None or obj["metadata"].get("deletionTimestamp"):
+        o = self.kube.read_run(namespace, name)
+        if o is None or meta(o).get("deletionTimestamp"):
             return None
         try:
-            run = Run(name=name, generation=obj["metadata"].get("generation", 0),
-                      spec=RunSpec.model_validate(obj["spec"]),
-                      status=RunStatus.model_validate(obj.get("status") or {}),
-                      namespace=namespace, uid=obj["metadata"]["uid"])
+            run = parse_run(o)
         except ValidationError as err:
-            return self._reject(obj, err)
+            self._reject(o, err)
+            return None
         if run.status.phase in TERMINAL_PHASES:
             return None
-        world = self.kube.observe(obj, run.spec.target.container)
+        world = self.kube.observe(o, run.spec.target.container)
         decision = machine.decide(run, world, self.clock())
-        obj = self._record(obj, run.status, decision)
-        if obj is None or decision.action is None:
-            return decision.requeue_after if obj is not None else 1.0
-        outcome = self._perform(obj, run, decision.action)
+        written = self._record(o, run.status, decision)
+        if written is None:
+            return CONFLICT_RETRY
+        if decision.action is None:
+            return decision.requeue_after
         run = replace(run, status=decision.status)
-        settled = machine.settle(run, world, decision.action, outcome, self.clock())
-        self._record(obj, run.status, settled)
+        result = self.executor.perform(run, decision.action)
+        settled = machine.settle(run, world, decision.action, result, self.clock())
+        self._record(written, run.status, settled)
         return settled.requeue_after
 
-    def _record(self, obj: dict[str, Any], before: RunStatus, decision: Decision) -> dict[str, Any] | None:
-        """Persist the decision's status (guarded by resourceVersion) and post its events.
-
-        Returns the updated run, or None when another writer got there first.
-        """
+    def _record(self, o: JsonObject, before: RunStatus, decision: Decision) -> JsonObject | None:
+        """Persist the decision's status and post its events; None when another writer got there first."""
         after = decision.status
-        if after.dump() != before.dump():
+        if after != before:
             try:
-                obj = self.kube.patch_run_status(obj, after.dump())
-            except ApiException as err:
-                if err.status == 409:
-                    self.logger.info("run %s changed under us; deciding again", obj["metadata"]["name"])
-                    return None
-                raise
-            self._count(obj, before, after)
+                o = self.kube.write_status(o, after.dump())
+            except StatusConflictError:
+                self.logger.info("status of %s changed under us; deciding again", name_of(o))
+                return None
+            self._count(o, before, after)
         for event in decision.events:
-            log = self.logger.warning if event.type == "Warning" else self.logger.info
-            log("%s/%s %s: %s", obj["metadata"]["namespace"], obj["metadata"]["name"], event.reason, event.message)
+            log = self.logger.warning if event.type == EventType.WARNING else self.logger.info
+            log("%s/%s %s: %s", text(meta(o).get("namespace")), name_of(o), event.reason, event.message)
             try:
-                self.kube.post_event(obj, event)
+                self.kube.post_event(o, event)
             except ApiException as err:  # an event is worth a log line, not a failed run
                 self.logger.warning("could not post event %s: %s", event.reason, api_message(err))
-        return obj
+        return o
 
-    def _perform(self, obj: dict[str, Any], run: Run, action: machine.Action) -> Outcome:
-        namespace, deployment = run.namespace, run.spec.target.deployment
-        if isinstance(action, machine.ProbeHttp):
-            return self.probe(action.check)
-        if not isinstance(action, (machine.PatchDeployment, machine.RollbackDeployment)):
-            assert self.git is not None
-            return self.git.perform(obj, run, action)
-        try:
-            if isinstance(action, machine.PatchDeployment):
-                self.kube.patch_deployment(namespace, deployment, action.patch, STRATEGIC)
-            else:
-                self.kube.patch_deployment(namespace, deployment, action.patch, JSON_PATCH)
-        except ApiException as err:
-            return Outcome(ok=False, message=f"{err.status}: {api_message(err)}",
-                           retryable=err.status in RETRYABLE_STATUS)
-        except (TransportError, OSError) as err:
-            return Outcome(ok=False, message=type(err).__name__, retryable=True)
-        return Outcome(ok=True)
-
-    def _reject(self, obj: dict[str, Any], err: ValidationError) -> None:
+    def _reject(self, o: JsonObject, err: ValidationError) -> None:
         """A run the CRD let through but the models refuse (e.g. an old schema): fail it, say why."""
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        status = RunStatus(phase=Phase.FAILED, reason="InvalidSpec", message=f"spec.{where}: {first['msg']}")
-        now = self.clock()
-        decision = Decision(status.model_copy(update={"finished_at": now}),
-                                    events=(Event("Warning", "InvalidSpec", status.message or ""),))
-        self._record(obj, RunStatus(), decision)
-        return None
+        message = f"spec.{where}: {first['msg']}"
+        status = RunStatus(phase=Phase.FAILED, reason=reasons.INVALID_SPEC, message=message,
+                           finished_at=self.clock())
+        self._record(o, RunStatus(), Decision(status, events=(Event(EventType.WARNING, reasons.INVALID_SPEC,
+                                                                    message),)))
 
-    def _count(self, obj: dict[str, Any], before: RunStatus, after: RunStatus) -> None:
-        if before.phase == after.phase:
+    def _count(self, o: JsonObject, before: RunStatus, after: RunStatus) -> None:
+        if before.phase == after.phase or after.phase is None:
             return
         metrics.TRANSITIONS.labels(after.phase).inc()
         if before.phase and before.phase_started_at and after.phase_started_at:
@@ -143,9 +116,22 @@ class Reconciler:
             metrics.OUTCOMES.labels(after.phase, after.reason or "").inc()
         if after.phase == Phase.ROLLING_BACK:
             metrics.ROLLBACKS.labels(after.rollback_failure_class or "").inc()
-        metrics.track(obj["metadata"]["uid"], after.phase)
+        metrics.track(text(meta(o).get("uid")) or "", after.phase)
 
 
-def is_finished(status: dict[str, Any]) -> bool:
-    return (status or {}).get("phase") in TERMINAL_PHASES
+def parse_run(o: JsonObject) -> Run:
+    """The core's view of a run resource; ValidationError when spec or status do not fit the models."""
+    md = meta(o)
+    return Run(
+        name=name_of(o),
+        generation=integer(md.get("generation")),
+        spec=RunSpec.model_validate(o.get("spec")),
+        status=RunStatus.model_validate(obj(o.get("status"))),
+        namespace=text(md.get("namespace")) or "",
+        uid=text(md.get("uid")) or "",
+        created=text(md.get("creationTimestamp")) or "",
+    )
 
+
+def is_finished(status: JsonObject | None) -> bool:
+    return obj(status).get("phase") in TERMINAL_PHASES

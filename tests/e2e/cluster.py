@@ -9,6 +9,7 @@ SELFBOOTSTRAP_CLUSTER_TEARDOWN=1, so the next session starts in seconds.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -19,9 +20,18 @@ from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
-import localcluster
+import localcluster  # noqa: E402  (tools/ is not a package)
 
 T = TypeVar("T")
+SESSION = os.environ.get("SELFBOOTSTRAP_E2E_SESSION") or os.urandom(3).hex()  # names this session's namespaces
+NAMESPACES = f"e2e-{SESSION}-*"  # what this session's operators watch
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (other programs and test sessions share the machine)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """End-to-end fixtures: the real control plane (see cluster.py), kubectl, a namespace per test.
 
 Every test under tests/e2e is marked `e2e`; `pytest -m "not e2e"` runs without a cluster.
+Namespaces carry this session's id (`e2e-<session>-<test>`) and the operator watches only
+those, so two test sessions can share one control plane without touching each other's runs.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from . import cluster as cluster_lib
-from .cluster import Cluster, wait_for
+from .cluster import SESSION, Cluster, wait_for
 from .operator_fixtures import crd, operator  # noqa: F401  (fixtures)
 
 E2E_DIR = Path(__file__).parent
@@ -32,10 +34,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
-    """The control plane, up for the whole session; sets KUBECONFIG and the Python client's config."""
+def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """The control plane, up for the whole session; sets KUBECONFIG and the Python client's config.
+
+    Its first start builds the binaries (about 15 minutes on a cold machine): the build's
+    output is shown as it happens rather than captured.
+    """
+    capture = request.config.pluginmanager.getplugin("capturemanager")
     try:
-        started = cluster_lib.start()
+        with capture.global_and_fixture_disabled():
+            started = cluster_lib.start()
     except (SystemExit, subprocess.CalledProcessError) as err:
         pytest.fail(f"the control plane did not come up: {err}", pytrace=False)
     config.load_kube_config(str(started.kubeconfig))
@@ -52,7 +60,7 @@ def kubectl(cluster: Cluster) -> Callable[..., str]:
 @pytest.fixture
 def namespace(cluster: Cluster) -> Iterator[str]:
     """A fresh namespace (with its default ServiceAccount), deleted after the test without waiting."""
-    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    name = f"e2e-{SESSION}-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api()
     core.create_namespace({"metadata": {"name": name, "labels": {"selfbootstrap.dev/e2e": "true"}}})
     wait_for(lambda: core.list_namespaced_service_account(name, field_selector="metadata.name=default").items,

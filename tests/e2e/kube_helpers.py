@@ -6,7 +6,7 @@ from typing import Any
 
 from kubernetes import client
 
-from .cluster import wait_for as poll  # noqa: F401  (the tests' name for it)
+from .cluster import wait_for as poll
 
 GROUP, VERSION, PLURAL = "selfbootstrap.dev", "v1alpha1", "selfbootstrapruns"
 REVISION = "deployment.kubernetes.io/revision"

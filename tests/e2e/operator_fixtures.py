@@ -7,31 +7,36 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+
+from .cluster import NAMESPACES, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "selfbootstrap.dev_selfbootstrapruns.yaml"
 
 
 class OperatorProcess:
-    """`python -m selfbootstrap` against the test cluster; killable and restartable."""
+    """`python -m selfbootstrap` against the test cluster; killable and restartable.
 
-    def __init__(self, kubeconfig: str, log_dir: Path, args: tuple[str, ...] = ("--standalone",),
-                 port: int = 18080, name: str = "operator") -> None:
+    By default it watches only this test session's namespaces; its liveness and metrics
+    endpoints listen on ports that are free when it starts.
+    """
+
+    def __init__(self, kubeconfig: str, log_dir: Path,
+                 args: tuple[str, ...] = ("--standalone", f"--namespace={NAMESPACES}"),
+                 name: str = "operator", env: dict[str, str] | None = None) -> None:
         self.kubeconfig = kubeconfig
         self.log_dir = log_dir
         self.args = args
-        self.port = port
         self.name = name
+        self.env = env or {}
+        self.port = 0
+        self.metrics_port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
-
-    @property
-    def metrics_port(self) -> int:
-        return self.port + 1000
 
     def metrics(self) -> str:
         import httpx
@@ -44,9 +49,10 @@ class OperatorProcess:
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None, "operator already running"
         self.starts += 1
+        self.port, self.metrics_port = free_port(), free_port()
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONUNBUFFERED": "1",
-               "SELFBOOTSTRAP_WATCH_SERVER_TIMEOUT": "30", "SELFBOOTSTRAP_PEERING_LIFETIME": "10"}
-        log = open(self.log_path, "wb")
+               "SELFBOOTSTRAP_WATCH_SERVER_TIMEOUT": "30", "SELFBOOTSTRAP_PEERING_LIFETIME": "10", **self.env}
+        log = open(self.log_path, "wb")  # noqa: SIM115  (the operator's stdout for its life)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "selfbootstrap", *self.args, "--verbose",
              f"--liveness=http://127.0.0.1:{self.port}/healthz", f"--metrics-port={self.metrics_port}"],

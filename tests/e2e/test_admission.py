@@ -11,13 +11,13 @@ from .kube_helpers import create_deployment, create_run, get_run, wait_phase
 
 pytestmark = pytest.mark.e2e
 
-VALID = {"target": {"deployment": "app"}, "release": {"id": "v2", "image": "registry.example.com/app:v2"}}
+VALID: dict = {"target": {"deployment": "app"}, "release": {"id": "v2", "image": "registry.example.com/app:v2"}}
 
 
 def mutated(path: str, value) -> dict:
     spec = copy.deepcopy(VALID)
     *parents, leaf = path.split(".")
-    node = spec
+    node: dict = spec
     for key in parents:
         node = node.setdefault(key, {})
     if value is DELETE:
@@ -30,7 +30,8 @@ def mutated(path: str, value) -> dict:
 DELETE = object()
 
 REJECTED = [
-    pytest.param(mutated("release.podTemplatePatch", {"spec": {}}), "spec.release.image or spec.release.podTemplatePatch",
+    pytest.param(mutated("release.podTemplatePatch", {"spec": {}}),
+                 "spec.release.image or spec.release.podTemplatePatch",
                  id="image-and-patch"),
     pytest.param(mutated("release.image", DELETE), "spec.release.image or spec.release.podTemplatePatch",
                  id="neither-image-nor-patch"),

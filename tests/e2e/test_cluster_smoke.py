@@ -136,7 +136,8 @@ def test_nodes_and_service_account_ca(cluster, namespace):
         assert {c.type: c.status for c in node.status.conditions}["Ready"] == "True"
         assert int(node.status.allocatable["pods"]) > 0
     core = client.CoreV1Api()
-    published = wait_for(lambda: core.list_namespaced_config_map(namespace, field_selector="metadata.name=kube-root-ca.crt")
+    published = wait_for(lambda: core.list_namespaced_config_map(
+        namespace, field_selector="metadata.name=kube-root-ca.crt")
                          .items, 30, "kube-root-ca.crt was never published")
     assert published[0].data["ca.crt"].startswith("-----BEGIN CERTIFICATE-----"), \
         "kube-controller-manager needs --root-ca-file"

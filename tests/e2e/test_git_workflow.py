@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
@@ -14,7 +14,13 @@ from tests.gitserver.fake_github import FakeGitHub
 from tests.gitserver.git_http import GitHttpServer
 
 from .kube_helpers import (
-    create_deployment, create_run, deployment_image, events_of, replica_sets, status, wait_phase,
+    create_deployment,
+    create_run,
+    deployment_image,
+    events_of,
+    replica_sets,
+    status,
+    wait_phase,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator")]

@@ -17,7 +17,7 @@ SA = ("selfbootstrap-system", "selfbootstrap-operator")
 
 
 @pytest.fixture
-def least_privileged_operator(operator, cluster, kubectl, tmp_path):
+def least_privileged_operator(operator, cluster, kubectl, tmp_path, namespace):
     """The operator as its service account, peered as in the manifests, instead of the admin one."""
     kubectl("apply", "-k", str(ROOT / "manifests"))
     token = kubectl("-n", SA[0], "create", "token", SA[1], "--duration=1h").strip()
@@ -26,7 +26,8 @@ def least_privileged_operator(operator, cluster, kubectl, tmp_path):
     kubeconfig = tmp_path / "operator-kubeconfig"
     kubeconfig.write_text(json.dumps(admin))
     operator.stop()
-    proc = OperatorProcess(str(kubeconfig), tmp_path, ("--peering=selfbootstrap",), 18281, "sa")
+    proc = OperatorProcess(str(kubeconfig), tmp_path, ("--peering=selfbootstrap", f"--namespace={namespace}"),
+                           name="sa")
     try:
         proc.start()
         yield proc

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import itertools
+from datetime import UTC, datetime
 
 import pytest
 from kubernetes import client
@@ -17,7 +18,7 @@ V1, V2 = "registry.example.com/app:v1", "registry.example.com/app:v2"
 def crash_pods(namespace: str, replica_set: str) -> int:
     """Act as the kubelet: report the ReplicaSet's containers as crash-looping."""
     core = client.CoreV1Api()
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     pods = [p for p in core.list_namespaced_pod(namespace, label_selector="app=app").items
             if any(ref.name == replica_set for ref in p.metadata.owner_references or [])]
     for pod in pods:
@@ -57,7 +58,7 @@ def test_sigkill_during_restart_watchdog_resumes_and_rolls_back_exactly_once(ope
     assert (rs[V1]["revision"], rs[V1]["history"]) == (3, "1")
     assert (rs[V2]["revision"], rs[V2]["history"]) == (2, "")
     history = st["history"]
-    entered = [b["phase"] for a, b in zip(history, history[1:]) if a["phase"] != b["phase"]]
+    entered = [b["phase"] for a, b in itertools.pairwise(history) if a["phase"] != b["phase"]]
     assert entered.count("RollingBack") == 1 and entered[-1] == "RolledBack"
     assert [r for _, r, _ in events_of(namespace, "resumed")].count("RollbackPatched") == 1
     # The watchdog went on from the observations recorded before the kill, not from zero.

@@ -7,15 +7,23 @@ from __future__ import annotations
 
 import http.server
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from .kube_helpers import (
-    condition, create_deployment, create_run, deployment, deployment_image, events_of, poll, replica_sets,
-    status, wait_phase,
+    condition,
+    create_deployment,
+    create_run,
+    deployment,
+    deployment_image,
+    events_of,
+    poll,
+    replica_sets,
+    status,
+    wait_phase,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator")]
@@ -158,10 +166,10 @@ def test_a_second_run_for_the_same_deployment_waits_its_turn(namespace):
 @pytest.fixture
 def health_endpoint() -> Iterator[dict]:
     """A real HTTP server on loopback whose answer the test controls."""
-    state = {"code": 503, "hits": 0}
+    state: dict = {"code": 503, "hits": 0}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             state["hits"] += 1
             self.send_response(state["code"])
             self.end_headers()

@@ -66,14 +66,17 @@ def test_operator_crd_change_blocks_automatic_rollback(operator, namespace, kube
 
 
 @pytest.fixture
-def peering(operator, kubectl, tmp_path):
-    """Two peered operator instances instead of the standalone one."""
+def peering(operator, kubectl, tmp_path, namespace):
+    """Two peered operator instances for the test's namespace instead of the standalone one."""
     kubectl("apply", "-f", str(ROOT / "manifests" / "peering.yaml"))
-    kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/clusterkopfpeerings.kopf.dev")
+    kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/kopfpeerings.kopf.dev")
     operator.stop()
+    scope = f"--namespace={namespace}"
     peers = [
-        OperatorProcess(operator.kubeconfig, tmp_path, ("--peering=selfbootstrap", "--priority=200"), 18181, "old"),
-        OperatorProcess(operator.kubeconfig, tmp_path, ("--peering=selfbootstrap", "--priority=100"), 18182, "new"),
+        OperatorProcess(operator.kubeconfig, tmp_path, ("--peering=selfbootstrap", "--priority=200", scope),
+                        name="old"),
+        OperatorProcess(operator.kubeconfig, tmp_path, ("--peering=selfbootstrap", "--priority=100", scope),
+                        name="new"),
     ]
     try:
         for peer in peers:

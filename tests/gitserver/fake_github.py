@@ -9,7 +9,7 @@ import json
 import re
 import tempfile
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -67,7 +67,7 @@ class FakeGitHub(LoopbackServer):
     # --- the API ------------------------------------------------------------------
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
-        routes = [
+        routes: list[tuple[str, str, Any]] = [
             ("POST", r"/repos/([^/]+/[^/]+)/pulls", self._create_pull),
             ("GET", r"/repos/([^/]+/[^/]+)/pulls", self._list_pulls),
             ("GET", r"/repos/([^/]+/[^/]+)/pulls/(\d+)", self._get_pull),
@@ -100,7 +100,7 @@ class FakeGitHub(LoopbackServer):
             raise ApiError(422, "Validation Failed",
                            [{"resource": "PullRequest", "field": f, "code": "missing_field"} for f in missing])
         head, base = body["head"].split(":")[-1], body["base"]
-        owner = repo.split("/")[0]
+        owner = repo.split("/", maxsplit=1)[0]
         if any(p["head"]["ref"] == head and p["state"] == "open" for p in self.pulls.get(repo, [])):
             raise ApiError(422, "Validation Failed", [{"resource": "PullRequest", "code": "custom",
                                                       "message": f"A pull request already exists for {owner}:{head}."}])
@@ -149,7 +149,7 @@ class FakeGitHub(LoopbackServer):
             raise ApiError(422, "Validation Failed", [{"field": "merge_method", "code": "invalid"}])
         sha = self._merge_in_git(repo, pr, method, body.get("commit_title"))
         pr.update(state="closed", merged=True, merge_commit_sha=sha,
-                  merged_at=datetime.now(timezone.utc).isoformat())
+                  merged_at=datetime.now(UTC).isoformat())
         return 200, {"sha": sha, "merged": True, "message": "Pull Request successfully merged"}
 
     def _merge_in_git(self, repo: str, pr: dict[str, Any], method: str, title: str | None) -> str:
@@ -178,7 +178,7 @@ class FakeGitHub(LoopbackServer):
     def _combined_status(self, repo: str, sha: str, **_: Any) -> tuple[int, Any]:
         state = self._ci_state(sha)
         statuses = [{"state": state, "context": "ci/build", "description": f"build {state}",
-                     "target_url": f"{self.api_url}/ci/{sha}"}] + self._posted.get(sha, [])
+                     "target_url": f"{self.api_url}/ci/{sha}"}, *self._posted.get(sha, [])]
         worst = "failure" if any(s["state"] in ("failure", "error") for s in statuses) else \
             "pending" if any(s["state"] == "pending" for s in statuses) else "success"
         return 200, {"state": worst, "sha": sha, "total_count": len(statuses), "statuses": statuses}
@@ -223,7 +223,7 @@ def _handler(forge: FakeGitHub) -> type[http.server.BaseHTTPRequestHandler]:
                 if err.errors:
                     payload["errors"] = err.errors
                 return self._send(err.status, payload)
-            self._send(status, payload)
+            return self._send(status, payload)
 
         def _send(self, status: int, payload: Any) -> None:
             data = json.dumps(payload).encode()

@@ -18,13 +18,13 @@ class QuietHandler(http.server.BaseHTTPRequestHandler):
     def _serve(self) -> None:
         raise NotImplementedError
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._serve()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._serve()
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._serve()
 
 

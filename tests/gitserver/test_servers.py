@@ -28,7 +28,7 @@ def run_git(*args: str, cwd: Path | None = None, token: str | None = TOKEN) -> s
         header = ["-c", f"http.extraHeader=Authorization: Basic {basic}"]
     env = {"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/bin:/bin", "HOME": str(cwd or "/tmp"),
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"}
-    return subprocess.run(["git", *header, *args], cwd=cwd, env=env, capture_output=True, text=True)
+    return subprocess.run(["git", *header, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
 
 
 def api(forge: FakeGitHub, method: str, path: str, token: str | None = TOKEN, **kwargs) -> httpx.Response:

@@ -7,14 +7,14 @@ The default scenario: Deployment "web" ran release v1 (rs-1, revision 1), then v
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from selfbootstrap.core.machine import Run
+from selfbootstrap.core.run import Run
 from selfbootstrap.core.world import ContainerState, DeploymentState, PodState, Revision, World
 from selfbootstrap.models import RELEASE_ANNOTATION, RunSpec, RunStatus
 
-T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 IMAGE = "registry.local:5000/team/web"
 DEPLOYMENT = "web"
 RUN = "run-1"
@@ -42,8 +42,11 @@ def tmpl(release: str | None = None, *, img: str | None = None, annotated: bool 
 
 def rev(rs: str, number: int, release: str | None, *, template: dict[str, Any] | None = None,
         history: tuple[int, ...] = (), annotations: dict[str, str] | None = None) -> Revision:
-    return Revision(replica_set=rs, revision=number, template=template or tmpl(release),
-                    release_id=release, revision_history=history, annotations=dict(annotations or {}))
+    annotations = dict(annotations or {})
+    if history:
+        annotations["deployment.kubernetes.io/revision-history"] = ",".join(str(h) for h in history)
+    return Revision(replica_set=rs, revision=number, template=template or tmpl(release), release_id=release,
+                    annotations=annotations)
 
 
 REV1 = rev("rs-1", 1, "v1")
@@ -57,7 +60,7 @@ def deployment(template: dict[str, Any] | None = None, revisions: tuple[Revision
     values: dict[str, Any] = dict(
         name=DEPLOYMENT, resource_version="100", template=copy.deepcopy(template or tmpl("v2")),
         generation=1, observed_generation=1, replicas=1, status_replicas=1, updated_replicas=1,
-        ready_replicas=1, available_replicas=1, revisions=revisions,
+        available_replicas=1, revisions=revisions,
     )
     values.update(fields)
     return DeploymentState(**values)
@@ -108,7 +111,8 @@ def status(**fields: Any) -> RunStatus:
 
 
 def run(st: RunStatus | None = None, sp: RunSpec | None = None, *, generation: int = 1) -> Run:
-    return Run(name=RUN, generation=generation, spec=sp or spec(), status=st or RunStatus())
+    return Run(name=RUN, generation=generation, spec=sp or spec(), status=st or RunStatus(), namespace="apps",
+               uid="u-1", created="2030-01-01T11:00:00Z")
 
 
 # --- statuses of a run part-way through the default scenario ------------------

@@ -18,7 +18,7 @@ def waits(settings: CISettings, checks_at: list[float]) -> list[float | str]:
     last = None
     for t in checks_at:
         poll = after_check(CIStatus.PENDING, T0, at(t), last, settings)
-        out.append(poll.wait_seconds if poll.status == CIStatus.PENDING else poll.status)
+        out.append((poll.wait_seconds or 0.0) if poll.status == CIStatus.PENDING else str(poll.status))
         last = poll.wait_seconds
     return out
 

@@ -62,6 +62,6 @@ def test_single_container_needs_no_name():
     ("web", None, "container None not found"),
 ])
 def test_refuses_what_it_cannot_edit_naming_the_file(deployment, container, message):
-    with pytest.raises(EditError, match="deploy.yaml") as err:
+    with pytest.raises(EditError, match=r"deploy\.yaml") as err:
         set_image(MANIFEST, "deploy.yaml", deployment, container, "x:1", None)
     assert message in str(err.value)

@@ -5,8 +5,22 @@ from __future__ import annotations
 import pytest
 
 from selfbootstrap.core import gitflow, machine
-from selfbootstrap.core.draft import Outcome, Run
-from selfbootstrap.models import GitStatus, RunStatus
+from selfbootstrap.core.actions import (
+    BranchResolved,
+    CIReported,
+    Committed,
+    Failed,
+    Merged,
+    NothingToCommit,
+    PullRequestObserved,
+    PullRequestOpened,
+    Pushed,
+    Result,
+    RevertOpened,
+)
+from selfbootstrap.core.decision import Decision
+from selfbootstrap.core.run import Run
+from selfbootstrap.models import GitStatus, Phase, RunStatus
 
 from .factories import T0, at, deployed, rolled_back, rolling_back, spec, world
 
@@ -17,21 +31,18 @@ SHA, BASE, MERGE = "c" * 40, "b" * 40, "m" * 40
 
 def git_run(phase: str | None, spec_git: dict | None = None, gs: dict | None = None, **status) -> Run:
     """A run with spec.git (GIT merged with spec_git) and status.git (from gs)."""
-    st = RunStatus(phase=phase, phase_started_at=T0, git=GitStatus(**gs) if gs else None, **status)
+    st = RunStatus(phase=Phase(phase) if phase else None, phase_started_at=T0,
+                   git=GitStatus(**gs) if gs else None, **status)
     return Run(name="run-1", generation=1, spec=spec(git={**GIT, **(spec_git or {})}), status=st,
                namespace="apps", uid="u-1")
 
 
-def decide(run: Run, now=T0) -> machine.Decision:
+def decide(run: Run, now=T0) -> Decision:
     return machine.decide(run, world(deployed()), now)
 
 
-def settle(run: Run, action, outcome: Outcome, now=T0) -> machine.Decision:
+def settle(run: Run, action, outcome: Result, now=T0) -> Decision:
     return machine.settle(run, world(deployed()), action, outcome, now)
-
-
-def ok(**data) -> Outcome:
-    return Outcome(ok=True, data=data)
 
 
 def test_pending_with_git_starts_with_branching():
@@ -44,15 +55,15 @@ def test_branching_asks_for_the_default_branch_and_the_run_trailer():
     assert d.action == gitflow.ResolveBranch("selfbootstrap/run-1", "main", "Selfbootstrap-Run: apps/run-1/u-1")
 
 
-@pytest.mark.parametrize("data, phase, reason, git_fields", [
-    ({"base_sha": BASE, "branch_exists": False, "run_commit": None}, "Committing", "BranchReady",
+@pytest.mark.parametrize("result, phase, reason, git_fields", [
+    (BranchResolved(BASE, exists=False, run_commit=None), "Committing", "BranchReady",
      {"branch": "b", "base_sha": BASE, "commit_sha": None}),
-    ({"base_sha": BASE, "branch_exists": True, "run_commit": SHA}, "OpeningPullRequest", "Pushed",
+    (BranchResolved(BASE, exists=True, run_commit=SHA), "OpeningPullRequest", "Pushed",
      {"commit_sha": SHA}),
-    ({"base_sha": BASE, "branch_exists": True, "run_commit": None}, "Failed", "BranchExists", {}),
+    (BranchResolved(BASE, exists=True, run_commit=None), "Failed", "BranchExists", {}),
 ], ids=["new-branch", "resumed-branch-holds-run-commit", "foreign-branch"])
-def test_resolve_branch_outcomes(data, phase, reason, git_fields):
-    d = settle(git_run("Branching"), gitflow.ResolveBranch("b", "main", "t"), ok(**data))
+def test_resolve_branch_outcomes(result, phase, reason, git_fields):
+    d = settle(git_run("Branching", spec_git={"branch": "b"}), gitflow.ResolveBranch("b", "main", "t"), result)
     assert (d.status.phase, d.status.reason) == (phase, reason)
     for key, value in git_fields.items():
         assert getattr(d.status.git, key) == value
@@ -68,10 +79,9 @@ def test_committing_builds_a_message_with_the_trailer():
 
 
 @pytest.mark.parametrize("outcome, phase, reason", [
-    (ok(commit_sha=SHA), "Pushing", "Committed"),
-    (ok(nothing_to_commit=True), "Deploying", "NothingToCommit"),
-    (Outcome(ok=False, message="validation failed, nothing committed: exit 2", data={"reason": "ValidationFailed"}),
-     "Failed", "ValidationFailed"),
+    (Committed(SHA), "Pushing", "Committed"),
+    (NothingToCommit(), "Deploying", "NothingToCommit"),
+    (Failed("ValidationFailed", "validation failed, nothing committed: exit 2"), "Failed", "ValidationFailed"),
 ], ids=["committed", "no-change", "validation-failed"])
 def test_commit_outcomes(outcome, phase, reason):
     action = gitflow.CommitChange("b", BASE, "m", "t")
@@ -94,7 +104,7 @@ def test_pushing_repeats_the_commit_inputs_and_the_recorded_sha():
 ], ids=["pull-request", "ci-without-pull-request", "neither"])
 def test_after_the_push(git, phase):
     action = gitflow.PushBranch(gitflow.CommitChange("b", BASE, "m", "t"), SHA)
-    d = settle(git_run("Pushing", spec_git=git, gs={"branch": "b", "commit_sha": SHA}), action, ok())
+    d = settle(git_run("Pushing", spec_git=git, gs={"branch": "b", "commit_sha": SHA}), action, Pushed(False))
     assert d.status.phase == phase and d.status.git.pushed_at == T0
     assert ("Normal", "Pushed") in [(e.type, e.reason) for e in d.events]
 
@@ -106,7 +116,7 @@ def test_after_the_push(git, phase):
 def test_pull_request_opened(git, phase, ci):
     action = gitflow.OpenPullRequest("b", "main", "t", "body")
     d = settle(git_run("OpeningPullRequest", spec_git=git, gs={"branch": "b", "commit_sha": SHA}), action,
-               ok(number=7, url="https://forge/pr/7"))
+               PullRequestOpened(7, "https://forge/pr/7"))
     assert (d.status.phase, d.status.ci_status) == (phase, ci)
     assert (d.status.git.pull_request_number, d.status.git.pull_request_url) == (7, "https://forge/pr/7")
 
@@ -131,7 +141,7 @@ def test_first_ci_check_is_immediate_then_waits_the_interval():
     ("pending", 600, "Failed", "CITimedOut", "timeout", None),
 ], ids=["pending", "success", "failure", "timeout"])
 def test_ci_answers(state, now, phase, reason, ci, requeue):
-    d = settle(awaiting(), gitflow.CheckCI(SHA), ok(state=state, description="d"), now=at(now))
+    d = settle(awaiting(), gitflow.CheckCI(SHA), CIReported(state, "d"), now=at(now))
     assert (d.status.phase, d.status.reason, d.status.ci_status, d.requeue_after) == (phase, reason, ci, requeue)
     assert d.status.git.ci_checks == 1
 
@@ -139,7 +149,7 @@ def test_ci_answers(state, now, phase, reason, ci, requeue):
 def test_ci_success_without_pull_request_deploys():
     run = git_run("AwaitingCI", spec_git={"pullRequest": {"create": False, "autoMerge": False}},
                   gs={"branch": "b", "commit_sha": SHA, "ci_started_at": T0})
-    d = settle(run, gitflow.CheckCI(SHA), ok(state="success"))
+    d = settle(run, gitflow.CheckCI(SHA), CIReported("success", ""))
     assert (d.status.phase, d.status.reason) == ("Deploying", "ReadyToDeploy")
 
 
@@ -154,9 +164,8 @@ def test_auto_merge_is_guarded_by_the_tested_sha():
 
 
 @pytest.mark.parametrize("outcome, phase, reason", [
-    (ok(merge_sha=MERGE, merged=True), "Deploying", "Merged"),
-    (Outcome(ok=False, message="the forge refused the merge: 405 not mergeable", data={"reason": "MergeRefused"}),
-     "Failed", "MergeRefused"),
+    (Merged(MERGE), "Deploying", "Merged"),
+    (Failed("MergeRefused", "the forge refused the merge: 405 not mergeable"), "Failed", "MergeRefused"),
 ], ids=["merged", "refused"])
 def test_merge_outcomes(outcome, phase, reason):
     d = settle(merging(), gitflow.MergePullRequest(7, SHA, "merge", "t"), outcome)
@@ -167,21 +176,21 @@ def test_merge_outcomes(outcome, phase, reason):
         assert "405 not mergeable" in d.status.message
 
 
-@pytest.mark.parametrize("data, phase, reason", [
-    ({"merged": True, "state": "closed", "merge_sha": MERGE}, "Deploying", "Merged"),
-    ({"merged": False, "state": "closed"}, "Failed", "PullRequestClosed"),
-    ({"merged": False, "state": "open"}, "Merging", "AwaitingMerge"),
+@pytest.mark.parametrize("observed, phase, reason", [
+    (PullRequestObserved(open=False, merged=True, merge_sha=MERGE), "Deploying", "Merged"),
+    (PullRequestObserved(open=False, merged=False, merge_sha=None), "Failed", "PullRequestClosed"),
+    (PullRequestObserved(open=True, merged=False, merge_sha=None), "Merging", "AwaitingMerge"),
 ], ids=["merged-by-a-human", "closed", "still-open"])
-def test_manual_merge_is_awaited(data, phase, reason):
+def test_manual_merge_is_awaited(observed, phase, reason):
     run = merging({"pullRequest": {"autoMerge": False}})
     assert decide(run).action == gitflow.CheckPullRequest(7)
-    d = settle(run, gitflow.CheckPullRequest(7), ok(**data))
+    d = settle(run, gitflow.CheckPullRequest(7), observed)
     assert (d.status.phase, d.status.reason) == (phase, reason)
 
 
 def test_a_retryable_failure_changes_nothing_but_says_so():
     run = awaiting()
-    d = settle(run, gitflow.CheckCI(SHA), Outcome(ok=False, message="503", retryable=True))
+    d = settle(run, gitflow.CheckCI(SHA), Failed("CICheckFailed", "503", retryable=True))
     assert (d.status.phase, d.status.git, d.requeue_after) == ("AwaitingCI", run.status.git, machine.POLL_SECONDS)
     assert [e.reason for e in d.events] == ["Retrying"]
 
@@ -198,7 +207,7 @@ def test_rolled_back_git_run_opens_a_revert_pull_request_before_finishing():
     assert isinstance(d.action, gitflow.OpenRevertPullRequest)
     assert (d.action.branch, d.action.base, d.action.merge_sha) == ("b-revert", "main", MERGE)
 
-    settled = machine.settle(run, world(rolled_back()), d.action, ok(number=9, url="u9", branch="b-revert"), at(6))
+    settled = machine.settle(run, world(rolled_back()), d.action, RevertOpened("b-revert", 9, "u9"), at(6))
     assert settled.status.git.revert_status == "opened" and settled.status.phase == "RollingBack"
     final = machine.decide(Run(run.name, 1, run.spec, settled.status, "apps", "u-1"), world(rolled_back()), at(7))
     assert (final.status.phase, final.status.git.revert_pull_request_number) == ("RolledBack", 9)
@@ -216,7 +225,7 @@ def test_no_revert_pull_request(git, git_status, revert):
 def test_failed_revert_is_recorded_and_the_rollback_still_finishes():
     run = rolled_back_run(merge_commit_sha=MERGE)
     action = machine.decide(run, world(rolled_back()), at(5)).action
-    settled = machine.settle(run, world(rolled_back()), action, Outcome(ok=False, message="push refused"), at(6))
+    settled = machine.settle(run, world(rolled_back()), action, Failed("RevertFailed", "push refused"), at(6))
     assert settled.status.git.revert_status == "failed"
     final = machine.decide(Run(run.name, 1, run.spec, settled.status, "apps", "u-1"), world(rolled_back()), at(7))
     assert final.status.phase == "RolledBack" and final.status.rollback_healthy is True

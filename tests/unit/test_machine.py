@@ -11,16 +11,53 @@ import copy
 import pytest
 
 from selfbootstrap.core import machine
-from selfbootstrap.core.machine import (
-    POLL_SECONDS, QUEUE_SECONDS, Outcome, PatchDeployment, ProbeHttp, RollbackDeployment,
+from selfbootstrap.core.actions import (
+    Deployed,
+    Failed,
+    PatchDeployment,
+    Probed,
+    ProbeHttp,
+    Result,
+    RollbackDeployment,
+    Undone,
 )
+from selfbootstrap.core.decision import Decision
+from selfbootstrap.core.machine import POLL_SECONDS, QUEUE_SECONDS
+from selfbootstrap.core.patches import rollback_patch
 from selfbootstrap.models import (
-    CHANGE_CAUSE_ANNOTATION, HISTORY_LIMIT, RELEASE_ANNOTATION, RUN_ANNOTATION, RunStatus, Transition,
+    CHANGE_CAUSE_ANNOTATION,
+    HISTORY_LIMIT,
+    RELEASE_ANNOTATION,
+    RUN_ANNOTATION,
+    HttpCheck,
+    RunStatus,
+    Transition,
 )
 
 from .factories import (
-    IMAGE, REV1, REV2, REV3, RUN, T0, at, container, deployed, deployment, image, pod, rev, rolled_back,
-    rolling_back, resolved, run, spec, status, tmpl, verifying, watching, world,
+    IMAGE,
+    REV1,
+    REV2,
+    REV3,
+    RUN,
+    T0,
+    at,
+    container,
+    deployed,
+    deployment,
+    image,
+    pod,
+    resolved,
+    rev,
+    rolled_back,
+    rolling_back,
+    run,
+    spec,
+    status,
+    tmpl,
+    verifying,
+    watching,
+    world,
 )
 
 HEALTHY_POD = pod("web-1")
@@ -28,15 +65,16 @@ CRASHING_POD = pod("web-1", container(waiting_reason="CrashLoopBackOff", restart
                    ready=False)
 UNREADY_POD = pod("web-1", container(ready=False), ready=False)
 HTTP = {"health": {"http": {"url": "http://web/healthz", "retries": 3, "intervalSeconds": 5}}}
+HTTP_CHECK = HttpCheck(url="http://web/healthz", retries=3, interval_seconds=5)
 NO_WATCHDOG = {"restartWatchdog": {"enabled": False}}
 SELF_HOSTED = {"target": {"deploymentContext": "selfHosted"}}
 
 
-def decide(st: RunStatus | None, w, sp=None, now=T0, generation: int = 1) -> machine.Decision:
+def decide(st: RunStatus | None, w, sp=None, now=T0, generation: int = 1) -> Decision:
     return machine.decide(run(st, sp, generation=generation), w, now)
 
 
-def settle(st: RunStatus, w, action, outcome: Outcome, sp=None, now=T0) -> machine.Decision:
+def settle(st: RunStatus, w, action, outcome: Result, sp=None, now=T0) -> Decision:
     return machine.settle(run(st, sp), w, action, outcome, now)
 
 
@@ -294,14 +332,14 @@ def test_template_changed_after_the_patch_fails():
 
 
 def test_patch_accepted_moves_to_verifying_health():
-    d = settle(resolved(), world(deployment()), PatchDeployment({}), Outcome(ok=True), now=at(3))
+    d = settle(resolved(), world(deployment()), PatchDeployment({}), Deployed(), now=at(3))
     assert where(d) == ("VerifyingHealth", "Deployed")
     assert (d.status.deploy_patched_at, d.status.phase_started_at, d.requeue_after) == (at(3), at(3), 0)
     assert events(d) == [("Normal", "Deployed")]
 
 
 def test_patch_refused_is_a_deploy_failure_denied_by_default():
-    d = settle(resolved(), world(deployment()), PatchDeployment({}), Outcome(ok=False, message="admission denied"))
+    d = settle(resolved(), world(deployment()), PatchDeployment({}), Failed("DeployRefused", "admission denied"))
     assert_finished(d, "Failed", "DeployRefused")
     s = d.status
     assert (s.rollback_policy_status, s.rollback_policy_reason, s.rollback_failure_class) == (
@@ -312,7 +350,7 @@ def test_patch_refused_is_a_deploy_failure_denied_by_default():
 
 def test_patch_refused_with_rollback_on_deploy_failure_rolls_back_to_what_runs():
     sp = spec(rollbackPolicy={"onDeployFailure": True})
-    d = settle(resolved(), world(deployment()), PatchDeployment({}), Outcome(ok=False, message="no"), sp=sp)
+    d = settle(resolved(), world(deployment()), PatchDeployment({}), Failed("DeployRefused", "no"), sp=sp)
     assert where(d) == ("RollingBack", "DeployRefused")
     assert (d.status.rollback_target_replica_set, d.status.rollback_target_revision) == ("rs-2", 2)
 
@@ -320,14 +358,13 @@ def test_patch_refused_with_rollback_on_deploy_failure_rolls_back_to_what_runs()
 ACTIONS = [
     pytest.param(resolved(), PatchDeployment({}), id="patch"),
     pytest.param(rolling_back(), RollbackDeployment("rs-2", []), id="rollback"),
-    pytest.param(verifying(health_attempts=1, health_checked_at=T0), ProbeHttp(spec(**HTTP).health.http),
-                 id="probe"),
+    pytest.param(verifying(health_attempts=1, health_checked_at=T0), ProbeHttp(HTTP_CHECK), id="probe"),
 ]
 
 
 @pytest.mark.parametrize("st, action", ACTIONS)
 def test_retryable_outcome_changes_nothing_but_an_event(st, action):
-    d = settle(st, world(deployed()), action, Outcome(ok=False, message="409 Conflict", retryable=True),
+    d = settle(st, world(deployed()), action, Failed("X", "409 Conflict", retryable=True),
                sp=spec(**HTTP), now=at(30))
     assert unchanged(st, d.status)
     assert (d.action, d.requeue_after) == (None, POLL_SECONDS)
@@ -528,12 +565,14 @@ def test_http_check_next_attempt_after_the_interval(now):
 
 
 def probe(sp=None) -> ProbeHttp:
-    return ProbeHttp((sp or spec(**HTTP)).health.http)
+    check = (sp or spec(**HTTP)).health.http
+    assert check is not None
+    return ProbeHttp(check)
 
 
 def test_http_check_success_is_healthy():
     st = verifying(reason="CheckingHttp", health_attempts=1, health_checked_at=T0)
-    d = settle(st, world(deployed()), probe(), Outcome(ok=True, message="200 OK"), sp=spec(**HTTP), now=at(6))
+    d = settle(st, world(deployed()), probe(), Probed(True, "200 OK"), sp=spec(**HTTP), now=at(6))
     assert where(d) == ("WatchingRestarts", "Healthy")
     assert (d.status.health_status, d.status.health_attempts, d.status.health_checked_at) == ("healthy", 2, at(6))
     assert [(e.reason, e.message) for e in d.events] == [("Healthy", "HTTP check passed on attempt 2: 200 OK")]
@@ -541,7 +580,7 @@ def test_http_check_success_is_healthy():
 
 def test_http_check_failure_before_the_last_attempt_waits():
     st = verifying(reason="CheckingHttp")
-    d = settle(st, world(deployed()), probe(), Outcome(ok=False, message="503"), sp=spec(**HTTP), now=at(6))
+    d = settle(st, world(deployed()), probe(), Probed(False, "503"), sp=spec(**HTTP), now=at(6))
     assert where(d) == ("VerifyingHealth", "CheckingHttp")
     assert d.status.message == "HTTP check 1 of 3 failed: 503"
     assert (d.status.health_status, d.status.health_attempts, d.status.health_checked_at) == ("notRun", 1, at(6))
@@ -557,7 +596,7 @@ def test_http_check_failure_before_the_last_attempt_waits():
 ])
 def test_http_check_failure_at_the_last_attempt_is_unhealthy(sp, attempts_before, expected):
     st = verifying(reason="CheckingHttp", health_attempts=attempts_before, health_checked_at=T0)
-    d = settle(st, world(deployed()), probe(sp), Outcome(ok=False, message="503"), sp=sp, now=at(10))
+    d = settle(st, world(deployed()), probe(sp), Probed(False, "503"), sp=sp, now=at(10))
     s = d.status
     assert where(d) == expected
     assert (s.health_status, s.health_attempts, s.rollback_failure_class) == (
@@ -580,7 +619,7 @@ def test_http_check_loop(answers, probes, end):
         d = decide(st, w, sp=sp, now=now)
         if isinstance(d.action, ProbeHttp):
             probed_at.append((now - T0).total_seconds())
-            d = settle(d.status, w, d.action, Outcome(ok=answers.pop(0), message="probe"), sp=sp, now=now)
+            d = settle(d.status, w, d.action, Probed(answers.pop(0), "probe"), sp=sp, now=now)
         st = d.status
         if st.phase != "VerifyingHealth":
             break
@@ -690,7 +729,7 @@ def test_rolling_back_issues_the_undo_patch():
 def test_rollback_patch_uses_the_replica_set_template_and_leaves_inputs_alone():
     dep = deployed(annotations={"a": "1"})
     before = copy.deepcopy((dep.template, REV2.template, dep.annotations))
-    patch = machine.rollback_patch(dep, REV2)
+    patch = rollback_patch(dep, REV2)
     assert patch[1]["value"] == REV2.template
     assert patch[2]["value"] == {}, "annotations only the Deployment has are dropped, as kubectl does"
     assert (dep.template, REV2.template, dep.annotations) == before
@@ -781,7 +820,7 @@ def test_template_changed_after_the_rollback_is_left_alone():
 
 def test_rollback_patch_accepted():
     st = rolling_back()
-    d = settle(st, world(deployed()), RollbackDeployment("rs-2", []), Outcome(ok=True), now=at(3))
+    d = settle(st, world(deployed()), RollbackDeployment("rs-2", []), Undone("rs-2"), now=at(3))
     assert where(d) == ("RollingBack", "RollbackPatched")
     assert (d.status.rollback_patched_at, d.status.phase_started_at) == (at(3), T0)
     assert (d.action, d.requeue_after) == (None, POLL_SECONDS)
@@ -791,7 +830,7 @@ def test_rollback_patch_accepted():
 
 def test_rollback_patch_refused_fails():
     d = settle(rolling_back(), world(deployed()), RollbackDeployment("rs-2", []),
-               Outcome(ok=False, message="the object has been modified"), now=at(3))
+               Failed("RollbackRefused", "the object has been modified"), now=at(3))
     assert_finished(d, "Failed", "RollbackRefused", now=at(3))
     assert (d.status.message, d.status.rollback_healthy) == ("the object has been modified", False)
     assert events(d) == [("Warning", "Failed")]
@@ -829,13 +868,14 @@ class FakeCluster:
     def world(self):
         return world(self.dep, self.pods)
 
-    def perform(self, action) -> Outcome:
+    def perform(self, action) -> Result:
         self.actions.append(type(action).__name__)
         if isinstance(action, PatchDeployment):
             self.dep = deployed(resource_version="101")
         elif isinstance(action, RollbackDeployment):
             self.dep, self.pods = rolled_back(resource_version="102"), (HEALTHY_POD,)
-        return Outcome(ok=True, message="ok")
+            return Undone(action.replica_set)
+        return Deployed()
 
 
 def drive(cluster: FakeCluster, sp, steps: int = 40) -> tuple[RunStatus, list[tuple[str, str]]]:
@@ -850,7 +890,7 @@ def drive(cluster: FakeCluster, sp, steps: int = 40) -> tuple[RunStatus, list[tu
         if d.requeue_after is None:
             return st, seen
         now = now + (at(d.requeue_after) - T0)
-    raise AssertionError(f"run did not finish: {st.phase} {st.reason}")
+    raise AssertionError(f"run did not finish: {st}")
 
 
 def test_whole_run_succeeds():

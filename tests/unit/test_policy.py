@@ -18,7 +18,7 @@ REV2_AGAIN = rev("rs-4", 4, "v2")
 
 def inp(**fields) -> PolicyInput:
     """v3 was deployed (rs-3) over v2 (rs-2, recorded as previous); the target is v2."""
-    values = dict(
+    values: dict = dict(
         failure_class=HEALTH, context=EXTERNAL, policy=RollbackPolicy(), deployed_release_id="v3",
         rollback_target_release_id="v2", revisions=(REV1, REV2, REV3), deployed_replica_set="rs-3",
         previous_replica_set="rs-2",

@@ -1,15 +1,20 @@
-"""The shell's tick with a mocked Kubernetes adapter: ordering of writes and side effects,
+"""The shell's tick with an autospec'd Kubernetes adapter: ordering of writes and side effects,
 and failure injection (API errors, conflicts, refused patches, invalid specs)."""
 
 from __future__ import annotations
 
 import json
+from unittest.mock import call, create_autospec
 
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from selfbootstrap.adapters.executor import Executor
+from selfbootstrap.adapters.gitexec import GitExecutor
+from selfbootstrap.adapters.http import HttpExecutor
+from selfbootstrap.adapters.kube import Kube, KubeExecutor, StatusConflictError
 from selfbootstrap.core.world import World
-from selfbootstrap.reconciler import ERROR_BACKOFF, Reconciler
+from selfbootstrap.reconciler import CONFLICT_RETRY, ERROR_BACKOFF, Reconciler
 
 from .factories import T0, deployment, resolved, world
 
@@ -30,14 +35,16 @@ def api_error(status: int, message: str = "boom") -> ApiException:
 
 
 @pytest.fixture
-def kube(mocker):
-    kube = mocker.Mock()
-    kube.patch_run_status.side_effect = lambda obj, status: {**obj, "status": status}
+def kube():
+    kube = create_autospec(Kube, instance=True)
+    kube.write_status.side_effect = lambda obj, status: {**obj, "status": status}
     return kube
 
 
 def reconciler(kube) -> Reconciler:
-    return Reconciler(kube, git=object(), clock=lambda: T0)  # type: ignore[arg-type]
+    executor = Executor(KubeExecutor(kube), create_autospec(HttpExecutor, instance=True),
+                        create_autospec(GitExecutor, instance=True))
+    return Reconciler(kube, executor, clock=lambda: T0)
 
 
 def resolved_obj() -> dict:
@@ -49,25 +56,24 @@ def test_api_errors_are_retried_later_not_raised(kube):
     assert reconciler(kube).tick("apps", "run-1") == ERROR_BACKOFF
 
 
-def test_status_is_written_before_the_deploy_patch(kube, mocker):
+def test_status_is_written_before_the_deploy_patch(kube):
     kube.read_run.return_value = resolved_obj()
     kube.observe.return_value = world(deployment())
-    calls = mocker.Mock()
-    kube.patch_run_status.side_effect = lambda obj, status: (calls.status(status["phase"]), {**obj, "status": status})[1]
-    kube.patch_deployment.side_effect = lambda *a: calls.patch()
 
     reconciler(kube).tick("apps", "run-1")
 
-    names = [c[0] for c in calls.mock_calls]
-    assert names.index("patch") > 0 and names[0] == "status"
-    assert calls.mock_calls[-1] == mocker.call.status("VerifyingHealth")
+    calls = [c for c in kube.mock_calls if c[0] in ("write_status", "patch_deployment")]
+    assert [c[0] for c in calls] == ["write_status", "patch_deployment", "write_status"]
+    assert calls[0][1][1]["phase"] == "Deploying" and calls[-1][1][1]["phase"] == "VerifyingHealth"
+    assert kube.patch_deployment.call_args == call("apps", "web", kube.patch_deployment.call_args.args[2],
+                                                   "application/strategic-merge-patch+json")
 
 
 def test_a_status_conflict_skips_the_side_effect(kube):
     kube.read_run.return_value = resolved_obj()
     kube.observe.return_value = world(deployment())
-    kube.patch_run_status.side_effect = api_error(409)
-    assert reconciler(kube).tick("apps", "run-1") == 1.0
+    kube.write_status.side_effect = StatusConflictError("changed")
+    assert reconciler(kube).tick("apps", "run-1") == CONFLICT_RETRY
     kube.patch_deployment.assert_not_called()
 
 
@@ -78,7 +84,7 @@ def test_a_refused_patch_is_a_deploy_failure_denied_by_default(kube):
 
     reconciler(kube).tick("apps", "run-1")
 
-    final = kube.patch_run_status.call_args.args[1]
+    final = kube.write_status.call_args.args[1]
     assert (final["phase"], final["reason"], final["rollbackPolicyReason"]) == (
         "Failed", "DeployRefused", "rollbackDisabledForDeployFailure")
     assert "containers[0].image: Required value" in final["message"]
@@ -90,15 +96,15 @@ def test_a_conflicting_patch_is_retried_without_changing_phase(kube):
     kube.patch_deployment.side_effect = api_error(409)
     assert reconciler(kube).tick("apps", "run-1") == 2.0
     # Only the write before the patch (conditions, observedGeneration); the conflict itself changes nothing.
-    assert kube.patch_run_status.call_count == 1
-    assert kube.patch_run_status.call_args.args[1]["phase"] == "Deploying"
+    assert kube.write_status.call_count == 1
+    assert kube.write_status.call_args.args[1]["phase"] == "Deploying"
     assert kube.post_event.call_args.args[1].reason == "Retrying"
 
 
 def test_an_unparseable_spec_fails_the_run_with_the_field(kube):
     kube.read_run.return_value = run_obj(spec={"target": {"deployment": "web"}, "release": {"image": 5}})
     assert reconciler(kube).tick("apps", "run-1") is None
-    final = kube.patch_run_status.call_args.args[1]
+    final = kube.write_status.call_args.args[1]
     assert (final["phase"], final["reason"]) == ("Failed", "InvalidSpec")
     assert final["message"].startswith("spec.release.image")
 
@@ -116,11 +122,11 @@ def test_a_finished_run_is_not_touched(kube):
     kube.read_run.return_value = run_obj({"phase": "Succeeded"})
     assert reconciler(kube).tick("apps", "run-1") is None
     kube.observe.assert_not_called()
-    kube.patch_run_status.assert_not_called()
+    kube.write_status.assert_not_called()
 
 
 def test_missing_deployment_fails_the_run(kube):
     kube.read_run.return_value = run_obj({"phase": "Pending"})
     kube.observe.return_value = World(deployment=None)
     assert reconciler(kube).tick("apps", "run-1") is None
-    assert kube.patch_run_status.call_args.args[1]["reason"] == "TargetNotFound"
+    assert kube.write_status.call_args.args[1]["reason"] == "TargetNotFound"

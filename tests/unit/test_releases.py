@@ -187,35 +187,34 @@ FROM_GIT = SourceAnswer("git", current_release_id="g-cur", previous_release_id="
 
 @pytest.mark.parametrize("release, answers, expected", [
     pytest.param({"image": "reg/app:v3"}, [FROM_DEPLOYMENT],
-                 ("v3", "v2", "v2", False, "deploymentRevisions"), id="tag-then-revisions"),
+                 ("v3", "v2", "v2", "deploymentRevisions"), id="tag-then-revisions"),
     pytest.param({"image": "reg/app:v3", "id": "rel-3"}, [FROM_DEPLOYMENT],
-                 ("rel-3", "v2", "v2", False, "deploymentRevisions"), id="spec-id-beats-image-tag"),
+                 ("rel-3", "v2", "v2", "deploymentRevisions"), id="spec-id-beats-image-tag"),
     pytest.param({"image": "reg/app:v3", "previousReleaseId": "v1"}, [FROM_DEPLOYMENT],
-                 ("v3", "v1", "v1", True, "spec"), id="spec-previous-beats-revisions"),
+                 ("v3", "v1", "v1", "spec"), id="spec-previous-beats-revisions"),
     pytest.param({"image": "reg/app:v3", "rollbackReleaseId": "v0"}, [FROM_DEPLOYMENT],
-                 ("v3", "v2", "v0", True, "deploymentRevisions"), id="rollback-id-beats-revisions"),
+                 ("v3", "v2", "v0", "deploymentRevisions"), id="rollback-id-beats-revisions"),
     pytest.param({"image": "reg/app:v3", "previousReleaseId": "v1", "rollbackReleaseId": "v0"},
-                 [FROM_DEPLOYMENT], ("v3", "v1", "v0", True, "spec"), id="rollback-id-beats-previous-id"),
+                 [FROM_DEPLOYMENT], ("v3", "v1", "v0", "spec"), id="rollback-id-beats-previous-id"),
     pytest.param({"image": "reg/app"}, [FROM_DEPLOYMENT],
-                 ("v2", "v2", "v2", False, "deploymentRevisions"), id="untagged-image-current-from-source"),
+                 ("v2", "v2", "v2", "deploymentRevisions"), id="untagged-image-current-from-source"),
     pytest.param({"image": "reg/app"}, [EMPTY_DEPLOYMENT],
-                 (None, None, None, False, "spec"), id="nothing-known"),
-    pytest.param({"image": "reg/app:v3"}, [], ("v3", None, None, False, "spec"),
+                 (None, None, None, "spec"), id="nothing-known"),
+    pytest.param({"image": "reg/app:v3"}, [], ("v3", None, None, "spec"),
                  id="no-sources"),
     pytest.param({"image": "reg/app:v3"}, [EMPTY_DEPLOYMENT, FROM_GIT],
-                 ("v3", "g-prev", "g-prev", False, "git"), id="next-source-fills-the-gap"),
+                 ("v3", "g-prev", "g-prev", "git"), id="next-source-fills-the-gap"),
     pytest.param({"image": "reg/app"}, [FROM_DEPLOYMENT, FROM_GIT],
-                 ("v2", "v2", "v2", False, "deploymentRevisions"), id="first-source-wins"),
+                 ("v2", "v2", "v2", "deploymentRevisions"), id="first-source-wins"),
     pytest.param({"image": "reg/app", "previousReleaseId": "v1"}, [EMPTY_DEPLOYMENT, FROM_GIT],
-                 ("g-cur", "v1", "v1", True, "git"), id="source-named-for-deployed-id"),
+                 ("g-cur", "v1", "v1", "git"), id="source-named-for-deployed-id"),
     pytest.param({"podTemplatePatch": {"metadata": {"labels": {"x": "y"}}}, "id": "p1",
                   "previousReleaseId": "p0"}, [FROM_DEPLOYMENT],
-                 ("p1", "p0", "p0", True, "spec"), id="pod-template-patch-all-from-spec"),
+                 ("p1", "p0", "p0", "spec"), id="pod-template-patch-all-from-spec"),
 ])
 def test_resolve(release, answers, expected):
     res = releases.resolve(Release.model_validate(release), answers)
-    got = (res.deployed_release_id, res.previous_release_id, res.rollback_target_release_id,
-           res.rollback_target_explicit, res.source)
+    got = (res.deployed_release_id, res.previous_release_id, res.rollback_target_release_id, res.source)
     assert got == expected
 
 

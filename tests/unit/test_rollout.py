@@ -9,7 +9,7 @@ from selfbootstrap.core.rollout import RolloutProgress, rollout_progress
 from .factories import deployment
 
 # A Deployment of 3 replicas, fully rolled out; each row changes what makes it not so.
-DONE = dict(replicas=3, status_replicas=3, updated_replicas=3, ready_replicas=3, available_replicas=3)
+DONE = dict(replicas=3, status_replicas=3, updated_replicas=3, available_replicas=3)
 
 
 def waiting(message: str) -> RolloutProgress:
@@ -39,7 +39,7 @@ def waiting(message: str) -> RolloutProgress:
     pytest.param(dict(generation=3, observed_generation=4),
                  RolloutProgress(True, False, "deployment 'web' successfully rolled out"),
                  id="observed-ahead-of-generation-is-done"),
-    pytest.param(dict(replicas=0, status_replicas=0, updated_replicas=0, ready_replicas=0, available_replicas=0),
+    pytest.param(dict(replicas=0, status_replicas=0, updated_replicas=0, available_replicas=0),
                  RolloutProgress(True, False, "deployment 'web' successfully rolled out"), id="scaled-to-zero"),
 ])
 def test_rollout_progress(fields, expected):

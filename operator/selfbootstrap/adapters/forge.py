@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import urlparse
 
 import httpx
+
+from ..core.jsontypes import JsonObject, JsonValue, obj, objects, text
+from ..models import CIStatus, ForgeKind, ForgeSettings
 
 CI_FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "cancelled", "action_required", "startup_failure"})
 
@@ -35,10 +38,35 @@ class PullRequest:
 
 
 class Forge(Protocol):
+    """What the git executor needs from a forge; one implementation per ForgeKind."""
+
     def open_pull_request(self, head: str, base: str, title: str, body: str) -> PullRequest: ...
     def pull_request(self, number: int) -> PullRequest: ...
-    def ci_state(self, sha: str) -> tuple[str, str]: ...
+    def ci_state(self, sha: str) -> tuple[CIStatus, str]: ...
     def merge(self, number: int, sha: str, method: str, title: str) -> str: ...
+    def close(self) -> None: ...
+
+
+def connect(settings: ForgeSettings, repository_url: str, token: str | None) -> Forge:
+    """The forge client for the run's settings."""
+    repository = settings.repository or repository_from_url(repository_url)
+    match settings.kind:
+        case ForgeKind.GITHUB:
+            return GitHub(settings.api_url, repository, token)
+    raise ValueError(f"unsupported forge kind {settings.kind!r}")
+
+
+def ci_verdict(statuses: list[JsonObject], check_runs: list[JsonObject]) -> tuple[CIStatus, str]:
+    """pending, success or failure of one commit, from its commit statuses and check runs."""
+    failed = [text(s.get("context")) or "?" for s in statuses if s.get("state") in ("failure", "error")]
+    failed += [text(r.get("name")) or "?" for r in check_runs if r.get("conclusion") in CI_FAILED_CONCLUSIONS]
+    if failed:
+        return CIStatus.FAILURE, f"failed: {', '.join(failed)}"
+    pending = [text(s.get("context")) or "?" for s in statuses if s.get("state") == "pending"]
+    pending += [text(r.get("name")) or "?" for r in check_runs if r.get("status") != "completed"]
+    if pending or not (statuses or check_runs):
+        return CIStatus.PENDING, f"pending: {', '.join(pending)}" if pending else "no CI reported yet"
+    return CIStatus.SUCCESS, f"{len(statuses) + len(check_runs)} checks passed"
 
 
 def repository_from_url(url: str) -> str:
@@ -50,19 +78,20 @@ def repository_from_url(url: str) -> str:
 
 
 class GitHub:
-    def __init__(self, api_url: str, repository: str, token: str | None, timeout: float = 20.0) -> None:
+    def __init__(self, api_url: str, repository: str, token: str | None, timeout: float = 20.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
         headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28",
                    "User-Agent": "selfbootstrap-operator"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.repo = repository
         self.owner = repository.split("/", 1)[0]
-        self.http = httpx.Client(base_url=api_url.rstrip("/"), headers=headers, timeout=timeout)
+        self.http = httpx.Client(base_url=api_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport)
 
     def close(self) -> None:
         self.http.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, **kwargs: Any) -> JsonValue:
         try:
             response = self.http.request(method, f"/repos/{self.repo}{path}", **kwargs)
         except httpx.HTTPError as err:
@@ -75,16 +104,25 @@ class GitHub:
             retryable = response.status_code >= 500 or response.status_code == 429
             raise ForgeError(f"{method} {path} returned {response.status_code}: {message}",
                              retryable=retryable, status=response.status_code)
-        return response.json() if response.content else None
+        try:
+            return cast(JsonValue, response.json()) if response.content else None
+        except ValueError:
+            raise ForgeError(f"{method} {path} returned a body that is not JSON", retryable=True) from None
 
     @staticmethod
-    def _pr(data: dict[str, Any]) -> PullRequest:
-        return PullRequest(number=data["number"], url=data.get("html_url") or data.get("url", ""),
-                           state=data.get("state", "open"), merged=bool(data.get("merged") or data.get("merged_at")),
-                           merge_sha=data.get("merge_commit_sha"), head_sha=(data.get("head") or {}).get("sha"))
+    def _pr(value: JsonValue) -> PullRequest:
+        data = obj(value)
+        number = data.get("number")
+        if not isinstance(number, int):
+            raise ForgeError("the forge answered with a pull request without a number")
+        return PullRequest(number=number, url=text(data.get("html_url")) or text(data.get("url")) or "",
+                           state=text(data.get("state")) or "open",
+                           merged=bool(data.get("merged") or data.get("merged_at")),
+                           merge_sha=text(data.get("merge_commit_sha")),
+                           head_sha=text(obj(data.get("head")).get("sha")))
 
     def find_pull_request(self, head: str) -> PullRequest | None:
-        found = self._call("GET", "/pulls", params={"head": f"{self.owner}:{head}", "state": "all"})
+        found = objects(self._call("GET", "/pulls", params={"head": f"{self.owner}:{head}", "state": "all"}))
         return self._pr(found[0]) if found else None
 
     def open_pull_request(self, head: str, base: str, title: str, body: str) -> PullRequest:
@@ -97,20 +135,11 @@ class GitHub:
     def pull_request(self, number: int) -> PullRequest:
         return self._pr(self._call("GET", f"/pulls/{number}"))
 
-    def ci_state(self, sha: str) -> tuple[str, str]:
+    def ci_state(self, sha: str) -> tuple[CIStatus, str]:
         """pending | success | failure for the exact commit, from commit statuses and check runs."""
-        combined = self._call("GET", f"/commits/{sha}/status")
-        runs = self._call("GET", f"/commits/{sha}/check-runs").get("check_runs", [])
-        statuses = combined.get("statuses") or []
-        failed = [s["context"] for s in statuses if s.get("state") in ("failure", "error")]
-        failed += [r["name"] for r in runs if r.get("conclusion") in CI_FAILED_CONCLUSIONS]
-        if failed:
-            return "failure", f"failed: {', '.join(failed)}"
-        pending = [s["context"] for s in statuses if s.get("state") == "pending"]
-        pending += [r["name"] for r in runs if r.get("status") != "completed"]
-        if pending or not (statuses or runs):
-            return "pending", f"pending: {', '.join(pending)}" if pending else "no CI reported yet"
-        return "success", f"{len(statuses) + len(runs)} checks passed"
+        statuses = objects(obj(self._call("GET", f"/commits/{sha}/status")).get("statuses"))
+        runs = objects(obj(self._call("GET", f"/commits/{sha}/check-runs")).get("check_runs"))
+        return ci_verdict(statuses, runs)
 
     def merge(self, number: int, sha: str, method: str, title: str) -> str:
         pr = self.pull_request(number)
@@ -118,6 +147,6 @@ class GitHub:
             return pr.merge_sha or ""
         if pr.state != "open":
             raise ForgeError(f"pull request #{number} is closed")
-        data = self._call("PUT", f"/pulls/{number}/merge",
-                          json={"merge_method": method, "sha": sha, "commit_title": title})
-        return data["sha"]
+        data = obj(self._call("PUT", f"/pulls/{number}/merge",
+                              json={"merge_method": method, "sha": sha, "commit_title": title}))
+        return text(data.get("sha")) or ""

@@ -15,8 +15,11 @@ import hashlib
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..core import reasons
 
 DEFAULT_TIMEOUT = 120
 
@@ -64,7 +67,7 @@ class GitRemote:
         return text
 
     def git(self, *args: str, cwd: Path | None = None, identity: Identity | None = None,
-            timeout: float = DEFAULT_TIMEOUT, reason: str = "GitFailed") -> str:
+            timeout: float = DEFAULT_TIMEOUT, reason: str = reasons.GIT_FAILED) -> str:
         env = dict(self._env)
         if identity:
             env.update({"GIT_AUTHOR_NAME": identity.name, "GIT_AUTHOR_EMAIL": identity.email,
@@ -86,7 +89,7 @@ class GitRemote:
     # --- remote refs --------------------------------------------------------
 
     def head_of(self, branch: str) -> str | None:
-        out = self.git("ls-remote", "--heads", self.url, f"refs/heads/{branch}", reason="RemoteUnreachable")
+        out = self.git("ls-remote", "--heads", self.url, f"refs/heads/{branch}", reason=reasons.REMOTE_UNREACHABLE)
         for line in out.splitlines():
             sha, ref = line.split("\t", 1)
             if ref == f"refs/heads/{branch}":
@@ -117,8 +120,8 @@ class GitRemote:
         """A clone of the base branch with `branch` created at `start`."""
         tree = self.fresh_tree(name)
         self.git("clone", "-q", "--no-tags", "--single-branch", "--branch", base_branch, self.url, str(tree),
-                 reason="CloneFailed")
-        self.git("checkout", "-q", "-B", branch, start, cwd=tree, reason="CloneFailed")
+                 reason=reasons.CLONE_FAILED)
+        self.git("checkout", "-q", "-B", branch, start, cwd=tree, reason=reasons.CLONE_FAILED)
         return tree
 
     def commit_all(self, tree: Path, message: str, identity: Identity) -> str | None:
@@ -134,26 +137,26 @@ class GitRemote:
         msg_file.write_text(message)
         try:
             self.git("commit", "-q", "--no-verify", "-F", str(msg_file), cwd=tree, identity=identity,
-                     reason="CommitFailed")
+                     reason=reasons.COMMIT_FAILED)
         finally:
             msg_file.unlink(missing_ok=True)
 
     def push(self, tree: Path, sha: str, branch: str) -> None:
         """Create the remote branch at sha; never force."""
-        self.git("push", "-q", self.url, f"{sha}:refs/heads/{branch}", cwd=tree, reason="PushFailed")
+        self.git("push", "-q", self.url, f"{sha}:refs/heads/{branch}", cwd=tree, reason=reasons.PUSH_FAILED)
 
     def parents(self, tree: Path, sha: str) -> int:
         return len(self.git("rev-list", "--parents", "-n", "1", sha, cwd=tree).split()) - 1
 
     def revert(self, tree: Path, sha: str, message: str, identity: Identity) -> str:
-        self.git("fetch", "-q", self.url, sha, cwd=tree, reason="RevertFailed")
+        self.git("fetch", "-q", self.url, sha, cwd=tree, reason=reasons.REVERT_FAILED)
         mainline = ["-m", "1"] if self.parents(tree, sha) > 1 else []
-        self.git("revert", "--no-commit", *mainline, sha, cwd=tree, identity=identity, reason="RevertFailed")
+        self.git("revert", "--no-commit", *mainline, sha, cwd=tree, identity=identity, reason=reasons.REVERT_FAILED)
         self._commit(tree, message, identity)
         return self.git("rev-parse", "HEAD", cwd=tree).strip()
 
 
-def run_validation(command: list[str], tree: Path, timeout: float, scrub) -> tuple[bool, str]:
+def run_validation(command: list[str], tree: Path, timeout: float, scrub: Callable[[str], str]) -> tuple[bool, str]:
     """Run the user's check in the working tree, without any credentials in its environment."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tree), "LC_ALL": "C"}
     try:

@@ -1,19 +1,25 @@
-"""HTTP health probe adapter."""
+"""HTTP health probe adapter: performs ProbeHttp."""
 
 from __future__ import annotations
 
 import httpx
 
-from ..core.machine import Outcome
-from ..models import HttpCheck
+from ..core.actions import Probed, ProbeHttp
 
 
-def probe(check: HttpCheck) -> Outcome:
-    """One GET; healthy when the status is the expected one. Never raises."""
-    try:
-        response = httpx.get(check.url, timeout=check.timeout_seconds, follow_redirects=False)
-    except httpx.HTTPError as err:
-        return Outcome(ok=False, message=f"GET {check.url} failed: {type(err).__name__}")
-    ok = response.status_code == check.expected_status
-    return Outcome(ok=ok, message=f"GET {check.url} returned {response.status_code}"
-                                  f"{'' if ok else f', expected {check.expected_status}'}")
+class HttpExecutor:
+    def __init__(self, transport: httpx.BaseTransport | None = None) -> None:
+        self.transport = transport  # tests may inject one; the default is a real connection
+
+    def perform(self, action: ProbeHttp) -> Probed:
+        """One GET; healthy when the status is the expected one. Never raises."""
+        check = action.check
+        try:
+            with httpx.Client(transport=self.transport, timeout=check.timeout_seconds,
+                              follow_redirects=False) as http:
+                response = http.get(check.url)
+        except httpx.HTTPError as err:
+            return Probed(healthy=False, detail=f"GET {check.url} failed: {type(err).__name__}")
+        ok = response.status_code == check.expected_status
+        return Probed(healthy=ok, detail=f"GET {check.url} returned {response.status_code}"
+                                         f"{'' if ok else f', expected {check.expected_status}'}")

@@ -1,39 +1,60 @@
-"""Kubernetes adapter: reads the world as plain data, performs patches, records status.
+"""Kubernetes adapter: reads the world as plain data, performs the Deployment patches, records status.
 
-Objects are fetched as raw JSON (camelCase dicts) so templates compare and patch
-exactly as the API server stores them.
+Objects are fetched as raw JSON (camelCase) so templates compare and patch
+exactly as the API server stores them; the translators from JSON to the core's
+types are pure functions.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import socket
-from datetime import datetime, timezone, UTC
-from typing import Any
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol, assert_never, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as TransportError
 
 from .. import models as m
-from ..core import releases
-from ..core.draft import Event
+from ..core import reasons, releases
+from ..core.actions import Deployed, Failed, KubeAction, PatchDeployment, RollbackDeployment, Undone
+from ..core.decision import Event
+from ..core.jsontypes import JsonObject, JsonValue, integer, obj, objects, path, strings, text
+from ..core.run import Run
 from ..core.world import ContainerState, DeploymentState, PodState, Revision, World
 
 STRATEGIC = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 REVISION = "deployment.kubernetes.io/revision"
-REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 COMPONENT = "selfbootstrap-operator"
+RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
 
 
-def _json(response: Any) -> dict[str, Any]:
-    return json.loads(response.data)
+class _Response(Protocol):
+    data: bytes
 
 
-def _optional(call: Any, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+def _parse(response: object) -> JsonObject:
+    return cast(JsonObject, json.loads(cast(_Response, response).data))
+
+
+def _body(value: JsonValue) -> Any:
+    """A request body for the client, whose signatures want dict[str, Any] (a library boundary)."""
+    return value
+
+
+def _namespace(o: JsonObject) -> str:
+    return text(meta(o).get("namespace")) or ""
+
+
+def _optional(call: Callable[..., object], *args: object, **kwargs: object) -> JsonObject | None:
     try:
-        return _json(call(*args, _preload_content=False, **kwargs))
+        return _parse(call(*args, _preload_content=False, **kwargs))
     except ApiException as err:
         if err.status == 404:
             return None
@@ -43,99 +64,160 @@ def _optional(call: Any, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
 def api_message(err: ApiException) -> str:
     """The API server's own message for a refused request (never the request itself)."""
     try:
-        return json.loads(err.body).get("message") or err.reason
-    except (TypeError, ValueError):
-        return f"{err.status} {err.reason}"
+        message = json.loads(err.body or "").get("message")
+    except (TypeError, ValueError, AttributeError):
+        message = None
+    return str(message or f"{err.status} {err.reason}")
 
 
-# --- JSON -> plain data ---------------------------------------------------------
+def _failed_test(err: ApiException) -> bool:
+    """A JSON patch whose `test` failed: 422 Invalid without field causes (a schema refusal names its fields)."""
+    if err.status == 409:
+        return True
+    try:
+        body = json.loads(err.body or "")
+    except ValueError:
+        return False
+    return err.status == 422 and body.get("reason") == "Invalid" and not obj(body.get("details")).get("causes")
 
 
-def revision_of(rs: dict[str, Any], container: str | None) -> Revision:
-    annotations = rs["metadata"].get("annotations") or {}
-    template = releases.strip_hash(rs["spec"]["template"])
-    history = annotations.get(REVISION_HISTORY, "")
+def meta(o: JsonObject) -> JsonObject:
+    return obj(o.get("metadata"))
+
+
+def name_of(o: JsonObject) -> str:
+    return text(meta(o).get("name")) or ""
+
+
+# --- JSON -> plain data (pure) ------------------------------------------------------
+
+
+def revision_of(rs: JsonObject, container: str | None) -> Revision:
+    template = releases.strip_hash(obj(path(rs, "spec", "template")))
+    annotations = strings(meta(rs).get("annotations"))
     return Revision(
-        replica_set=rs["metadata"]["name"],
-        revision=int(annotations.get(REVISION, "0") or 0),
+        replica_set=name_of(rs),
+        revision=integer(annotations.get(REVISION)),
         template=template,
         release_id=releases.release_id_of(template, container),
-        change_cause=annotations.get(m.CHANGE_CAUSE_ANNOTATION),
-        revision_history=tuple(int(x) for x in history.split(",") if x.strip().isdigit()),
         annotations=annotations,
     )
 
 
-def deployment_state(dep: dict[str, Any], replica_sets: list[dict[str, Any]],
-                     container: str | None) -> DeploymentState:
-    spec, status, meta = dep["spec"], dep.get("status") or {}, dep["metadata"]
-    progressing = next((c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), {})
+def deployment_state(dep: JsonObject, replica_sets: list[JsonObject], container: str | None) -> DeploymentState:
+    spec, status = obj(dep.get("spec")), obj(dep.get("status"))
+    progressing = next((c for c in objects(status.get("conditions")) if c.get("type") == "Progressing"), {})
     return DeploymentState(
-        name=meta["name"],
-        resource_version=meta["resourceVersion"],
-        template=spec["template"],
-        generation=meta.get("generation", 0),
-        observed_generation=status.get("observedGeneration", 0),
-        paused=bool(spec.get("paused")),
-        replicas=spec.get("replicas", 1),
-        status_replicas=status.get("replicas", 0),
-        updated_replicas=status.get("updatedReplicas", 0),
-        ready_replicas=status.get("readyReplicas", 0),
-        available_replicas=status.get("availableReplicas", 0),
-        progressing_reason=progressing.get("reason"),
-        annotations=meta.get("annotations") or {},
+        name=name_of(dep),
+        resource_version=text(meta(dep).get("resourceVersion")) or "",
+        template=obj(spec.get("template")),
+        generation=integer(meta(dep).get("generation")),
+        observed_generation=integer(status.get("observedGeneration")),
+        paused=spec.get("paused") is True,
+        replicas=integer(spec.get("replicas"), 1),
+        status_replicas=integer(status.get("replicas")),
+        updated_replicas=integer(status.get("updatedReplicas")),
+        available_replicas=integer(status.get("availableReplicas")),
+        progressing_reason=text(progressing.get("reason")),
+        annotations=strings(meta(dep).get("annotations")),
         revisions=tuple(revision_of(rs, container) for rs in replica_sets),
     )
 
 
-def pod_state(pod: dict[str, Any]) -> PodState:
-    status = pod.get("status") or {}
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-    containers = []
-    for cs in status.get("containerStatuses") or []:
-        state, last = cs.get("state") or {}, cs.get("lastState") or {}
-        containers.append(ContainerState(
-            name=cs.get("name", ""),
-            ready=bool(cs.get("ready")),
-            restart_count=int(cs.get("restartCount", 0)),
-            waiting_reason=(state.get("waiting") or {}).get("reason"),
-            terminated_reason=(state.get("terminated") or {}).get("reason"),
-            last_terminated_reason=(last.get("terminated") or {}).get("reason"),
-        ))
-    return PodState(name=pod["metadata"]["name"], phase=status.get("phase", "Unknown"), ready=ready,
-                    containers=tuple(containers))
+def container_state(cs: JsonObject) -> ContainerState:
+    return ContainerState(
+        name=text(cs.get("name")) or "",
+        ready=cs.get("ready") is True,
+        restart_count=integer(cs.get("restartCount")),
+        waiting_reason=text(path(cs, "state", "waiting", "reason")),
+        terminated_reason=text(path(cs, "state", "terminated", "reason")),
+        last_terminated_reason=text(path(cs, "lastState", "terminated", "reason")),
+    )
 
 
-def _controlled_by(obj: dict[str, Any], uid: str) -> bool:
-    return any(ref.get("uid") == uid and ref.get("controller") for ref in obj["metadata"].get("ownerReferences") or [])
+def pod_state(pod: JsonObject) -> PodState:
+    status = obj(pod.get("status"))
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in objects(status.get("conditions")))
+    return PodState(name=name_of(pod), phase=text(status.get("phase")) or "Unknown", ready=ready,
+                    containers=tuple(container_state(cs) for cs in objects(status.get("containerStatuses"))))
 
 
-def _selector(dep: dict[str, Any]) -> str:
-    labels = (dep["spec"].get("selector") or {}).get("matchLabels") or {}
+def controlled_by(o: JsonObject, uid: str) -> bool:
+    return any(ref.get("uid") == uid and ref.get("controller") is True
+               for ref in objects(meta(o).get("ownerReferences")))
+
+
+def selector_of(dep: JsonObject) -> str:
+    labels = strings(path(dep, "spec", "selector", "matchLabels"))
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
-def blocking_run(run: dict[str, Any], others: list[dict[str, Any]]) -> str | None:
-    """The active run that holds the same Deployment: one that has started, or is older."""
-    me = run["metadata"]
-    target = run["spec"]["target"]["deployment"]
-    my_key = (me["creationTimestamp"], me["name"])
-    for other in sorted(others, key=lambda o: (o["metadata"]["creationTimestamp"], o["metadata"]["name"])):
-        meta, phase = other["metadata"], (other.get("status") or {}).get("phase")
-        if meta["name"] == me["name"] or other.get("spec", {}).get("target", {}).get("deployment") != target:
+def blocking_run(run: JsonObject, others: list[JsonObject]) -> str | None:
+    """The active run that holds the same Deployment: one that has started, or an older one."""
+    target = text(path(run, "spec", "target", "deployment"))
+
+    def key(o: JsonObject) -> tuple[str, str]:
+        return text(meta(o).get("creationTimestamp")) or "", name_of(o)
+
+    mine = key(run)
+    for other in sorted(others, key=key):
+        phase = text(path(other, "status", "phase"))
+        if name_of(other) == mine[1] or text(path(other, "spec", "target", "deployment")) != target:
             continue
         if phase in m.TERMINAL_PHASES:
             continue
-        if (phase not in (None, m.Phase.PENDING)) or (meta["creationTimestamp"], meta["name"]) < my_key:
-            return meta["name"]
+        if phase not in (None, m.Phase.PENDING) or key(other) < mine:
+            return name_of(other)
     return None
+
+
+def status_patch(stored: JsonObject | None, after: JsonObject) -> list[JsonObject]:
+    """A JSON patch from the stored status to `after`, guarded by a test of the stored status.
+
+    Fields `after` leaves out are removed (a merge patch of a dump without them
+    could not clear them); fields the models do not know are left alone. The
+    test makes the write fail when anyone else wrote status since we read it.
+    """
+    if stored is None:
+        return [{"op": "test", "path": "/status", "value": None},
+                {"op": "add", "path": "/status", "value": after}]
+    ops: list[JsonObject] = [{"op": "test", "path": "/status", "value": stored}]
+    for key in _STATUS_KEYS:
+        if key in after and stored.get(key) != after[key]:
+            ops.append({"op": "add", "path": f"/status/{key}", "value": after[key]})
+        elif key not in after and key in stored:
+            ops.append({"op": "remove", "path": f"/status/{key}"})
+    return ops
+
+
+_STATUS_KEYS = tuple(f.alias or name for name, f in m.RunStatus.model_fields.items())
+
+
+def secret_value(secret: JsonObject, key: str) -> bytes | None:
+    encoded = text(obj(secret.get("data")).get(key))
+    if encoded is None:
+        return None
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+# --- the API ------------------------------------------------------------------------
+
+
+class SecretUnavailableError(LookupError):
+    """A referenced Secret or key cannot be read; the message names them, never a value."""
+
+
+class StatusConflictError(Exception):
+    """Someone else wrote the run's status since it was read."""
 
 
 class Kube:
     """Thin wrapper over the official client for the calls the operator makes."""
 
-    def __init__(self, api_client: client.ApiClient | None = None) -> None:
-        api_client = api_client or client.ApiClient()
+    def __init__(self, api_client: client.ApiClient) -> None:
         self.apps = client.AppsV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
@@ -144,31 +226,35 @@ class Kube:
 
     # reads
 
-    def read_run(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def read_run(self, namespace: str, name: str) -> JsonObject | None:
         return _optional(self.custom.get_namespaced_custom_object, m.GROUP, m.VERSION, namespace, m.PLURAL, name)
 
-    def list_runs(self, namespace: str) -> list[dict[str, Any]]:
-        return _json(self.custom.list_namespaced_custom_object(
-            m.GROUP, m.VERSION, namespace, m.PLURAL, _preload_content=False))["items"]
+    def list_runs(self, namespace: str) -> list[JsonObject]:
+        return objects(_parse(self.custom.list_namespaced_custom_object(
+            m.GROUP, m.VERSION, namespace, m.PLURAL, _preload_content=False)).get("items"))
 
-    def read_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def read_deployment(self, namespace: str, name: str) -> JsonObject | None:
         return _optional(self.apps.read_namespaced_deployment, name, namespace)
 
-    def replica_sets_of(self, dep: dict[str, Any]) -> list[dict[str, Any]]:
-        meta = dep["metadata"]
-        items = _json(self.apps.list_namespaced_replica_set(
-            meta["namespace"], label_selector=_selector(dep), _preload_content=False))["items"]
-        return [rs for rs in items if _controlled_by(rs, meta["uid"])]
+    def replica_sets_of(self, dep: JsonObject) -> list[JsonObject]:
+        items = objects(_parse(self.apps.list_namespaced_replica_set(
+            _namespace(dep), label_selector=selector_of(dep), _preload_content=False)).get("items"))
+        uid = text(meta(dep).get("uid")) or ""
+        return [rs for rs in items if controlled_by(rs, uid)]
 
-    def pods_of(self, namespace: str, dep: dict[str, Any], rs_uid: str) -> list[dict[str, Any]]:
-        items = _json(self.core.list_namespaced_pod(
-            namespace, label_selector=_selector(dep), _preload_content=False))["items"]
-        return [p for p in items if _controlled_by(p, rs_uid) and not p["metadata"].get("deletionTimestamp")]
+    def pods_of(self, dep: JsonObject, rs_uid: str) -> list[JsonObject]:
+        items = objects(_parse(self.core.list_namespaced_pod(
+            _namespace(dep), label_selector=selector_of(dep), _preload_content=False)).get("items"))
+        return [p for p in items if controlled_by(p, rs_uid) and not meta(p).get("deletionTimestamp")]
 
-    def observe(self, run: dict[str, Any], container: str | None) -> World:
+    def crd_generation(self) -> int | None:
+        crd = _optional(self.extensions.read_custom_resource_definition, f"{m.PLURAL}.{m.GROUP}")
+        return integer(meta(crd).get("generation")) if crd else None
+
+    def observe(self, run: JsonObject, container: str | None) -> World:
         """One consistent-enough look at the target Deployment, its revisions and the new pods."""
-        namespace = run["metadata"]["namespace"]
-        dep = self.read_deployment(namespace, run["spec"]["target"]["deployment"])
+        namespace = _namespace(run)
+        dep = self.read_deployment(namespace, text(path(run, "spec", "target", "deployment")) or "")
         if dep is None:
             return World(deployment=None)
         replica_sets = self.replica_sets_of(dep)
@@ -176,40 +262,60 @@ class Kube:
         current = releases.current_revision(state)
         pods: tuple[PodState, ...] = ()
         if current is not None:
-            rs_uid = next(rs["metadata"]["uid"] for rs in replica_sets
-                          if rs["metadata"]["name"] == current.replica_set)
-            pods = tuple(pod_state(p) for p in self.pods_of(namespace, dep, rs_uid))
+            rs_uid = next(text(meta(rs).get("uid")) or "" for rs in replica_sets
+                          if name_of(rs) == current.replica_set)
+            pods = tuple(pod_state(p) for p in self.pods_of(dep, rs_uid))
         crd_generation = None
-        if run["spec"]["target"].get("deploymentContext") == m.DeploymentContext.SELF_HOSTED:
-            crd = _optional(self.extensions.read_custom_resource_definition, f"{m.PLURAL}.{m.GROUP}")
-            crd_generation = crd["metadata"].get("generation") if crd else None
+        if path(run, "spec", "target", "deploymentContext") == m.DeploymentContext.SELF_HOSTED:
+            crd_generation = self.crd_generation()
         # Only a run that has not started yet waits for another: list the runs only then.
         blocker = None
-        if (run.get("status") or {}).get("phase") in (None, m.Phase.PENDING):
+        if path(run, "status", "phase") in (None, m.Phase.PENDING):
             blocker = blocking_run(run, self.list_runs(namespace))
         return World(deployment=state, pods=pods, crd_generation=crd_generation, blocking_run=blocker)
 
+    def read_secret(self, namespace: str, name: str, key: str) -> bytes:
+        """A Secret's value; SecretUnavailableError names the Secret and key (never the value)."""
+        try:
+            secret = _optional(self.core.read_namespaced_secret, name, namespace)
+        except ApiException as err:
+            raise SecretUnavailableError(f"secret {name!r} cannot be read ({err.status} {err.reason})") from None
+        if secret is None:
+            raise SecretUnavailableError(f"secret {name!r} not found")
+        value = secret_value(secret, key)
+        if not value:
+            raise SecretUnavailableError(f"secret {name!r} has no key {key!r}")
+        return value
+
     # writes
 
-    def patch_deployment(self, namespace: str, name: str, patch: Any, content_type: str) -> None:
-        self.apps.patch_namespaced_deployment(name, namespace, patch, _content_type=content_type)
+    def patch_deployment(self, namespace: str, name: str, patch: JsonValue, content_type: str) -> JsonObject:
+        return _parse(self.apps.patch_namespaced_deployment(
+            name, namespace, _body(patch), _content_type=content_type, _preload_content=False))
 
-    def patch_run_status(self, run: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
-        """Write status, guarded by the run's resourceVersion (409 when someone else wrote first)."""
-        meta = run["metadata"]
-        body = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": status}
-        return _json(self.custom.patch_namespaced_custom_object_status(
-            m.GROUP, m.VERSION, meta["namespace"], m.PLURAL, meta["name"], body,
-            _content_type=MERGE, _preload_content=False))
+    def write_status(self, run: JsonObject, status: JsonObject) -> JsonObject:
+        """Write the run's status as a guarded JSON patch; StatusConflictError when someone else wrote first."""
+        stored = run.get("status")
+        ops = status_patch(stored if isinstance(stored, Mapping) else None, status)
+        if len(ops) == 1 and stored is not None:
+            return run  # nothing changed
+        try:
+            return _parse(self.custom.patch_namespaced_custom_object_status(
+                m.GROUP, m.VERSION, _namespace(run), m.PLURAL, name_of(run), _body(ops),
+                _content_type=JSON_PATCH, _preload_content=False))
+        except ApiException as err:
+            if _failed_test(err):
+                raise StatusConflictError("the run's status changed since it was read") from None
+            raise
 
-    def post_event(self, obj: dict[str, Any], event: Event) -> None:
-        meta = obj["metadata"]
+    def post_event(self, o: JsonObject, event: Event) -> None:
+        md = meta(o)
         now = datetime.now(UTC).isoformat()
-        body = {
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
-                               "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
-            "type": event.type,
+        body: JsonObject = {
+            "metadata": {"generateName": f"{name_of(o)}.", "namespace": md.get("namespace")},
+            "involvedObject": {"apiVersion": o.get("apiVersion"), "kind": o.get("kind"), "name": name_of(o),
+                               "namespace": md.get("namespace"), "uid": md.get("uid")},
+            "type": str(event.type),
             "reason": event.reason,
             "message": event.message[:1024],
             "source": {"component": COMPONENT},
@@ -219,4 +325,30 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
-        self.core.create_namespaced_event(meta["namespace"], body)
+        self.core.create_namespaced_event(_namespace(o), _body(body))
+
+
+class KubeExecutor:
+    """Performs the Deployment patches; every API error becomes a typed failure."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+
+    def perform(self, run: Run, action: KubeAction) -> Deployed | Undone | Failed:
+        namespace, deployment = run.namespace, run.spec.target.deployment
+        try:
+            match action:
+                case PatchDeployment():
+                    self.kube.patch_deployment(namespace, deployment, action.patch, STRATEGIC)
+                    return Deployed()
+                case RollbackDeployment():
+                    self.kube.patch_deployment(namespace, deployment, action.patch, JSON_PATCH)
+                    return Undone(action.replica_set)
+                case _:
+                    assert_never(action)
+        except ApiException as err:
+            reason = reasons.DEPLOY_REFUSED if isinstance(action, PatchDeployment) else reasons.ROLLBACK_REFUSED
+            return Failed(reason, f"{err.status}: {api_message(err)}", retryable=err.status in RETRYABLE_STATUS)
+        except (TransportError, OSError) as err:
+            return Failed(reasons.RETRYING, f"the API server could not be reached ({type(err).__name__})",
+                          retryable=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..models import TERMINAL_PHASES, Condition, Phase, RunStatus
+from . import reasons
 
 PROGRESSING = "Progressing"
 READY = "Ready"
@@ -38,9 +39,9 @@ def derive(status: RunStatus, generation: int | None, now: datetime) -> list[Con
     for c in (
         cond(PROGRESSING, phase not in TERMINAL_PHASES, reason),
         cond(READY, phase == Phase.SUCCEEDED, reason),
-        cond(DEGRADED, degraded, status.rollback_failure_class or reason if degraded else "AsExpected",
+        cond(DEGRADED, degraded, status.rollback_failure_class or reason if degraded else reasons.AS_EXPECTED,
              message if degraded else ""),
-        cond(ROLLED_BACK, phase == Phase.ROLLED_BACK, reason if phase == Phase.ROLLED_BACK else "NotRolledBack",
+        cond(ROLLED_BACK, phase == Phase.ROLLED_BACK, reason if phase == Phase.ROLLED_BACK else reasons.NOT_ROLLED_BACK,
              message if phase == Phase.ROLLED_BACK else ""),
     ):
         conditions = set_condition(conditions, c)

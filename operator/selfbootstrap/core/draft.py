@@ -1,56 +1,19 @@
-"""The run as the core sees it, and the status draft every decision is built on."""
+"""A status under construction: the mutable copy every decision is built on, with the events it raises."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from ..models import HISTORY_LIMIT, TERMINAL_PHASES, Phase, RunSpec, RunStatus, Transition
-from . import conditions
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a side effect went. `retryable`: a conflict or a passing fault; decide again later."""
-
-    ok: bool
-    message: str = ""
-    retryable: bool = False
-    data: dict[str, Any] = field(default_factory=dict)  # what the side effect found or made
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str  # Normal | Warning
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Run:
-    """The run as the core sees it."""
-
-    name: str
-    generation: int
-    spec: RunSpec
-    status: RunStatus
-    namespace: str = ""
-    uid: str = ""
-
-
-@dataclass(frozen=True)
-class Decision:
-    status: RunStatus
-    action: Any = None  # one of the actions in machine.py / gitflow.py
-    events: tuple[Event, ...] = ()
-    requeue_after: float | None = None  # None: the run is finished
+from ..models import HISTORY_LIMIT, TERMINAL_PHASES, Phase, RunStatus, Transition
+from . import conditions, reasons
+from .actions import Action
+from .decision import Decision, Event, EventType
+from .run import Run
 
 
 @dataclass
 class Draft:
-    """A mutable status under construction, with the events it raises."""
-
     run: Run
     now: datetime
     status: RunStatus = field(init=False)
@@ -60,35 +23,42 @@ class Draft:
         self.status = self.run.status.model_copy(deep=True)
         self.status.observed_generation = self.run.generation
 
-    def set(self, **fields: Any) -> None:
-        self.status = self.status.model_copy(update=fields)
+    def set(self, **fields: object) -> None:
+        """Set status fields by their model names; a misspelt name or a wrong type raises."""
+        for name, value in fields.items():
+            if name not in RunStatus.model_fields:
+                raise AttributeError(f"RunStatus has no field {name!r}")
+            setattr(self.status, name, value)  # validated: RunStatus has validate_assignment
 
-    def event(self, type_: str, reason: str, message: str) -> None:
+    def event(self, type_: EventType, reason: str, message: str) -> None:
         self.events.append(Event(type_, reason, message))
+
+    def normal(self, reason: str, message: str) -> None:
+        self.event(EventType.NORMAL, reason, message)
+
+    def warning(self, reason: str, message: str) -> None:
+        self.event(EventType.WARNING, reason, message)
 
     def enter(self, phase: Phase, reason: str, message: str) -> None:
         """Record a phase transition (or a new reason within the phase) in status and history."""
         s = self.status
         if s.phase == phase and s.reason == reason and s.message == message:
             return
-        history = s.history
         if s.phase != phase or s.reason != reason:
-            history = [*history, Transition(phase=phase, reason=reason, message=message, at=self.now)]
-            history = history[-HISTORY_LIMIT:]
-        update: dict[str, Any] = {"phase": phase, "reason": reason, "message": message, "history": history}
+            entry = Transition(phase=phase, reason=reason, message=message, at=self.now)
+            s.history = [*s.history, entry][-HISTORY_LIMIT:]
         if s.phase != phase:
-            update["phase_started_at"] = self.now
+            s.phase_started_at = self.now
         if phase in TERMINAL_PHASES:
-            update["finished_at"] = self.now
-        self.set(**update)
+            s.finished_at = self.now
+        s.phase, s.reason, s.message = phase, reason, message
 
-    def decision(self, requeue_after: float | None, action: Any = None) -> Decision:
-        self.set(conditions=conditions.derive(self.status, self.run.generation, self.now))
+    def decision(self, requeue_after: float | None, action: Action | None = None) -> Decision:
+        self.status.conditions = conditions.derive(self.status, self.run.generation, self.now)
         done = self.status.phase in TERMINAL_PHASES
         return Decision(self.status, action, tuple(self.events), None if done else requeue_after)
 
-
     def fail(self, reason: str, message: str) -> Decision:
         self.enter(Phase.FAILED, reason, message)
-        self.event("Warning", "Failed", f"{reason}: {message}")
+        self.warning(reasons.FAILED, f"{reason}: {message}")
         return self.decision(None)

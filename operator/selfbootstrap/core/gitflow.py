@@ -9,80 +9,39 @@ and a resumed run never pushes, opens or merges twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Union
+from typing import assert_never
 
-from ..models import CIStatus, GitStatus, Phase, RevertStatus
-from . import backoff, releases
-from .draft import Decision, Draft, Outcome, Run
+from ..models import CIStatus, GitStatus, GitWorkflow, Phase, RevertStatus
+from . import backoff, reasons, releases
+from .actions import (
+    BranchResolved,
+    CheckCI,
+    CheckPullRequest,
+    CIReported,
+    CommitChange,
+    Committed,
+    Failed,
+    GitAction,
+    GitResult,
+    Merged,
+    MergePullRequest,
+    NothingToCommit,
+    OpenPullRequest,
+    OpenRevertPullRequest,
+    PullRequestObserved,
+    PullRequestOpened,
+    PushBranch,
+    Pushed,
+    ResolveBranch,
+    RevertOpened,
+)
+from .decision import Decision
+from .draft import Draft
+from .run import Run
 
 GIT_POLL_SECONDS = 2.0
 MANUAL_MERGE_POLL_SECONDS = 15.0
 TRAILER_KEY = "Selfbootstrap-Run"
-
-
-@dataclass(frozen=True)
-class ResolveBranch:
-    """Read the base branch's head and whether the run's branch already exists on the remote."""
-
-    branch: str
-    base_branch: str
-    trailer: str
-
-
-@dataclass(frozen=True)
-class CommitChange:
-    """Clone at base_sha, apply the change, validate, commit (deterministically: same inputs, same sha)."""
-
-    branch: str
-    base_sha: str
-    message: str
-    trailer: str
-
-
-@dataclass(frozen=True)
-class PushBranch:
-    commit: CommitChange
-    commit_sha: str
-
-
-@dataclass(frozen=True)
-class OpenPullRequest:
-    head: str
-    base: str
-    title: str
-    body: str
-
-
-@dataclass(frozen=True)
-class CheckCI:
-    sha: str
-
-
-@dataclass(frozen=True)
-class MergePullRequest:
-    number: int
-    sha: str
-    method: str
-    title: str
-
-
-@dataclass(frozen=True)
-class CheckPullRequest:
-    number: int
-
-
-@dataclass(frozen=True)
-class OpenRevertPullRequest:
-    branch: str
-    base: str
-    merge_sha: str
-    title: str
-    body: str
-
-
-GitAction = Union[ResolveBranch, CommitChange, PushBranch, OpenPullRequest, CheckCI, MergePullRequest,
-                  CheckPullRequest, OpenRevertPullRequest]
 GIT_PHASES = (Phase.BRANCHING, Phase.COMMITTING, Phase.PUSHING, Phase.OPENING_PULL_REQUEST,
               Phase.AWAITING_CI, Phase.MERGING)
 
@@ -92,8 +51,15 @@ def trailer_of(run: Run) -> str:
     return f"{TRAILER_KEY}: {run.namespace}/{run.name}/{run.uid}"
 
 
-def trailer(d: Draft) -> str:
-    return trailer_of(d.run)
+def branch_name(run: Run) -> str:
+    git = run.spec.git
+    return (git.branch if git else None) or f"selfbootstrap/{run.name}"
+
+
+def _spec(d: Draft) -> GitWorkflow:
+    git = d.run.spec.git
+    assert git is not None, "a git phase implies spec.git"
+    return git
 
 
 def _release(d: Draft) -> str:
@@ -105,7 +71,16 @@ def _git(d: Draft) -> GitStatus:
 
 
 def _set_git(d: Draft, **fields: object) -> None:
-    d.set(git=_git(d).model_copy(update=fields))
+    git = _git(d).model_copy()
+    for name, value in fields.items():
+        if name not in GitStatus.model_fields:
+            raise AttributeError(f"GitStatus has no field {name!r}")
+        setattr(git, name, value)  # validated: GitStatus has validate_assignment
+    d.set(git=git)
+
+
+def _short(sha: str | None) -> str:
+    return (sha or "")[:12]
 
 
 def first_phase(d: Draft) -> Phase:
@@ -116,29 +91,28 @@ def first_phase(d: Draft) -> Phase:
 
 
 def decide(d: Draft) -> Decision:
-    phase = d.status.phase
-    git, gs = d.run.spec.git, _git(d)
-    assert git is not None
-    if phase == Phase.BRANCHING:
-        branch = git.branch or f"selfbootstrap/{d.run.name}"
-        return d.decision(GIT_POLL_SECONDS, ResolveBranch(branch, git.base_branch, trailer(d)))
-    if phase == Phase.COMMITTING:
-        return d.decision(GIT_POLL_SECONDS, _commit_action(d))
-    if phase == Phase.PUSHING:
-        return d.decision(GIT_POLL_SECONDS, PushBranch(_commit_action(d), gs.commit_sha or ""))
-    if phase == Phase.OPENING_PULL_REQUEST:
-        pr = git.pull_request
-        title = pr.title or f"Deploy release {_release(d)} to {d.run.spec.target.deployment}"
-        body = pr.body or (f"Opened by SelfBootstrapRun {d.run.namespace}/{d.run.name}; it merges when CI "
-                           f"is green and then deploys release {_release(d)}.")
-        return d.decision(GIT_POLL_SECONDS, OpenPullRequest(gs.branch or "", git.base_branch, title, body))
-    if phase == Phase.AWAITING_CI:
-        wait = 0.0
-        if gs.ci_checked_at and gs.ci_interval_seconds:
-            wait = max(0.0, gs.ci_interval_seconds - (d.now - gs.ci_checked_at).total_seconds())
-        if wait > 0:
-            return d.decision(wait)
-        return d.decision(GIT_POLL_SECONDS, CheckCI(gs.commit_sha or ""))
+    git, gs = _spec(d), _git(d)
+    match d.status.phase:
+        case Phase.BRANCHING:
+            return d.decision(GIT_POLL_SECONDS,
+                              ResolveBranch(branch_name(d.run), git.base_branch, trailer_of(d.run)))
+        case Phase.COMMITTING:
+            return d.decision(GIT_POLL_SECONDS, _commit_action(d))
+        case Phase.PUSHING:
+            return d.decision(GIT_POLL_SECONDS, PushBranch(_commit_action(d), gs.commit_sha or ""))
+        case Phase.OPENING_PULL_REQUEST:
+            pr = git.pull_request
+            title = pr.title or f"Deploy release {_release(d)} to {d.run.spec.target.deployment}"
+            body = pr.body or (f"Opened by SelfBootstrapRun {d.run.namespace}/{d.run.name}; it merges when CI "
+                               f"is green and then deploys release {_release(d)}.")
+            return d.decision(GIT_POLL_SECONDS, OpenPullRequest(gs.branch or "", git.base_branch, title, body))
+        case Phase.AWAITING_CI:
+            wait = 0.0
+            if gs.ci_checked_at and gs.ci_interval_seconds:
+                wait = max(0.0, gs.ci_interval_seconds - (d.now - gs.ci_checked_at).total_seconds())
+            if wait > 0:
+                return d.decision(wait)
+            return d.decision(GIT_POLL_SECONDS, CheckCI(gs.commit_sha or ""))
     if git.pull_request.auto_merge:
         return d.decision(GIT_POLL_SECONDS, MergePullRequest(
             gs.pull_request_number or 0, gs.commit_sha or "", git.pull_request.merge_method,
@@ -147,129 +121,136 @@ def decide(d: Draft) -> Decision:
 
 
 def _commit_action(d: Draft) -> CommitChange:
-    git, gs = d.run.spec.git, _git(d)
-    assert git is not None
+    git, gs = _spec(d), _git(d)
     subject = git.commit.message or (f"Deploy release {_release(d)} to {d.run.spec.target.deployment}\n\n"
                                      f"Proposed by SelfBootstrapRun {d.run.namespace}/{d.run.name}.")
-    return CommitChange(gs.branch or "", gs.base_sha or "", f"{subject.rstrip()}\n\n{trailer(d)}\n", trailer(d))
+    trailer = trailer_of(d.run)
+    return CommitChange(gs.branch or "", gs.base_sha or "", f"{subject.rstrip()}\n\n{trailer}\n", trailer)
 
 
 # --- settle -------------------------------------------------------------------
 
 
-def settle(d: Draft, action: GitAction, outcome: Outcome) -> Decision:
-    if isinstance(action, OpenRevertPullRequest):
-        return _settle_revert(d, outcome)
-    if not outcome.ok:
-        return _failed(d, action, outcome)
-    data = outcome.data
-    if isinstance(action, ResolveBranch):
-        _set_git(d, branch=action.branch, base_sha=data["base_sha"])
-        if data.get("run_commit"):
-            _set_git(d, commit_sha=data["run_commit"], pushed_at=d.now)
-            d.event("Normal", "Resumed", f"branch {action.branch} already holds this run's commit")
-            return _after_push(d)
-        if data.get("branch_exists"):
-            return d.fail("BranchExists", f"branch {action.branch!r} exists on the remote without a commit of "
-                                          f"this run; refusing to overwrite it")
-        d.enter(Phase.COMMITTING, "BranchReady", f"branch {action.branch} from {action.base_branch} "
-                                                 f"at {data['base_sha'][:12]}")
-        return d.decision(0)
-    if isinstance(action, CommitChange):
-        if data.get("nothing_to_commit"):
-            d.enter(Phase.DEPLOYING, "NothingToCommit", "the repository already holds the change; deploying")
+def settle(d: Draft, result: GitResult) -> Decision:
+    match result:
+        case BranchResolved():
+            return _branch_resolved(d, result)
+        case NothingToCommit():
+            d.enter(Phase.DEPLOYING, reasons.NOTHING_TO_COMMIT, "the repository already holds the change; deploying")
             return d.decision(0)
-        _set_git(d, commit_sha=data["commit_sha"])
-        d.enter(Phase.PUSHING, "Committed", f"committed {data['commit_sha'][:12]} on {action.branch}")
-        d.event("Normal", "Committed", d.status.message or "")
-        return d.decision(0)
-    if isinstance(action, PushBranch):
-        _set_git(d, pushed_at=d.now)
-        d.event("Normal", "Pushed", f"pushed {action.commit_sha[:12]} to {action.commit.branch}")
+        case Committed():
+            _set_git(d, commit_sha=result.sha)
+            d.enter(Phase.PUSHING, reasons.COMMITTED, f"committed {_short(result.sha)} on {_git(d).branch}")
+            d.normal(reasons.COMMITTED, d.status.message or "")
+            return d.decision(0)
+        case Pushed():
+            _set_git(d, pushed_at=d.now)
+            d.normal(reasons.PUSHED, f"pushed {_short(_git(d).commit_sha)} to {_git(d).branch}")
+            return _after_push(d)
+        case PullRequestOpened():
+            _set_git(d, pull_request_number=result.number, pull_request_url=result.url)
+            d.normal(reasons.PULL_REQUEST_OPENED, f"pull request #{result.number}: {result.url}")
+            return _after_pull_request(d)
+        case CIReported():
+            return _settle_ci(d, result)
+        case Merged():
+            return _merged(d, result.merge_sha)
+        case PullRequestObserved():
+            return _observed(d, result)
+        case RevertOpened():
+            _set_git(d, revert_status=RevertStatus.OPENED, revert_branch=result.branch,
+                     revert_pull_request_number=result.number, revert_pull_request_url=result.url)
+            d.normal(reasons.REVERT_PULL_REQUEST_OPENED, f"revert pull request #{result.number}: {result.url}")
+            return d.decision(0)
+        case _:
+            assert_never(result)
+
+
+def _branch_resolved(d: Draft, result: BranchResolved) -> Decision:
+    branch = branch_name(d.run)
+    _set_git(d, branch=branch, base_sha=result.base_sha)
+    if result.run_commit:
+        _set_git(d, commit_sha=result.run_commit, pushed_at=d.now)
+        d.normal(reasons.RESUMED, f"branch {branch} already holds this run's commit")
         return _after_push(d)
-    if isinstance(action, OpenPullRequest):
-        _set_git(d, pull_request_number=data["number"], pull_request_url=data["url"])
-        d.event("Normal", "PullRequestOpened", f"pull request #{data['number']}: {data['url']}")
-        return _after_pull_request(d)
-    if isinstance(action, CheckCI):
-        return _settle_ci(d, data)
-    if isinstance(action, MergePullRequest) or data.get("merged"):
-        _set_git(d, merge_commit_sha=data.get("merge_sha"), merged_at=d.now)
-        d.event("Normal", "Merged", f"pull request #{_git(d).pull_request_number} merged")
-        d.enter(Phase.DEPLOYING, "Merged", f"pull request #{_git(d).pull_request_number} merged; deploying")
-        return d.decision(0)
-    if data.get("state") == "closed":
-        return d.fail("PullRequestClosed", f"pull request #{action.number} was closed without merging")
-    d.enter(Phase.MERGING, "AwaitingMerge", f"waiting for pull request #{action.number} to be merged")
-    return d.decision(MANUAL_MERGE_POLL_SECONDS)
-
-
-_FAILURE_REASONS = {
-    ResolveBranch: "BranchFailed",
-    CommitChange: "CommitFailed",
-    PushBranch: "PushFailed",
-    OpenPullRequest: "PullRequestFailed",
-    CheckCI: "CICheckFailed",
-    MergePullRequest: "MergeRefused",
-    CheckPullRequest: "PullRequestFailed",
-}
-
-
-def _failed(d: Draft, action: GitAction, outcome: Outcome) -> Decision:
-    reason = outcome.data.get("reason") or _FAILURE_REASONS[type(action)]
-    return d.fail(reason, f"{outcome.message}; nothing was deployed")
-
-
-def _after_push(d: Draft) -> Decision:
-    git = d.run.spec.git
-    assert git is not None
-    if git.pull_request.create:
-        d.enter(Phase.OPENING_PULL_REQUEST, "Pushed", f"branch {_git(d).branch} pushed")
-    else:
-        return _after_pull_request(d)
+    if result.exists:
+        return d.fail(reasons.BRANCH_EXISTS, f"branch {branch!r} exists on the remote without a commit of "
+                                             f"this run; refusing to overwrite it")
+    d.enter(Phase.COMMITTING, reasons.BRANCH_READY,
+            f"branch {branch} from {_spec(d).base_branch} at {_short(result.base_sha)}")
     return d.decision(0)
 
 
+def _merged(d: Draft, merge_sha: str | None) -> Decision:
+    number = _git(d).pull_request_number
+    _set_git(d, merge_commit_sha=merge_sha, merged_at=d.now)
+    d.normal(reasons.MERGED, f"pull request #{number} merged")
+    d.enter(Phase.DEPLOYING, reasons.MERGED, f"pull request #{number} merged; deploying")
+    return d.decision(0)
+
+
+def _observed(d: Draft, pr: PullRequestObserved) -> Decision:
+    number = _git(d).pull_request_number
+    if pr.merged:
+        return _merged(d, pr.merge_sha)
+    if not pr.open:
+        return d.fail(reasons.PULL_REQUEST_CLOSED, f"pull request #{number} was closed without merging")
+    d.enter(Phase.MERGING, reasons.AWAITING_MERGE, f"waiting for pull request #{number} to be merged")
+    return d.decision(MANUAL_MERGE_POLL_SECONDS)
+
+
+def failed(d: Draft, action: GitAction, failure: Failed) -> Decision:
+    """A git or forge step failed for good: nothing was deployed (a failed revert is only recorded)."""
+    if isinstance(action, OpenRevertPullRequest):
+        _set_git(d, revert_status=RevertStatus.FAILED)
+        d.warning(reasons.REVERT_PULL_REQUEST_FAILED, failure.message)
+        return d.decision(0)
+    return d.fail(failure.reason, f"{failure.message}; nothing was deployed")
+
+
+def _after_push(d: Draft) -> Decision:
+    if _spec(d).pull_request.create:
+        d.enter(Phase.OPENING_PULL_REQUEST, reasons.PUSHED, f"branch {_git(d).branch} pushed")
+        return d.decision(0)
+    return _after_pull_request(d)
+
+
 def _after_pull_request(d: Draft) -> Decision:
-    git = d.run.spec.git
-    assert git is not None
-    if git.ci.required:
+    if _spec(d).ci.required:
         _set_git(d, ci_started_at=d.now, ci_checks=0, ci_interval_seconds=None, ci_checked_at=None)
         d.set(ci_status=CIStatus.PENDING)
-        d.enter(Phase.AWAITING_CI, "AwaitingCI", f"waiting for CI on {(_git(d).commit_sha or '')[:12]}")
+        d.enter(Phase.AWAITING_CI, reasons.AWAITING_CI, f"waiting for CI on {_short(_git(d).commit_sha)}")
     else:
         _after_ci(d)
     return d.decision(0)
 
 
 def _after_ci(d: Draft) -> None:
-    git = d.run.spec.git
-    assert git is not None
-    if git.pull_request.create:
-        d.enter(Phase.MERGING, "ReadyToMerge", f"pull request #{_git(d).pull_request_number} is ready to merge")
+    if _spec(d).pull_request.create:
+        d.enter(Phase.MERGING, reasons.READY_TO_MERGE,
+                f"pull request #{_git(d).pull_request_number} is ready to merge")
     else:
-        d.enter(Phase.DEPLOYING, "ReadyToDeploy", f"commit {(_git(d).commit_sha or '')[:12]} is ready")
+        d.enter(Phase.DEPLOYING, reasons.READY_TO_DEPLOY, f"commit {_short(_git(d).commit_sha)} is ready")
 
 
-def _settle_ci(d: Draft, data: dict) -> Decision:
-    git, gs = d.run.spec.git, _git(d)
-    assert git is not None
-    answer = CIStatus(data["state"])
-    poll = backoff.after_check(answer, gs.ci_started_at or d.now, d.now, gs.ci_interval_seconds, git.ci)
+def _settle_ci(d: Draft, answer: CIReported) -> Decision:
+    git, gs = _spec(d), _git(d)
+    poll = backoff.after_check(answer.state, gs.ci_started_at or d.now, d.now, gs.ci_interval_seconds, git.ci)
     _set_git(d, ci_checks=gs.ci_checks + 1, ci_checked_at=d.now, ci_interval_seconds=poll.wait_seconds,
-             ci_description=data.get("description"))
+             ci_description=answer.description or None)
     d.set(ci_status=poll.status)
-    sha = (gs.commit_sha or "")[:12]
+    sha = _short(gs.commit_sha)
     if poll.status == CIStatus.SUCCESS:
-        d.event("Normal", "CIPassed", f"CI passed on {sha}")
+        d.normal(reasons.CI_PASSED, f"CI passed on {sha}")
         _after_ci(d)
         return d.decision(0)
     if poll.status == CIStatus.FAILURE:
-        return d.fail("CIFailed", f"CI failed on {sha}: {data.get('description') or 'failure'}; nothing was deployed")
+        return d.fail(reasons.CI_FAILED,
+                      f"CI failed on {sha}: {answer.description or 'failure'}; nothing was deployed")
     if poll.status == CIStatus.TIMEOUT:
-        return d.fail("CITimedOut", f"CI still pending on {sha} after {git.ci.timeout_seconds:g}s; "
-                                    f"nothing was deployed")
-    d.enter(Phase.AWAITING_CI, "CIPending",
+        return d.fail(reasons.CI_TIMED_OUT, f"CI still pending on {sha} after {git.ci.timeout_seconds:g}s; "
+                                            f"nothing was deployed")
+    d.enter(Phase.AWAITING_CI, reasons.CI_PENDING,
             f"CI pending on {sha} (check {gs.ci_checks + 1}); next check in {poll.wait_seconds:g}s")
     return d.decision(poll.wait_seconds)
 
@@ -293,16 +274,3 @@ def revert_action(d: Draft) -> OpenRevertPullRequest | None:
         title=f"Revert release {_release(d)}: rolled back in the cluster",
         body=(f"SelfBootstrapRun {d.run.namespace}/{d.run.name} rolled deployment {d.run.spec.target.deployment} "
               f"back ({d.status.reason}). This reverts {gs.merge_commit_sha[:12]} so git and the cluster agree."))
-
-
-def _settle_revert(d: Draft, outcome: Outcome) -> Decision:
-    if outcome.ok:
-        _set_git(d, revert_status=RevertStatus.OPENED, revert_branch=outcome.data.get("branch"),
-                 revert_pull_request_number=outcome.data["number"],
-                 revert_pull_request_url=outcome.data["url"])
-        d.event("Normal", "RevertPullRequestOpened", f"revert pull request #{outcome.data['number']}: "
-                                                     f"{outcome.data['url']}")
-    else:
-        _set_git(d, revert_status=RevertStatus.FAILED)
-        d.event("Warning", "RevertPullRequestFailed", outcome.message)
-    return d.decision(0)

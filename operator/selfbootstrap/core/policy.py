@@ -7,8 +7,8 @@ own CRD is never rolled back automatically.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from ..models import DeploymentContext, FailureClass, PolicyStatus, RollbackPolicy
 from .releases import newest_revision

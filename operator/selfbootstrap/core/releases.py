@@ -6,12 +6,11 @@ Deployment's revisions, then further release sources, in order.
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
-from typing import Any
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from ..models import RELEASE_ANNOTATION, Release
+from .jsontypes import JsonObject, obj, objects, path, strings, text
 from .world import DeploymentState, Revision
 
 POD_TEMPLATE_HASH = "pod-template-hash"
@@ -28,13 +27,13 @@ def image_tag(image: str) -> str | None:
     return digest or None
 
 
-def containers_of(template: dict[str, Any]) -> list[dict[str, Any]]:
-    return list((template.get("spec") or {}).get("containers") or [])
+def containers_of(template: JsonObject) -> list[JsonObject]:
+    return objects(path(template, "spec", "containers"))
 
 
-def target_container(template: dict[str, Any], name: str | None) -> str:
+def target_container(template: JsonObject, name: str | None) -> str:
     """The container a run changes; raises ValueError with a reason when ambiguous or absent."""
-    names = [c.get("name") for c in containers_of(template)]
+    names = [text(c.get("name")) or "" for c in containers_of(template)]
     if name:
         if name not in names:
             raise ValueError(f"container {name!r} not found in the pod template (has {names})")
@@ -44,29 +43,34 @@ def target_container(template: dict[str, Any], name: str | None) -> str:
     return names[0]
 
 
-def image_of(template: dict[str, Any], container: str | None) -> str | None:
+def image_of(template: JsonObject, container: str | None) -> str | None:
     for c in containers_of(template):
         if container is None or c.get("name") == container:
-            return c.get("image")
+            return text(c.get("image"))
     return None
 
 
-def release_id_of(template: dict[str, Any], container: str | None = None) -> str | None:
+def template_annotations(template: JsonObject) -> dict[str, str]:
+    return strings(path(template, "metadata", "annotations"))
+
+
+def release_id_of(template: JsonObject, container: str | None = None) -> str | None:
     """The release a pod template carries: its release annotation, else its image's tag."""
-    annotations = (template.get("metadata") or {}).get("annotations") or {}
-    if annotations.get(RELEASE_ANNOTATION):
-        return annotations[RELEASE_ANNOTATION]
+    annotated = template_annotations(template).get(RELEASE_ANNOTATION)
+    if annotated:
+        return annotated
     image = image_of(template, container)
     return image_tag(image) if image else None
 
 
-def strip_hash(template: dict[str, Any]) -> dict[str, Any]:
+def strip_hash(template: JsonObject) -> JsonObject:
     """A ReplicaSet's pod template as its Deployment would hold it."""
-    clean = copy.deepcopy(template)
-    labels = (clean.get("metadata") or {}).get("labels")
-    if labels:
-        labels.pop(POD_TEMPLATE_HASH, None)
-    return clean
+    meta = obj(template.get("metadata"))
+    labels = obj(meta.get("labels"))
+    if POD_TEMPLATE_HASH not in labels:
+        return template
+    kept = {k: v for k, v in labels.items() if k != POD_TEMPLATE_HASH}
+    return {**template, "metadata": {**meta, "labels": kept}}
 
 
 def current_revision(deployment: DeploymentState) -> Revision | None:
@@ -103,7 +107,6 @@ class ReleaseResolution:
     deployed_release_id: str | None
     previous_release_id: str | None
     rollback_target_release_id: str | None
-    rollback_target_explicit: bool
     previous_revision: Revision | None
     source: str
 
@@ -157,7 +160,6 @@ def resolve(release: Release, answers: Sequence[SourceAnswer]) -> ReleaseResolut
         deployed_release_id=deployed,
         previous_release_id=previous,
         rollback_target_release_id=explicit or previous,
-        rollback_target_explicit=bool(explicit),
         previous_revision=previous_revision,
         source=consulted[0] if consulted else SPEC,
     )

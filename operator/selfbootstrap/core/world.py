@@ -6,7 +6,8 @@ The Kubernetes adapter builds these from API objects; the core never sees a clie
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+from .jsontypes import JsonObject
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,8 @@ class Revision:
 
     replica_set: str
     revision: int
-    template: dict[str, Any]  # pod template without the pod-template-hash label
+    template: JsonObject  # pod template without the pod-template-hash label
     release_id: str | None = None
-    change_cause: str | None = None
-    revision_history: tuple[int, ...] = ()
     annotations: dict[str, str] = field(default_factory=dict)
 
 
@@ -44,14 +43,13 @@ class Revision:
 class DeploymentState:
     name: str
     resource_version: str
-    template: dict[str, Any]
+    template: JsonObject
     generation: int = 1
     observed_generation: int = 1
     paused: bool = False
     replicas: int = 1
     status_replicas: int = 0
     updated_replicas: int = 0
-    ready_replicas: int = 0
     available_replicas: int = 0
     progressing_reason: str | None = None
     annotations: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,42 @@
+"""The shell's one entry point for side effects: each action goes to the adapter that performs it."""
+
+from __future__ import annotations
+
+from typing import assert_never
+
+from ..core.actions import (
+    Action,
+    CheckCI,
+    CheckPullRequest,
+    CommitChange,
+    MergePullRequest,
+    OpenPullRequest,
+    OpenRevertPullRequest,
+    PatchDeployment,
+    ProbeHttp,
+    PushBranch,
+    ResolveBranch,
+    Result,
+    RollbackDeployment,
+)
+from ..core.run import Run
+from .gitexec import GitExecutor
+from .http import HttpExecutor
+from .kube import KubeExecutor
+
+
+class Executor:
+    def __init__(self, kube: KubeExecutor, http: HttpExecutor, git: GitExecutor) -> None:
+        self.kube, self.http, self.git = kube, http, git
+
+    def perform(self, run: Run, action: Action) -> Result:
+        match action:
+            case PatchDeployment() | RollbackDeployment():
+                return self.kube.perform(run, action)
+            case ProbeHttp():
+                return self.http.perform(action)
+            case ResolveBranch() | CommitChange() | PushBranch() | OpenPullRequest() | CheckCI() \
+                    | MergePullRequest() | CheckPullRequest() | OpenRevertPullRequest():
+                return self.git.perform(run, action)
+            case _:
+                assert_never(action)

@@ -1,0 +1,218 @@
+"""Performs the git workflow's actions with the git and forge adapters.
+
+Each action is idempotent against the remote: it looks before it acts (is the
+branch there, does it hold the run's commit, is there a pull request for the
+branch, is it merged), so an action repeated after a restart does nothing twice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import assert_never
+
+from ..core import edits, gitflow, reasons, releases
+from ..core.actions import (
+    BranchResolved,
+    CheckCI,
+    CheckPullRequest,
+    CIReported,
+    CommitChange,
+    Committed,
+    Failed,
+    GitAction,
+    GitResult,
+    Merged,
+    MergePullRequest,
+    NothingToCommit,
+    OpenPullRequest,
+    OpenRevertPullRequest,
+    PullRequestObserved,
+    PullRequestOpened,
+    PushBranch,
+    Pushed,
+    ResolveBranch,
+    RevertOpened,
+)
+from ..core.run import Run
+from ..models import GitWorkflow
+from .forge import Forge, ForgeError, connect
+from .git import GitError, GitRemote, Identity, run_validation
+from .kube import Kube, SecretUnavailableError
+
+# The status reason of a forge failure, by the action that met it.
+_FORGE_FAILURES: dict[type, str] = {
+    OpenPullRequest: reasons.PULL_REQUEST_FAILED,
+    CheckCI: reasons.CI_CHECK_FAILED,
+    MergePullRequest: reasons.MERGE_REFUSED,
+    CheckPullRequest: reasons.PULL_REQUEST_FAILED,
+    OpenRevertPullRequest: reasons.REVERT_FAILED,
+}
+
+
+class GitExecutor:
+    def __init__(self, kube: Kube, workdir: Path) -> None:
+        self.kube = kube
+        self.workdir = workdir
+
+    def perform(self, run: Run, action: GitAction) -> GitResult | Failed:
+        git = run.spec.git
+        assert git is not None, "a git action implies spec.git"
+        try:
+            token = self._token(run.namespace, git)
+        except SecretUnavailableError as err:
+            return Failed(reasons.CREDENTIALS_UNAVAILABLE, str(err))
+        username = git.credentials.username if git.credentials else ""
+        remote = GitRemote(git.repository_url, token, username, self.workdir / run.uid)
+        step = _Step(run, git, remote, Identity(git.commit.author_name, git.commit.author_email, run.created),
+                     token)
+        try:
+            return step.perform(action)
+        except GitError as err:
+            return Failed(err.reason, str(err), err.retryable)
+        except ForgeError as err:
+            reason = _FORGE_FAILURES.get(type(action), reasons.FORGE_FAILED)
+            return Failed(reason, remote.scrub(str(err)), err.retryable)
+        except edits.EditError as err:
+            return Failed(reasons.CHANGE_FAILED, str(err))
+        finally:
+            step.close()
+
+    def _token(self, namespace: str, git: GitWorkflow) -> str | None:
+        if git.credentials is None:
+            return None
+        ref = git.credentials.secret_ref
+        value = self.kube.read_secret(namespace, ref.name, ref.key)
+        try:
+            return value.decode().strip()
+        except UnicodeDecodeError:
+            raise SecretUnavailableError(f"secret {ref.name!r} key {ref.key!r} is not UTF-8 text") from None
+
+
+class _Step:
+    def __init__(self, run: Run, git: GitWorkflow, remote: GitRemote, identity: Identity,
+                 token: str | None) -> None:
+        self.run, self.git, self.remote, self.identity, self.token = run, git, remote, identity, token
+        self._forge: Forge | None = None
+
+    @property
+    def forge(self) -> Forge:
+        if self._forge is None:
+            try:
+                self._forge = connect(self.git.forge, self.git.repository_url, self.token)
+            except ValueError as err:
+                raise ForgeError(str(err)) from None
+        return self._forge
+
+    def close(self) -> None:
+        if self._forge is not None:
+            self._forge.close()
+
+    def perform(self, action: GitAction) -> GitResult | Failed:
+        match action:
+            case ResolveBranch():
+                return self.resolve_branch(action)
+            case CommitChange():
+                return self.commit(action)
+            case PushBranch():
+                return self.push(action)
+            case OpenPullRequest():
+                pr = self.forge.open_pull_request(action.head, action.base, action.title, action.body)
+                return PullRequestOpened(pr.number, pr.url)
+            case CheckCI():
+                state, description = self.forge.ci_state(action.sha)
+                return CIReported(state, description)
+            case MergePullRequest():
+                return self.merge(action)
+            case CheckPullRequest():
+                pr = self.forge.pull_request(action.number)
+                return PullRequestObserved(open=pr.state == "open", merged=pr.merged, merge_sha=pr.merge_sha)
+            case OpenRevertPullRequest():
+                return self.revert(action)
+            case _:
+                assert_never(action)
+
+    def resolve_branch(self, a: ResolveBranch) -> BranchResolved:
+        base_sha = self.remote.head_of(a.base_branch)
+        if base_sha is None:
+            raise GitError(reasons.BASE_BRANCH_NOT_FOUND, f"base branch {a.base_branch!r} not found on the remote")
+        exists = self.remote.head_of(a.branch) is not None
+        run_commit = self.remote.find_commit(a.branch, a.trailer) if exists else None
+        return BranchResolved(base_sha=base_sha, exists=exists, run_commit=run_commit)
+
+    def commit(self, a: CommitChange) -> Committed | NothingToCommit | Failed:
+        sha, detail, _ = self._build_commit(a)
+        if sha is None and detail:
+            return Failed(reasons.VALIDATION_FAILED, f"validation failed, nothing committed: {detail}")
+        return Committed(sha) if sha else NothingToCommit()
+
+    def _build_commit(self, a: CommitChange) -> tuple[str | None, str, Path]:
+        tree = self.remote.checkout(f"commit-{a.branch}", self.git.base_branch, a.base_sha, a.branch)
+        self._apply_change(tree)
+        if self.git.validation:
+            ok, detail = run_validation(self.git.validation.command, tree, self.git.validation.timeout_seconds,
+                                        self.remote.scrub)
+            if not ok:
+                return None, detail, tree
+        return self.remote.commit_all(tree, a.message, self.identity), "", tree
+
+    def _apply_change(self, tree: Path) -> None:
+        change, spec = self.git.change, self.run.spec
+        root = tree.resolve()
+        for f in change.files or []:
+            target = _inside(root, f.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(f.content)
+        if change.set_image:
+            target = _inside(root, change.set_image.path)
+            if not target.is_file():
+                raise edits.EditError(f"{change.set_image.path}: no such file in the repository")
+            image = change.set_image.image or spec.release.image
+            if not image:
+                raise edits.EditError("spec.git.change.setImage.image is required with a podTemplatePatch release")
+            target.write_text(edits.set_image(
+                target.read_text(), change.set_image.path, spec.target.deployment, spec.target.container, image,
+                releases.requested_release_id(spec.release)))
+
+    def push(self, a: PushBranch) -> Pushed:
+        remote_sha = self.remote.head_of(a.commit.branch)
+        if remote_sha == a.commit_sha:
+            return Pushed(already=True)
+        if remote_sha is not None:
+            raise GitError(reasons.PUSH_REJECTED,
+                           f"branch {a.commit.branch!r} moved on the remote to {remote_sha[:12]}")
+        # Rebuild rather than trust a working tree that may not have survived a restart;
+        # commits are deterministic, so the rebuilt one must be the recorded one.
+        sha, detail, tree = self._build_commit(a.commit)
+        if sha != a.commit_sha:
+            raise GitError(reasons.COMMIT_NOT_REPRODUCIBLE, f"rebuilt commit {str(sha)[:12]} differs from "
+                                                            f"recorded {a.commit_sha[:12]} {detail}".rstrip())
+        self.remote.push(tree, a.commit_sha, a.commit.branch)
+        return Pushed(already=False)
+
+    def merge(self, a: MergePullRequest) -> Merged | Failed:
+        try:
+            sha = self.forge.merge(a.number, a.sha, a.method, a.title)
+        except ForgeError as err:
+            if err.retryable:
+                raise
+            return Failed(reasons.MERGE_REFUSED, f"the forge refused the merge: {self.remote.scrub(str(err))}")
+        return Merged(sha)
+
+    def revert(self, a: OpenRevertPullRequest) -> RevertOpened:
+        trailer = gitflow.trailer_of(self.run)
+        if self.remote.head_of(a.branch) is None:
+            tree = self.remote.checkout(f"revert-{a.branch}", a.base, "HEAD", a.branch)
+            message = f"{a.title}\n\nThis reverts commit {a.merge_sha}.\n\n{trailer}\n"
+            sha = self.remote.revert(tree, a.merge_sha, message, self.identity)
+            self.remote.push(tree, sha, a.branch)
+        elif self.remote.find_commit(a.branch, trailer) is None:
+            raise GitError(reasons.REVERT_FAILED, f"branch {a.branch!r} exists without this run's revert commit")
+        pr = self.forge.open_pull_request(a.branch, a.base, a.title, a.body)
+        return RevertOpened(branch=a.branch, number=pr.number, url=pr.url)
+
+
+def _inside(root: Path, relative: str) -> Path:
+    target = (root / relative).resolve()
+    if root != target and root not in target.parents:
+        raise edits.EditError(f"{relative}: path leaves the repository")
+    return target

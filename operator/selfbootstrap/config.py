@@ -1,0 +1,53 @@
+"""Everything the operator reads from its environment, in one place (flags default to these)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    watch_server_timeout: int = 60  # seconds; the client gives up 30 s later (stalled watches)
+    peering_lifetime: int = 60  # seconds a peering heartbeat stays valid
+    max_workers: int = 20  # kopf's executor for sync handlers
+    workdir: Path = Path(tempfile.gettempdir()) / "selfbootstrap"  # git working trees
+    standalone: bool = False  # no peering with other instances
+    peering: str | None = None  # name of the (Cluster)KopfPeering object
+    liveness: str | None = None  # e.g. http://0.0.0.0:8080/healthz
+    metrics_port: int = 0  # 0: no metrics endpoint
+    log_format: str = "full"  # plain | full | json
+    namespaces: tuple[str, ...] = ()  # watched namespaces (or patterns); empty: cluster-wide
+
+    @property
+    def exact_namespaces(self) -> bool:
+        """Only named namespaces: nothing cluster-wide needs to be listed or watched."""
+        return bool(self.namespaces) and not any(c in ns for ns in self.namespaces for c in "*?[!")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        d = cls()
+        return cls(
+            watch_server_timeout=_int(env, "SELFBOOTSTRAP_WATCH_SERVER_TIMEOUT", d.watch_server_timeout),
+            peering_lifetime=_int(env, "SELFBOOTSTRAP_PEERING_LIFETIME", d.peering_lifetime),
+            max_workers=_int(env, "SELFBOOTSTRAP_MAX_WORKERS", d.max_workers),
+            workdir=Path(env.get("SELFBOOTSTRAP_WORKDIR") or d.workdir),
+            standalone=env.get("SELFBOOTSTRAP_STANDALONE") == "1",
+            peering=env.get("SELFBOOTSTRAP_PEERING") or None,
+            liveness=env.get("SELFBOOTSTRAP_LIVENESS") or None,
+            metrics_port=_int(env, "SELFBOOTSTRAP_METRICS_PORT", d.metrics_port),
+            log_format=env.get("SELFBOOTSTRAP_LOG_FORMAT") or d.log_format,
+        )

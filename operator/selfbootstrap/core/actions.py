@@ -1,0 +1,220 @@
+"""Every side effect the core can ask for, and every result it can get back.
+
+This is the contract between `decide` (which returns at most one action),
+the executors in `adapters/` (each performs its actions with an exhaustive
+`match`) and `settle` (one exhaustive `match` on the result). Adding an action
+means: its type here, its executor case, its settle case; mypy finds the rest.
+
+Each action lists its results in its docstring. Any action may also end in
+`Failed`: the side effect did not happen (or cannot be known to have happened),
+with a reason for status and whether trying again later may help.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from ..models import CIStatus, HttpCheck
+from .jsontypes import JsonObject, JsonPatch
+
+# --- Kubernetes -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatchDeployment:
+    """Deploy the release: a strategic-merge patch guarded by resourceVersion. -> Deployed"""
+
+    patch: JsonObject
+
+
+@dataclass(frozen=True)
+class RollbackDeployment:
+    """`kubectl rollout undo`: a JSON patch restoring a ReplicaSet's template, guarded by resourceVersion.
+    -> Undone"""
+
+    replica_set: str
+    patch: JsonPatch
+
+
+# --- HTTP health check --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProbeHttp:
+    """One GET of the health check's URL. -> Probed"""
+
+    check: HttpCheck
+
+
+# --- git and the forge --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolveBranch:
+    """Read the base branch's head and whether the run's branch already exists on the remote.
+    -> BranchResolved"""
+
+    branch: str
+    base_branch: str
+    trailer: str
+
+
+@dataclass(frozen=True)
+class CommitChange:
+    """Clone at base_sha, apply the change, commit deterministically (same inputs, same sha).
+    -> Committed | NothingToCommit"""
+
+    branch: str
+    base_sha: str
+    message: str
+    trailer: str
+
+
+@dataclass(frozen=True)
+class PushBranch:
+    """Create the remote branch at the recorded commit, never forced. -> Pushed"""
+
+    commit: CommitChange
+    commit_sha: str
+
+
+@dataclass(frozen=True)
+class OpenPullRequest:
+    """Open the branch's pull request, or find the one it has. -> PullRequestOpened"""
+
+    head: str
+    base: str
+    title: str
+    body: str
+
+
+@dataclass(frozen=True)
+class CheckCI:
+    """Read the CI state of exactly this commit. -> CIReported"""
+
+    sha: str
+
+
+@dataclass(frozen=True)
+class MergePullRequest:
+    """Merge, guarded by the tested head sha. -> Merged"""
+
+    number: int
+    sha: str
+    method: str
+    title: str
+
+
+@dataclass(frozen=True)
+class CheckPullRequest:
+    """Read whether a person merged or closed the pull request. -> PullRequestObserved"""
+
+    number: int
+
+
+@dataclass(frozen=True)
+class OpenRevertPullRequest:
+    """After a rollback: push a branch reverting the merge and open its pull request. -> RevertOpened"""
+
+    branch: str
+    base: str
+    merge_sha: str
+    title: str
+    body: str
+
+
+KubeAction: TypeAlias = PatchDeployment | RollbackDeployment
+HttpAction: TypeAlias = ProbeHttp
+GitAction: TypeAlias = (ResolveBranch | CommitChange | PushBranch | OpenPullRequest | CheckCI | MergePullRequest
+                        | CheckPullRequest | OpenRevertPullRequest)
+Action: TypeAlias = KubeAction | HttpAction | GitAction
+
+
+# --- results ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """The deploy patch was accepted."""
+
+
+@dataclass(frozen=True)
+class Undone:
+    """The undo patch was accepted."""
+
+    replica_set: str
+
+
+@dataclass(frozen=True)
+class Probed:
+    healthy: bool
+    detail: str  # e.g. "GET http://web/healthz returned 503, expected 200"
+
+
+@dataclass(frozen=True)
+class BranchResolved:
+    base_sha: str
+    exists: bool
+    run_commit: str | None  # the newest commit on the branch carrying the run's trailer
+
+
+@dataclass(frozen=True)
+class Committed:
+    sha: str
+
+
+@dataclass(frozen=True)
+class NothingToCommit:
+    """The base branch already holds the change."""
+
+
+@dataclass(frozen=True)
+class Pushed:
+    already: bool  # the branch was already at the commit (a resumed run)
+
+
+@dataclass(frozen=True)
+class PullRequestOpened:
+    number: int
+    url: str
+
+
+@dataclass(frozen=True)
+class CIReported:
+    state: CIStatus  # pending, success or failure
+    description: str
+
+
+@dataclass(frozen=True)
+class Merged:
+    merge_sha: str
+
+
+@dataclass(frozen=True)
+class PullRequestObserved:
+    open: bool
+    merged: bool
+    merge_sha: str | None
+
+
+@dataclass(frozen=True)
+class RevertOpened:
+    branch: str
+    number: int
+    url: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The side effect did not happen. `reason` is a status reason (see reasons.py); the message is
+    safe to show (never a credential); `retryable`: a conflict or a passing fault, decide again later."""
+
+    reason: str
+    message: str
+    retryable: bool = False
+
+
+GitResult: TypeAlias = (BranchResolved | Committed | NothingToCommit | Pushed | PullRequestOpened | CIReported
+                        | Merged | PullRequestObserved | RevertOpened)
+Result: TypeAlias = Deployed | Undone | Probed | GitResult | Failed

@@ -1,0 +1,29 @@
+"""What one decision returns to the shell: the status to persist, at most one action, events, when to look again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ..models import RunStatus
+from .actions import Action
+
+
+class EventType(StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+@dataclass(frozen=True)
+class Event:
+    type: EventType
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: RunStatus
+    action: Action | None = None
+    events: tuple[Event, ...] = ()
+    requeue_after: float | None = None  # None: the run is finished

@@ -1,0 +1,97 @@
+"""Every reason a run reports, in one place: `status.reason`, condition reasons, Event reasons.
+
+Reasons are CamelCase words, as Kubernetes conditions and Events use them; a
+pipeline or an alert may match on them, so they are part of the API.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- Pending ----------------------------------------------------------------
+ACCEPTED: Final = "Accepted"
+QUEUED: Final = "Queued"
+STARTED: Final = "Started"
+
+# --- the git workflow -----------------------------------------------------------
+BRANCH_READY: Final = "BranchReady"
+BRANCH_EXISTS: Final = "BranchExists"
+RESUMED: Final = "Resumed"
+COMMITTED: Final = "Committed"
+NOTHING_TO_COMMIT: Final = "NothingToCommit"
+PUSHED: Final = "Pushed"
+PULL_REQUEST_OPENED: Final = "PullRequestOpened"
+AWAITING_CI: Final = "AwaitingCI"
+CI_PENDING: Final = "CIPending"
+CI_PASSED: Final = "CIPassed"
+CI_FAILED: Final = "CIFailed"
+CI_TIMED_OUT: Final = "CITimedOut"
+READY_TO_MERGE: Final = "ReadyToMerge"
+READY_TO_DEPLOY: Final = "ReadyToDeploy"
+AWAITING_MERGE: Final = "AwaitingMerge"
+MERGED: Final = "Merged"
+PULL_REQUEST_CLOSED: Final = "PullRequestClosed"
+REVERT_PULL_REQUEST_OPENED: Final = "RevertPullRequestOpened"
+REVERT_PULL_REQUEST_FAILED: Final = "RevertPullRequestFailed"
+
+# failures of git and forge steps (Failed.reason from the git executor)
+BRANCH_FAILED: Final = "BranchFailed"
+BASE_BRANCH_NOT_FOUND: Final = "BaseBranchNotFound"
+COMMIT_FAILED: Final = "CommitFailed"
+CHANGE_FAILED: Final = "ChangeFailed"
+VALIDATION_FAILED: Final = "ValidationFailed"
+CLONE_FAILED: Final = "CloneFailed"
+GIT_FAILED: Final = "GitFailed"
+REMOTE_UNREACHABLE: Final = "RemoteUnreachable"
+PUSH_FAILED: Final = "PushFailed"
+PUSH_REJECTED: Final = "PushRejected"
+COMMIT_NOT_REPRODUCIBLE: Final = "CommitNotReproducible"
+PULL_REQUEST_FAILED: Final = "PullRequestFailed"
+CI_CHECK_FAILED: Final = "CICheckFailed"
+MERGE_REFUSED: Final = "MergeRefused"
+REVERT_FAILED: Final = "RevertFailed"
+CREDENTIALS_UNAVAILABLE: Final = "CredentialsUnavailable"
+FORGE_FAILED: Final = "ForgeFailed"
+
+# --- Deploying --------------------------------------------------------------------
+RELEASES_RESOLVED: Final = "ReleasesResolved"
+RELEASE_ID_UNKNOWN: Final = "ReleaseIdUnknown"
+INVALID_TARGET: Final = "InvalidTarget"
+TARGET_NOT_FOUND: Final = "TargetNotFound"
+DEPLOYMENT_PAUSED: Final = "DeploymentPaused"
+DEPLOYMENT_CHANGED: Final = "DeploymentChanged"
+DEPLOYED: Final = "Deployed"
+DEPLOY_REFUSED: Final = "DeployRefused"
+
+# --- VerifyingHealth and WatchingRestarts ---------------------------------------
+ROLLOUT_IN_PROGRESS: Final = "RolloutInProgress"
+ROLLOUT_TIMED_OUT: Final = "RolloutTimedOut"
+PROGRESS_DEADLINE_EXCEEDED: Final = "ProgressDeadlineExceeded"  # the Deployment controller's own reason
+CHECKING_HTTP: Final = "CheckingHttp"
+HEALTH_CHECK_FAILED: Final = "HealthCheckFailed"
+HEALTHY: Final = "Healthy"
+OBSERVING: Final = "Observing"
+RESTART_WATCHDOG_FAILED: Final = "RestartWatchdogFailed"
+
+# --- RollingBack --------------------------------------------------------------------
+ROLLING_BACK: Final = "RollingBack"
+ROLLBACK_PATCHED: Final = "RollbackPatched"
+ROLLBACK_SKIPPED: Final = "RollbackSkipped"
+ROLLBACK_IN_PROGRESS: Final = "RollbackInProgress"
+ROLLBACK_REFUSED: Final = "RollbackRefused"
+ROLLBACK_TARGET_GONE: Final = "RollbackTargetGone"
+ROLLBACK_UNHEALTHY: Final = "RollbackUnhealthy"
+
+# --- endings ---------------------------------------------------------------------
+SUCCEEDED: Final = "Succeeded"
+ROLLED_BACK: Final = "RolledBack"
+FAILED: Final = "Failed"
+INVALID_SPEC: Final = "InvalidSpec"
+
+# --- anywhere --------------------------------------------------------------------
+RETRYING: Final = "Retrying"
+SELF_BOOTSTRAP_RUN_DELETED: Final = "SelfBootstrapRunDeleted"  # Event on the Deployment
+
+# --- conditions ---------------------------------------------------------------------
+AS_EXPECTED: Final = "AsExpected"
+NOT_ROLLED_BACK: Final = "NotRolledBack"

@@ -1,0 +1,22 @@
+"""The run as the core sees it: the resource's identity, its parsed spec and its stored status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..models import RunSpec, RunStatus
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    generation: int
+    spec: RunSpec
+    status: RunStatus
+    namespace: str = ""
+    uid: str = ""
+    created: str = ""  # metadata.creationTimestamp: the date of every commit the run makes
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"

@@ -1,0 +1,223 @@
+"""The git executor, action by action, against a real git server (git http-backend with token
+auth) and a GitHub REST server on loopback; the Secret comes from an autospec'd Kubernetes adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from unittest.mock import create_autospec
+
+import pytest
+
+from selfbootstrap.adapters.gitexec import GitExecutor
+from selfbootstrap.adapters.kube import Kube, SecretUnavailableError
+from selfbootstrap.core import gitflow
+from selfbootstrap.core.actions import (
+    BranchResolved,
+    CheckCI,
+    CheckPullRequest,
+    CIReported,
+    CommitChange,
+    Committed,
+    Failed,
+    Merged,
+    MergePullRequest,
+    NothingToCommit,
+    OpenPullRequest,
+    OpenRevertPullRequest,
+    PullRequestObserved,
+    PullRequestOpened,
+    PushBranch,
+    Pushed,
+    ResolveBranch,
+    RevertOpened,
+)
+from selfbootstrap.core.run import Run
+from selfbootstrap.models import CIStatus, RunSpec, RunStatus
+from tests.gitserver.fake_github import FakeGitHub
+from tests.gitserver.git_http import GitHttpServer
+
+TOKEN = "t0ken-for-adapter-tests"
+MANIFEST = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  template:
+    spec:
+      containers:
+        - name: app
+          image: reg/web:v1
+"""
+
+
+@pytest.fixture
+def servers(tmp_path) -> Iterator[tuple[GitHttpServer, FakeGitHub]]:
+    with GitHttpServer(tmp_path / "repos", TOKEN) as git_server, FakeGitHub(git_server, TOKEN) as forge:
+        yield git_server, forge
+
+
+@pytest.fixture
+def repo(servers) -> str:
+    git_server, _ = servers
+    return git_server.create_repo("acme/web", {"deploy/web.yaml": MANIFEST})
+
+
+@pytest.fixture
+def kube():
+    kube = create_autospec(Kube, instance=True)
+    kube.read_secret.return_value = TOKEN.encode()
+    return kube
+
+
+def make_run(url: str, forge: FakeGitHub, **git) -> Run:
+    spec = RunSpec.model_validate({
+        "target": {"deployment": "web"}, "release": {"id": "v2", "image": "reg/web:v2"},
+        "git": {"repositoryUrl": url, "change": {"setImage": {"path": "deploy/web.yaml"}},
+                "credentials": {"secretRef": {"name": "git-token"}},
+                "forge": {"apiUrl": forge.api_url, "repository": "acme/web"}, **git}})
+    return Run("run-1", 1, spec, RunStatus(), "apps", "uid-1", "2030-01-01T00:00:00Z")
+
+
+@pytest.fixture
+def executor(kube, tmp_path) -> GitExecutor:
+    return GitExecutor(kube, tmp_path / "work")
+
+
+def commit_action(base_sha: str, run: Run) -> CommitChange:
+    trailer = gitflow.trailer_of(run)
+    return CommitChange("selfbootstrap/run-1", base_sha, f"Deploy v2\n\n{trailer}\n", trailer)
+
+
+def test_resolve_branch_of_a_new_branch(executor, servers, repo):
+    git_server, forge = servers
+    result = executor.perform(make_run(repo, forge), ResolveBranch("selfbootstrap/run-1", "main", "t"))
+    assert result == BranchResolved(git_server.branches("acme/web")["main"], exists=False, run_commit=None)
+
+
+def test_resolve_branch_without_the_base_branch(executor, servers, repo):
+    result = executor.perform(make_run(repo, servers[1]), ResolveBranch("b", "release", "t"))
+    assert isinstance(result, Failed) and result.reason == "BaseBranchNotFound"
+
+
+def test_commit_push_then_resolve_finds_the_run_commit(executor, servers, repo):
+    git_server, forge = servers
+    run = make_run(repo, forge)
+    base = git_server.branches("acme/web")["main"]
+    committed = executor.perform(run, commit_action(base, run))
+    assert isinstance(committed, Committed)
+
+    assert executor.perform(run, PushBranch(commit_action(base, run), committed.sha)) == Pushed(already=False)
+    assert git_server.branches("acme/web")["selfbootstrap/run-1"] == committed.sha
+    assert "image: reg/web:v2" in git_server.read_file("acme/web", "selfbootstrap/run-1", "deploy/web.yaml")
+    assert executor.perform(run, PushBranch(commit_action(base, run), committed.sha)) == Pushed(already=True)
+    assert git_server.pushes("acme/web") == 1
+
+    resolved = executor.perform(run, ResolveBranch("selfbootstrap/run-1", "main", gitflow.trailer_of(run)))
+    assert resolved == BranchResolved(base, exists=True, run_commit=committed.sha)
+
+
+def test_commits_are_deterministic(executor, servers, repo):
+    git_server, forge = servers
+    run = make_run(repo, forge)
+    base = git_server.branches("acme/web")["main"]
+    assert executor.perform(run, commit_action(base, run)) == executor.perform(run, commit_action(base, run))
+
+
+def test_push_refuses_a_branch_that_moved(executor, servers, repo):
+    git_server, forge = servers
+    run = make_run(repo, forge)
+    base = git_server.branches("acme/web")["main"]
+    committed = executor.perform(run, commit_action(base, run))
+    assert isinstance(committed, Committed)
+    other = make_run(repo, forge, change={"files": [{"path": "x.txt", "content": "x"}]})
+    other_commit = executor.perform(other, commit_action(base, other))
+    assert isinstance(other_commit, Committed)
+    executor.perform(other, PushBranch(commit_action(base, other), other_commit.sha))
+
+    result = executor.perform(run, PushBranch(commit_action(base, run), committed.sha))
+    assert isinstance(result, Failed) and result.reason == "PushRejected"
+
+
+def test_nothing_to_commit(executor, servers, repo):
+    git_server, forge = servers
+    run = make_run(repo, forge, change={"files": [{"path": "deploy/web.yaml", "content": MANIFEST}]})
+    base = git_server.branches("acme/web")["main"]
+    assert executor.perform(run, commit_action(base, run)) == NothingToCommit()
+
+
+def test_a_change_outside_the_repository_is_refused(executor, servers, repo):
+    git_server, forge = servers
+    run = make_run(repo, forge, change={"setImage": {"path": "deploy/missing.yaml"}})
+    result = executor.perform(run, commit_action(git_server.branches("acme/web")["main"], run))
+    assert isinstance(result, Failed) and result.reason == "ChangeFailed" and "no such file" in result.message
+
+
+def test_missing_credentials_fail_before_anything_is_contacted(executor, kube, servers, repo):
+    git_server, forge = servers
+    kube.read_secret.side_effect = SecretUnavailableError("secret 'git-token' not found")
+    result = executor.perform(make_run(repo, forge), ResolveBranch("b", "main", "t"))
+    assert result == Failed("CredentialsUnavailable", "secret 'git-token' not found")
+    assert git_server.requests == []
+
+
+def test_a_token_that_is_not_text_fails_clearly(executor, kube, servers, repo):
+    kube.read_secret.return_value = b"\xff\xfe\x00token"
+    result = executor.perform(make_run(repo, servers[1]), ResolveBranch("b", "main", "t"))
+    assert isinstance(result, Failed) and result.reason == "CredentialsUnavailable"
+    assert "not UTF-8" in result.message and not result.retryable
+
+
+def pushed_branch(executor, git_server, run) -> str:
+    base = git_server.branches("acme/web")["main"]
+    committed = executor.perform(run, commit_action(base, run))
+    assert isinstance(committed, Committed)
+    executor.perform(run, PushBranch(commit_action(base, run), committed.sha))
+    return committed.sha
+
+
+def test_pull_request_ci_and_merge(executor, servers, repo):
+    git_server, forge = servers
+    run = make_run(repo, forge)
+    sha = pushed_branch(executor, git_server, run)
+    forge.set_ci(None, ["pending", "success"])
+
+    opened = executor.perform(run, OpenPullRequest("selfbootstrap/run-1", "main", "Deploy v2", "body"))
+    assert isinstance(opened, PullRequestOpened) and opened.number >= 1
+    assert executor.perform(run, OpenPullRequest("selfbootstrap/run-1", "main", "t", "b")) == opened
+    assert executor.perform(run, CheckCI(sha)) == CIReported(CIStatus.PENDING, "pending: ci/build, tests")
+    assert executor.perform(run, CheckCI(sha)).state == CIStatus.SUCCESS  # type: ignore[union-attr]
+    assert executor.perform(run, CheckPullRequest(opened.number)) == PullRequestObserved(True, False, None)
+
+    merged = executor.perform(run, MergePullRequest(opened.number, sha, "merge", "Deploy v2"))
+    assert isinstance(merged, Merged) and merged.merge_sha == git_server.branches("acme/web")["main"]
+    observed = executor.perform(run, CheckPullRequest(opened.number))
+    assert observed == PullRequestObserved(False, True, merged.merge_sha)
+
+
+def test_a_refused_merge_carries_the_forge_reason(executor, servers, repo):
+    git_server, forge = servers
+    run = make_run(repo, forge)
+    sha = pushed_branch(executor, git_server, run)
+    opened = executor.perform(run, OpenPullRequest("selfbootstrap/run-1", "main", "t", "b"))
+    assert isinstance(opened, PullRequestOpened)
+    forge.refuse_merges("Required status check is expected")
+    result = executor.perform(run, MergePullRequest(opened.number, sha, "merge", "t"))
+    assert isinstance(result, Failed) and result.reason == "MergeRefused"
+    assert "Required status check" in result.message and not result.retryable
+
+
+def test_revert_pull_request(executor, servers, repo):
+    git_server, forge = servers
+    run = make_run(repo, forge)
+    sha = pushed_branch(executor, git_server, run)
+    opened = executor.perform(run, OpenPullRequest("selfbootstrap/run-1", "main", "t", "b"))
+    assert isinstance(opened, PullRequestOpened)
+    merged = executor.perform(run, MergePullRequest(opened.number, sha, "merge", "t"))
+    assert isinstance(merged, Merged)
+
+    action = OpenRevertPullRequest("selfbootstrap/run-1-revert", "main", merged.merge_sha, "Revert v2", "body")
+    reverted = executor.perform(run, action)
+    assert isinstance(reverted, RevertOpened) and reverted.branch == "selfbootstrap/run-1-revert"
+    assert "image: reg/web:v1" in git_server.read_file("acme/web", "selfbootstrap/run-1-revert", "deploy/web.yaml")
+    assert executor.perform(run, action) == reverted, "a repeated revert finds its branch and pull request"

@@ -1,0 +1,216 @@
+"""The Kubernetes adapter's pure translators (API JSON -> the core's types, status -> JSON patch)
+and its executor with an autospec'd API wrapper."""
+
+from __future__ import annotations
+
+import json
+from unittest.mock import create_autospec
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import MaxRetryError
+
+from selfbootstrap.adapters import kube as k
+from selfbootstrap.adapters.kube import Kube, KubeExecutor
+from selfbootstrap.core.actions import Deployed, Failed, PatchDeployment, RollbackDeployment, Undone
+from selfbootstrap.core.world import ContainerState, PodState
+
+from .factories import run
+
+TEMPLATE = {"metadata": {"labels": {"app": "web", "pod-template-hash": "abc"},
+                         "annotations": {"selfbootstrap.dev/release-id": "v2"}},
+            "spec": {"containers": [{"name": "app", "image": "reg/web:v2"}]}}
+
+
+def rs_json(name: str = "web-abc", revision: str = "2", template: dict | None = None, owner: str = "dep-uid",
+            **annotations: str) -> dict:
+    return {"metadata": {"name": name, "uid": f"{name}-uid",
+                         "annotations": {"deployment.kubernetes.io/revision": revision, **annotations},
+                         "ownerReferences": [{"uid": owner, "controller": True, "kind": "Deployment"}]},
+            "spec": {"template": template or TEMPLATE}}
+
+
+def test_revision_of_strips_the_hash_and_reads_the_release():
+    r = k.revision_of(rs_json(**{"kubernetes.io/change-cause": "deploy v2"}), None)
+    assert (r.replica_set, r.revision, r.release_id) == ("web-abc", 2, "v2")
+    assert r.template["metadata"]["labels"] == {"app": "web"}
+    assert TEMPLATE["metadata"]["labels"]["pod-template-hash"] == "abc", "the input is left alone"
+    assert r.annotations["kubernetes.io/change-cause"] == "deploy v2"
+
+
+@pytest.mark.parametrize("revision, expected", [("7", 7), ("", 0), ("x", 0)])
+def test_revision_number_tolerates_odd_annotations(revision, expected):
+    assert k.revision_of(rs_json(revision=revision), None).revision == expected
+
+
+def test_revision_without_annotation_falls_back_to_the_image_tag():
+    template = {"metadata": {}, "spec": {"containers": [{"name": "app", "image": "reg/web:v9"}]}}
+    assert k.revision_of(rs_json(template=template), None).release_id == "v9"
+
+
+DEPLOYMENT = {
+    "metadata": {"name": "web", "namespace": "apps", "uid": "dep-uid", "resourceVersion": "42", "generation": 3,
+                 "annotations": {"deployment.kubernetes.io/revision": "2"}},
+    "spec": {"replicas": 2, "paused": True, "selector": {"matchLabels": {"tier": "x", "app": "web"}},
+             "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": []}}},
+    "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 2,
+               "conditions": [{"type": "Available", "reason": "MinimumReplicasAvailable"},
+                              {"type": "Progressing", "reason": "ProgressDeadlineExceeded"}]},
+}
+
+
+def test_deployment_state():
+    d = k.deployment_state(DEPLOYMENT, [rs_json()], None)
+    assert (d.name, d.resource_version, d.generation, d.observed_generation, d.paused) == ("web", "42", 3, 2, True)
+    assert (d.replicas, d.status_replicas, d.updated_replicas, d.available_replicas) == (2, 3, 1, 2)
+    assert d.progressing_reason == "ProgressDeadlineExceeded"
+    assert [r.replica_set for r in d.revisions] == ["web-abc"]
+    assert d.annotations == {"deployment.kubernetes.io/revision": "2"}
+
+
+def test_deployment_state_of_a_new_deployment_without_status():
+    d = k.deployment_state({"metadata": {"name": "web"}, "spec": {"template": {}}}, [], None)
+    assert (d.replicas, d.observed_generation, d.updated_replicas, d.progressing_reason) == (1, 0, 0, None)
+
+
+def test_pod_state():
+    pod = {"metadata": {"name": "web-1"}, "status": {
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "False"}],
+        "containerStatuses": [
+            {"name": "app", "ready": False, "restartCount": 4,
+             "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+             "lastState": {"terminated": {"reason": "OOMKilled"}}},
+            {"name": "proxy", "ready": True, "restartCount": 0, "state": {"running": {}}},
+        ]}}
+    assert k.pod_state(pod) == PodState("web-1", "Running", False, (
+        ContainerState("app", False, 4, "CrashLoopBackOff", None, "OOMKilled"),
+        ContainerState("proxy", True, 0, None, None, None)))
+
+
+def test_pod_state_of_a_pending_pod():
+    assert k.pod_state({"metadata": {"name": "p"}, "status": {"phase": "Pending"}}) == PodState("p", "Pending", False)
+
+
+def test_controlled_by_needs_the_controller_flag():
+    rs = rs_json()
+    assert k.controlled_by(rs, "dep-uid") and not k.controlled_by(rs, "other")
+    rs["metadata"]["ownerReferences"][0]["controller"] = False
+    assert not k.controlled_by(rs, "dep-uid")
+
+
+def test_selector_is_sorted():
+    assert k.selector_of(DEPLOYMENT) == "app=web,tier=x"
+
+
+def run_json(name: str, created: str, phase: str | None = None, target: str = "web") -> dict:
+    return {"metadata": {"name": name, "creationTimestamp": created},
+            "spec": {"target": {"deployment": target}}, "status": {"phase": phase} if phase else {}}
+
+
+@pytest.mark.parametrize("others, expected", [
+    ([], None),
+    ([run_json("old", "2030-01-01T00:00:00Z")], "old"),
+    ([run_json("old", "2030-01-01T00:00:00Z", "Succeeded")], None),
+    ([run_json("old", "2030-01-01T00:00:00Z", target="api")], None),
+    ([run_json("young", "2030-01-03T00:00:00Z")], None),
+    ([run_json("young", "2030-01-03T00:00:00Z", "Deploying")], "young"),
+    ([run_json("me", "2030-01-01T00:00:00Z", "Deploying")], None),
+], ids=["alone", "older-pending", "older-finished", "other-deployment", "younger-pending", "younger-started",
+        "itself"])
+def test_blocking_run(others, expected):
+    assert k.blocking_run(run_json("me", "2030-01-02T00:00:00Z"), others) == expected
+
+
+def test_status_patch_of_a_new_status_tests_that_there_is_none():
+    assert k.status_patch(None, {"phase": "Pending"}) == [
+        {"op": "test", "path": "/status", "value": None},
+        {"op": "add", "path": "/status", "value": {"phase": "Pending"}}]
+
+
+def test_status_patch_adds_changes_removes_cleared_fields_and_leaves_unknown_ones():
+    stored = {"phase": "Deploying", "message": "m", "healthAttempts": 0, "somethingElse": 1}
+    ops = k.status_patch(stored, {"phase": "VerifyingHealth", "healthAttempts": 0, "reason": "Deployed"})
+    assert ops[0] == {"op": "test", "path": "/status", "value": stored}
+    assert sorted(ops[1:], key=lambda o: o["path"]) == [
+        {"op": "remove", "path": "/status/message"},
+        {"op": "add", "path": "/status/phase", "value": "VerifyingHealth"},
+        {"op": "add", "path": "/status/reason", "value": "Deployed"}]
+
+
+def test_status_patch_of_an_unchanged_status_is_only_the_test():
+    assert len(k.status_patch({"phase": "Pending"}, {"phase": "Pending"})) == 1
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({"token": "c2VjcmV0"}, b"secret"),
+    ({"token": "not base64!"}, None),
+    ({}, None),
+])
+def test_secret_value(data, expected):
+    assert k.secret_value({"data": data}, "token") == expected
+
+
+def api_error(status: int, body: dict) -> ApiException:
+    err = ApiException(status=status, reason="Reason")
+    err.body = json.dumps(body)
+    return err
+
+
+@pytest.mark.parametrize("err, conflict", [
+    (api_error(422, {"reason": "Invalid", "details": {}}), True),
+    (api_error(422, {"reason": "Invalid", "details": {"causes": [{"field": "status.phase"}]}}), False),
+    (api_error(409, {"reason": "Conflict"}), True),
+    (api_error(500, {}), False),
+], ids=["failed-test", "schema-refusal", "conflict", "server-error"])
+def test_failed_test_is_told_from_a_schema_refusal(err, conflict):
+    assert k._failed_test(err) is conflict
+
+
+@pytest.mark.parametrize("body, expected", [
+    ('{"message": "admission webhook denied"}', "admission webhook denied"),
+    ("not json", "403 Reason"),
+    (None, "403 Reason"),
+])
+def test_api_message(body, expected):
+    err = ApiException(status=403, reason="Reason")
+    err.body = body
+    assert k.api_message(err) == expected
+
+
+@pytest.fixture
+def kube():
+    return create_autospec(Kube, instance=True)
+
+
+def test_executor_deploys_with_a_strategic_merge_patch(kube):
+    result = KubeExecutor(kube).perform(run(), PatchDeployment({"spec": {}}))
+    assert result == Deployed()
+    kube.patch_deployment.assert_called_once_with("apps", "web", {"spec": {}}, k.STRATEGIC)
+
+
+def test_executor_undoes_with_a_json_patch(kube):
+    patch = [{"op": "replace", "path": "/spec/template", "value": {}}]
+    assert KubeExecutor(kube).perform(run(), RollbackDeployment("rs-2", patch)) == Undone("rs-2")
+    kube.patch_deployment.assert_called_once_with("apps", "web", patch, k.JSON_PATCH)
+
+
+@pytest.mark.parametrize("action, error, expected", [
+    (PatchDeployment({}), api_error(422, {"message": "image: Required value"}),
+     Failed("DeployRefused", "422: image: Required value")),
+    (PatchDeployment({}), api_error(409, {"message": "the object has been modified"}),
+     Failed("DeployRefused", "409: the object has been modified", retryable=True)),
+    (RollbackDeployment("rs-2", []), api_error(403, {"message": "forbidden"}),
+     Failed("RollbackRefused", "403: forbidden")),
+    (RollbackDeployment("rs-2", []), api_error(503, {"message": "unavailable"}),
+     Failed("RollbackRefused", "503: unavailable", retryable=True)),
+], ids=["refused", "conflict", "forbidden", "unavailable"])
+def test_executor_turns_api_errors_into_typed_failures(kube, action, error, expected):
+    kube.patch_deployment.side_effect = error
+    assert KubeExecutor(kube).perform(run(), action) == expected
+
+
+def test_executor_retries_when_the_api_server_cannot_be_reached(kube):
+    kube.patch_deployment.side_effect = MaxRetryError(None, "/", "refused")  # type: ignore[arg-type]
+    result = KubeExecutor(kube).perform(run(), PatchDeployment({}))
+    assert isinstance(result, Failed) and result.retryable and "MaxRetryError" in result.message
