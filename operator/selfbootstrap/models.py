@@ -482,6 +482,7 @@ class RunStatus(StatusModel):
 
     git: GitStatus | None = None
     deploy_patched_at: datetime | None = None
+    deployed_template_digest: str | None = None  # the pod template this run deployed (see core/releases.py)
     crd_generation_at_deploy: int | None = None
     ci_status: CIStatus = CIStatus.NOT_RUN
     health_status: HealthStatus = HealthStatus.NOT_RUN

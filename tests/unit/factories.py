@@ -10,6 +10,7 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from selfbootstrap.core.releases import template_digest
 from selfbootstrap.core.run import Run
 from selfbootstrap.core.world import ContainerState, DeploymentState, PodState, Revision, World
 from selfbootstrap.models import RELEASE_ANNOTATION, RunSpec, RunStatus
@@ -117,6 +118,8 @@ def run(st: RunStatus | None = None, sp: RunSpec | None = None, *, generation: i
 
 # --- statuses of a run part-way through the default scenario ------------------
 
+V3_DIGEST = template_digest(tmpl("v3"))  # what the run's deploy patch leaves on the Deployment
+
 RESOLVED = dict(
     phase="Deploying", reason="ReleasesResolved", started_at=at(-10), phase_started_at=at(-10),
     deployed_release_id="v3", previous_release_id="v2", previous_revision=2, previous_replica_set="rs-2",
@@ -132,14 +135,15 @@ def resolved(**fields: Any) -> RunStatus:
 def verifying(**fields: Any) -> RunStatus:
     """Deployed at T0, waiting for the rollout."""
     values = {**RESOLVED, "phase": "VerifyingHealth", "reason": "Deployed", "phase_started_at": T0,
-              "deploy_patched_at": T0}
+              "deploy_patched_at": T0, "deployed_template_digest": V3_DIGEST}
     return RunStatus(**{**values, **fields})
 
 
 def watching(**fields: Any) -> RunStatus:
     """Healthy, watching for restarts."""
     values = {**RESOLVED, "phase": "WatchingRestarts", "reason": "Healthy", "phase_started_at": T0,
-              "deploy_patched_at": at(-60), "health_status": "healthy", "deployed_replica_set": "rs-3",
+              "deploy_patched_at": at(-60), "deployed_template_digest": V3_DIGEST,
+              "health_status": "healthy", "deployed_replica_set": "rs-3",
               "deployed_revision": 3}
     return RunStatus(**{**values, **fields})
 
@@ -147,8 +151,9 @@ def watching(**fields: Any) -> RunStatus:
 def rolling_back(**fields: Any) -> RunStatus:
     """A gate failed at T0; rolling back to rs-2 (revision 2), not patched yet."""
     values = {**RESOLVED, "phase": "RollingBack", "reason": "RestartWatchdogFailed", "phase_started_at": T0,
-              "deploy_patched_at": at(-60), "deployed_replica_set": "rs-3", "deployed_revision": 3,
-              "rollback_policy_status": "allowed", "rollback_policy_reason": "rollbackTargetValidated",
+              "deploy_patched_at": at(-60), "deployed_template_digest": V3_DIGEST,
+              "deployed_replica_set": "rs-3", "deployed_revision": 3, "rollback_policy_status": "allowed",
+              "rollback_policy_reason": "rollbackTargetValidated",
               "rollback_failure_class": "restartWatchdogFailure", "rollback_target_replica_set": "rs-2",
               "rollback_target_revision": 2, "rollback_target_valid": True}
     return RunStatus(**{**values, **fields})

@@ -13,6 +13,7 @@ from urllib3.exceptions import MaxRetryError
 from selfbootstrap.adapters import kube as k
 from selfbootstrap.adapters.kube import Kube, KubeExecutor
 from selfbootstrap.core.actions import Deployed, Failed, PatchDeployment, RollbackDeployment, Undone
+from selfbootstrap.core.releases import template_digest
 from selfbootstrap.core.world import ContainerState, PodState
 
 from .factories import run
@@ -184,8 +185,9 @@ def kube():
 
 
 def test_executor_deploys_with_a_strategic_merge_patch(kube):
+    kube.patch_deployment.return_value = {"spec": {"template": {"metadata": {"labels": {"app": "web"}}}}}
     result = KubeExecutor(kube).perform(run(), PatchDeployment({"spec": {}}))
-    assert result == Deployed()
+    assert result == Deployed(template_digest({"metadata": {"labels": {"app": "web"}}}))
     kube.patch_deployment.assert_called_once_with("apps", "web", {"spec": {}}, k.STRATEGIC)
 
 

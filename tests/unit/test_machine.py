@@ -41,6 +41,7 @@ from .factories import (
     REV3,
     RUN,
     T0,
+    V3_DIGEST,
     at,
     container,
     deployed,
@@ -332,7 +333,7 @@ def test_template_changed_after_the_patch_fails():
 
 
 def test_patch_accepted_moves_to_verifying_health():
-    d = settle(resolved(), world(deployment()), PatchDeployment({}), Deployed(), now=at(3))
+    d = settle(resolved(), world(deployment()), PatchDeployment({}), Deployed("d1g"), now=at(3))
     assert where(d) == ("VerifyingHealth", "Deployed")
     assert (d.status.deploy_patched_at, d.status.phase_started_at, d.requeue_after) == (at(3), at(3), 0)
     assert events(d) == [("Normal", "Deployed")]
@@ -393,15 +394,27 @@ def test_superseded_template_fails_with_deployment_changed(st):
     assert "superseded" in d.status.message
 
 
+@pytest.mark.parametrize("template", [
+    pytest.param(tmpl("v3", containers=[{"name": "app", "image": image("v3"), "env": [{"name": "A", "value": "1"}]}]),
+                 id="env-added"),
+    pytest.param(tmpl("v3", containers=[{"name": "main", "image": image("v3")}]), id="container-renamed"),
+    pytest.param(tmpl("v3", labels={"app": "web", "tier": "x"}), id="label-added"),
+])
+def test_any_change_to_the_deployed_template_supersedes_the_run(template):
+    d = decide(verifying(), world(deployment(template, (REV1, REV2), updated_replicas=0)), now=at(1))
+    assert where(d) == ("Failed", "DeploymentChanged")
+
+
 @pytest.mark.parametrize("template, expected", [
     pytest.param(tmpl("v3", containers=[{"name": "main", "image": image("v4")}]), ("Failed", "DeploymentChanged"),
                  id="container-renamed-and-image-changed"),
     pytest.param(tmpl("v3", containers=[{"name": "main", "image": image("v3")}]),
                  ("VerifyingHealth", "RolloutInProgress"), id="container-renamed-release-still-there"),
 ])
-def test_superseded_check_when_the_named_container_is_gone(template, expected):
+def test_runs_recorded_without_a_digest_compare_release_and_image(template, expected):
     sp = spec(target={"container": "app"})
-    d = decide(verifying(), world(deployment(template, (REV1, REV2), updated_replicas=0)), sp=sp, now=at(1))
+    st = verifying(deployed_template_digest=None)
+    d = decide(st, world(deployment(template, (REV1, REV2), updated_replicas=0)), sp=sp, now=at(1))
     assert where(d) == expected
 
 
@@ -735,6 +748,19 @@ def test_rollback_patch_uses_the_replica_set_template_and_leaves_inputs_alone():
     assert (dep.template, REV2.template, dep.annotations) == before
 
 
+@pytest.mark.parametrize("st, template", [
+    pytest.param(rolling_back(), tmpl("v3", img=image("v3-hotfix")), id="hotfix-after-the-gate-failed"),
+    pytest.param(rolling_back(), tmpl("v4"), id="another-release-after-the-gate-failed"),
+    pytest.param(rolling_back(deploy_patched_at=None, deployed_template_digest=None), tmpl("v4"),
+                 id="changed-although-this-run-never-deployed"),
+])
+def test_the_undo_never_overwrites_someone_elses_change(st, template):
+    d = decide(st, world(deployment(template, (REV1, REV2, REV3))), now=at(1))
+    assert_finished(d, "Failed", "DeploymentChanged", now=at(1))
+    assert "not rolling back over someone else's change" in d.status.message
+    assert d.status.rollback_healthy is False
+
+
 def test_rolling_back_a_paused_deployment_is_refused():
     d = decide(rolling_back(), world(deployed(paused=True)))
     assert_finished(d, "Failed", "RollbackRefused")
@@ -875,7 +901,7 @@ class FakeCluster:
         elif isinstance(action, RollbackDeployment):
             self.dep, self.pods = rolled_back(resource_version="102"), (HEALTHY_POD,)
             return Undone(action.replica_set)
-        return Deployed()
+        return Deployed(V3_DIGEST)
 
 
 def drive(cluster: FakeCluster, sp, steps: int = 40) -> tuple[RunStatus, list[tuple[str, str]]]:

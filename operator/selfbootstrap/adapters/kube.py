@@ -339,8 +339,8 @@ class KubeExecutor:
         try:
             match action:
                 case PatchDeployment():
-                    self.kube.patch_deployment(namespace, deployment, action.patch, STRATEGIC)
-                    return Deployed()
+                    patched = self.kube.patch_deployment(namespace, deployment, action.patch, STRATEGIC)
+                    return Deployed(releases.template_digest(obj(path(patched, "spec", "template"))))
                 case RollbackDeployment():
                     self.kube.patch_deployment(namespace, deployment, action.patch, JSON_PATCH)
                     return Undone(action.replica_set)

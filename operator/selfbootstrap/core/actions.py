@@ -136,7 +136,9 @@ Action: TypeAlias = KubeAction | HttpAction | GitAction
 
 @dataclass(frozen=True)
 class Deployed:
-    """The deploy patch was accepted."""
+    """The deploy patch was accepted; the digest of the pod template the API server now holds."""
+
+    template_digest: str
 
 
 @dataclass(frozen=True)

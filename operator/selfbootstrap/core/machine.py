@@ -100,7 +100,7 @@ def _deploying(d: Draft, world: World, dep: DeploymentState) -> Decision:
     if s.release_metadata_source is None:
         return _resolve_releases(d, world, dep, container)
     if _carries_release(dep, spec, s.deployed_release_id, container):
-        return _deployed(d)
+        return _deployed(d, releases.template_digest(dep.template))
     if s.deploy_patched_at is not None:
         return d.fail(reasons.DEPLOYMENT_CHANGED,
                       "the Deployment's template changed after the release was deployed; leaving it alone")
@@ -134,9 +134,9 @@ def _resolve_releases(d: Draft, world: World, dep: DeploymentState, container: s
     return d.decision(0)
 
 
-def _deployed(d: Draft) -> Decision:
+def _deployed(d: Draft, digest: str) -> Decision:
     s = d.status
-    d.set(deploy_patched_at=s.deploy_patched_at or d.now)
+    d.set(deploy_patched_at=s.deploy_patched_at or d.now, deployed_template_digest=digest)
     d.enter(Phase.VERIFYING_HEALTH, reasons.DEPLOYED,
             f"release {s.deployed_release_id} deployed; waiting for the rollout")
     d.normal(reasons.DEPLOYED, f"release {s.deployed_release_id} deployed to deployment "
@@ -144,13 +144,24 @@ def _deployed(d: Draft) -> Decision:
     return d.decision(0)
 
 
+def _runs_this_release(d: Draft, dep: DeploymentState) -> bool:
+    """The Deployment's template is exactly the one this run deployed (nobody changed it since)."""
+    if d.status.deployed_template_digest is None:
+        if d.status.deploy_patched_at is None:
+            return False  # never deployed: a template other than the old one is someone else's
+        # recorded by a version of the operator that kept no digest
+        container = _container_or_none(d.run.spec, dep)
+        return _carries_release(dep, d.run.spec, d.status.deployed_release_id, container)
+    return releases.template_digest(dep.template) == d.status.deployed_template_digest
+
+
 def _superseded(d: Draft, dep: DeploymentState) -> Decision | None:
     """Someone else changed the Deployment's template during the run: stop, touch nothing."""
-    container = _container_or_none(d.run.spec, dep)
-    if _carries_release(dep, d.run.spec, d.status.deployed_release_id, container):
+    if _runs_this_release(d, dep):
         return None
     return d.fail(reasons.DEPLOYMENT_CHANGED,
-                  "the Deployment's template no longer carries this run's release; another change superseded it")
+                  "the Deployment's template is no longer the one this run deployed; another change "
+                  "superseded it, so the run leaves the Deployment alone")
 
 
 def _verifying_health(d: Draft, world: World, dep: DeploymentState) -> Decision:
@@ -231,6 +242,11 @@ def _rolling_back(d: Draft, dep: DeploymentState) -> Decision:
             d.set(rollback_healthy=False)
             return d.fail(reasons.DEPLOYMENT_CHANGED,
                           "the Deployment's template changed after the rollback; leaving it alone")
+        if not _runs_this_release(d, dep):  # a person's hotfix since the gate failed: never undo over it
+            d.set(rollback_healthy=False)
+            return d.fail(reasons.DEPLOYMENT_CHANGED,
+                          "the Deployment's template changed after the gate failed and is no longer this "
+                          "run's release; not rolling back over someone else's change")
         if dep.paused:
             d.set(rollback_healthy=False)
             return d.fail(reasons.ROLLBACK_REFUSED, f"deployment {dep.name!r} is paused; cannot roll back")
@@ -274,7 +290,7 @@ def settle(run: Run, world: World, action: Action, result: Result, now: datetime
         case Failed():
             return _failed(d, world, action, result)
         case Deployed():
-            return _deployed(d)
+            return _deployed(d, result.template_digest)
         case Undone():
             d.set(rollback_patched_at=now)
             d.enter(Phase.ROLLING_BACK, reasons.ROLLBACK_PATCHED,

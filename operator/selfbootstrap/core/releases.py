@@ -6,6 +6,8 @@ Deployment's revisions, then further release sources, in order.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -61,6 +63,12 @@ def release_id_of(template: JsonObject, container: str | None = None) -> str | N
         return annotated
     image = image_of(template, container)
     return image_tag(image) if image else None
+
+
+def template_digest(template: JsonObject) -> str:
+    """A digest of everything a pod template says: a template that differs in anything differs here."""
+    canonical = json.dumps(template, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def strip_hash(template: JsonObject) -> JsonObject:
