@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
-from pydantic.config import JsonDict
+from pydantic.config import JsonDict, JsonValue
 
 GROUP = "selfbootstrap.dev"
 VERSION = "v1alpha1"
@@ -180,16 +180,35 @@ def _defaults(model: type[Model]) -> dict[str, Any]:
 
 # --- spec: the optional git workflow ------------------------------------------------
 
-REPO_PATH = r"^[^/].*$"
+REPO_PATH = r"^[^/\\]+(/[^/\\]+)*$"  # relative, no empty components, no backslashes
+
+
+def _path_rules(field: str) -> list[JsonValue]:
+    """A repository path must stay inside the tree and out of git's own files (core/paths.py checks again)."""
+    return [
+        cel(r"!self.path.matches('(^|/)\\.\\.?(/|$)')",
+            f"{field} must not contain '.' or '..' components", ".path"),
+        cel(r"!self.path.lowerAscii().matches('(^|/)(\\.git[. ]*|git~[0-9]+)(/|$)')",
+            f"{field} must not name git's own files (.git)", ".path"),
+    ]
+
+
+# A git branch name, as `git check-ref-format --branch` accepts it (a safe subset).
+BRANCH = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$"
+
+
+def _branch_rule(field: str, name: str) -> JsonDict:
+    return cel(f"!has(self.{name}) || (!self.{name}.contains('..') && "
+               f"!self.{name}.matches('(\\\\.lock|\\\\.)(/|$)'))",
+               f"{field} must be a valid git branch name (no '..', no component ending in '.' or '.lock')",
+               f".{name}")
 
 
 class GitFile(Model):
     """A file the change writes, relative to the repository root."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        cel("!self.path.contains('..') && !self.path.startsWith('.git/')",
-            "spec.git.change.files[].path must stay inside the repository", ".path"),
-    ]})
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _path_rules(
+        "spec.git.change.files[].path")})
 
     path: Annotated[str, Field(min_length=1, max_length=1024, pattern=REPO_PATH,
                                description="Path relative to the repository root.")]
@@ -198,6 +217,9 @@ class GitFile(Model):
 
 class SetImage(Model):
     """A structured edit: set the new image in the target Deployment's manifest."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _path_rules(
+        "spec.git.change.setImage.path")})
 
     path: Annotated[str, Field(min_length=1, max_length=1024, pattern=REPO_PATH,
                                description="YAML manifest (may hold several documents) with the Deployment.")]
@@ -293,6 +315,11 @@ class ForgeKind(StrEnum):
 
 
 class ForgeSettings(Model):
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        cel("self.apiUrl.startsWith('https://') || self.apiUrl.startsWith('http://')",
+            "spec.git.forge.apiUrl must be an http(s) URL", ".apiUrl"),
+    ]})
+
     kind: Annotated[ForgeKind, Field(default=ForgeKind.GITHUB, description="The forge's API flavour.")]
     api_url: Annotated[str, Field(default="https://api.github.com", min_length=1, max_length=2048,
                                   description="Base URL of the forge's REST API.")]
@@ -311,12 +338,14 @@ class GitWorkflow(Model):
             "spec.git.repositoryUrl must not embed credentials; use spec.git.credentials", ".repositoryUrl"),
         cel("!has(self.branch) || self.branch != self.baseBranch",
             "spec.git.branch must differ from spec.git.baseBranch", ".branch"),
+        _branch_rule("spec.git.branch", "branch"),
+        _branch_rule("spec.git.baseBranch", "baseBranch"),
     ]})
 
     repository_url: Annotated[str, Field(min_length=1, max_length=2048, description="Clone URL.")]
-    base_branch: Annotated[str, Field(default="main", min_length=1, max_length=255,
+    base_branch: Annotated[str, Field(default="main", min_length=1, max_length=200, pattern=BRANCH,
                                       description="Branch the change starts from and merges into.")]
-    branch: Annotated[str | None, Field(default=None, min_length=1, max_length=255,
+    branch: Annotated[str | None, Field(default=None, min_length=1, max_length=200, pattern=BRANCH,
                                         description="Branch to create; default selfbootstrap/<run name>.")]
     change: Annotated[GitChange, Field(description="The change to make.")]
     validation: Annotated[Validation | None, Field(default=None, description="Check run before committing.")]

@@ -9,7 +9,7 @@ from unittest.mock import create_autospec
 import pytest
 
 from selfbootstrap.adapters.gitexec import GitExecutor
-from selfbootstrap.adapters.kube import Kube, SecretUnavailableError
+from selfbootstrap.adapters.kube import Kube, SecretUnavailableError, SecretValue
 from selfbootstrap.core import gitflow
 from selfbootstrap.core.actions import (
     BranchResolved,
@@ -32,7 +32,7 @@ from selfbootstrap.core.actions import (
     RevertOpened,
 )
 from selfbootstrap.core.run import Run
-from selfbootstrap.models import CIStatus, RunSpec, RunStatus
+from selfbootstrap.models import CIStatus, GitFile, RunSpec, RunStatus
 from tests.gitserver.fake_github import FakeGitHub
 from tests.gitserver.git_http import GitHttpServer
 
@@ -64,9 +64,10 @@ def repo(servers) -> str:
 
 
 @pytest.fixture
-def kube():
+def kube(servers):
+    git_server, forge = servers
     kube = create_autospec(Kube, instance=True)
-    kube.read_secret.return_value = TOKEN.encode()
+    kube.read_secret.return_value = SecretValue(TOKEN.encode(), (f"{git_server.base_url}/", f"{forge.api_url}/"))
     return kube
 
 
@@ -162,10 +163,33 @@ def test_missing_credentials_fail_before_anything_is_contacted(executor, kube, s
 
 
 def test_a_token_that_is_not_text_fails_clearly(executor, kube, servers, repo):
-    kube.read_secret.return_value = b"\xff\xfe\x00token"
+    kube.read_secret.return_value = SecretValue(b"\xff\xfe\x00token", kube.read_secret.return_value.allowed_urls)
     result = executor.perform(make_run(repo, servers[1]), ResolveBranch("b", "main", "t"))
     assert isinstance(result, Failed) and result.reason == "CredentialsUnavailable"
     assert "not UTF-8" in result.message and not result.retryable
+
+
+@pytest.mark.parametrize("allowed, why", [
+    ((), "has no selfbootstrap.dev/allowed-urls annotation"),
+    (("https://git.example.com/",), "does not allow sending its token to http://127.0.0.1"),
+    (("https://127.0.0.1/",), "does not allow sending its token to http://127.0.0.1"),
+], ids=["no-annotation", "other-host", "https-prefix-for-an-http-url"])
+def test_a_token_goes_only_where_its_secret_allows(executor, kube, servers, repo, allowed, why):
+    git_server, forge = servers
+    kube.read_secret.return_value = SecretValue(TOKEN.encode(), allowed)
+    result = executor.perform(make_run(repo, forge), ResolveBranch("b", "main", "t"))
+    assert isinstance(result, Failed) and result.reason == "CredentialsNotAllowed" and not result.retryable
+    assert why in result.message and "'git-token'" in result.message
+    assert git_server.requests == [] and forge.requests == [], "nothing may be contacted"
+
+
+def test_the_forge_api_must_be_allowed_too(executor, kube, servers, repo):
+    git_server, forge = servers
+    kube.read_secret.return_value = SecretValue(TOKEN.encode(), (f"{git_server.base_url}/",))
+    result = executor.perform(make_run(repo, forge), ResolveBranch("b", "main", "t"))
+    assert isinstance(result, Failed) and result.reason == "CredentialsNotAllowed"
+    assert f"{forge.api_url}/repos/acme/web/" in result.message
+    assert git_server.requests == [] and forge.requests == []
 
 
 def pushed_branch(executor, git_server, run) -> str:
@@ -221,3 +245,56 @@ def test_revert_pull_request(executor, servers, repo):
     assert isinstance(reverted, RevertOpened) and reverted.branch == "selfbootstrap/run-1-revert"
     assert "image: reg/web:v1" in git_server.read_file("acme/web", "selfbootstrap/run-1-revert", "deploy/web.yaml")
     assert executor.perform(run, action) == reverted, "a repeated revert finds its branch and pull request"
+
+
+@pytest.mark.parametrize("path", [".git/config", "./.git/hooks/x", "a/../.git/config", ".GIT/config",
+                                  "a/.git./hooks/pre-commit", "/etc/passwd", "../outside"])
+def test_git_s_own_files_and_paths_outside_are_never_written(executor, servers, repo, path):
+    """The CRD refuses these at admission; the executor refuses them again whatever reaches it."""
+    git_server, forge = servers
+    run = make_run(repo, forge, change={"files": [{"path": "placeholder", "content": ""}]})
+    # Past what pydantic's pattern (and the CRD's rules) let through, as a hostile client might get.
+    run.spec.git.change.files = [GitFile.model_construct(path=path, content="[core]\n\tfsmonitor = touch /tmp/x\n")]
+    result = executor.perform(run, commit_action(git_server.branches("acme/web")["main"], run))
+    assert isinstance(result, Failed) and result.reason == "UnsafePath" and not result.retryable
+
+
+def test_a_symlink_in_the_repository_leads_nowhere(executor, servers, tmp_path):
+    """Symlinks are checked out as plain files: a change through one cannot leave the tree."""
+    git_server, forge = servers
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    url = git_server.create_repo("acme/links", {"deploy/web.yaml": MANIFEST}, symlinks={"escape": str(outside)})
+    run = make_run(url, forge, change={"files": [{"path": "escape/pwned", "content": "x"}]})
+    result = executor.perform(run, commit_action(git_server.branches("acme/links")["main"], run))
+    assert isinstance(result, Failed) and result.reason == "ChangeFailed"
+    assert list(outside.iterdir()) == []
+
+
+def hooks_dir(tmp_path, marker):
+    templates = tmp_path / "templates"
+    (templates / "hooks").mkdir(parents=True)
+    for hook in ("post-checkout", "pre-commit", "post-commit", "pre-push", "reference-transaction"):
+        script = templates / "hooks" / hook
+        script.write_text(f"#!/bin/sh\necho {hook} >> {marker}\n")
+        script.chmod(0o755)
+    return templates
+
+
+def test_hooks_never_run(executor, servers, repo, tmp_path, monkeypatch):
+    git_server, forge = servers
+    marker = tmp_path / "hooks-ran"
+    templates = hooks_dir(tmp_path, marker)
+    # The control: plain git with this template directory runs the hooks.
+    monkeypatch.setenv("GIT_TEMPLATE_DIR", str(templates))
+    import subprocess
+    subprocess.run(["git", "init", "-q", str(tmp_path / "control")], check=True)
+    subprocess.run(["git", "-C", str(tmp_path / "control"), "-c", "user.name=t", "-c", "user.email=t@e",
+                    "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    assert marker.read_text(), "the control must run the hooks"
+    marker.unlink()
+
+    run = make_run(repo, forge)
+    sha = pushed_branch(executor, git_server, run)
+    assert sha and git_server.branches("acme/web")["selfbootstrap/run-1"] == sha
+    assert not marker.exists(), f"a hook ran: {marker.read_text()}"

@@ -44,7 +44,8 @@ class GitHttpServer(LoopbackServer):
     def bare(self, name: str) -> Path:
         return self.root / f"{name}.git"
 
-    def create_repo(self, name: str, files: dict[str, str], branch: str = "main") -> str:
+    def create_repo(self, name: str, files: dict[str, str], branch: str = "main",
+                    symlinks: dict[str, str] | None = None) -> str:
         bare = self.bare(name)
         bare.parent.mkdir(parents=True, exist_ok=True)
         git("init", "-q", "--bare", "-b", branch, str(bare))
@@ -55,6 +56,8 @@ class GitHttpServer(LoopbackServer):
             for path, content in files.items():
                 (work / path).parent.mkdir(parents=True, exist_ok=True)
                 (work / path).write_text(content)
+            for link, target in (symlinks or {}).items():
+                (work / link).symlink_to(target)
             git("add", "-A", cwd=work)
             git("commit", "-q", "-m", "Initial commit", cwd=work, env=SEED)
             git("push", "-q", str(bare), f"HEAD:refs/heads/{branch}", cwd=work)

@@ -23,6 +23,22 @@ from ..core import reasons
 
 DEFAULT_TIMEOUT = 120
 
+# Every git command runs with these: no hooks (none copied in from a template directory, none run
+# from anywhere), no fsmonitor, only http(s) transports (no ext::, file:// or ssh), no credential
+# helpers, and symlinks checked out as plain files, so nothing a repository holds can run code or
+# lead a write outside the working tree.
+HARDENING = (
+    "-c", "core.hooksPath=/dev/null",
+    "-c", "core.fsmonitor=false",
+    "-c", "core.symlinks=false",
+    "-c", "credential.helper=",
+    "-c", "protocol.allow=never",
+    "-c", "protocol.http.allow=always",
+    "-c", "protocol.https.allow=always",
+    "-c", "submodule.recurse=false",
+    "-c", "init.templateDir=",
+)
+
 
 class GitError(Exception):
     """A git step failed; `reason` is a status reason, the message is scrubbed of secrets."""
@@ -47,10 +63,12 @@ class GitRemote:
         self.url = url
         self.workdir = workdir
         self._secrets = [s for s in (token,) if s]
-        self._env = {
+        self._env = {  # from scratch: nothing of the operator's own environment reaches git
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_ALLOW_PROTOCOL": "http:https",
+            "GIT_TEMPLATE_DIR": str(workdir / "no-templates"),
             "HOME": str(workdir),
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LC_ALL": "C",
@@ -74,7 +92,7 @@ class GitRemote:
                         "GIT_COMMITTER_NAME": identity.name, "GIT_COMMITTER_EMAIL": identity.email,
                         "GIT_AUTHOR_DATE": identity.date, "GIT_COMMITTER_DATE": identity.date})
         try:
-            done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
+            done = subprocess.run(["git", *HARDENING, *args], cwd=cwd, env=env, capture_output=True, text=True,
                                   timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
             raise GitError(reason, f"git {args[0]} timed out after {timeout}s", retryable=True) from None
@@ -85,6 +103,13 @@ class GitRemote:
                                                    "returned error: 5"))
             raise GitError(reason, f"git {args[0]} failed: {detail}", retryable=transient)
         return done.stdout
+
+    def check_branch(self, name: str) -> None:
+        """Refuse a branch name git would not accept as a branch (the CRD's rule is the first check)."""
+        try:
+            self.git("check-ref-format", "--branch", name, reason=reasons.INVALID_BRANCH)
+        except GitError:
+            raise GitError(reasons.INVALID_BRANCH, f"{name!r} is not a valid git branch name") from None
 
     # --- remote refs --------------------------------------------------------
 
@@ -114,6 +139,7 @@ class GitRemote:
         path = self.workdir / hashlib.sha256(name.encode()).hexdigest()[:16]
         shutil.rmtree(path, ignore_errors=True)
         path.parent.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "no-templates").mkdir(exist_ok=True)
         return path
 
     def checkout(self, name: str, base_branch: str, start: str, branch: str) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import assert_never
 
-from ..core import edits, gitflow, reasons, releases
+from ..core import credentials, edits, gitflow, reasons, releases
 from ..core.actions import (
     BranchResolved,
     CheckCI,
@@ -33,9 +33,10 @@ from ..core.actions import (
     ResolveBranch,
     RevertOpened,
 )
+from ..core.paths import UnsafePathError, repository_path
 from ..core.run import Run
 from ..models import GitWorkflow
-from .forge import Forge, ForgeError, connect
+from .forge import Forge, ForgeError, connect, repository_from_url
 from .git import GitError, GitRemote, Identity, run_validation
 from .kube import Kube, SecretUnavailableError
 
@@ -61,6 +62,8 @@ class GitExecutor:
             token = self._token(run.namespace, git)
         except SecretUnavailableError as err:
             return Failed(reasons.CREDENTIALS_UNAVAILABLE, str(err))
+        except CredentialsNotAllowedError as err:
+            return Failed(reasons.CREDENTIALS_NOT_ALLOWED, str(err))
         username = git.credentials.username if git.credentials else ""
         remote = GitRemote(git.repository_url, token, username, self.workdir / run.uid)
         step = _Step(run, git, remote, Identity(git.commit.author_name, git.commit.author_email, run.created),
@@ -72,20 +75,39 @@ class GitExecutor:
         except ForgeError as err:
             reason = _FORGE_FAILURES.get(type(action), reasons.FORGE_FAILED)
             return Failed(reason, remote.scrub(str(err)), err.retryable)
+        except UnsafePathError as err:
+            return Failed(reasons.UNSAFE_PATH, str(err))
         except edits.EditError as err:
             return Failed(reasons.CHANGE_FAILED, str(err))
         finally:
             step.close()
 
     def _token(self, namespace: str, git: GitWorkflow) -> str | None:
+        """The run's token, once its Secret allows every URL the run would send it to."""
         if git.credentials is None:
             return None
         ref = git.credentials.secret_ref
-        value = self.kube.read_secret(namespace, ref.name, ref.key)
+        secret = self.kube.read_secret(namespace, ref.name, ref.key)
+        refused = credentials.refusal(ref.name, secret.allowed_urls, destinations(git))
+        if refused:
+            raise CredentialsNotAllowedError(refused)
         try:
-            return value.decode().strip()
+            return secret.value.decode().strip()
         except UnicodeDecodeError:
             raise SecretUnavailableError(f"secret {ref.name!r} key {ref.key!r} is not UTF-8 text") from None
+
+
+class CredentialsNotAllowedError(Exception):
+    """The run would send a token where its Secret does not allow; nothing was sent."""
+
+
+def destinations(git: GitWorkflow) -> list[str]:
+    """Every URL a run's token goes to: the repository, and the forge API's requests for it."""
+    try:
+        repository = git.forge.repository or repository_from_url(git.repository_url)
+    except ValueError:
+        return [git.repository_url]
+    return [git.repository_url, f"{git.forge.api_url.rstrip('/')}/repos/{repository}/"]
 
 
 class _Step:
@@ -132,6 +154,8 @@ class _Step:
                 assert_never(action)
 
     def resolve_branch(self, a: ResolveBranch) -> BranchResolved:
+        self.remote.check_branch(a.base_branch)
+        self.remote.check_branch(a.branch)
         base_sha = self.remote.head_of(a.base_branch)
         if base_sha is None:
             raise GitError(reasons.BASE_BRANCH_NOT_FOUND, f"base branch {a.base_branch!r} not found on the remote")
@@ -160,8 +184,13 @@ class _Step:
         root = tree.resolve()
         for f in change.files or []:
             target = _inside(root, f.path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(f.content)
+            if target.is_dir():
+                raise edits.EditError(f"{f.path}: is a directory in the repository, not a file")
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(f.content)
+            except OSError as err:
+                raise edits.EditError(f"{f.path}: cannot be written ({err.strerror})") from None
         if change.set_image:
             target = _inside(root, change.set_image.path)
             if not target.is_file():
@@ -169,8 +198,12 @@ class _Step:
             image = change.set_image.image or spec.release.image
             if not image:
                 raise edits.EditError("spec.git.change.setImage.image is required with a podTemplatePatch release")
+            try:
+                text = target.read_text()
+            except (OSError, UnicodeDecodeError) as err:
+                raise edits.EditError(f"{change.set_image.path}: cannot be read as text ({err})") from None
             target.write_text(edits.set_image(
-                target.read_text(), change.set_image.path, spec.target.deployment, spec.target.container, image,
+                text, change.set_image.path, spec.target.deployment, spec.target.container, image,
                 releases.requested_release_id(spec.release)))
 
     def push(self, a: PushBranch) -> Pushed:
@@ -199,6 +232,7 @@ class _Step:
         return Merged(sha)
 
     def revert(self, a: OpenRevertPullRequest) -> RevertOpened:
+        self.remote.check_branch(a.branch)
         trailer = gitflow.trailer_of(self.run)
         if self.remote.head_of(a.branch) is None:
             tree = self.remote.checkout(f"revert-{a.branch}", a.base, "HEAD", a.branch)
@@ -212,7 +246,13 @@ class _Step:
 
 
 def _inside(root: Path, relative: str) -> Path:
-    target = (root / relative).resolve()
-    if root != target and root not in target.parents:
-        raise edits.EditError(f"{relative}: path leaves the repository")
+    """The file to write: a safe relative path, reached through no symlink, inside the tree."""
+    clean = repository_path(relative)
+    target = root
+    for part in clean.split("/"):
+        target = target / part
+        if target.is_symlink():
+            raise UnsafePathError(f"{relative!r}: {target.relative_to(root)} is a symlink")
+    if root not in target.resolve().parents:
+        raise UnsafePathError(f"{relative!r}: leaves the repository")
     return target

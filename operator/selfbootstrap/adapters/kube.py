@@ -12,6 +12,7 @@ import binascii
 import json
 import socket
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, assert_never, cast
 
@@ -20,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as TransportError
 
 from .. import models as m
-from ..core import reasons, releases
+from ..core import credentials, reasons, releases
 from ..core.actions import Deployed, Failed, KubeAction, PatchDeployment, RollbackDeployment, Undone
 from ..core.decision import Event
 from ..core.jsontypes import JsonObject, JsonValue, integer, obj, objects, path, strings, text
@@ -206,6 +207,12 @@ def secret_value(secret: JsonObject, key: str) -> bytes | None:
 # --- the API ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SecretValue:
+    value: bytes = field(repr=False)
+    allowed_urls: tuple[str, ...]  # from the Secret's selfbootstrap.dev/allowed-urls annotation
+
+
 class SecretUnavailableError(LookupError):
     """A referenced Secret or key cannot be read; the message names them, never a value."""
 
@@ -274,7 +281,7 @@ class Kube:
             blocker = blocking_run(run, self.list_runs(namespace))
         return World(deployment=state, pods=pods, crd_generation=crd_generation, blocking_run=blocker)
 
-    def read_secret(self, namespace: str, name: str, key: str) -> bytes:
+    def read_secret(self, namespace: str, name: str, key: str) -> SecretValue:
         """A Secret's value; SecretUnavailableError names the Secret and key (never the value)."""
         try:
             secret = _optional(self.core.read_namespaced_secret, name, namespace)
@@ -285,7 +292,8 @@ class Kube:
         value = secret_value(secret, key)
         if not value:
             raise SecretUnavailableError(f"secret {name!r} has no key {key!r}")
-        return value
+        allowed = strings(meta(secret).get("annotations")).get(credentials.ALLOWED_URLS_ANNOTATION)
+        return SecretValue(value, credentials.prefixes_of(allowed))
 
     # writes
 

@@ -11,6 +11,7 @@ import io
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from ..models import RELEASE_ANNOTATION
 
@@ -28,7 +29,12 @@ def _yaml() -> YAML:
 
 def set_image(text: str, path: str, deployment: str, container: str | None, image: str,
               release_id: str | None) -> str:
-    docs = list(_yaml().load_all(text))
+    try:
+        docs = list(_yaml().load_all(text))
+    except YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise EditError(f"{path}: not valid YAML{where}") from None
     targets = [d for d in docs if isinstance(d, dict) and d.get("kind") == "Deployment"
                and (d.get("metadata") or {}).get("name") == deployment]
     if len(targets) != 1:

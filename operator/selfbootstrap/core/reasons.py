@@ -51,6 +51,9 @@ CI_CHECK_FAILED: Final = "CICheckFailed"
 MERGE_REFUSED: Final = "MergeRefused"
 REVERT_FAILED: Final = "RevertFailed"
 CREDENTIALS_UNAVAILABLE: Final = "CredentialsUnavailable"
+CREDENTIALS_NOT_ALLOWED: Final = "CredentialsNotAllowed"
+INVALID_BRANCH: Final = "InvalidBranch"
+UNSAFE_PATH: Final = "UnsafePath"
 FORGE_FAILED: Final = "ForgeFailed"
 
 # --- Deploying --------------------------------------------------------------------

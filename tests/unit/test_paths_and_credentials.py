@@ -1,0 +1,83 @@
+"""Which repository paths a run may write, and where a Secret's token may be sent."""
+
+from __future__ import annotations
+
+import pytest
+
+from selfbootstrap.core.credentials import allowing, matches, prefixes_of, refusal
+from selfbootstrap.core.paths import UnsafePathError, repository_path
+
+
+@pytest.mark.parametrize("path, normal", [
+    ("deploy/web.yaml", "deploy/web.yaml"),
+    ("a//b", "a/b"),
+    ("a/./b", "a/b"),
+    (".github/workflows/ci.yml", ".github/workflows/ci.yml"),
+    (".gitignore", ".gitignore"),
+    ("docs/git~notes.md", "docs/git~notes.md"),
+])
+def test_safe_paths(path, normal):
+    assert repository_path(path) == normal
+
+
+@pytest.mark.parametrize("path, why", [
+    (".git/config", ".git"),
+    ("./.git/hooks/x", ".git"),
+    ("a/../.git/config", "'..'"),
+    (".GIT/config", ".git"),
+    ("sub/.Git/config", ".git"),
+    (".git./config", ".git"),
+    (".git /config", ".git"),
+    ("GIT~1/config", ".git"),
+    ("/etc/passwd", "absolute"),
+    ("../outside", "'..'"),
+    ("a/b/../../..", "'..'"),
+    ("", "plain"),
+    (".", "names no file"),
+    ("a\\b", "plain"),
+    ("a\0b", "plain"),
+])
+def test_unsafe_paths(path, why):
+    with pytest.raises(UnsafePathError, match=why.replace(".", r"\.")):
+        repository_path(path)
+
+
+@pytest.mark.parametrize("annotation, prefixes", [
+    (None, ()),
+    ("", ()),
+    ("https://a/", ("https://a/",)),
+    ("https://a/, https://b/\nhttps://c/  ", ("https://a/", "https://b/", "https://c/")),
+])
+def test_prefixes_of(annotation, prefixes):
+    assert prefixes_of(annotation) == prefixes
+
+
+@pytest.mark.parametrize("url, prefix, allowed", [
+    ("https://github.com/acme/web.git", "https://github.com/acme", True),
+    ("https://github.com/acme/web.git", "https://github.com/acme/", True),
+    ("https://github.com/acme-evil/web.git", "https://github.com/acme", False),
+    ("https://github.com.evil.example/acme/web.git", "https://github.com", False),
+    ("https://GITHUB.com/acme/web.git", "https://github.com/", True),
+    ("http://github.com/acme/web.git", "https://github.com/", False),
+    ("http://git.internal/acme.git", "http://git.internal/", True),
+    ("https://git.internal/acme.git", "http://git.internal/", False),
+    ("https://user@github.com/acme/web.git", "https://github.com/", False),
+    ("https://api.github.com/repos/acme/web/", "https://api.github.com/repos/acme/", True),
+    ("https://api.github.com/repos/other/web/", "https://api.github.com/repos/acme/", False),
+    ("https://github.com/acme/web.git", "ftp://github.com/", False),
+    ("https://github.com:8443/acme/web.git", "https://github.com/", False),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_matches_at_a_path_boundary_and_https_unless_the_prefix_says_http(url, prefix, allowed):
+    assert matches(url, prefix) is allowed
+
+
+def test_allowing_names_the_first_matching_prefix():
+    assert allowing("https://b/x", ["https://a/", "https://b/"]) == "https://b/"
+    assert allowing("https://c/x", ["https://a/", "https://b/"]) is None
+
+
+def test_refusal_names_the_secret_and_the_url():
+    assert "has no selfbootstrap.dev/allowed-urls annotation" in (refusal("tok", (), ["https://a/x"]) or "")
+    why = refusal("tok", ("https://a/",), ["https://a/x", "https://b/y"]) or ""
+    assert "'tok'" in why and "https://b/y" in why and "https://a/" in why
+    assert refusal("tok", ("https://a/", "https://b/"), ["https://a/x", "https://b/y"]) is None
