@@ -31,6 +31,7 @@ class Settings:
     metrics_port: int = 0  # 0: no metrics endpoint
     log_format: str = "full"  # plain | full | json
     namespaces: tuple[str, ...] = ()  # watched namespaces (or patterns); empty: cluster-wide
+    checkout_image: str = "docker.io/alpine/git:2.47.2"  # the validation Job's checkout step (git, sh, base64)
 
     @property
     def exact_namespaces(self) -> bool:
@@ -50,4 +51,5 @@ class Settings:
             liveness=env.get("SELFBOOTSTRAP_LIVENESS") or None,
             metrics_port=_int(env, "SELFBOOTSTRAP_METRICS_PORT", d.metrics_port),
             log_format=env.get("SELFBOOTSTRAP_LOG_FORMAT") or d.log_format,
+            checkout_image=env.get("SELFBOOTSTRAP_CHECKOUT_IMAGE") or d.checkout_image,
         )

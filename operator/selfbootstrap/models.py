@@ -240,13 +240,34 @@ class GitChange(Model):
     set_image: Annotated[SetImage | None, Field(default=None, description="Set the image in a manifest.")]
 
 
-class Validation(Model):
-    """A command run in the working tree after the change; the commit happens only when it passes."""
+class JobDeletePolicy(StrEnum):
+    ALWAYS = "Always"
+    ON_SUCCESS = "OnSuccess"
+    NEVER = "Never"
 
+
+class Validation(Model):
+    """A check of the pushed commit, run as a Job in the run's namespace (never inside the operator);
+    the pull request opens only when it passes."""
+
+    image: Annotated[str, Field(min_length=1, max_length=512,
+                                description="Image of the check's container (e.g. your CI image).")]
     command: Annotated[list[str], Field(
-        min_length=1, max_length=64, description="Argument list (no shell), e.g. [make, check].",
-        json_schema_extra={"items": {"type": "string", "description": "One argument."}})]
-    timeout_seconds: Annotated[int, Field(default=300, ge=1, le=3600, description="Kill the command after this.")]
+        min_length=1, max_length=64,
+        description="Argument list run in a checkout of the pushed commit (no shell), e.g. [make, check]; "
+                    "it replaces the image's entrypoint.",
+        json_schema_extra={"items": {"type": "string", "maxLength": 4096, "description": "One argument."}})]
+    service_account_name: Annotated[str | None, Field(
+        default=None, max_length=253, pattern=DNS_SUBDOMAIN,
+        description="Service account of the Job's pod; default: the namespace's default service account.")]
+    automount_service_account_token: Annotated[bool, Field(
+        default=False, description="Mount the service account's token into the pod (off by default).")]
+    timeout_seconds: Annotated[int, Field(
+        default=300, ge=1, le=3600, description="The Job's activeDeadlineSeconds: it fails after this.")]
+    delete_policy: Annotated[JobDeletePolicy, Field(
+        default=JobDeletePolicy.ON_SUCCESS,
+        description="When the operator deletes the Job: Always, OnSuccess (failed Jobs stay for inspection) "
+                    "or Never. Jobs are owned by the run either way and go when it is deleted.")]
 
 
 class CommitSettings(Model):
@@ -348,7 +369,8 @@ class GitWorkflow(Model):
     branch: Annotated[str | None, Field(default=None, min_length=1, max_length=200, pattern=BRANCH,
                                         description="Branch to create; default selfbootstrap/<run name>.")]
     change: Annotated[GitChange, Field(description="The change to make.")]
-    validation: Annotated[Validation | None, Field(default=None, description="Check run before committing.")]
+    validation: Annotated[Validation | None, Field(
+        default=None, description="Check of the pushed commit, run as a Job before the pull request opens.")]
     commit: Annotated[CommitSettings, Field(default_factory=CommitSettings, description="Commit message and author.",
                                             json_schema_extra=_defaults(CommitSettings))]
     credentials: Annotated[Credentials | None, Field(default=None, description="Token from a Secret.")]
@@ -389,6 +411,7 @@ class Phase(StrEnum):
     BRANCHING = "Branching"
     COMMITTING = "Committing"
     PUSHING = "Pushing"
+    VALIDATING = "Validating"
     OPENING_PULL_REQUEST = "OpeningPullRequest"
     AWAITING_CI = "AwaitingCI"
     MERGING = "Merging"
@@ -447,6 +470,13 @@ class Condition(Model):
     last_transition_time: datetime
 
 
+class ValidationState(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timedOut"
+
+
 class RevertStatus(StrEnum):
     NOT_NEEDED = "notNeeded"
     DISABLED = "disabled"
@@ -470,6 +500,12 @@ class GitStatus(StatusModel):
     ci_started_at: datetime | None = None
     ci_checked_at: datetime | None = None
     ci_description: str | None = None
+    validation_job: str | None = None
+    validation_state: ValidationState | None = None
+    validation_message: str | None = None
+    validation_started_at: datetime | None = None
+    validation_finished_at: datetime | None = None
+    validation_job_deleted: bool | None = None
     revert_status: RevertStatus | None = None
     revert_branch: str | None = None
     revert_pull_request_number: int | None = None

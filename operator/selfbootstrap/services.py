@@ -10,6 +10,7 @@ from kubernetes import client, config
 from .adapters.executor import Executor
 from .adapters.gitexec import GitExecutor
 from .adapters.http import HttpExecutor
+from .adapters.jobs import JobExecutor
 from .adapters.kube import Kube, KubeExecutor
 from .config import Settings
 
@@ -34,7 +35,8 @@ def api_client() -> client.ApiClient:
 
 def build(settings: Settings, api: client.ApiClient) -> Services:
     kube = Kube(api)
-    executor = Executor(KubeExecutor(kube), HttpExecutor(), GitExecutor(kube, settings.workdir))
+    executor = Executor(KubeExecutor(kube), HttpExecutor(), GitExecutor(kube, settings.workdir),
+                        JobExecutor(kube, settings.checkout_image))
     return Services(settings, kube, executor)
 
 

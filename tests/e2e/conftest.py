@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from . import cluster as cluster_lib
 from .cluster import SESSION, Cluster, wait_for
+from .git_fixtures import forge, git_server, repo  # noqa: F401  (fixtures)
 from .operator_fixtures import crd, operator  # noqa: F401  (fixtures)
 
 E2E_DIR = Path(__file__).parent

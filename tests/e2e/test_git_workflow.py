@@ -5,90 +5,20 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
 
-from tests.gitserver.fake_github import FakeGitHub
-from tests.gitserver.git_http import GitHttpServer
-
+from .git_fixtures import CRASHING, FINISHED, TOKEN, V1, V2, assert_deployment_untouched, git_spec
 from .kube_helpers import (
-    create_deployment,
     create_run,
     deployment_image,
     events_of,
-    replica_sets,
     status,
     wait_phase,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator")]
-
-TOKEN = "s3cr3t-t0ken-for-e2e"
-V1, V2 = "registry.example.com/app:v1", "registry.example.com/app:v2"
-CRASHING = "registry.example.com/app:v2-crashloop"
-MANIFEST = f"""\
-# deployed by selfbootstrap
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app
-spec:
-  template:
-    metadata:
-      annotations:
-        selfbootstrap.dev/release-id: v1
-    spec:
-      containers:
-        - name: app
-          image: {V1}
-"""
-FINISHED = {"Succeeded", "Failed", "RolledBack"}
-
-
-@pytest.fixture(scope="module")
-def git_server(tmp_path_factory) -> Iterator[GitHttpServer]:
-    with GitHttpServer(tmp_path_factory.mktemp("git"), TOKEN) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def forge(git_server) -> Iterator[FakeGitHub]:
-    with FakeGitHub(git_server, TOKEN) as github:
-        yield github
-
-
-@pytest.fixture
-def repo(git_server, forge, namespace) -> dict:
-    """A repository holding the app's manifest, a token Secret, and a Deployment at v1."""
-    name = f"acme/{namespace}"
-    url = git_server.create_repo(name, {"deploy/app.yaml": MANIFEST, "README.md": "config\n"})
-    client.CoreV1Api().create_namespaced_secret(namespace, {
-        "metadata": {"name": "git-token"}, "data": {"token": base64.b64encode(TOKEN.encode()).decode()}})
-    create_deployment(namespace, "app", V1, "v1")
-    forge.set_ci(None, ["success"])
-    forge.refuse_merges(None)
-    return {"name": name, "url": url}
-
-
-def git_spec(repo: dict, forge: FakeGitHub, image: str = V2, **git) -> dict:
-    spec_git = {
-        "repositoryUrl": repo["url"],
-        "change": {"setImage": {"path": "deploy/app.yaml"}},
-        "credentials": {"secretRef": {"name": "git-token"}},
-        "forge": {"apiUrl": forge.api_url, "repository": repo["name"]},
-        "ci": {"initialIntervalSeconds": 0.5, "maxIntervalSeconds": 1, "timeoutSeconds": 30},
-    }
-    spec_git.update(git)
-    return {"target": {"deployment": "app"}, "release": {"id": "v2", "image": image},
-            "restartWatchdog": {"retries": 2, "intervalSeconds": 1}, "git": spec_git}
-
-
-def assert_deployment_untouched(namespace: str) -> None:
-    assert deployment_image(namespace, "app") == V1
-    assert len(replica_sets(namespace, "app")) == 1
-
 
 def test_git_pull_request_ci_merge_then_deploy(namespace, repo, git_server, forge):
     forge.set_ci(None, ["pending", "pending", "success"])
@@ -135,25 +65,6 @@ def test_ci_that_does_not_pass_ends_the_run_without_deploying(namespace, repo, f
     assert "nothing was deployed" in st["message"]
     assert "mergeCommitSha" not in st["git"]
     assert_deployment_untouched(namespace)
-
-
-def test_failed_validation_commits_nothing(namespace, repo, git_server, forge):
-    spec = git_spec(repo, forge, validation={"command": ["sh", "-c", "echo manifest is invalid >&2; exit 3"]})
-    create_run(namespace, "invalid", spec)
-
-    st = wait_phase(namespace, "invalid", FINISHED, timeout=60)
-
-    assert (st["phase"], st["reason"]) == ("Failed", "ValidationFailed")
-    assert "exit 3" in st["message"] and "manifest is invalid" in st["message"]
-    assert set(git_server.branches(repo["name"])) == {"main"}
-    assert git_server.pushes(repo["name"]) == 0
-    assert_deployment_untouched(namespace)
-
-
-def test_passing_validation_sees_the_change(namespace, repo, forge):
-    check = ["grep", "-q", f"image: {V2}", "deploy/app.yaml"]
-    create_run(namespace, "validated", git_spec(repo, forge, validation={"command": check}))
-    assert wait_phase(namespace, "validated", FINISHED, timeout=90)["phase"] == "Succeeded"
 
 
 def test_refused_merge_ends_the_run_with_the_forge_reason(namespace, repo, forge):

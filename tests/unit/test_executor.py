@@ -10,6 +10,7 @@ import pytest
 from selfbootstrap.adapters.executor import Executor
 from selfbootstrap.adapters.gitexec import GitExecutor
 from selfbootstrap.adapters.http import HttpExecutor
+from selfbootstrap.adapters.jobs import JobExecutor
 from selfbootstrap.adapters.kube import KubeExecutor
 from selfbootstrap.core import actions as a
 from selfbootstrap.models import HttpCheck
@@ -20,6 +21,9 @@ COMMIT = a.CommitChange("b", "s" * 40, "m", "t")
 ACTIONS: dict[str, list[a.Action]] = {
     "kube": [a.PatchDeployment({}), a.RollbackDeployment("rs", [])],
     "http": [a.ProbeHttp(HttpCheck(url="http://web/"))],
+    "jobs": [a.CreateValidationJob("j", "c" * 40, "b", "https://g/r.git", "img", ("make",), "default", False, 60,
+                                   None, None, ""),
+             a.CheckValidationJob("j"), a.DeleteValidationJob("j")],
     "git": [a.ResolveBranch("b", "main", "t"), COMMIT, a.PushBranch(COMMIT, "c" * 40),
             a.OpenPullRequest("b", "main", "t", "b"), a.CheckCI("c" * 40),
             a.MergePullRequest(1, "c" * 40, "merge", "t"),
@@ -37,10 +41,11 @@ def test_every_action_type_has_a_route():
 def test_each_action_goes_to_its_adapter(adapter, action):
     adapters = {"kube": create_autospec(KubeExecutor, instance=True),
                 "http": create_autospec(HttpExecutor, instance=True),
-                "git": create_autospec(GitExecutor, instance=True)}
+                "git": create_autospec(GitExecutor, instance=True),
+                "jobs": create_autospec(JobExecutor, instance=True)}
     answer = a.Failed("X", "from " + adapter)
     adapters[adapter].perform.return_value = answer
-    executor = Executor(adapters["kube"], adapters["http"], adapters["git"])
+    executor = Executor(adapters["kube"], adapters["http"], adapters["git"], adapters["jobs"])
 
     assert executor.perform(run(), action) is answer
     for name, mock in adapters.items():

@@ -12,6 +12,7 @@ from kubernetes.client.exceptions import ApiException
 from selfbootstrap.adapters.executor import Executor
 from selfbootstrap.adapters.gitexec import GitExecutor
 from selfbootstrap.adapters.http import HttpExecutor
+from selfbootstrap.adapters.jobs import JobExecutor
 from selfbootstrap.adapters.kube import Kube, KubeExecutor, StatusConflictError
 from selfbootstrap.core.world import World
 from selfbootstrap.reconciler import CONFLICT_RETRY, ERROR_BACKOFF, Reconciler
@@ -43,7 +44,7 @@ def kube():
 
 def reconciler(kube) -> Reconciler:
     executor = Executor(KubeExecutor(kube), create_autospec(HttpExecutor, instance=True),
-                        create_autospec(GitExecutor, instance=True))
+                        create_autospec(GitExecutor, instance=True), create_autospec(JobExecutor, instance=True))
     return Reconciler(kube, executor, clock=lambda: T0)
 
 

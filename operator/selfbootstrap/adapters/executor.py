@@ -8,7 +8,10 @@ from ..core.actions import (
     Action,
     CheckCI,
     CheckPullRequest,
+    CheckValidationJob,
     CommitChange,
+    CreateValidationJob,
+    DeleteValidationJob,
     MergePullRequest,
     OpenPullRequest,
     OpenRevertPullRequest,
@@ -22,12 +25,13 @@ from ..core.actions import (
 from ..core.run import Run
 from .gitexec import GitExecutor
 from .http import HttpExecutor
+from .jobs import JobExecutor
 from .kube import KubeExecutor
 
 
 class Executor:
-    def __init__(self, kube: KubeExecutor, http: HttpExecutor, git: GitExecutor) -> None:
-        self.kube, self.http, self.git = kube, http, git
+    def __init__(self, kube: KubeExecutor, http: HttpExecutor, git: GitExecutor, jobs: JobExecutor) -> None:
+        self.kube, self.http, self.git, self.jobs = kube, http, git, jobs
 
     def perform(self, run: Run, action: Action) -> Result:
         match action:
@@ -38,5 +42,7 @@ class Executor:
             case ResolveBranch() | CommitChange() | PushBranch() | OpenPullRequest() | CheckCI() \
                     | MergePullRequest() | CheckPullRequest() | OpenRevertPullRequest():
                 return self.git.perform(run, action)
+            case CreateValidationJob() | CheckValidationJob() | DeleteValidationJob():
+                return self.jobs.perform(run, action)
             case _:
                 assert_never(action)

@@ -15,7 +15,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,17 +179,3 @@ class GitRemote:
         self.git("revert", "--no-commit", *mainline, sha, cwd=tree, identity=identity, reason=reasons.REVERT_FAILED)
         self._commit(tree, message, identity)
         return self.git("rev-parse", "HEAD", cwd=tree).strip()
-
-
-def run_validation(command: list[str], tree: Path, timeout: float, scrub: Callable[[str], str]) -> tuple[bool, str]:
-    """Run the user's check in the working tree, without any credentials in its environment."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tree), "LC_ALL": "C"}
-    try:
-        done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout,
-                              check=False)
-    except FileNotFoundError:
-        return False, f"validation command not found: {command[0]}"
-    except subprocess.TimeoutExpired:
-        return False, f"validation command timed out after {timeout}s"
-    tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])
-    return done.returncode == 0, scrub(f"exit {done.returncode}: {tail}" if tail else f"exit {done.returncode}")

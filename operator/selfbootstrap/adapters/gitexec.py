@@ -37,7 +37,7 @@ from ..core.paths import UnsafePathError, repository_path
 from ..core.run import Run
 from ..models import GitWorkflow
 from .forge import Forge, ForgeError, connect, repository_from_url
-from .git import GitError, GitRemote, Identity, run_validation
+from .git import GitError, GitRemote, Identity
 from .kube import Kube, SecretUnavailableError
 
 # The status reason of a forge failure, by the action that met it.
@@ -163,21 +163,14 @@ class _Step:
         run_commit = self.remote.find_commit(a.branch, a.trailer) if exists else None
         return BranchResolved(base_sha=base_sha, exists=exists, run_commit=run_commit)
 
-    def commit(self, a: CommitChange) -> Committed | NothingToCommit | Failed:
-        sha, detail, _ = self._build_commit(a)
-        if sha is None and detail:
-            return Failed(reasons.VALIDATION_FAILED, f"validation failed, nothing committed: {detail}")
+    def commit(self, a: CommitChange) -> Committed | NothingToCommit:
+        sha, _ = self._build_commit(a)
         return Committed(sha) if sha else NothingToCommit()
 
-    def _build_commit(self, a: CommitChange) -> tuple[str | None, str, Path]:
+    def _build_commit(self, a: CommitChange) -> tuple[str | None, Path]:
         tree = self.remote.checkout(f"commit-{a.branch}", self.git.base_branch, a.base_sha, a.branch)
         self._apply_change(tree)
-        if self.git.validation:
-            ok, detail = run_validation(self.git.validation.command, tree, self.git.validation.timeout_seconds,
-                                        self.remote.scrub)
-            if not ok:
-                return None, detail, tree
-        return self.remote.commit_all(tree, a.message, self.identity), "", tree
+        return self.remote.commit_all(tree, a.message, self.identity), tree
 
     def _apply_change(self, tree: Path) -> None:
         change, spec = self.git.change, self.run.spec
@@ -215,10 +208,10 @@ class _Step:
                            f"branch {a.commit.branch!r} moved on the remote to {remote_sha[:12]}")
         # Rebuild rather than trust a working tree that may not have survived a restart;
         # commits are deterministic, so the rebuilt one must be the recorded one.
-        sha, detail, tree = self._build_commit(a.commit)
+        sha, tree = self._build_commit(a.commit)
         if sha != a.commit_sha:
             raise GitError(reasons.COMMIT_NOT_REPRODUCIBLE, f"rebuilt commit {str(sha)[:12]} differs from "
-                                                            f"recorded {a.commit_sha[:12]} {detail}".rstrip())
+                                                            f"recorded {a.commit_sha[:12]}")
         self.remote.push(tree, a.commit_sha, a.commit.branch)
         return Pushed(already=False)
 

@@ -229,6 +229,7 @@ class Kube:
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
         self.extensions = client.ApiextensionsV1Api(api_client)
+        self.batch = client.BatchV1Api(api_client)
         self.instance = socket.gethostname()
 
     # reads
@@ -295,7 +296,32 @@ class Kube:
         allowed = strings(meta(secret).get("annotations")).get(credentials.ALLOWED_URLS_ANNOTATION)
         return SecretValue(value, credentials.prefixes_of(allowed))
 
+    def read_job(self, namespace: str, name: str) -> JsonObject | None:
+        return _optional(self.batch.read_namespaced_job, name, namespace)
+
+    def pods_of_job(self, namespace: str, name: str) -> list[JsonObject]:
+        return objects(_parse(self.core.list_namespaced_pod(
+            namespace, label_selector=f"batch.kubernetes.io/job-name={name}", _preload_content=False)).get("items"))
+
     # writes
+
+    def create_job(self, namespace: str, job: JsonObject) -> JsonObject | None:
+        """Create the Job; None when created, the existing Job when one of that name is there already."""
+        try:
+            self.batch.create_namespaced_job(namespace, _body(job), _preload_content=False)
+        except ApiException as err:
+            if err.status != 409:
+                raise
+            return self.read_job(namespace, text(meta(job).get("name")) or "")
+        return None
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        """Delete the Job and its pods; a Job already gone counts as deleted."""
+        try:
+            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+        except ApiException as err:
+            if err.status != 404:
+                raise
 
     def patch_deployment(self, namespace: str, name: str, patch: JsonValue, content_type: str) -> JsonObject:
         return _parse(self.apps.patch_namespaced_deployment(

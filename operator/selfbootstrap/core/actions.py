@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from ..models import CIStatus, HttpCheck
+from ..models import CIStatus, HttpCheck, ValidationState
 from .jsontypes import JsonObject, JsonPatch
 
 # --- Kubernetes -------------------------------------------------------------------
@@ -124,11 +124,48 @@ class OpenRevertPullRequest:
     body: str
 
 
+# --- the validation Job ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateValidationJob:
+    """Start the Job that checks out `sha` and runs the spec's command, or find the one this run already
+    started for it. -> ValidationJobStarted"""
+
+    name: str
+    sha: str
+    branch: str
+    repository_url: str
+    image: str
+    command: tuple[str, ...]
+    service_account_name: str
+    automount_service_account_token: bool
+    timeout_seconds: int
+    secret_name: str | None  # the run's git credentials, mounted only into the checkout step
+    secret_key: str | None
+    username: str
+
+
+@dataclass(frozen=True)
+class CheckValidationJob:
+    """Read how the Job went, with its container's termination message. -> ValidationJobObserved"""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class DeleteValidationJob:
+    """Delete the Job and its pods. -> ValidationJobDeleted"""
+
+    name: str
+
+
 KubeAction: TypeAlias = PatchDeployment | RollbackDeployment
 HttpAction: TypeAlias = ProbeHttp
 GitAction: TypeAlias = (ResolveBranch | CommitChange | PushBranch | OpenPullRequest | CheckCI | MergePullRequest
                         | CheckPullRequest | OpenRevertPullRequest)
-Action: TypeAlias = KubeAction | HttpAction | GitAction
+JobAction: TypeAlias = CreateValidationJob | CheckValidationJob | DeleteValidationJob
+Action: TypeAlias = KubeAction | HttpAction | GitAction | JobAction
 
 
 # --- results ---------------------------------------------------------------------
@@ -208,6 +245,22 @@ class RevertOpened:
 
 
 @dataclass(frozen=True)
+class ValidationJobStarted:
+    name: str
+
+
+@dataclass(frozen=True)
+class ValidationJobObserved:
+    state: ValidationState  # running, succeeded, failed or timedOut
+    message: str  # why it failed (the container's termination message, bounded), or how it stands
+
+
+@dataclass(frozen=True)
+class ValidationJobDeleted:
+    pass
+
+
+@dataclass(frozen=True)
 class Failed:
     """The side effect did not happen. `reason` is a status reason (see reasons.py); the message is
     safe to show (never a credential); `retryable`: a conflict or a passing fault, decide again later."""
@@ -219,4 +272,5 @@ class Failed:
 
 GitResult: TypeAlias = (BranchResolved | Committed | NothingToCommit | Pushed | PullRequestOpened | CIReported
                         | Merged | PullRequestObserved | RevertOpened)
-Result: TypeAlias = Deployed | Undone | Probed | GitResult | Failed
+JobResult: TypeAlias = ValidationJobStarted | ValidationJobObserved | ValidationJobDeleted
+Result: TypeAlias = Deployed | Undone | Probed | GitResult | JobResult | Failed

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import assert_never
 
 from ..models import CIStatus, GitStatus, GitWorkflow, Phase, RevertStatus
-from . import backoff, reasons, releases
+from . import backoff, reasons, releases, validation
 from .actions import (
     BranchResolved,
     CheckCI,
@@ -42,7 +42,7 @@ from .run import Run
 GIT_POLL_SECONDS = 2.0
 MANUAL_MERGE_POLL_SECONDS = 15.0
 TRAILER_KEY = "Selfbootstrap-Run"
-GIT_PHASES = (Phase.BRANCHING, Phase.COMMITTING, Phase.PUSHING, Phase.OPENING_PULL_REQUEST,
+GIT_PHASES = (Phase.BRANCHING, Phase.COMMITTING, Phase.PUSHING, Phase.VALIDATING, Phase.OPENING_PULL_REQUEST,
               Phase.AWAITING_CI, Phase.MERGING)
 
 
@@ -100,6 +100,13 @@ def decide(d: Draft) -> Decision:
             return d.decision(GIT_POLL_SECONDS, _commit_action(d))
         case Phase.PUSHING:
             return d.decision(GIT_POLL_SECONDS, PushBranch(_commit_action(d), gs.commit_sha or ""))
+        case Phase.VALIDATING:
+            decision, action = validation.decide(d, git, gs)
+            if decision is not None:
+                return decision
+            if action is not None:
+                return d.decision(validation.POLL_SECONDS, action)
+            return _after_validation(d)
         case Phase.OPENING_PULL_REQUEST:
             pr = git.pull_request
             title = pr.title or f"Deploy release {_release(d)} to {d.run.spec.target.deployment}"
@@ -209,6 +216,13 @@ def failed(d: Draft, action: GitAction, failure: Failed) -> Decision:
 
 
 def _after_push(d: Draft) -> Decision:
+    if _spec(d).validation is not None:
+        d.enter(Phase.VALIDATING, reasons.PUSHED, f"branch {_git(d).branch} pushed; validating it")
+        return d.decision(0)
+    return _after_validation(d)
+
+
+def _after_validation(d: Draft) -> Decision:
     if _spec(d).pull_request.create:
         d.enter(Phase.OPENING_PULL_REQUEST, reasons.PUSHED, f"branch {_git(d).branch} pushed")
         return d.decision(0)

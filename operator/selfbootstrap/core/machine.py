@@ -14,12 +14,15 @@ from datetime import datetime
 from typing import assert_never
 
 from ..models import RELEASE_ANNOTATION, TERMINAL_PHASES, FailureClass, HealthStatus, Phase, RunSpec, WatchdogStatus
-from . import gitflow, policy, reasons, releases, rollout, watchdog
+from . import gitflow, policy, reasons, releases, rollout, validation, watchdog
 from .actions import (
     Action,
     BranchResolved,
+    CheckValidationJob,
     CIReported,
     Committed,
+    CreateValidationJob,
+    DeleteValidationJob,
     Deployed,
     Failed,
     Merged,
@@ -34,6 +37,9 @@ from .actions import (
     RevertOpened,
     RollbackDeployment,
     Undone,
+    ValidationJobDeleted,
+    ValidationJobObserved,
+    ValidationJobStarted,
 )
 from .decision import Decision
 from .draft import Draft
@@ -302,6 +308,12 @@ def settle(run: Run, world: World, action: Action, result: Result, now: datetime
         case BranchResolved() | Committed() | NothingToCommit() | Pushed() | PullRequestOpened() | CIReported() \
                 | Merged() | PullRequestObserved() | RevertOpened():
             return gitflow.settle(d, result)
+        case ValidationJobStarted():
+            return validation.started(d, result.name)
+        case ValidationJobObserved():
+            return validation.observed(d, result.state, result.message)
+        case ValidationJobDeleted():
+            return validation.deleted(d)
         case _:
             assert_never(result)
 
@@ -316,6 +328,8 @@ def _failed(d: Draft, world: World, action: Action, failure: Failed) -> Decision
             return d.fail(reasons.ROLLBACK_REFUSED, failure.message)
         case ProbeHttp():
             return _probed(d, world, Probed(healthy=False, detail=failure.message))
+        case CreateValidationJob() | CheckValidationJob() | DeleteValidationJob():
+            return validation.failed(d, action, failure)
         case _:
             return gitflow.failed(d, action, failure)
 
