@@ -134,3 +134,23 @@ def test_the_token_appears_nowhere_after_a_full_run(namespace, repo, forge, oper
     seen += kubectl("get", "events", "-n", namespace, "-o", "json")
     basic = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
     assert TOKEN not in seen and basic not in seen
+
+
+@pytest.mark.parametrize("allowed, why", [
+    (None, "has no selfbootstrap.dev/allowed-urls annotation"),
+    ("https://git.example.com/", "does not allow sending its token to"),
+    ("https://127.0.0.1/", "does not allow sending its token to http://127.0.0.1"),
+], ids=["no-annotation", "other-prefix", "https-only-prefix-for-plain-http"])
+def test_a_token_is_sent_nowhere_its_secret_does_not_allow(namespace, repo, git_server, forge, allowed, why):
+    annotations = {"selfbootstrap.dev/allowed-urls": allowed}
+    client.CoreV1Api().patch_namespaced_secret("git-token", namespace, {"metadata": {"annotations": annotations}})
+    git_requests, forge_requests = len(git_server.requests), len(forge.requests)
+    create_run(namespace, "leaky", git_spec(repo, forge))
+
+    st = wait_phase(namespace, "leaky", FINISHED, timeout=60)
+
+    assert (st["phase"], st["reason"]) == ("Failed", "CredentialsNotAllowed"), st
+    assert why in st["message"] and "'git-token'" in st["message"]
+    assert (len(git_server.requests), len(forge.requests)) == (git_requests, forge_requests), \
+        "nothing may be contacted"
+    assert_deployment_untouched(namespace)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -82,3 +83,38 @@ def test_control_plane_crash_mid_run_is_survived(operator, namespace):
     assert st["restartWatchdogAttempts"] == 8
     assert operator.proc.poll() is None, "the operator must ride out the outage, not crash"
     assert replica_sets(namespace, "app")[V2]["revision"] == 2
+
+
+def test_a_persons_hotfix_between_the_failure_and_the_undo_survives(operator, namespace, kubectl):
+    """The operator stops right after it recorded the decision to roll back; a person then fixes the
+    Deployment by hand. The resumed run must not undo over the fix."""
+    create_deployment(namespace, "app", V1, "v1")
+    create_run(namespace, "hotfixed", {
+        "target": {"deployment": "app"}, "release": {"id": "v2", "image": V2},
+        "restartWatchdog": {"retries": 60, "intervalSeconds": 1},
+    })
+    wait_phase(namespace, "hotfixed", "WatchingRestarts", timeout=60)
+    operator.kill()
+    try:
+        rs = replica_sets(namespace, "app")
+        # What the operator writes when the watchdog fails and the policy allows the undo.
+        kubectl("-n", namespace, "patch", "sbr", "hotfixed", "--subresource=status", "--type=merge", "-p", json.dumps(
+            {"status": {"phase": "RollingBack", "reason": "RestartWatchdogFailed",
+                        "message": "pod crash-looping; rolling back to revision 1",
+                        "restartWatchdogStatus": "unstable", "restartWatchdogReason": "crashLoopBackOff",
+                        "rollbackPolicyStatus": "allowed", "rollbackPolicyReason": "rollbackTargetValidated",
+                        "rollbackTargetValid": True, "rollbackFailureClass": "restartWatchdogFailure",
+                        "rollbackDeploymentContext": "external", "rollbackTargetReleaseId": "v1",
+                        "rollbackTargetReplicaSet": rs[V1]["name"], "rollbackTargetRevision": rs[V1]["revision"]}}))
+        kubectl("-n", namespace, "set", "image", "deployment/app", "app=registry.example.com/app:v2-hotfix")
+    finally:
+        operator.start()
+
+    st = wait_phase(namespace, "hotfixed", {"RolledBack", "Failed", "Succeeded"}, timeout=60)
+
+    assert (st["phase"], st["reason"]) == ("Failed", "DeploymentChanged"), st
+    assert "not rolling back over someone else's change" in st["message"]
+    rs = replica_sets(namespace, "app")
+    assert client.AppsV1Api().read_namespaced_deployment("app", namespace).spec.template.spec.containers[0].image \
+        == "registry.example.com/app:v2-hotfix"
+    assert (rs[V1]["revision"], rs[V1]["history"]) == (1, ""), "the v1 ReplicaSet was never re-adopted"

@@ -68,7 +68,7 @@ def test_operator_crd_change_blocks_automatic_rollback(operator, namespace, kube
 @pytest.fixture
 def peering(operator, kubectl, tmp_path, namespace):
     """Two peered operator instances for the test's namespace instead of the standalone one."""
-    kubectl("apply", "-f", str(ROOT / "manifests" / "peering.yaml"))
+    kubectl("apply", "-f", str(ROOT / "manifests" / "common" / "peering.yaml"))
     kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/kopfpeerings.kopf.dev")
     operator.stop()
     scope = f"--namespace={namespace}"
