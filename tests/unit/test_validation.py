@@ -110,7 +110,7 @@ def test_a_passed_validation_deletes_the_job_per_policy_then_opens_the_pull_requ
         d = settle(run, d.action, ValidationJobDeleted())
         assert d.status.git.validation_job_deleted is True
         d = decide(then(run, d))
-    assert d.status.phase == "OpeningPullRequest" and d.action is not None
+    assert (d.status.phase, d.requeue_after) == ("OpeningPullRequest", 0)
 
 
 @pytest.mark.parametrize("policy, deletes, kept", [("OnSuccess", False, True), ("Always", True, False),
