@@ -29,6 +29,12 @@ def mutated(path: str, value) -> dict:
 
 DELETE = object()
 
+
+def git(**fields) -> dict:
+    base = {"repositoryUrl": "https://git.example.com/acme/app.git",
+            "change": {"setImage": {"path": "deploy/app.yaml"}}}
+    return {**VALID, "git": {**base, **fields}}
+
 REJECTED = [
     pytest.param(mutated("release.podTemplatePatch", {"spec": {}}),
                  "spec.release.image or spec.release.podTemplatePatch",
@@ -49,6 +55,17 @@ REJECTED = [
     pytest.param(mutated("target.deployment", "Not_A_Name"), "spec.target.deployment", id="bad-name"),
     pytest.param(mutated("target.deployment", DELETE), "spec.target.deployment", id="missing-deployment"),
     pytest.param({"target": {"deployment": "app"}}, "spec.release", id="missing-release"),
+    *[pytest.param(git(change={"files": [{"path": path, "content": "x"}]}), "spec.git.change.files[0].path",
+                   id=f"path-{path}") for path in (".git/config", "./.git/hooks/x", "a/../.git/config",
+                                                   ".GIT/config", "/etc/passwd", "a/../../b")],
+    pytest.param(git(change={"setImage": {"path": ".git/config"}}), "spec.git.change.setImage.path",
+                 id="set-image-into-git"),
+    *[pytest.param(git(branch=branch), "spec.git.branch", id=f"branch-{branch}")
+      for branch in ("feat..x", "feat/x.lock", "-x", "a b", "x/")],
+    pytest.param(git(baseBranch="ma..in"), "spec.git.baseBranch", id="base-branch"),
+    pytest.param(git(forge={"apiUrl": "file:///etc"}), "spec.git.forge.apiUrl", id="forge-file-url"),
+    pytest.param(git(repositoryUrl="ext::sh -c touch% /tmp/x"), "spec.git.repositoryUrl", id="ext-transport"),
+    pytest.param(git(validation={"command": ["make"]}), "spec.git.validation.image", id="validation-without-image"),
 ]
 
 
