@@ -151,6 +151,9 @@ def components() -> list[Component]:
     _, key, pub = _credentials()
     kubeconfig = str(STATE / "kubeconfig")
     etcd_url = f"http://127.0.0.1:{ETCD_PORT}"
+    audit = [f"--audit-policy-file={ROOT / 'hack' / 'audit-policy.yaml'}", f"--audit-log-path={STATE / 'audit.log'}",
+             "--audit-log-format=json", "--audit-log-maxsize=512", "--audit-log-maxbackup=4"] \
+        if os.environ.get("SELFBOOTSTRAP_AUDIT_LOG") == "1" else []  # every request, for benchmarks/bench_watch.py
     return [
         Component("etcd", [str(etcd_bin() / "etcd"), "--data-dir", str(STATE / "etcd"),
                            "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
@@ -165,7 +168,7 @@ def components() -> list[Component]:
             f"--token-auth-file={STATE / 'tokens.csv'}", "--authorization-mode=RBAC",
             f"--service-account-key-file={pub}", f"--service-account-signing-key-file={key}",
             "--service-account-issuer=https://kubernetes.default.svc", "--service-cluster-ip-range=10.96.0.0/16",
-            "--endpoint-reconciler-type=none", "--enable-priority-and-fairness=false"]),
+            "--endpoint-reconciler-type=none", "--enable-priority-and-fairness=false", *audit]),
         Component("kube-controller-manager", [
             str(k8s_bin() / "kube-controller-manager"), f"--kubeconfig={kubeconfig}", "--leader-elect=false",
             f"--service-account-private-key-file={key}", f"--root-ca-file={STATE / 'certs' / 'apiserver.crt'}",

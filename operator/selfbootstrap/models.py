@@ -23,6 +23,7 @@ SINGULAR = "selfbootstraprun"
 SHORT_NAMES = ["sbr"]
 
 RELEASE_ANNOTATION = "selfbootstrap.dev/release-id"
+RELEASE_IMAGES_ANNOTATION = "selfbootstrap.dev/release-images"  # the images the release id was set for
 RUN_ANNOTATION = "selfbootstrap.dev/run"
 CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
 
@@ -170,6 +171,18 @@ class RollbackPolicy(Model):
     timeout_seconds: Annotated[int, Field(
         default=600, ge=1, le=86400,
         description="How long the rolled-back Deployment may take to become available.")]
+
+
+class RetryPolicy(Model):
+    """How a step that meets a passing fault (a conflict, an unreachable server, a 5xx) is retried:
+    with exponential backoff, at most maxAttempts times per phase; then the run ends RetriesExhausted."""
+
+    max_attempts: Annotated[int, Field(
+        default=8, ge=1, le=100, description="Attempts of a step per phase, the first one included.")]
+    initial_backoff_seconds: Annotated[float, Field(
+        default=2.0, gt=0, le=600, description="Wait after the first failed attempt; doubled after each.")]
+    max_backoff_seconds: Annotated[float, Field(
+        default=60.0, gt=0, le=3600, description="Cap of the growing wait.")]
 
 
 def _defaults(model: type[Model]) -> dict[str, Any]:
@@ -401,6 +414,9 @@ class RunSpec(Model):
     rollback_policy: Annotated[RollbackPolicy, Field(
         default_factory=RollbackPolicy, description="Rollback policy per failure class.",
         json_schema_extra=_defaults(RollbackPolicy))]
+    retry_policy: Annotated[RetryPolicy, Field(
+        default_factory=RetryPolicy, description="Retries of steps that meet a passing fault.",
+        json_schema_extra=_defaults(RetryPolicy))]
 
 
 # --- status -----------------------------------------------------------------
@@ -512,6 +528,26 @@ class GitStatus(StatusModel):
     revert_pull_request_url: str | None = None
 
 
+class RetryStatus(StatusModel):
+    """The retries of the current phase's step; cleared when the phase changes."""
+
+    phase: Phase
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    event_seq: int | None = None  # the one Retrying Event of this phase, counted as a series
+
+
+class EventRecord(StatusModel):
+    """An Event of the latest decision, kept so that a restarted operator posts it (once) if it was lost."""
+
+    seq: int
+    type: str
+    reason: str
+    message: str = ""
+    count: int = 1
+
+
 class Transition(Model):
     """One entry of the bounded phase history."""
 
@@ -544,6 +580,11 @@ class RunStatus(StatusModel):
     rollback_target_revision: int | None = None
     rollback_target_replica_set: str | None = None
     release_metadata_source: str | None = None
+    failure_reason: str | None = None  # what failed: kept when a rollback follows, so the cause stays visible
+    failure_message: str | None = None
+    retry: RetryStatus | None = None
+    event_seq: int = 0
+    last_events: list[EventRecord] = Field(default_factory=list)
 
     git: GitStatus | None = None
     deploy_patched_at: datetime | None = None

@@ -90,7 +90,22 @@ def test_pod_state():
 
 
 def test_pod_state_of_a_pending_pod():
-    assert k.pod_state({"metadata": {"name": "p"}, "status": {"phase": "Pending"}}) == PodState("p", "Pending", False)
+    assert k.pod_state({"metadata": {"name": "p"}, "status": {"phase": "Pending"}}) == PodState(
+        "p", "Pending", False, started=False)
+
+
+@pytest.mark.parametrize("status, started", [
+    ({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]},
+     False),
+    ({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}],
+      "containerStatuses": [{"name": "app", "state": {"waiting": {"reason": "ContainerCreating"}}}]}, False),
+    ({"phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"}],
+      "containerStatuses": [{"name": "app", "state": {"running": {}}}]}, True),
+    ({"phase": "Running", "containerStatuses": [{"name": "app", "restartCount": 2,
+                                                 "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}, True),
+], ids=["unschedulable", "creating-containers", "running", "crash-looping"])
+def test_a_pod_has_started_once_scheduled_and_past_creating_its_containers(status, started):
+    assert k.pod_state({"metadata": {"name": "p"}, "status": status}).started is started
 
 
 def test_controlled_by_needs_the_controller_flag():

@@ -24,10 +24,12 @@ from selfbootstrap.core.actions import (
 from selfbootstrap.core.decision import Decision
 from selfbootstrap.core.machine import POLL_SECONDS, QUEUE_SECONDS
 from selfbootstrap.core.patches import rollback_patch
+from selfbootstrap.core.world import PodState
 from selfbootstrap.models import (
     CHANGE_CAUSE_ANNOTATION,
     HISTORY_LIMIT,
     RELEASE_ANNOTATION,
+    RELEASE_IMAGES_ANNOTATION,
     RUN_ANNOTATION,
     HttpCheck,
     RunStatus,
@@ -182,7 +184,8 @@ def test_terminal_runs_stay_put(phase):
 @pytest.mark.parametrize("release, expected", [
     pytest.param({}, ("v3", "v2", 2, "rs-2", "v2", "deploymentRevisions"), id="from-deployment-revisions"),
     pytest.param({"id": "rel-3"}, ("rel-3", "v2", 2, "rs-2", "v2", "deploymentRevisions"), id="spec-id"),
-    pytest.param({"previousReleaseId": "v1"}, ("v3", "v1", 2, "rs-2", "v1", "spec"), id="spec-previous"),
+    pytest.param({"previousReleaseId": "v1"}, ("v3", "v1", 2, "rs-2", "v1", "deploymentRevisions"),
+                 id="spec-previous"),
     pytest.param({"rollbackReleaseId": "v1"}, ("v3", "v2", 2, "rs-2", "v1", "deploymentRevisions"),
                  id="spec-rollback-target"),
 ])
@@ -262,7 +265,8 @@ def test_deploying_patches_the_deployment():
         "metadata": {"resourceVersion": "4711",
                      "annotations": {CHANGE_CAUSE_ANNOTATION: f"SelfBootstrapRun {RUN}: deploy release v3",
                                      RUN_ANNOTATION: RUN}},
-        "spec": {"template": {"metadata": {"annotations": {RELEASE_ANNOTATION: "v3"}},
+        "spec": {"template": {"metadata": {"annotations": {RELEASE_ANNOTATION: "v3",
+                                                           RELEASE_IMAGES_ANNOTATION: f"app={image('v3')}"}},
                               "spec": {"containers": [{"name": "app", "image": image("v3")}]}}},
     })
     assert d.requeue_after == POLL_SECONDS
@@ -276,7 +280,8 @@ def test_patch_names_the_target_container_and_the_change_cause():
     d = decide(st, world(deployment(TWO_CONTAINERS)), sp=sp)
     patch = d.action.patch
     assert patch["spec"]["template"]["spec"] == {"containers": [{"name": "sidecar", "image": "reg/proxy:2"}]}
-    assert patch["spec"]["template"]["metadata"]["annotations"] == {RELEASE_ANNOTATION: "2"}
+    assert patch["spec"]["template"]["metadata"]["annotations"] == {
+        RELEASE_ANNOTATION: "2", RELEASE_IMAGES_ANNOTATION: f"app={image('v2')},sidecar=reg/proxy:2"}
     assert patch["metadata"]["annotations"][CHANGE_CAUSE_ANNOTATION] == "bump proxy"
 
 
@@ -290,7 +295,9 @@ def test_pod_template_patch_variant():
                      "annotations": {CHANGE_CAUSE_ANNOTATION: f"SelfBootstrapRun {RUN}: deploy release p1",
                                      RUN_ANNOTATION: RUN}},
         "spec": {"template": {
-            "metadata": {"labels": {"tier": "canary"}, "annotations": {"team": "web", RELEASE_ANNOTATION: "p1"}},
+            "metadata": {"labels": {"tier": "canary"},
+                         "annotations": {"team": "web", RELEASE_ANNOTATION: "p1",
+                                         RELEASE_IMAGES_ANNOTATION: f"app={image('v2')}"}},
             "spec": {"containers": [{"name": "app", "env": [{"name": "MODE", "value": "fast"}]}]},
         }},
     })
@@ -306,7 +313,8 @@ def test_paused_deployment_is_not_patched():
 @pytest.mark.parametrize("sp, template", [
     pytest.param(spec(), tmpl("v3"), id="image"),
     pytest.param(spec(release={"image": None, "podTemplatePatch": {"metadata": {"labels": {"a": "b"}}},
-                               "id": "v3"}), tmpl("v3", img="reg/other:x"), id="pod-template-patch"),
+                               "id": "v3"}), tmpl("v3", img="reg/other:x", labels={"app": "web", "a": "b"}),
+                 id="pod-template-patch"),
 ])
 def test_deployment_already_carrying_the_release_is_not_patched_again(sp, template):
     d = decide(resolved(), world(deployment(template, paused=True)), sp=sp, now=at(4))
@@ -363,13 +371,60 @@ ACTIONS = [
 ]
 
 
+def retry_only(before: RunStatus, after: RunStatus) -> bool:
+    """Equal apart from the retry record and the events kept with it."""
+    skip = {"observed_generation", "conditions", "retry", "event_seq", "last_events"}
+    return before.model_dump(exclude=skip) == after.model_dump(exclude=skip)
+
+
 @pytest.mark.parametrize("st, action", ACTIONS)
-def test_retryable_outcome_changes_nothing_but_an_event(st, action):
+def test_a_passing_fault_is_retried_after_a_backoff(st, action):
     d = settle(st, world(deployed()), action, Failed("X", "409 Conflict", retryable=True),
                sp=spec(**HTTP), now=at(30))
-    assert unchanged(st, d.status)
-    assert (d.action, d.requeue_after) == (None, POLL_SECONDS)
-    assert [(e.type, e.reason, e.message) for e in d.events] == [("Warning", "Retrying", "409 Conflict")]
+    assert retry_only(st, d.status)
+    assert (d.action, d.requeue_after) == (None, 2.0)
+    r = d.status.retry
+    assert (r.phase, r.attempts, r.last_error, r.next_attempt_at) == (st.phase, 1, "409 Conflict", at(32))
+    assert [(e.type, e.reason, e.count) for e in d.events] == [("Warning", "Retrying", 1)]
+    assert d.events[0].message == "409 Conflict (attempt 1 of 8; trying again in 2s)"
+
+
+def retried(st: RunStatus, action, attempts: int, sp=None, start: float = 30) -> list:
+    decisions, now = [], at(start)
+    for _ in range(attempts):
+        d = settle(st, world(deployed()), action, Failed("X", "503 unavailable", retryable=True), sp=sp, now=now)
+        decisions.append(d)
+        st, now = d.status, now + (at(d.requeue_after or 0) - T0)
+    return decisions
+
+
+def test_backoff_doubles_up_to_its_cap_and_the_retrying_event_is_one_series():
+    sp = spec(retryPolicy={"maxAttempts": 8, "initialBackoffSeconds": 2, "maxBackoffSeconds": 10})
+    decisions = retried(resolved(), PatchDeployment({}), 5, sp=sp)
+    assert [d.requeue_after for d in decisions] == [2, 4, 8, 10, 10]
+    assert {d.events[0].seq for d in decisions} == {decisions[0].events[0].seq}, "one Event, counted"
+    assert [d.events[0].count for d in decisions] == [1, 2, 3, 4, 5]
+
+
+def test_retries_end_when_the_budget_is_spent():
+    sp = spec(retryPolicy={"maxAttempts": 3})
+    *_, last = retried(rolling_back(), RollbackDeployment("rs-2", []), 3, sp=sp)
+    assert (last.status.phase, last.status.reason) == ("Failed", "RetriesExhausted")
+    assert "3 attempts in phase RollingBack" in last.status.message and "503 unavailable" in last.status.message
+    assert last.status.rollback_healthy is False and last.requeue_after is None
+
+
+def test_no_step_is_tried_again_before_its_backoff_has_passed():
+    (d,) = retried(resolved(), PatchDeployment({}), 1)
+    assert decide(d.status, world(deployment()), now=at(31)).requeue_after == 1.0
+    assert decide(d.status, world(deployment()), now=at(31)).action is None
+    assert isinstance(decide(d.status, world(deployment()), now=at(32)).action, PatchDeployment)
+
+
+def test_the_retry_record_is_cleared_when_the_phase_changes():
+    (d,) = retried(resolved(), PatchDeployment({}), 1)
+    after = settle(d.status, world(deployment()), PatchDeployment({}), Deployed(V3_DIGEST), now=at(33))
+    assert after.status.phase == "VerifyingHealth" and after.status.retry is None
 
 
 # --- VerifyingHealth ------------------------------------------------------------------------
@@ -951,3 +1006,87 @@ def test_disabled_watchdog_does_not_fail_fast_on_crash_signals():
     d = m.decide(run(verifying(), spec(restartWatchdog={"enabled": False})),
                  world(deployed(updated_replicas=0, available_replicas=0), (crashing,)), at(5))
     assert (d.status.phase, d.status.reason) == ("VerifyingHealth", "RolloutInProgress")
+
+
+# --- records that tell the truth (issue: every input ends well) -------------------------------------
+
+
+def test_a_crash_caught_during_the_rollout_counts_as_an_observation():
+    d = decide(verifying(), world(deployed(available_replicas=0), (CRASHING_POD,)), now=at(3))
+    s = d.status
+    assert (s.restart_watchdog_status, s.restart_watchdog_attempts, s.restart_watchdog_checked_at) == (
+        "unstable", 1, at(3))
+
+
+def test_a_run_superseded_while_watching_shows_no_watchdog_verdict():
+    st = watching(reason="Observing", restart_watchdog_attempts=1, restart_watchdog_checked_at=T0,
+                  restart_watchdog_reason="stable")
+    d = decide(st, world(deployment(tmpl("v4")), (HEALTHY_POD,)), now=at(1))
+    assert where(d) == ("Failed", "DeploymentChanged")
+    assert (d.status.restart_watchdog_status, d.status.restart_watchdog_reason) == ("notRun", None)
+
+
+def test_a_rolled_back_run_keeps_what_failed():
+    st = rolling_back(reason="RollbackPatched", rollback_patched_at=at(1), failure_reason="RestartWatchdogFailed",
+                      failure_message="pod web-3 container app is in CrashLoopBackOff (3 restarts)")
+    d = decide(st, world(rolled_back()), now=at(9))
+    assert where(d) == ("RolledBack", "RolledBack")
+    assert d.status.message == ("rolled back to release v2 (rs-2) after RestartWatchdogFailed: pod web-3 container "
+                                "app is in CrashLoopBackOff (3 restarts); available again")
+    degraded = next(c for c in d.status.conditions if c.type == "Degraded")
+    assert (degraded.reason, degraded.message) == (
+        "restartWatchdogFailure", "pod web-3 container app is in CrashLoopBackOff (3 restarts)")
+
+
+def test_the_gate_failure_is_recorded_as_the_cause():
+    d = decide(verifying(), world(deployed(), (CRASHING_POD,)), now=at(20))
+    assert (d.status.failure_reason, d.status.failure_message) == (
+        "RestartWatchdogFailed", "pod web-1 container app is in CrashLoopBackOff (3 restarts)")
+
+
+def test_a_queued_run_says_so_with_an_event_once():
+    accepted = decide(None, world(deployment())).status
+    d = decide(accepted, world(deployment(), blocking_run="run-0"), now=at(1))
+    assert events(d) == [("Normal", "Queued")]
+    again = decide(d.status, world(deployment(), blocking_run="run-0"), now=at(6))
+    assert events(again) == []
+
+
+def test_a_git_run_waits_for_the_deployment_only_when_it_deploys():
+    sp = spec(git={"repositoryUrl": "https://git.example.com/a/b.git", "change": {"setImage": {"path": "x.yaml"}}})
+    d = decide(status(phase="Pending", reason="Accepted"), world(deployment(), blocking_run="run-0"), sp=sp)
+    assert where(d) == ("Branching", "Started"), "a git run does not hold or wait for the Deployment"
+    merged = status(phase="Deploying", reason="Merged", started_at=T0, phase_started_at=T0)
+    d = decide(merged, world(deployment(), blocking_run="run-0"), sp=sp, now=at(5))
+    assert where(d) == ("Deploying", "Queued") and d.action is None
+    d = decide(d.status, world(deployment()), sp=sp, now=at(10))
+    assert where(d) == ("Deploying", "ReleasesResolved")
+
+
+def test_new_pods_of_a_scale_up_that_are_not_started_do_not_fail_the_watchdog():
+    pending = PodState("web-9", phase="Pending", ready=False, started=False)
+    st = watching(reason="Observing", restart_watchdog_attempts=2, restart_watchdog_checked_at=T0)
+    d = decide(st, world(deployed(replicas=2, status_replicas=2, available_replicas=1), (HEALTHY_POD, pending)),
+               now=at(10))
+    assert where(d) == ("Succeeded", "Succeeded")
+
+
+def test_pods_that_never_start_are_caught_by_the_progress_deadline():
+    st = watching(reason="Observing", restart_watchdog_attempts=1, restart_watchdog_checked_at=T0)
+    dep = deployed(replicas=2, available_replicas=1, progressing_reason="ProgressDeadlineExceeded")
+    d = decide(st, world(dep, (HEALTHY_POD,)), now=at(10))
+    assert where(d) == ("Failed", "ProgressDeadlineExceeded")
+    assert d.status.rollback_failure_class == "deployFailure"
+
+
+def test_the_watchdog_waits_until_it_sees_every_available_pod():
+    st = watching(reason="Observing", restart_watchdog_attempts=1, restart_watchdog_checked_at=T0)
+    d = decide(st, world(deployed(replicas=2, status_replicas=2, updated_replicas=2, available_replicas=2),
+                         (HEALTHY_POD,)), now=at(10))
+    assert (d.status.restart_watchdog_attempts, d.requeue_after, d.action) == (1, 0.5, None)
+
+
+def test_internal_errors_end_the_run_saying_so():
+    d = machine.internal_error(run(rolling_back()), at(1), "unexpected KeyError in run apps/run-1: 'x'")
+    assert where(d) == ("Failed", "InternalError") and d.status.rollback_healthy is False
+    assert d.requeue_after is None

@@ -8,7 +8,7 @@ from selfbootstrap.core import policy
 from selfbootstrap.core.policy import PolicyDecision, PolicyInput
 from selfbootstrap.models import DeploymentContext, FailureClass, PolicyStatus, RollbackPolicy
 
-from .factories import REV1, REV2, REV3, rev
+from .factories import REV1, REV2, REV3, rev, tmpl
 
 DEPLOY, HEALTH, WATCHDOG = FailureClass.DEPLOY, FailureClass.HEALTH, FailureClass.RESTART_WATCHDOG
 EXTERNAL, SELF_HOSTED = DeploymentContext.EXTERNAL, DeploymentContext.SELF_HOSTED
@@ -136,3 +136,15 @@ def test_rollback_policy_defaults():
     defaults = RollbackPolicy()
     assert (defaults.on_deploy_failure, defaults.on_health_failure, defaults.on_restart_watchdog_failure) == (
         False, True, True)
+
+
+def test_a_release_claimed_by_two_different_templates_is_ambiguous():
+    other_v2 = rev("rs-9", 9, "v2", template=tmpl("v2", labels={"app": "web", "variant": "b"}))
+    d = policy.evaluate(inp(revisions=(REV1, REV2, other_v2, REV3)))
+    assert (d.status, d.reason, d.target_valid, d.target) == (DENIED, "rollbackTargetAmbiguous", False, None)
+
+
+def test_the_same_template_under_two_revisions_is_not_ambiguous():
+    again = rev("rs-2b", 5, "v2")
+    d = policy.evaluate(inp(revisions=(REV1, REV2, again, REV3)))
+    assert (d.status, d.reason, d.target) == (ALLOWED, "rollbackTargetValidated", again)

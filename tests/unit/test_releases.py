@@ -8,7 +8,8 @@ import pytest
 
 from selfbootstrap.core import releases
 from selfbootstrap.core.releases import SourceAnswer
-from selfbootstrap.models import RELEASE_ANNOTATION, Release
+from selfbootstrap.core.world import Revision
+from selfbootstrap.models import RELEASE_ANNOTATION, RELEASE_IMAGES_ANNOTATION, Release
 
 from .factories import REV1, REV2, REV3, deployment, rev, tmpl
 
@@ -191,11 +192,11 @@ FROM_GIT = SourceAnswer("git", current_release_id="g-cur", previous_release_id="
     pytest.param({"image": "reg/app:v3", "id": "rel-3"}, [FROM_DEPLOYMENT],
                  ("rel-3", "v2", "v2", "deploymentRevisions"), id="spec-id-beats-image-tag"),
     pytest.param({"image": "reg/app:v3", "previousReleaseId": "v1"}, [FROM_DEPLOYMENT],
-                 ("v3", "v1", "v1", "spec"), id="spec-previous-beats-revisions"),
+                 ("v3", "v1", "v1", "deploymentRevisions"), id="spec-previous-beats-revisions"),
     pytest.param({"image": "reg/app:v3", "rollbackReleaseId": "v0"}, [FROM_DEPLOYMENT],
                  ("v3", "v2", "v0", "deploymentRevisions"), id="rollback-id-beats-revisions"),
     pytest.param({"image": "reg/app:v3", "previousReleaseId": "v1", "rollbackReleaseId": "v0"},
-                 [FROM_DEPLOYMENT], ("v3", "v1", "v0", "spec"), id="rollback-id-beats-previous-id"),
+                 [FROM_DEPLOYMENT], ("v3", "v1", "v0", "deploymentRevisions"), id="rollback-id-beats-previous-id"),
     pytest.param({"image": "reg/app"}, [FROM_DEPLOYMENT],
                  ("v2", "v2", "v2", "deploymentRevisions"), id="untagged-image-current-from-source"),
     pytest.param({"image": "reg/app"}, [EMPTY_DEPLOYMENT],
@@ -210,9 +211,10 @@ FROM_GIT = SourceAnswer("git", current_release_id="g-cur", previous_release_id="
                  ("g-cur", "v1", "v1", "git"), id="source-named-for-deployed-id"),
     pytest.param({"podTemplatePatch": {"metadata": {"labels": {"x": "y"}}}, "id": "p1",
                   "previousReleaseId": "p0"}, [FROM_DEPLOYMENT],
-                 ("p1", "p0", "p0", "spec"), id="pod-template-patch-all-from-spec"),
+                 ("p1", "p0", "p0", "deploymentRevisions"), id="pod-template-patch-ids-from-spec"),
 ])
 def test_resolve(release, answers, expected):
+    """`source` names the first source consulted for anything: an id, or the previous revision."""
     res = releases.resolve(Release.model_validate(release), answers)
     got = (res.deployed_release_id, res.previous_release_id, res.rollback_target_release_id, res.source)
     assert got == expected
@@ -236,3 +238,46 @@ def test_resolve_previous_revision(answers, expected):
 ])
 def test_requested_release_id(release, expected):
     assert releases.requested_release_id(Release.model_validate(release)) == expected
+
+
+def annotated(release: str, image: str, recorded: str | None) -> dict:
+    annotations = {RELEASE_ANNOTATION: release}
+    if recorded is not None:
+        annotations[RELEASE_IMAGES_ANNOTATION] = recorded
+    return {"metadata": {"annotations": annotations}, "spec": {"containers": [{"name": "app", "image": image}]}}
+
+
+@pytest.mark.parametrize("template, expected", [
+    pytest.param(annotated("v1", "reg/web:v1", "app=reg/web:v1"), "v1", id="images-as-recorded"),
+    pytest.param(annotated("v1", "reg/web:v1-hotfix", "app=reg/web:v1"), "v1-hotfix",
+                 id="set-image-since-the-release-is-no-longer-it"),
+    pytest.param(annotated("v1", "reg/web@sha256:abc", "app=reg/web:v1"), "sha256:abc", id="digest-since"),
+    pytest.param(annotated("v1", "reg/web:v7", None), "v1", id="annotation-set-by-hand-is-taken"),
+])
+def test_a_release_is_what_the_template_runs(template, expected):
+    assert releases.release_id_of(template) == expected
+
+
+def test_a_rollback_to_a_release_finds_it_and_not_a_hotfix_that_kept_its_annotation():
+    real = Revision("rs-1", 1, annotated("v1", "reg/web:v1", "app=reg/web:v1"))
+    hotfix = Revision("rs-2", 2, annotated("v1", "reg/web:v1-hotfix", "app=reg/web:v1"))
+    revisions = [Revision(r.replica_set, r.revision, r.template, releases.release_id_of(r.template))
+                 for r in (real, hotfix)]
+    assert releases.newest_revision(revisions, release_id="v1").replica_set == "rs-1"
+
+
+@pytest.mark.parametrize("part, included", [
+    ({"metadata": {"labels": {"tier": "x"}}}, True),
+    ({"metadata": {"labels": {"tier": "y"}}}, False),
+    ({"spec": {"containers": [{"name": "app", "env": [{"name": "MODE", "value": "fast"}]}]}}, True),
+    ({"spec": {"containers": [{"name": "app", "env": [{"name": "MODE", "value": "slow"}]}]}}, False),
+    ({"spec": {"containers": [{"name": "proxy", "image": "p:1"}]}}, False),
+    ({"spec": {"containers": [{"name": "app", "$patch": "merge"}]}}, True),
+    ({"spec": {"tolerations": [{"key": "a"}]}}, False),
+], ids=["label-there", "label-differs", "env-there", "env-differs", "container-missing", "directive-ignored",
+        "list-missing"])
+def test_a_template_includes_a_strategic_merge_patch(part, included):
+    whole = {"metadata": {"labels": {"app": "web", "tier": "x"}},
+             "spec": {"containers": [{"name": "app", "image": "reg/web:v2", "imagePullPolicy": "IfNotPresent",
+                                      "env": [{"name": "MODE", "value": "fast"}]}]}}
+    assert releases.includes(whole, part) is included

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from selfbootstrap.core.watchdog import crash_verdict, stability_verdict
+from selfbootstrap.core.world import PodState
 
 from .factories import container, pod
 
@@ -95,3 +96,15 @@ def test_most_restarted_container_is_reported_not_the_first_by_text():
     pods = [PodState("a", containers=(ContainerState("app", restart_count=2),)),
             PodState("b", containers=(ContainerState("app", restart_count=10),))]
     assert crash_verdict(pods, restart_threshold=1).reason == "containerRestarted:10"
+
+
+def test_pods_that_have_not_started_are_not_judged_on_readiness():
+    """An autoscaler's new pods, still unscheduled or creating containers, are no crash."""
+    pods = [PodState("web-1"), PodState("web-2", phase="Pending", ready=False, started=False)]
+    verdict = stability_verdict(pods, 0)
+    assert (verdict.stable, verdict.reason, verdict.message) == (True, "stable", "1 pods stable, 1 starting")
+
+
+def test_a_started_pod_that_is_not_ready_is_unstable():
+    verdict = stability_verdict([PodState("web-1", ready=False, started=True)], 0)
+    assert (verdict.stable, verdict.reason) == (False, "podsNotReady")

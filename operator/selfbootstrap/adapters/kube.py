@@ -136,11 +136,17 @@ def container_state(cs: JsonObject) -> ContainerState:
     )
 
 
+STARTING = frozenset({"ContainerCreating", "PodInitializing"})
+
+
 def pod_state(pod: JsonObject) -> PodState:
     status = obj(pod.get("status"))
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in objects(status.get("conditions")))
-    return PodState(name=name_of(pod), phase=text(status.get("phase")) or "Unknown", ready=ready,
-                    containers=tuple(container_state(cs) for cs in objects(status.get("containerStatuses"))))
+    conditions = {text(c.get("type")): c.get("status") for c in objects(status.get("conditions"))}
+    containers = tuple(container_state(cs) for cs in objects(status.get("containerStatuses")))
+    started = conditions.get("PodScheduled") != "False" and bool(containers) and not all(
+        c.waiting_reason in STARTING and c.restart_count == 0 for c in containers)
+    return PodState(name=name_of(pod), phase=text(status.get("phase")) or "Unknown",
+                    ready=conditions.get("Ready") == "True", containers=containers, started=started)
 
 
 def controlled_by(o: JsonObject, uid: str) -> bool:

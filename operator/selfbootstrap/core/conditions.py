@@ -39,8 +39,9 @@ def derive(status: RunStatus, generation: int | None, now: datetime) -> list[Con
     for c in (
         cond(PROGRESSING, phase not in TERMINAL_PHASES, reason),
         cond(READY, phase == Phase.SUCCEEDED, reason),
-        cond(DEGRADED, degraded, status.rollback_failure_class or reason if degraded else reasons.AS_EXPECTED,
-             message if degraded else ""),
+        cond(DEGRADED, degraded,
+             (status.rollback_failure_class or status.failure_reason or reason) if degraded else reasons.AS_EXPECTED,
+             (status.failure_message or message) if degraded else ""),
         cond(ROLLED_BACK, phase == Phase.ROLLED_BACK, reason if phase == Phase.ROLLED_BACK else reasons.NOT_ROLLED_BACK,
              message if phase == Phase.ROLLED_BACK else ""),
     ):

@@ -19,6 +19,8 @@ class Event:
     type: EventType
     reason: str
     message: str
+    count: int = 1  # > 1: the same Event again (posted as a series, not a new Event)
+    seq: int = 0  # its place among the run's Events; it names the Event, so posting it twice is harmless
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from ..models import HISTORY_LIMIT, TERMINAL_PHASES, Phase, RunStatus, Transition
+from ..models import HISTORY_LIMIT, TERMINAL_PHASES, EventRecord, Phase, RunStatus, Transition
 from . import conditions, reasons
 from .actions import Action
 from .decision import Decision, Event, EventType
@@ -30,8 +30,8 @@ class Draft:
                 raise AttributeError(f"RunStatus has no field {name!r}")
             setattr(self.status, name, value)  # validated: RunStatus has validate_assignment
 
-    def event(self, type_: EventType, reason: str, message: str) -> None:
-        self.events.append(Event(type_, reason, message))
+    def event(self, type_: EventType, reason: str, message: str, count: int = 1, seq: int = 0) -> None:
+        self.events.append(Event(type_, reason, message, count, seq))
 
     def normal(self, reason: str, message: str) -> None:
         self.event(EventType.NORMAL, reason, message)
@@ -49,16 +49,35 @@ class Draft:
             s.history = [*s.history, entry][-HISTORY_LIMIT:]
         if s.phase != phase:
             s.phase_started_at = self.now
+            s.retry = None  # the retry budget is per phase
         if phase in TERMINAL_PHASES:
             s.finished_at = self.now
         s.phase, s.reason, s.message = phase, reason, message
 
     def decision(self, requeue_after: float | None, action: Action | None = None) -> Decision:
         self.status.conditions = conditions.derive(self.status, self.run.generation, self.now)
+        events = self._numbered()
         done = self.status.phase in TERMINAL_PHASES
-        return Decision(self.status, action, tuple(self.events), None if done else requeue_after)
+        return Decision(self.status, action, events, None if done else requeue_after)
+
+    def _numbered(self) -> tuple[Event, ...]:
+        """Number the new events and keep them in status, so that a restart posts any it lost."""
+        if not self.events:
+            return ()
+        s, numbered = self.status, []
+        for event in self.events:
+            if event.seq:
+                numbered.append(event)
+            else:
+                s.event_seq += 1
+                numbered.append(replace(event, seq=s.event_seq))
+        s.last_events = [EventRecord(seq=e.seq, type=e.type, reason=e.reason, message=e.message[:1024],
+                                     count=e.count) for e in numbered]
+        return tuple(numbered)
 
     def fail(self, reason: str, message: str) -> Decision:
+        if self.status.failure_reason is None:  # the first failure is the cause; later ones are its sequels
+            self.status.failure_reason, self.status.failure_message = reason, message
         self.enter(Phase.FAILED, reason, message)
         self.warning(reasons.FAILED, f"{reason}: {message}")
         return self.decision(None)

@@ -10,10 +10,20 @@ a tick interrupted anywhere is resumed by deciding again without repeating it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import assert_never
 
-from ..models import RELEASE_ANNOTATION, TERMINAL_PHASES, FailureClass, HealthStatus, Phase, RunSpec, WatchdogStatus
+from ..models import (
+    RELEASE_ANNOTATION,
+    TERMINAL_PHASES,
+    FailureClass,
+    HealthStatus,
+    Phase,
+    RetryStatus,
+    RunSpec,
+    RunStatus,
+    WatchdogStatus,
+)
 from . import gitflow, policy, reasons, releases, rollout, validation, watchdog
 from .actions import (
     Action,
@@ -41,7 +51,7 @@ from .actions import (
     ValidationJobObserved,
     ValidationJobStarted,
 )
-from .decision import Decision
+from .decision import Decision, EventType
 from .draft import Draft
 from .patches import deploy_patch, rollback_patch
 from .run import Run
@@ -49,6 +59,7 @@ from .world import DeploymentState, World
 
 POLL_SECONDS = 2.0  # how often an in-flight rollout is looked at
 QUEUE_SECONDS = 5.0  # how often a queued run looks whether the Deployment is free
+POD_LAG_SECONDS = 0.5  # how soon to look again when fewer pods are seen than the Deployment counts
 
 
 # --- decide -------------------------------------------------------------------
@@ -67,6 +78,9 @@ def decide(run: Run, world: World, now: datetime) -> Decision:
             draft.set(rollback_healthy=False)
         return draft.fail(reasons.TARGET_NOT_FOUND,
                           f"deployment {run.spec.target.deployment!r} not found in the run's namespace")
+    wait = _retry_wait(run.status, now)
+    if wait > 0:  # a step met a passing fault: not again before its backoff has passed
+        return draft.decision(wait)
     if phase in gitflow.GIT_PHASES:
         return gitflow.decide(draft)
     dep = world.deployment
@@ -84,11 +98,25 @@ def decide(run: Run, world: World, now: datetime) -> Decision:
     raise AssertionError(f"no handler for phase {phase}")
 
 
+def internal_error(run: Run, now: datetime, message: str) -> Decision:
+    """Something the operator did not expect: the run ends, saying so, rather than retrying forever."""
+    d = Draft(run, now)
+    if d.status.phase == Phase.ROLLING_BACK:
+        d.set(rollback_healthy=False)
+    return d.fail(reasons.INTERNAL_ERROR, message)
+
+
+def _queued(d: Draft, phase: Phase, world: World, dep: DeploymentState) -> Decision:
+    message = f"waiting for run {world.blocking_run!r}, which holds deployment {dep.name!r}"
+    if d.status.reason != reasons.QUEUED:
+        d.normal(reasons.QUEUED, message)
+    d.enter(phase, reasons.QUEUED, message)
+    return d.decision(QUEUE_SECONDS)
+
+
 def _pending(d: Draft, world: World, dep: DeploymentState) -> Decision:
-    if world.blocking_run:
-        d.enter(Phase.PENDING, reasons.QUEUED,
-                f"waiting for run {world.blocking_run!r}, which holds deployment {dep.name!r}")
-        return d.decision(QUEUE_SECONDS)
+    if world.blocking_run and not d.run.spec.git:  # a git run takes the Deployment only when it deploys
+        return _queued(d, Phase.PENDING, world, dep)
     d.set(started_at=d.status.started_at or d.now)
     first = gitflow.first_phase(d)
     what = "proposing the change in git for" if d.run.spec.git else "deploying to"
@@ -104,6 +132,8 @@ def _deploying(d: Draft, world: World, dep: DeploymentState) -> Decision:
     except ValueError as err:
         return d.fail(reasons.INVALID_TARGET, str(err))
     if s.release_metadata_source is None:
+        if world.blocking_run:
+            return _queued(d, Phase.DEPLOYING, world, dep)
         return _resolve_releases(d, world, dep, container)
     if _carries_release(dep, spec, s.deployed_release_id, container):
         return _deployed(d, releases.template_digest(dep.template))
@@ -165,6 +195,8 @@ def _superseded(d: Draft, dep: DeploymentState) -> Decision | None:
     """Someone else changed the Deployment's template during the run: stop, touch nothing."""
     if _runs_this_release(d, dep):
         return None
+    if d.status.restart_watchdog_status == WatchdogStatus.NOT_RUN:
+        d.set(restart_watchdog_reason=None)  # the watchdog did not finish: no verdict to show
     return d.fail(reasons.DEPLOYMENT_CHANGED,
                   "the Deployment's template is no longer the one this run deployed; another change "
                   "superseded it, so the run leaves the Deployment alone")
@@ -178,7 +210,8 @@ def _verifying_health(d: Draft, world: World, dep: DeploymentState) -> Decision:
     _record_deployed_revision(d, dep)
     crash = watchdog.crash_verdict(world.pods, spec.restart_watchdog.restart_threshold)
     if spec.restart_watchdog.enabled and not crash.stable:  # fail fast rather than wait for the deadline
-        d.set(restart_watchdog_status=WatchdogStatus.UNSTABLE, restart_watchdog_reason=crash.reason)
+        d.set(restart_watchdog_status=WatchdogStatus.UNSTABLE, restart_watchdog_reason=crash.reason,
+              restart_watchdog_attempts=d.status.restart_watchdog_attempts + 1, restart_watchdog_checked_at=d.now)
         return _gate_failed(d, world, FailureClass.RESTART_WATCHDOG, reasons.RESTART_WATCHDOG_FAILED,
                             crash.message)
     progress = rollout.rollout_progress(dep)
@@ -216,9 +249,15 @@ def _watching_restarts(d: Draft, world: World, dep: DeploymentState) -> Decision
     stopped = _superseded(d, dep)
     if stopped:
         return stopped
+    if dep.progressing_reason == reasons.PROGRESS_DEADLINE_EXCEEDED:  # e.g. pods added since never started
+        return _gate_failed(d, world, FailureClass.DEPLOY, reasons.PROGRESS_DEADLINE_EXCEEDED,
+                            rollout.rollout_progress(dep).message)
     wait = _until_next_attempt(d.status.restart_watchdog_checked_at, cfg.interval_seconds, d.now)
     if wait > 0:
         return d.decision(wait)
+    if sum(1 for p in world.pods if p.started) < dep.available_replicas:
+        # The observation has not caught up with the Deployment's own count: look again shortly.
+        return d.decision(POD_LAG_SECONDS)
     attempt = d.status.restart_watchdog_attempts + 1
     verdict = watchdog.stability_verdict(world.pods, cfg.restart_threshold)
     d.set(restart_watchdog_attempts=attempt, restart_watchdog_checked_at=d.now,
@@ -272,8 +311,10 @@ def _rolling_back(d: Draft, dep: DeploymentState) -> Decision:
         if revert is not None:
             return d.decision(POLL_SECONDS, revert)
         d.set(rollback_healthy=True)
+        cause = f" after {s.failure_reason}: {s.failure_message}" if s.failure_reason else ""
         d.enter(Phase.ROLLED_BACK, reasons.ROLLED_BACK,
-                f"rolled back to release {s.rollback_target_release_id} ({target.replica_set}); available again")
+                f"rolled back to release {s.rollback_target_release_id} ({target.replica_set}){cause}; "
+                f"available again")
         d.normal(reasons.ROLLED_BACK, d.status.message or "")
         return d.decision(None)
     if progress.failed or _elapsed(s.phase_started_at, d.now) > limit:
@@ -291,8 +332,7 @@ def settle(run: Run, world: World, action: Action, result: Result, now: datetime
     d = Draft(run, now)
     match result:
         case Failed(retryable=True):
-            d.warning(reasons.RETRYING, result.message)
-            return d.decision(POLL_SECONDS)
+            return _retry(d, result)
         case Failed():
             return _failed(d, world, action, result)
         case Deployed():
@@ -316,6 +356,37 @@ def settle(run: Run, world: World, action: Action, result: Result, now: datetime
             return validation.deleted(d)
         case _:
             assert_never(result)
+
+
+def _retry(d: Draft, failure: Failed) -> Decision:
+    """A passing fault: try again after a growing wait, at most retryPolicy.maxAttempts times in this phase."""
+    policy, s = d.run.spec.retry_policy, d.status
+    assert s.phase is not None
+    retry = s.retry.model_copy() if s.retry and s.retry.phase == s.phase else RetryStatus(phase=s.phase)
+    retry.attempts += 1
+    retry.last_error = failure.message[:1024]
+    if retry.attempts >= policy.max_attempts:
+        d.set(retry=retry)
+        if s.phase == Phase.ROLLING_BACK:
+            d.set(rollback_healthy=False)
+        return d.fail(reasons.RETRIES_EXHAUSTED, f"{retry.attempts} attempts in phase {s.phase} met passing "
+                                                 f"faults; the last: {failure.message}")
+    wait = min(policy.max_backoff_seconds, policy.initial_backoff_seconds * 2 ** (retry.attempts - 1))
+    retry.next_attempt_at = d.now + timedelta(seconds=wait)
+    if retry.event_seq is None:  # one Retrying Event per phase, its count growing as a series
+        s.event_seq += 1
+        retry.event_seq = s.event_seq
+    d.set(retry=retry)
+    d.event(EventType.WARNING, reasons.RETRYING, f"{failure.message} (attempt {retry.attempts} of "
+                                                 f"{policy.max_attempts}; trying again in {wait:g}s)",
+            count=retry.attempts, seq=retry.event_seq)
+    return d.decision(wait)
+
+
+def _retry_wait(s: RunStatus, now: datetime) -> float:
+    if s.retry is None or s.retry.phase != s.phase or s.retry.next_attempt_at is None:
+        return 0.0
+    return max(0.0, (s.retry.next_attempt_at - now).total_seconds())
 
 
 def _failed(d: Draft, world: World, action: Action, failure: Failed) -> Decision:
@@ -372,7 +443,8 @@ def _gate_failed(d: Draft, world: World, failure: FailureClass, reason: str, mes
     ))
     d.set(rollback_policy_status=verdict.status, rollback_policy_reason=verdict.reason,
           rollback_target_valid=verdict.target_valid, rollback_failure_class=failure,
-          rollback_deployment_context=spec.target.deployment_context)
+          rollback_deployment_context=spec.target.deployment_context,
+          failure_reason=reason, failure_message=message)
     d.warning(reason, message)
     if not verdict.allowed or verdict.target is None:
         return d.fail(reason, f"{message}; rollback denied: {verdict.reason}")
@@ -410,9 +482,12 @@ def _container_or_none(spec: RunSpec, dep: DeploymentState) -> str | None:
 
 def _carries_release(dep: DeploymentState, spec: RunSpec, release_id: str | None,
                      container: str | None) -> bool:
+    """The template already runs this release: its id, and what the run's change sets (not only the id)."""
     if releases.template_annotations(dep.template).get(RELEASE_ANNOTATION) != release_id:
         return False
-    return spec.release.image is None or releases.image_of(dep.template, container) == spec.release.image
+    if spec.release.image is not None:
+        return releases.image_of(dep.template, container) == spec.release.image
+    return releases.includes(dep.template, spec.release.pod_template_patch or {})
 
 
 def _record_deployed_revision(d: Draft, dep: DeploymentState) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ..models import CHANGE_CAUSE_ANNOTATION, RELEASE_ANNOTATION, RUN_ANNOTATION
-from .jsontypes import JsonObject, JsonPatch, JsonValue, obj
+from ..models import CHANGE_CAUSE_ANNOTATION, RELEASE_ANNOTATION, RELEASE_IMAGES_ANNOTATION, RUN_ANNOTATION
+from . import releases
+from .jsontypes import JsonObject, JsonPatch, JsonValue, obj, objects, path, text
 from .run import Run
 from .world import DeploymentState, Revision
 
@@ -22,11 +23,17 @@ def deploy_patch(run: Run, release_id: str | None, dep: DeploymentState, contain
     """The strategic-merge patch that deploys the run's release, guarded by resourceVersion."""
     spec = run.spec
     template: dict[str, JsonValue] = dict(spec.release.pod_template_patch or {})
-    meta = dict(obj(template.get("metadata")))
-    meta["annotations"] = {**obj(meta.get("annotations")), RELEASE_ANNOTATION: release_id}
-    template["metadata"] = meta
     if spec.release.image:
         template["spec"] = {"containers": [{"name": container, "image": spec.release.image}]}
+    images = releases.images_of(dep.template)
+    for c in objects(path(template, "spec", "containers")):  # the images the patched template will run
+        name, image = text(c.get("name")), text(c.get("image"))
+        if name is not None and image is not None:
+            images[name] = image
+    meta = dict(obj(template.get("metadata")))
+    meta["annotations"] = {**obj(meta.get("annotations")), RELEASE_ANNOTATION: release_id,
+                           RELEASE_IMAGES_ANNOTATION: releases.images_text(images)}
+    template["metadata"] = meta
     cause = spec.release.change_cause or f"SelfBootstrapRun {run.name}: deploy release {release_id}"
     return {
         "metadata": {"resourceVersion": dep.resource_version,

@@ -1,8 +1,9 @@
 """The rollback policy: may this failed run roll back, and to which revision?
 
-Rules are evaluated in the older system's order; the first match wins. One rule
-is added after the first: a selfHosted run whose deploy changed the operator's
-own CRD is never rolled back automatically.
+Rules are evaluated in the older system's order; the first match wins. Two rules
+are added: after the first, a selfHosted run whose deploy changed the operator's
+own CRD is never rolled back automatically; after "target not found", a target
+release that two different templates claim is ambiguous and a person decides.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..models import DeploymentContext, FailureClass, PolicyStatus, RollbackPolicy
-from .releases import newest_revision
+from .releases import newest_revision, template_digest
 from .world import Revision
 
 DISABLED_REASON = {
@@ -23,6 +24,7 @@ NO_PREVIOUS_REVISION = "noPreviousRevision"
 TARGET_REQUIRED_FOR_EXTERNAL = "rollbackTargetRequiredForExternalContext"
 TARGET_SAME_AS_DEPLOYED = "rollbackTargetSameAsDeployed"
 TARGET_NOT_FOUND = "rollbackTargetNotFound"
+TARGET_AMBIGUOUS = "rollbackTargetAmbiguous"
 TARGET_VALIDATED = "rollbackTargetValidated"
 TARGET_UNSPECIFIED = "rollbackTargetUnspecified"
 CRD_CHANGED = "crdChangedSinceDeploy"
@@ -88,7 +90,9 @@ def evaluate(inp: PolicyInput) -> PolicyDecision:
                               _fallback_revision(inp, candidates))
     if target_id == inp.deployed_release_id:
         return deny(TARGET_SAME_AS_DEPLOYED, False)
-    target = newest_revision(candidates, release_id=target_id)
-    if target is None:
+    carrying = [r for r in candidates if r.release_id == target_id]
+    if not carrying:
         return deny(TARGET_NOT_FOUND, False)
-    return PolicyDecision(PolicyStatus.ALLOWED, TARGET_VALIDATED, True, target)
+    if len({template_digest(r.template) for r in carrying}) > 1:
+        return deny(TARGET_AMBIGUOUS, False)  # two different templates claim the release: a person decides
+    return PolicyDecision(PolicyStatus.ALLOWED, TARGET_VALIDATED, True, newest_revision(carrying))

@@ -98,6 +98,9 @@ INVALID_SPEC: Final = "InvalidSpec"
 
 # --- anywhere --------------------------------------------------------------------
 RETRYING: Final = "Retrying"
+RETRIES_EXHAUSTED: Final = "RetriesExhausted"
+INTERNAL_ERROR: Final = "InternalError"
+INVALID_REPOSITORY: Final = "InvalidRepository"
 SELF_BOOTSTRAP_RUN_DELETED: Final = "SelfBootstrapRunDeleted"  # Event on the Deployment
 
 # --- conditions ---------------------------------------------------------------------

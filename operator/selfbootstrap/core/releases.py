@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..models import RELEASE_ANNOTATION, Release
-from .jsontypes import JsonObject, obj, objects, path, strings, text
+from ..models import RELEASE_ANNOTATION, RELEASE_IMAGES_ANNOTATION, Release
+from .jsontypes import JsonObject, JsonValue, obj, objects, path, strings, text
 from .world import DeploymentState, Revision
 
 POD_TEMPLATE_HASH = "pod-template-hash"
@@ -56,13 +56,48 @@ def template_annotations(template: JsonObject) -> dict[str, str]:
     return strings(path(template, "metadata", "annotations"))
 
 
+def images_of(template: JsonObject) -> dict[str, str]:
+    """Container name -> image, for every container of a pod template."""
+    return {text(c.get("name")) or "": text(c.get("image")) or "" for c in containers_of(template)}
+
+
+def images_text(images: dict[str, str]) -> str:
+    """The form of the release-images annotation: name=image pairs, sorted, comma-separated."""
+    return ",".join(f"{name}={image}" for name, image in sorted(images.items()))
+
+
 def release_id_of(template: JsonObject, container: str | None = None) -> str | None:
-    """The release a pod template carries: its release annotation, else its image's tag."""
-    annotated = template_annotations(template).get(RELEASE_ANNOTATION)
-    if annotated:
+    """The release a pod template carries: its release annotation, else its image's tag.
+
+    A release is what the template runs, not only what its annotation says: the annotation
+    survives `kubectl set image`, so it counts only while the template still runs the images
+    it was set for (the release-images annotation beside it; a release annotation without one
+    was set by hand and is taken as it is).
+    """
+    annotations = template_annotations(template)
+    annotated = annotations.get(RELEASE_ANNOTATION)
+    recorded = annotations.get(RELEASE_IMAGES_ANNOTATION)
+    if annotated and (recorded is None or recorded == images_text(images_of(template))):
         return annotated
     image = image_of(template, container)
     return image_tag(image) if image else None
+
+
+def includes(whole: JsonValue, part: JsonValue) -> bool:
+    """Whether `whole` already holds everything the strategic-merge patch `part` sets
+    (lists of named items are matched by name, as the patch merges them)."""
+    if isinstance(part, Mapping):
+        return isinstance(whole, Mapping) and all(
+            key.startswith("$") or (key in whole and includes(whole[key], value)) for key, value in part.items())
+    if isinstance(part, Sequence) and not isinstance(part, str):
+        if not isinstance(whole, Sequence) or isinstance(whole, str):
+            return False
+        named = [p for p in part if isinstance(p, Mapping) and "name" in p]
+        if len(named) == len(part):
+            by_name = {obj(w).get("name"): w for w in whole}
+            return all(p["name"] in by_name and includes(by_name[p["name"]], p) for p in named)
+        return list(whole) == list(part)
+    return whole == part
 
 
 def template_digest(template: JsonObject) -> str:
@@ -150,19 +185,20 @@ def requested_release_id(release: Release) -> str | None:
 def resolve(release: Release, answers: Sequence[SourceAnswer]) -> ReleaseResolution:
     """Apply the precedence chain: spec fields first, then each source in order.
 
-    `source` names the first source that supplied an id the spec left out
-    ("spec" when the spec supplied them all).
+    `source` names the first source consulted for anything, ids or the previous
+    revision ("spec" only when nothing came from elsewhere).
     """
     deployed, deployed_from = requested_release_id(release), SPEC
     previous, previous_from = release.previous_release_id, SPEC
-    previous_revision = None
+    previous_revision, revision_from = None, SPEC
     for answer in answers:
         if deployed is None and answer.current_release_id:
             deployed, deployed_from = answer.current_release_id, answer.source
         if previous is None and answer.previous_release_id:
             previous, previous_from = answer.previous_release_id, answer.source
-        previous_revision = previous_revision or answer.previous_revision
-    consulted = [s for s in (deployed_from, previous_from) if s != SPEC]
+        if previous_revision is None and answer.previous_revision is not None:
+            previous_revision, revision_from = answer.previous_revision, answer.source
+    consulted = [s for s in (deployed_from, previous_from, revision_from) if s != SPEC]
     explicit = release.rollback_release_id or release.previous_release_id
     return ReleaseResolution(
         deployed_release_id=deployed,

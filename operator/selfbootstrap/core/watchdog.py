@@ -50,12 +50,19 @@ def crash_verdict(pods: Iterable[PodState], restart_threshold: int) -> Verdict:
 
 
 def stability_verdict(pods: Iterable[PodState], restart_threshold: int) -> Verdict:
-    """Crash signals, then readiness: used once the rollout has completed."""
+    """Crash signals, then readiness: used once the rollout has completed.
+
+    Readiness is judged only for pods that got the chance to start: a pod an autoscaler just
+    added that is not scheduled yet (or still creating its containers) is not a crash; the
+    Deployment's own progress deadline is what catches pods that never get going.
+    """
     pods = list(pods)
     verdict = crash_verdict(pods, restart_threshold)
     if not verdict.stable:
         return verdict
-    unready = sorted(p.name for p in pods if not p.ready)
+    started = [p for p in pods if p.started]
+    unready = sorted(p.name for p in started if not p.ready)
     if unready:
         return Verdict(False, NOT_READY, f"pods not ready: {', '.join(unready)}")
-    return Verdict(True, STABLE, f"{len(pods)} pods stable")
+    waiting = len(pods) - len(started)
+    return Verdict(True, STABLE, f"{len(started)} pods stable" + (f", {waiting} starting" if waiting else ""))

@@ -26,6 +26,7 @@ class PodState:
     phase: str = "Running"
     ready: bool = True
     containers: tuple[ContainerState, ...] = ()
+    started: bool = True  # scheduled and past creating its containers: its readiness can be judged
 
 
 @dataclass(frozen=True)

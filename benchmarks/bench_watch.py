@@ -1,0 +1,824 @@
+"""Benchmark: the operator against baselines measured in the same run, as seen from outside.
+
+    SELFBOOTSTRAP_AUDIT_LOG=1 .venv/bin/python benchmarks/bench_watch.py [--runs 10 200 1000] [--repeats 3]
+
+Starts the local control plane if needed (tools/localcluster.py; SELFBOOTSTRAP_STATE and the port
+variables choose which one), installs the CRD, runs the operator as a subprocess under a service
+account of its own, and prints min / median / max of each figure beside a baseline taken the same way:
+
+  1. create -> first status.phase        operator vs an echo controller (a watch that patches Pending)
+  2. crash signal -> rollback patch      operator vs a watcher running `kubectl rollout undo`
+  3. crash signal -> RolledBack          operator vs that Deployment available again
+  4. N healthy runs, create -> all done  operator vs `kubectl set image` on N Deployments until rolled out
+  5. API requests per run                operator (audit log) vs the Deployment + ReplicaSet controllers
+  6. peak RSS, CPU seconds, CPU per run  operator (/proc) vs its idle RSS and kube-controller-manager's CPU
+
+Every time is taken by this script's own watches (time.monotonic() when an event arrives); nothing is
+read from the operator but /proc/<pid>. Prints figures; asserts nothing. Row 5 needs the API server's
+audit log: start the cluster with SELFBOOTSTRAP_AUDIT_LOG=1 (otherwise the row is skipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import localcluster  # noqa: E402  (tools/ is not a package)
+
+Json = dict[str, Any]
+GROUP, VERSION, PLURAL = "selfbootstrap.dev", "v1alpha1", "selfbootstrapruns"
+CRD = ROOT / "crds" / "selfbootstrap.dev_selfbootstrapruns.yaml"
+V1, V2 = "registry.example.com/app:v1", "registry.example.com/app:v2"
+CRASH_IMAGE = "registry.example.com/app:v2-crashloop"  # kwok makes it crash-loop (hack/kwok/stages.yaml)
+WATCHDOG = {"retries": 2, "intervalSeconds": 1}
+TERMINAL = ("Succeeded", "Failed", "RolledBack")
+ROLLOUT_CONTROLLERS = ("/deployment-controller", "/replicaset-controller")  # kube-controller-manager user agents
+SETTLE = 2.0  # seconds after the last run ends that still count as its requests and CPU
+LATENCY_TIMEOUT = 120.0
+
+
+def say(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+# --- what the watches saw -------------------------------------------------------------
+
+
+class Marks:
+    """The first time (time.monotonic()) each named observation was made by a watch; waitable."""
+
+    def __init__(self) -> None:
+        self._times: dict[str, float] = {}
+        self._cond = threading.Condition()
+
+    def mark(self, key: str, at: float) -> None:
+        with self._cond:
+            if key not in self._times:
+                self._times[key] = at
+                self._cond.notify_all()
+
+    def get(self, key: str) -> float | None:
+        with self._cond:
+            return self._times.get(key)
+
+    def wait(self, keys: list[str], timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: all(k in self._times for k in keys), timeout)
+
+
+class Watcher:
+    """One watch in its own thread; every ADDED/MODIFIED object goes to handle(type, object, arrival time)."""
+
+    def __init__(self, name: str, list_fn: Callable[..., Any], args: tuple[str, ...],
+                 handle: Callable[[str, Json, float], None]) -> None:
+        self.list_fn, self.args, self.handle = list_fn, args, handle
+        self._stopping = threading.Event()
+        self._watch: watch.Watch | None = None
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._watch:
+            self._watch.stop()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        version: str | None = None
+        while not self._stopping.is_set():
+            self._watch = watch.Watch()
+            kwargs: Json = {"timeout_seconds": 15, "_request_timeout": 60, "allow_watch_bookmarks": True,
+                            "deserialize": False}
+            if version:
+                kwargs["resource_version"] = version
+            try:
+                for event in self._watch.stream(self.list_fn, *self.args, **kwargs):
+                    at = time.monotonic()
+                    obj = event.get("object") or {}
+                    version = (obj.get("metadata") or {}).get("resourceVersion") or version
+                    if event.get("type") in ("ADDED", "MODIFIED"):
+                        self.handle(event["type"], obj, at)
+                    if self._stopping.is_set():
+                        break
+            except (ApiException, KeyError):  # 410 Gone (the client raises KeyError for it without deserialize)
+                version = None
+            except Exception as err:  # a stopped or broken stream: start again unless stopping
+                if not self._stopping.is_set():
+                    say(f"watch {self._thread.name}: {type(err).__name__}: {err}; restarting")
+                    time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def running(*watchers: Watcher) -> Iterator[None]:
+    for w in watchers:
+        w.start()
+    try:
+        yield
+    finally:
+        for w in watchers:
+            w.stop()
+
+
+def image_of(deployment: Json) -> str:
+    return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def available(dep: Json) -> bool:
+    """observedGeneration current, updatedReplicas and availableReplicas equal to replicas."""
+    spec, st = dep.get("spec") or {}, dep.get("status") or {}
+    want = spec.get("replicas", 1)
+    return st.get("observedGeneration", 0) >= dep["metadata"].get("generation", 0) \
+        and st.get("updatedReplicas", 0) == want and st.get("availableReplicas", 0) == want
+
+
+def rolled_out(dep: Json) -> bool:
+    """As `kubectl rollout status`: available, and no old replicas left."""
+    return available(dep) and (dep.get("status") or {}).get("replicas", 0) == (dep.get("spec") or {}).get("replicas", 1)
+
+
+def crash_signal(pod: Json) -> bool:
+    """A pod of the crash-looping template with a container waiting in CrashLoopBackOff."""
+    if not any("crashloop" in c.get("image", "") for c in pod["spec"]["containers"]):
+        return False
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return any(((s.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff" for s in statuses)
+
+
+def on_run(marks: Marks) -> Callable[[str, Json, float], None]:
+    def handle(_: str, run: Json, at: float) -> None:
+        name, phase = run["metadata"]["name"], (run.get("status") or {}).get("phase")
+        if phase:
+            marks.mark(f"phase:{name}", at)
+            marks.mark(f"{phase}:{name}", at)
+            if phase in TERMINAL:
+                marks.mark(f"done:{name}", at)
+    return handle
+
+
+def on_pod(marks: Marks) -> Callable[[str, Json, float], None]:
+    def handle(_: str, pod: Json, at: float) -> None:
+        app = (pod["metadata"].get("labels") or {}).get("app")
+        if app and crash_signal(pod):
+            marks.mark(f"crash:{app}", at)
+    return handle
+
+
+def on_deployment(marks: Marks) -> Callable[[str, Json, float], None]:
+    def handle(_: str, dep: Json, at: float) -> None:
+        name, image = dep["metadata"]["name"], image_of(dep)
+        if rolled_out(dep):
+            marks.mark(f"rolledout:{name}:{image}", at)
+        if "crashloop" in image:
+            marks.mark(f"crashing:{name}", at)
+        elif marks.get(f"crashing:{name}") is not None:
+            marks.mark(f"reverted:{name}", at)
+            if available(dep):
+                marks.mark(f"recovered:{name}", at)
+    return handle
+
+
+@contextlib.contextmanager
+def observing(namespace: str) -> Iterator[Marks]:
+    """The benchmark's own watches on the namespace's runs, pods and Deployments."""
+    marks = Marks()
+    custom = client.CustomObjectsApi(client.ApiClient())
+    core, apps = client.CoreV1Api(client.ApiClient()), client.AppsV1Api(client.ApiClient())
+    with running(Watcher("runs", custom.list_namespaced_custom_object, (GROUP, VERSION, namespace, PLURAL),
+                         on_run(marks)),
+                 Watcher("pods", core.list_namespaced_pod, (namespace,), on_pod(marks)),
+                 Watcher("deployments", apps.list_namespaced_deployment, (namespace,), on_deployment(marks))):
+        time.sleep(0.5)  # the watches are established
+        yield marks
+
+
+# --- baselines: tiny controllers of our own ---------------------------------------------------
+
+
+def echo_controller(namespace: str) -> Watcher:
+    """The least a controller can do: on ADDED, patch status {"phase": "Pending"}."""
+    custom = client.CustomObjectsApi(client.ApiClient())
+
+    def handle(kind: str, run: Json, _: float) -> None:
+        if kind == "ADDED" and not (run.get("status") or {}).get("phase"):
+            custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, run["metadata"]["name"], {"status": {"phase": "Pending"}},
+                _content_type="application/merge-patch+json")
+
+    return Watcher("echo", custom.list_namespaced_custom_object, (GROUP, VERSION, namespace, PLURAL), handle)
+
+
+def undo_on_crash(namespace: str) -> Watcher:
+    """A bare watcher: `kubectl rollout undo` at the first crash signal of each Deployment's pods."""
+    core = client.CoreV1Api(client.ApiClient())
+    undone: set[str] = set()
+
+    def handle(_: str, pod: Json, __: float) -> None:
+        app = (pod["metadata"].get("labels") or {}).get("app")
+        if app and app not in undone and crash_signal(pod):
+            undone.add(app)
+            kubectl("-n", namespace, "rollout", "undo", f"deployment/{app}")
+
+    return Watcher("undo", core.list_namespaced_pod, (namespace,), handle)
+
+
+# --- cluster objects ---------------------------------------------------------------------------
+
+
+def kubectl(*args: str, kubeconfig: Path | None = None, timeout: float = 120) -> str:
+    argv = [str(localcluster.kubectl_path()), f"--kubeconfig={kubeconfig or localcluster.kubeconfig_path()}", *args]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode:
+        raise RuntimeError(f"kubectl {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def poll(predicate: Callable[[], bool], timeout: float, interval: float = 0.25) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def _exists(read: Callable[[], Any]) -> bool:
+    try:
+        read()
+    except ApiException as err:
+        if err.status == 404:
+            return False
+        raise
+    return True
+
+
+@contextlib.contextmanager
+def namespace(name: str, delete_timeout: float = 120) -> Iterator[str]:
+    """A fresh namespace (with its default service account, which pods need), deleted afterwards."""
+    core = client.CoreV1Api()
+    core.create_namespace({"metadata": {"name": name, "labels": {"selfbootstrap.dev/bench": "watch"}}})
+    try:
+        poll(lambda: _exists(lambda: core.read_namespaced_service_account("default", name)), 30)
+        yield name
+    finally:
+        with contextlib.suppress(ApiException):
+            core.delete_namespace(name)
+        if not poll(lambda: not _exists(lambda: core.read_namespace(name)), delete_timeout, 0.5):
+            say(f"namespace {name} still terminating after {delete_timeout:.0f}s; going on")
+
+
+def create_deployments(ns: str, names: list[str], group: str) -> None:
+    apps = client.AppsV1Api()
+    for name in names:
+        apps.create_namespaced_deployment(ns, {
+            "metadata": {"name": name, "labels": {"app": name, "bench": group}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "app", "image": V1}]}}}})
+
+
+def ready_deployments(ns: str, marks: Marks, names: list[str], group: str, timeout: float) -> bool:
+    create_deployments(ns, names, group)
+    ok = marks.wait([f"rolledout:{n}:{V1}" for n in names], timeout)
+    if not ok:
+        say(f"{ns}: not every Deployment became available within {timeout:.0f}s")
+    return ok
+
+
+def create_run(ns: str, name: str, deployment: str, image: str) -> None:
+    client.CustomObjectsApi().create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "SelfBootstrapRun", "metadata": {"name": name},
+        "spec": {"target": {"deployment": deployment}, "release": {"image": image}, "restartWatchdog": WATCHDOG}})
+
+
+def warm_up(ns: str, marks: Marks) -> bool:
+    """A run whose status appears shows that the controller's watch of the namespace is live."""
+    create_run(ns, "warm-up", "no-such-deployment", V2)
+    ok = marks.wait(["phase:warm-up"], LATENCY_TIMEOUT)
+    if not ok:
+        say(f"{ns}: the warm-up run got no status within {LATENCY_TIMEOUT:.0f}s")
+    return ok
+
+
+def since(marks: Marks, start: str | float | None, end: str) -> float:
+    """Seconds from one mark (or a time) to another; nan when either was never seen."""
+    t0 = marks.get(start) if isinstance(start, str) else start
+    t1 = marks.get(end)
+    return t1 - t0 if t0 is not None and t1 is not None else float("nan")
+
+
+# --- the operator as a process -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def proc_mib(pid: int, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Operator:
+    """`python -m selfbootstrap --standalone` under the benchmark's service account."""
+
+    def __init__(self, kubeconfig: Path, namespace: str, log_path: Path) -> None:
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        env.update(KUBECONFIG=str(kubeconfig), PYTHONUNBUFFERED="1", NO_PROXY="127.0.0.1,localhost")
+        self.log = open(log_path, "wb")  # noqa: SIM115  (the operator's output for its life)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "selfbootstrap", "--standalone", f"--namespace={namespace}",
+             f"--liveness=http://127.0.0.1:{self.port}/healthz"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.log_path = log_path
+
+    def wait_alive(self, timeout: float = 60) -> None:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+        def alive() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the operator exited with {self.proc.returncode}; see {self.log_path}")
+            with contextlib.suppress(OSError), opener.open(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as r:
+                return bool(r.status == 200)
+            return False
+
+        if not poll(alive, timeout):
+            raise RuntimeError(f"the operator was not alive within {timeout:.0f}s; see {self.log_path}")
+
+    def cpu_seconds(self) -> float:
+        return proc_cpu_seconds(self.proc.pid)
+
+    def mib(self, key: str) -> float:
+        return proc_mib(self.proc.pid, key)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.log.close()
+
+
+@contextlib.contextmanager
+def operator(kubeconfig: Path, namespace: str, log_path: Path) -> Iterator[Operator]:
+    op = Operator(kubeconfig, namespace, log_path)
+    try:
+        op.wait_alive()
+        yield op
+    finally:
+        op.stop()
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A service account bound to cluster-admin, and a kubeconfig with its token, for the operator."""
+
+    namespace: str
+    name: str
+    kubeconfig: Path
+
+    @property
+    def username(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{self.name}"
+
+
+def token_kubeconfig(token: str, path: Path) -> Path:
+    admin = yaml.safe_load(localcluster.kubeconfig_path().read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+    cluster = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "bench", "clusters": [cluster],
+        "users": [{"name": "bench-operator", "user": {"token": token}}],
+        "contexts": [{"name": "bench", "context": {"cluster": cluster["name"], "user": "bench-operator"}}]}))
+    path.chmod(0o600)
+    return path
+
+
+@contextlib.contextmanager
+def operator_identity(sid: str, workdir: Path) -> Iterator[Identity]:
+    ns, name, binding = f"selfbootstrap-bench-{sid}", "operator", f"selfbootstrap-bench-{sid}"
+    core, rbac = client.CoreV1Api(), client.RbacAuthorizationV1Api()
+    core.create_namespace({"metadata": {"name": ns}})
+    try:
+        core.create_namespaced_service_account(ns, {"metadata": {"name": name}})
+        rbac.create_cluster_role_binding({
+            "metadata": {"name": binding},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]})
+        token = kubectl("-n", ns, "create", "token", name, "--duration=24h").strip()
+        yield Identity(ns, name, token_kubeconfig(token, workdir / "operator-kubeconfig"))
+    finally:
+        with contextlib.suppress(ApiException):
+            rbac.delete_cluster_role_binding(binding)
+        with contextlib.suppress(ApiException):
+            core.delete_namespace(ns)
+
+
+# --- the control plane's own processes and its audit log ------------------------------------
+
+
+def component_pid(name: str) -> int | None:
+    """The pid of the local control plane's component, if it runs here."""
+    if localcluster.USE_EXISTING:
+        return None
+    try:
+        pid = int((localcluster.STATE / f"{name}.pid").read_text())
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    return pid if argv and argv[0].decode().endswith(f"/{name}") else None
+
+
+def audit_log_path() -> Path | None:
+    """The audit log the running kube-apiserver writes (SELFBOOTSTRAP_AUDIT_LOG=1 at `up`), if any."""
+    pid = component_pid("kube-apiserver")
+    if pid is None:
+        return None
+    for arg in Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0"):
+        if arg.startswith("--audit-log-path="):
+            return Path(arg.split("=", 1)[1])
+    return None
+
+
+@dataclass(frozen=True)
+class AuditMark:
+    wall: float
+    inode: int
+    offset: int
+
+
+class AuditLog:
+    """Requests from the API server's audit log (JSON lines, rotated as audit-<time>.log)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def mark(self) -> AuditMark:
+        st = self.path.stat()
+        return AuditMark(time.time(), st.st_ino, st.st_size)
+
+    def _lines(self, start: AuditMark) -> Iterator[str]:
+        files = [p for p in self.path.parent.glob(f"{self.path.stem}*{self.path.suffix}")
+                 if p.stat().st_mtime >= start.wall - 1]
+        for p in sorted(files, key=lambda p: p.stat().st_mtime):
+            with open(p, errors="replace") as f:
+                if os.fstat(f.fileno()).st_ino == start.inode:
+                    f.seek(start.offset)
+                yield from f
+
+    def requests(self, start: AuditMark, end: float, needle: str, accept: Callable[[Json], bool]) -> Counter[str]:
+        """'verb resource[/subresource]' -> count, for requests received in [start, end] that accept() takes."""
+        seen: set[str] = set()
+        counts: Counter[str] = Counter()
+        for line in self._lines(start):
+            if needle not in line:
+                continue
+            event = json.loads(line)
+            received = datetime.fromisoformat(event["requestReceivedTimestamp"]).timestamp()
+            if event["auditID"] in seen or not start.wall <= received <= end or not accept(event):
+                continue
+            seen.add(event["auditID"])
+            counts[request_kind(event)] += 1
+        return counts
+
+
+def request_kind(event: Json) -> str:
+    ref = event.get("objectRef")
+    if not ref:
+        return f"{event['verb']} {event['requestURI'].split('?')[0]}"
+    sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
+    return f"{event['verb']} {ref.get('resource', '?')}{sub}"
+
+
+# --- scenarios ----------------------------------------------------------------------------------
+
+
+def create_latency(ns: str, repeats: int, operator_side: bool) -> list[float]:
+    """Client create -> the run's status.phase first seen by the benchmark's watch."""
+    samples: list[float] = []
+    with observing(ns) as marks, running(*([] if operator_side else [echo_controller(ns)])):
+        if not warm_up(ns, marks):
+            return samples
+        for r in range(repeats):
+            name = f"create-{r}"
+            if operator_side and not ready_deployments(ns, marks, [name], "create", LATENCY_TIMEOUT):
+                continue
+            t0 = time.monotonic()
+            create_run(ns, name, name, V2)
+            marks.wait([f"phase:{name}"], LATENCY_TIMEOUT)
+            samples.append(since(marks, t0, f"phase:{name}"))
+            if operator_side:  # the operator idle again before the next sample
+                marks.wait([f"done:{name}"], LATENCY_TIMEOUT)
+    return samples
+
+
+def crash_operator(ns: str, repeats: int) -> tuple[list[float], list[float]]:
+    """A run deploying a crash-looping image: crash signal -> rollback patch, and -> RolledBack."""
+    to_patch: list[float] = []
+    to_done: list[float] = []
+    with observing(ns) as marks:
+        if not warm_up(ns, marks):
+            return to_patch, to_done
+        for r in range(repeats):
+            name = f"crash-{r}"
+            if not ready_deployments(ns, marks, [name], "crash", LATENCY_TIMEOUT):
+                continue
+            create_run(ns, name, name, CRASH_IMAGE)
+            marks.wait([f"crash:{name}", f"done:{name}"], LATENCY_TIMEOUT)
+            to_patch.append(since(marks, f"crash:{name}", f"reverted:{name}"))
+            to_done.append(since(marks, f"crash:{name}", f"RolledBack:{name}"))
+    return to_patch, to_done
+
+
+def crash_baseline(ns: str, repeats: int) -> tuple[list[float], list[float]]:
+    """`kubectl set image` to the crash-looping image, a watcher undoes it: crash -> patch, -> available."""
+    to_patch: list[float] = []
+    to_done: list[float] = []
+    with observing(ns) as marks, running(undo_on_crash(ns)):
+        for r in range(repeats):
+            name = f"crash-{r}"
+            if not ready_deployments(ns, marks, [name], "crash", LATENCY_TIMEOUT):
+                continue
+            kubectl("-n", ns, "set", "image", f"deployment/{name}", f"app={CRASH_IMAGE}")
+            marks.wait([f"crash:{name}", f"recovered:{name}"], LATENCY_TIMEOUT)
+            to_patch.append(since(marks, f"crash:{name}", f"reverted:{name}"))
+            to_done.append(since(marks, f"crash:{name}", f"recovered:{name}"))
+    return to_patch, to_done
+
+
+@dataclass
+class Throughput:
+    """One repeat of N runs (operator) or N rollouts (baseline)."""
+
+    wall: float = float("nan")
+    finished: int = 0
+    cpu: float = float("nan")  # the operator's, or kube-controller-manager's, CPU seconds in the window
+    peak_mib: float = float("nan")
+    idle_mib: float = float("nan")
+    requests: Counter[str] = field(default_factory=Counter)
+    audited: bool = False
+
+
+def throughput_timeout(n: int) -> float:
+    return 120 + 2.0 * n
+
+
+def rollouts_baseline(ns: str, n: int, audit: AuditLog | None) -> Throughput:
+    """`kubectl set image` on N Deployments (one command, by label) until all are rolled out."""
+    out, names, kcm = Throughput(), [f"app-{i}" for i in range(n)], component_pid("kube-controller-manager")
+    with observing(ns) as marks:
+        if not ready_deployments(ns, marks, names, "rollout", throughput_timeout(n)):
+            return out
+        cpu0 = proc_cpu_seconds(kcm) if kcm else float("nan")
+        start, t0 = (audit.mark() if audit else None), time.monotonic()
+        kubectl("-n", ns, "set", "image", "deployment", "-l", "bench=rollout", f"app={V2}", timeout=600)
+        marks.wait([f"rolledout:{x}:{V2}" for x in names], throughput_timeout(n))
+        ends = [t for x in names if (t := marks.get(f"rolledout:{x}:{V2}")) is not None]
+        out.finished, out.wall = len(ends), (max(ends) - t0 if len(ends) == n else float("nan"))
+        time.sleep(SETTLE)
+        out.cpu = proc_cpu_seconds(kcm) - cpu0 if kcm else float("nan")
+        if audit and start:
+            out.requests = audit.requests(start, time.time(), "kube-controller-manager/", lambda e: any(
+                e.get("userAgent", "").endswith(c) for c in ROLLOUT_CONTROLLERS))
+            out.audited = True
+    return out
+
+
+def runs_operator(ns: str, n: int, identity: Identity, audit: AuditLog | None, log: Path) -> Throughput:
+    """N runs (v1 -> v2, each on its own Deployment) created at once, until all are Succeeded."""
+    out, names = Throughput(), [f"app-{i}" for i in range(n)]
+    with observing(ns) as marks:
+        if not ready_deployments(ns, marks, names, "runs", throughput_timeout(n)):
+            return out
+        with operator(identity.kubeconfig, ns, log) as op:
+            if not warm_up(ns, marks):
+                return out
+            out.idle_mib, cpu0 = op.mib("VmRSS"), op.cpu_seconds()
+            start, t0 = (audit.mark() if audit else None), time.monotonic()
+            for name in names:
+                create_run(ns, name, name, V2)
+            marks.wait([f"done:{x}" for x in names], throughput_timeout(n))
+            ends = [t for x in names if (t := marks.get(f"Succeeded:{x}")) is not None]
+            out.finished, out.wall = len(ends), (max(ends) - t0 if len(ends) == n else float("nan"))
+            time.sleep(SETTLE)
+            out.cpu, out.peak_mib = op.cpu_seconds() - cpu0, op.mib("VmHWM")
+            if audit and start:
+                out.requests = audit.requests(start, time.time(), identity.username,
+                                              lambda e: e["user"]["username"] == identity.username)
+                out.audited = True
+    return out
+
+
+# --- figures -------------------------------------------------------------------------------------
+
+
+def finite(xs: list[float]) -> list[float]:
+    return [x for x in xs if not math.isnan(x)]
+
+
+def spread(xs: list[float], fmt: str) -> str:
+    ok = finite(xs)
+    if not ok:
+        return "n/a"
+    cell = " / ".join(format(v, fmt) for v in (min(ok), statistics.median(ok), max(ok)))
+    return cell + (f"  ({len(xs) - len(ok)} of {len(xs)} missing)" if len(ok) < len(xs) else "")
+
+
+def ratio(ours: list[float], base: list[float]) -> str:
+    a, b = finite(ours), finite(base)
+    if not a or not b or statistics.median(b) == 0:
+        return "n/a"
+    return f"{statistics.median(a) / statistics.median(b):.2f}x"
+
+
+@dataclass(frozen=True)
+class Row:
+    figure: str
+    ours: list[float]
+    base: list[float]
+    fmt: str
+    baseline: str
+
+    def cells(self) -> list[str]:
+        return [self.figure, spread(self.ours, self.fmt), spread(self.base, self.fmt), ratio(self.ours, self.base),
+                self.baseline]
+
+
+def print_table(title: str, headers: list[str], rows: list[list[str]]) -> None:
+    try:
+        from rich.console import Console  # type: ignore[import-not-found]
+        from rich.table import Table  # type: ignore[import-not-found]
+    except ImportError:
+        widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+        print(f"\n{title}")
+        for r in [headers, ["-" * w for w in widths], *rows]:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        return
+    table = Table(*headers, title=title, title_justify="left")
+    for r in rows:
+        table.add_row(*r)
+    Console(width=max(160, shutil.get_terminal_size().columns)).print(table)
+
+
+def throughput_rows(n: int, ours: list[Throughput], base: list[Throughput]) -> list[Row]:
+    per = [t.cpu / n for t in ours]
+    rows = [
+        Row(f"4. {n} runs: create -> all Succeeded (s)", [t.wall for t in ours], [t.wall for t in base], ".2f",
+            f"kubectl set image on {n} Deployments -> all rolled out"),
+    ]
+    if all(t.audited for t in ours + base):
+        rows.append(Row(f"5. API requests per run (N={n})", [sum(t.requests.values()) / n for t in ours],
+                        [sum(t.requests.values()) / n for t in base], ".1f",
+                        "deployment + replicaset controllers, per rollout"))
+    rows += [
+        Row(f"6. operator peak RSS, MiB (N={n})", [t.peak_mib for t in ours], [t.idle_mib for t in ours], ".0f",
+            "the same operator idle (VmRSS before the runs)"),
+        Row(f"6. CPU seconds (N={n})", [t.cpu for t in ours], [t.cpu for t in base], ".2f",
+            "kube-controller-manager during the baseline rollouts"),
+        Row(f"6. CPU seconds per run (N={n})", per, [t.cpu / n for t in base], ".3f",
+            "kube-controller-manager per rollout"),
+    ]
+    return rows
+
+
+def completion_notes(n: int, ours: list[Throughput], base: list[Throughput]) -> list[str]:
+    return [f"N={n} repeat {r + 1}: operator {o.finished}/{n} Succeeded, baseline {b.finished}/{n} rolled out"
+            for r, (o, b) in enumerate(zip(ours, base, strict=True)) if o.finished < n or b.finished < n]
+
+
+def print_breakdown(results: dict[int, list[Throughput]]) -> None:
+    for n, runs in results.items():
+        if not runs or not all(t.audited for t in runs):
+            continue
+        total: Counter[str] = sum((t.requests for t in runs), Counter())
+        rows = [[kind, f"{count / (n * len(runs)):.2f}", str(count)] for kind, count in total.most_common()]
+        print_table(f"operator API requests by verb/resource, N={n} ({len(runs)} repeats)",
+                    ["verb resource", "per run", "total"], rows)
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def setup_cluster() -> None:
+    localcluster.up()
+    config.load_kube_config(str(localcluster.kubeconfig_path()))
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/selfbootstrapruns.selfbootstrap.dev")
+
+
+def latency_rows(sid: str, repeats: int, identity: Identity, logs: Path) -> list[Row]:
+    with operator(identity.kubeconfig, f"bench-{sid}-op-*", logs / "operator-latency.log"):
+        say("1. create -> first status (operator)")
+        with namespace(f"bench-{sid}-op-create") as ns:
+            create_op = create_latency(ns, repeats, operator_side=True)
+        say("2/3. crash signal -> rollback (operator)")
+        with namespace(f"bench-{sid}-op-crash") as ns:
+            patch_op, done_op = crash_operator(ns, repeats)
+    say("1. create -> first status (echo controller)")
+    with namespace(f"bench-{sid}-echo-create") as ns:
+        create_echo = create_latency(ns, repeats, operator_side=False)
+    say("2/3. crash signal -> rollback (watcher + kubectl rollout undo)")
+    with namespace(f"bench-{sid}-base-crash") as ns:
+        patch_base, done_base = crash_baseline(ns, repeats)
+    return [
+        Row("1. create -> first status.phase (s)", create_op, create_echo, ".3f",
+            "echo controller: watch, patch status Pending"),
+        Row("2. crash signal -> rollback patch (s)", patch_op, patch_base, ".3f",
+            "watcher runs kubectl rollout undo"),
+        Row("3. crash signal -> RolledBack (s)", done_op, done_base, ".3f",
+            "same rollback: Deployment available again"),
+    ]
+
+
+def throughput(sid: str, n: int, repeats: int, identity: Identity, audit: AuditLog | None,
+               logs: Path) -> tuple[list[Throughput], list[Throughput]]:
+    ours: list[Throughput] = []
+    base: list[Throughput] = []
+    delete_timeout = 120 + n
+    for r in range(repeats):
+        say(f"4-6. N={n}, repeat {r + 1}/{repeats}: kubectl set image baseline")
+        with namespace(f"bench-{sid}-base-n{n}-{r}", delete_timeout) as ns:
+            base.append(rollouts_baseline(ns, n, audit))
+        say(f"4-6. N={n}, repeat {r + 1}/{repeats}: operator")
+        with namespace(f"bench-{sid}-op-n{n}-{r}", delete_timeout) as ns:
+            ours.append(runs_operator(ns, n, identity, audit, logs / f"operator-n{n}-{r}.log"))
+    return ours, base
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, nargs="+", default=[10], metavar="N",
+                        help="numbers of concurrent runs for figures 4-6 (default: 10)")
+    parser.add_argument("--repeats", type=int, default=3, help="samples of each figure (default: 3)")
+    parser.add_argument("--throughput-repeats", type=int, default=None, metavar="R",
+                        help="samples of figures 4-6 for each N (default: --repeats)")
+    args = parser.parse_args()
+
+    setup_cluster()
+    audit_path = audit_log_path()
+    audit = AuditLog(audit_path) if audit_path and audit_path.exists() else None
+    sid, logs = uuid.uuid4().hex[:5], Path(tempfile.mkdtemp(prefix="bench-watch-"))
+    say(f"session {sid}; operator logs in {logs}; audit log: {audit_path if audit else 'off'}")
+    with operator_identity(sid, logs) as identity:
+        rows = latency_rows(sid, args.repeats, identity, logs)
+        results: dict[int, list[Throughput]] = {}
+        notes: list[str] = []
+        for n in args.runs:
+            ours, base = throughput(sid, n, args.throughput_repeats or args.repeats, identity, audit, logs)
+            results[n] = ours
+            rows += throughput_rows(n, ours, base)
+            notes += completion_notes(n, ours, base)
+    print_table(f"selfbootstrap operator vs baselines ({args.repeats} repeats; min / median / max; "
+                f"ratio = operator median / baseline median)",
+                ["figure", "operator", "baseline", "ratio", "baseline is"], [r.cells() for r in rows])
+    print_breakdown(results)
+    for note in notes:
+        print(f"incomplete: {note}")
+    print(f"\nruns deploy v1 -> v2 with restartWatchdog {{retries: 2, intervalSeconds: 1}}: about 1 s of each "
+          f"run is that wait. 1 replica per Deployment. Requests: "
+          f"{'from ' + str(audit_path) if audit else 'not counted (start the cluster with SELFBOOTSTRAP_AUDIT_LOG=1)'}"
+          f". Operator logs: {logs}")
+
+
+if __name__ == "__main__":
+    main()
