@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import os
@@ -40,7 +41,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from kubernetes import client, config, watch
@@ -51,6 +52,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import localcluster  # noqa: E402  (tools/ is not a package)
 
 Json = dict[str, Any]
+T = TypeVar("T")
 GROUP, VERSION, PLURAL = "selfbootstrap.dev", "v1alpha1", "selfbootstrapruns"
 CRD = ROOT / "crds" / "selfbootstrap.dev_selfbootstrapruns.yaml"
 V1, V2 = "registry.example.com/app:v1", "registry.example.com/app:v2"
@@ -60,6 +62,7 @@ TERMINAL = ("Succeeded", "Failed", "RolledBack")
 ROLLOUT_CONTROLLERS = ("/deployment-controller", "/replicaset-controller")  # kube-controller-manager user agents
 SETTLE = 2.0  # seconds after the last run ends that still count as its requests and CPU
 LATENCY_TIMEOUT = 120.0
+FINALIZER_GRACE = 10.0  # seconds a deleted namespace's runs may keep their finalizer before the benchmark drops it
 
 
 def say(message: str) -> None:
@@ -288,10 +291,37 @@ def namespace(name: str, delete_timeout: float = 120) -> Iterator[str]:
         poll(lambda: _exists(lambda: core.read_namespaced_service_account("default", name)), 30)
         yield name
     finally:
+        delete_namespace(name, delete_timeout)
+
+
+def delete_namespace(name: str, timeout: float) -> None:
+    """Delete it; runs whose finalizer nobody removes within a grace period are released by force."""
+    core = client.CoreV1Api()
+    with contextlib.suppress(ApiException):
+        core.delete_namespace(name)
+
+    def gone() -> bool:
+        return not _exists(lambda: core.read_namespace(name))
+
+    if poll(gone, FINALIZER_GRACE, 0.5):
+        return
+    released = release_runs(name)
+    if released:
+        say(f"{name}: {released} runs kept their finalizer {FINALIZER_GRACE:.0f}s after the namespace was deleted; "
+            "removed it")
+    if not poll(gone, timeout, 0.5):
+        say(f"namespace {name} still terminating after {timeout:.0f}s; going on")
+
+
+def release_runs(ns: str) -> int:
+    custom = client.CustomObjectsApi()
+    held = [r["metadata"]["name"] for r in custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
+            if r["metadata"].get("finalizers")]
+    for name in held:
         with contextlib.suppress(ApiException):
-            core.delete_namespace(name)
-        if not poll(lambda: not _exists(lambda: core.read_namespace(name)), delete_timeout, 0.5):
-            say(f"namespace {name} still terminating after {delete_timeout:.0f}s; going on")
+            custom.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name, {"metadata": {"finalizers": None}},
+                                                  _content_type="application/merge-patch+json")
+    return len(held)
 
 
 def create_deployments(ns: str, names: list[str], group: str) -> None:
@@ -549,6 +579,7 @@ def create_latency(ns: str, repeats: int, operator_side: bool) -> list[float]:
             samples.append(since(marks, t0, f"phase:{name}"))
             if operator_side:  # the operator idle again before the next sample
                 marks.wait([f"done:{name}"], LATENCY_TIMEOUT)
+        time.sleep(SETTLE)  # the last run's Events are posted before the namespace goes
     return samples
 
 
@@ -567,6 +598,7 @@ def crash_operator(ns: str, repeats: int) -> tuple[list[float], list[float]]:
             marks.wait([f"crash:{name}", f"done:{name}"], LATENCY_TIMEOUT)
             to_patch.append(since(marks, f"crash:{name}", f"reverted:{name}"))
             to_done.append(since(marks, f"crash:{name}", f"RolledBack:{name}"))
+        time.sleep(SETTLE)
     return to_patch, to_done
 
 
@@ -732,7 +764,7 @@ def print_breakdown(results: dict[int, list[Throughput]]) -> None:
             continue
         total: Counter[str] = sum((t.requests for t in runs), Counter())
         rows = [[kind, f"{count / (n * len(runs)):.2f}", str(count)] for kind, count in total.most_common()]
-        print_table(f"operator API requests by verb/resource, N={n} ({len(runs)} repeats)",
+        print_table(f"operator API requests by verb/resource in the window, N={n} ({len(runs)} samples)",
                     ["verb resource", "per run", "total"], rows)
 
 
@@ -746,20 +778,44 @@ def setup_cluster() -> None:
     kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/selfbootstrapruns.selfbootstrap.dev")
 
 
+def attempt(what: str, fn: Callable[[], T], default: T) -> T:
+    try:
+        return fn()
+    except Exception as err:  # one scenario that fails leaves the others' figures
+        say(f"{what} failed: {type(err).__name__}: {err}")
+        return default
+
+
+def scenario(what: str, ns: str, fn: Callable[[str], T], default: T, delete_timeout: float = 120) -> T:
+    """fn in a fresh namespace, deleted afterwards; default if anything fails."""
+    say(what)
+
+    def go() -> T:
+        with namespace(ns, delete_timeout) as name:
+            return fn(name)
+
+    return attempt(what, go, default)
+
+
 def latency_rows(sid: str, repeats: int, identity: Identity, logs: Path) -> list[Row]:
-    with operator(identity.kubeconfig, f"bench-{sid}-op-*", logs / "operator-latency.log"):
-        say("1. create -> first status (operator)")
-        with namespace(f"bench-{sid}-op-create") as ns:
-            create_op = create_latency(ns, repeats, operator_side=True)
-        say("2/3. crash signal -> rollback (operator)")
-        with namespace(f"bench-{sid}-op-crash") as ns:
-            patch_op, done_op = crash_operator(ns, repeats)
-    say("1. create -> first status (echo controller)")
-    with namespace(f"bench-{sid}-echo-create") as ns:
-        create_echo = create_latency(ns, repeats, operator_side=False)
-    say("2/3. crash signal -> rollback (watcher + kubectl rollout undo)")
-    with namespace(f"bench-{sid}-base-crash") as ns:
-        patch_base, done_base = crash_baseline(ns, repeats)
+    no_samples: list[float] = []
+    none: tuple[list[float], list[float]] = ([], [])
+    none3: tuple[list[float], list[float], list[float]] = ([], [], [])
+
+    def operator_side() -> tuple[list[float], list[float], list[float]]:
+        with operator(identity.kubeconfig, f"bench-{sid}-op-*", logs / "operator-latency.log"):
+            create = scenario("1. create -> first status (operator)", f"bench-{sid}-op-create",
+                              functools.partial(create_latency, repeats=repeats, operator_side=True), no_samples)
+            patch, done = scenario("2/3. crash signal -> rollback (operator)", f"bench-{sid}-op-crash",
+                                   functools.partial(crash_operator, repeats=repeats), none)
+        return create, patch, done
+
+    create_op, patch_op, done_op = attempt("the operator", operator_side, none3)
+    create_echo = scenario("1. create -> first status (echo controller)", f"bench-{sid}-echo-create",
+                           functools.partial(create_latency, repeats=repeats, operator_side=False), no_samples)
+    patch_base, done_base = scenario("2/3. crash signal -> rollback (watcher + kubectl rollout undo)",
+                                     f"bench-{sid}-base-crash", functools.partial(crash_baseline, repeats=repeats),
+                                     none)
     return [
         Row("1. create -> first status.phase (s)", create_op, create_echo, ".3f",
             "echo controller: watch, patch status Pending"),
@@ -776,12 +832,13 @@ def throughput(sid: str, n: int, repeats: int, identity: Identity, audit: AuditL
     base: list[Throughput] = []
     delete_timeout = 120 + n
     for r in range(repeats):
-        say(f"4-6. N={n}, repeat {r + 1}/{repeats}: kubectl set image baseline")
-        with namespace(f"bench-{sid}-base-n{n}-{r}", delete_timeout) as ns:
-            base.append(rollouts_baseline(ns, n, audit))
-        say(f"4-6. N={n}, repeat {r + 1}/{repeats}: operator")
-        with namespace(f"bench-{sid}-op-n{n}-{r}", delete_timeout) as ns:
-            ours.append(runs_operator(ns, n, identity, audit, logs / f"operator-n{n}-{r}.log"))
+        base.append(scenario(f"4-6. N={n}, repeat {r + 1}/{repeats}: kubectl set image baseline",
+                             f"bench-{sid}-base-n{n}-{r}", functools.partial(rollouts_baseline, n=n, audit=audit),
+                             Throughput(), delete_timeout))
+        ours.append(scenario(f"4-6. N={n}, repeat {r + 1}/{repeats}: operator", f"bench-{sid}-op-n{n}-{r}",
+                             functools.partial(runs_operator, n=n, identity=identity, audit=audit,
+                                               log=logs / f"operator-n{n}-{r}.log"),
+                             Throughput(), delete_timeout))
     return ours, base
 
 
@@ -808,8 +865,8 @@ def main() -> None:
             results[n] = ours
             rows += throughput_rows(n, ours, base)
             notes += completion_notes(n, ours, base)
-    print_table(f"selfbootstrap operator vs baselines ({args.repeats} repeats; min / median / max; "
-                f"ratio = operator median / baseline median)",
+    print_table(f"selfbootstrap operator vs baselines (min / median / max of {args.repeats} samples, figures 4-6: "
+                f"{args.throughput_repeats or args.repeats} per N; ratio = operator median / baseline median)",
                 ["figure", "operator", "baseline", "ratio", "baseline is"], [r.cells() for r in rows])
     print_breakdown(results)
     for note in notes:
