@@ -19,6 +19,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -341,12 +342,27 @@ def restart_control_plane() -> None:
     with _exclusive():
         for name in ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver"):
             _stop(name, grace=0)
+        _wait_port_free(API_PORT)
         comps = {c.name: c for c in components()}
         _start(comps["kube-apiserver"])
         _wait("the API server to be ready", _api_ok, 90, "kube-apiserver")
         for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
             _start(comps[name])
         wait_functional()
+
+
+def _wait_port_free(port: int, timeout: float = 30) -> None:
+    """Wait until nothing listens on the port (a killed process's socket can outlive it for a moment)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+                return
+            except OSError:
+                time.sleep(0.2)
+    raise SystemExit(f"port {port} is still in use {timeout:g}s after its server was stopped")
 
 
 def wait_functional(timeout: float = 180) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
 
@@ -57,6 +58,16 @@ def _create(create: Callable[..., object], *args: object) -> None:
             raise
 
 
+class QuietCaches(logging.Filter):
+    """Drop kopf's line for every index update and wake-up: one per watch event of every pod and
+    ReplicaSet of the cluster would bury the lines about runs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.endswith((" succeeded.", " is invoked.")) and message.startswith(
+            ("Indexer 'sbr_", "Handler 'deployment_gone'")))
+
+
 def parse_args(argv: list[str] | None, env: Settings) -> tuple[argparse.Namespace, Settings]:
     parser = argparse.ArgumentParser(prog="selfbootstrap-operator", description=__doc__)
     parser.add_argument("-n", "--namespace", action="append", default=[],
@@ -72,22 +83,28 @@ def parse_args(argv: list[str] | None, env: Settings) -> tuple[argparse.Namespac
     parser.add_argument("--metrics-port", type=int, default=env.metrics_port,
                         help="serve Prometheus metrics on this port (0: off)")
     parser.add_argument("--log-format", choices=["plain", "full", "json"], default=env.log_format)
+    parser.add_argument("--shard", default=env.shard,
+                        help="serve only the runs labelled selfbootstrap.dev/shard=<shard> (default: the runs "
+                             "without that label); use a peering name of the shard's own with --peering")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     settings = dataclasses.replace(env, standalone=args.standalone, peering=args.peering, liveness=args.liveness,
                                    metrics_port=args.metrics_port, log_format=args.log_format,
-                                   namespaces=tuple(args.namespace))
+                                   namespaces=tuple(args.namespace), shard=args.shard)
     return args, settings
 
 
 def main(argv: list[str] | None = None) -> None:
     args, settings = parse_args(argv, Settings.from_env())
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[settings.log_format.upper()])
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(QuietCaches())
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
-    from . import handlers  # noqa: F401  (registers the handlers)
+    from . import handlers
 
-    api = services.api_client()
+    registry = handlers.register(settings)
+    api = services.api_client(settings.tick_threads)
     if settings.peering:
         ensure_peering_objects(api, settings.peering, args.namespace)
         if args.priority is None:
@@ -100,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         peering_name=settings.peering,
         liveness_endpoint=settings.liveness,
         memo=services.memo_with(services.build(settings, api)),
+        registry=registry,
     )
 
 

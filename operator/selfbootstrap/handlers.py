@@ -1,32 +1,32 @@
-"""Kopf handlers: a thin shell around the reconciler.
+"""Kopf handlers: a thin shell around the workers.
 
-One daemon per unfinished run ticks the run through its state machine; the
-daemon exits when the run finishes and is respawned for unfinished runs when
-the operator restarts, which resumes them from status. The Kubernetes client
-and the adapters are made once at startup (see services.py) and reach the
-handlers through kopf's memo.
+Four indices keep what the runs need from the watches (Deployments, ReplicaSets, pods, runs),
+trimmed, and wake the runs a change concerns. One daemon per unfinished run of this
+instance's shard runs its worker; the daemon exits when the run finishes (kopf then drops
+its finalizer, so a finished run is deleted without the operator) and is respawned for
+unfinished runs when the operator restarts, which resumes them from status. Kopf holds a
+run's other handlers until every index is filled, so no run decides on an empty cache.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 import kopf
-from kubernetes.client.exceptions import ApiException
 
 from . import models as m
-from .adapters.kube import api_message
-from .core import reasons
-from .core.decision import Event, EventType
-from .reconciler import Logger, Reconciler, is_finished
-from .services import Services, services_of
+from .adapters import cache
+from .adapters.kube import meta, pod_state
+from .config import Settings
+from .core.jsontypes import JsonObject, path, strings, text
+from .reconciler import Logger, is_finished
+from .services import services_of
+from .worker import RunWorker
 
-MIN_TICK_SECONDS = 0.05
+SHARD_LABEL = f"{m.GROUP}/shard"
 
 
-@kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     config = services_of(memo).settings
     prefix = m.GROUP
@@ -45,50 +45,92 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.scanning.disabled = config.exact_namespaces
 
 
+def cleanup(memo: Any, **_: Any) -> None:
+    services_of(memo).pool.shutdown(wait=False, cancel_futures=True)
+
+
+# --- the caches -----------------------------------------------------------------------
+
+
+async def sbr_deployments(body: kopf.Body, namespace: str | None, name: str | None, memo: Any,
+                          **_: Any) -> dict[cache.Key, cache.DeploymentEntry]:
+    services_of(memo).wakeups.wake(("deployment", namespace or "", name or ""))
+    return {(namespace or "", name or ""): cache.deployment_entry(_json(body))}
+
+
+async def deployment_gone(type: str | None, namespace: str | None, name: str | None, memo: Any,
+                          **_: Any) -> None:
+    if type == "DELETED":  # an index forgets a deleted object without calling its function: wake here
+        services_of(memo).wakeups.wake(("deployment", namespace or "", name or ""))
+
+
+async def sbr_replicasets(body: kopf.Body, namespace: str | None, memo: Any,
+                          **_: Any) -> dict[cache.Key, cache.ReplicaSetEntry]:
+    rs = _json(body)
+    owner = cache.controller_of(rs, "Deployment")
+    if owner is None:
+        return {}
+    services_of(memo).wakeups.wake(("deployment", namespace or "", text(owner.get("name")) or ""))
+    return {(namespace or "", text(owner.get("uid")) or ""): cache.replica_set_entry(rs)}
+
+
+async def sbr_pods(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> dict[cache.Key, cache.PodEntry]:
+    pod = _json(body)
+    owner = cache.controller_of(pod, "ReplicaSet")
+    if owner is None or meta(pod).get("deletionTimestamp"):
+        return {}
+    rs_name = text(owner.get("name")) or ""
+    template_hash = strings(meta(pod).get("labels")).get("pod-template-hash", "")
+    if template_hash and rs_name.endswith(f"-{template_hash}"):  # <deployment>-<hash>, the controller's naming
+        services_of(memo).wakeups.wake(("deployment", namespace or "", rs_name[: -len(template_hash) - 1]))
+    return {(namespace or "", text(owner.get("uid")) or ""): cache.PodEntry(pod_state(pod))}
+
+
+async def sbr_runs(body: kopf.Body, namespace: str | None, name: str | None, memo: Any,
+                   **_: Any) -> dict[cache.Key, cache.RunEntry]:
+    run = _json(body)
+    target = text(path(run, "spec", "target", "deployment")) or ""
+    wakeups = services_of(memo).wakeups
+    wakeups.wake(("run", namespace or "", name or ""))
+    wakeups.wake(("deployment", namespace or "", target))  # a run that ends frees its Deployment for the next
+    if is_finished(run.get("status")):  # type: ignore[arg-type]
+        return {}
+    return {(namespace or "", target): cache.run_entry(run)}
+
+
+def _json(body: kopf.Body) -> JsonObject:
+    return dict(body)
+
+
+# --- the runs -------------------------------------------------------------------------
+
+
 def _active(status: kopf.Status, **_: Any) -> bool:
-    return not is_finished(status)
+    return not is_finished(dict(status))
 
 
-@kopf.daemon(m.GROUP, m.VERSION, m.PLURAL, id="reconcile", when=_active,
-             cancellation_timeout=30.0, backoff=5.0)
-async def reconcile(name: str, namespace: str | None, stopped: kopf.DaemonStopped, logger: Logger,
-                    memo: Any, **_: Any) -> None:
-    # Async, so that a waiting run holds no thread: only a tick's blocking API calls
-    # borrow one. (A sync daemon keeps a worker thread for its whole life, and runs
-    # beyond the pool's size would wait for a free one.)
+async def reconcile(body: kopf.Body, stopped: kopf.DaemonStopped, logger: Logger, memo: Any,
+                    **indices: Any) -> None:
     services = services_of(memo)
-    reconciler = Reconciler(services.kube, services.executor, logger=logger)
-    while not stopped:
-        delay = await asyncio.to_thread(reconciler.tick, namespace or "", name)
-        if delay is None:
-            return
-        await stopped.wait(max(delay, MIN_TICK_SECONDS))
+    caches = cache.Indices(indices["sbr_deployments"], indices["sbr_replicasets"], indices["sbr_pods"],
+                           indices["sbr_runs"])
+    worker = RunWorker(services, services.wakeups, caches, body, logger)
+    await worker.run(stopped)
+    if stopped.reason is not None and kopf.DaemonStoppingReason.RESOURCE_DELETED in stopped.reason:
+        await worker.deleted()
 
 
-@kopf.on.delete(m.GROUP, m.VERSION, m.PLURAL, id="release-on-delete")
-def on_delete(name: str, namespace: str | None, spec: kopf.Spec, status: kopf.Status, logger: Logger,
-              memo: Any, **_: Any) -> None:
-    """A run deleted mid-flight stops after its current step; the Deployment is left as it is.
-
-    Every step is one atomic patch, so nothing is half-applied; the Deployment gets
-    an Event saying where the run stopped, since the run's own Events go with it.
-    """
-    if is_finished(status):
-        return
-    kube = services_of(memo).kube
-    phase = status.get("phase") or "Pending"
-    deployment = str(spec.get("target", {}).get("deployment", ""))
-    message = (f"SelfBootstrapRun {name} was deleted in phase {phase}; the Deployment is left at its "
-               f"current template and no rollback was performed")
-    logger.warning(message)
-    dep = kube.read_deployment(namespace or "", deployment)
-    if dep is None:
-        return
-    dep = {"apiVersion": "apps/v1", "kind": "Deployment", **dep}
-    try:
-        kube.post_event(dep, Event(EventType.WARNING, reasons.SELF_BOOTSTRAP_RUN_DELETED, message))
-    except ApiException as err:
-        logger.warning("could not post event on deployment %s: %s", deployment, api_message(err))
-
-
-__all__ = ["Services", "configure", "on_delete", "reconcile"]
+def register(settings: Settings) -> kopf.OperatorRegistry:
+    """Register the handlers for this instance (its shard decides which runs it serves)."""
+    registry = kopf.get_default_registry()
+    kopf.on.startup(registry=registry)(configure)
+    kopf.on.cleanup(registry=registry)(cleanup)
+    kopf.index("apps", "v1", "deployments", registry=registry)(sbr_deployments)
+    kopf.on.event("apps", "v1", "deployments", registry=registry)(deployment_gone)
+    kopf.index("apps", "v1", "replicasets", registry=registry)(sbr_replicasets)
+    kopf.index("v1", "pods", registry=registry)(sbr_pods)
+    kopf.index(m.GROUP, m.VERSION, m.PLURAL, registry=registry)(sbr_runs)
+    shard: dict[str, Any] = {SHARD_LABEL: settings.shard or kopf.ABSENT}
+    kopf.daemon(m.GROUP, m.VERSION, m.PLURAL, id="reconcile", registry=registry, when=_active, labels=shard,
+                cancellation_backoff=10.0, cancellation_timeout=30.0, backoff=5.0)(reconcile)
+    return registry

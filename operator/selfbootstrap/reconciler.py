@@ -1,7 +1,11 @@
-"""One reconcile tick of a run: observe, ask the core, record, act, record.
+"""One reconcile tick of a run: decide, record, act, settle, record.
 
-Status is written before every side effect; a tick that dies anywhere is
-resumed by the next one deciding again from status and the world.
+The run and its world come in (from the watches' caches); nothing is read in the steady
+state. Decisions that need no side effect are chained in memory and written once; status
+is always written before a side effect, so a tick that dies anywhere is resumed by the next
+one deciding again from status and the world. No exception escapes: a passing fault of the
+API server is the caller's to retry with backoff, anything unexpected fails the run with
+InternalError and the traceback in the log.
 """
 
 from __future__ import annotations
@@ -18,20 +22,29 @@ from urllib3.exceptions import HTTPError as TransportError
 
 from . import metrics
 from .adapters.executor import Executor
-from .adapters.kube import Kube, StatusConflictError, api_message, meta, name_of
+from .adapters.kube import Kube, StatusConflictError, api_message, meta, name_of, namespace_of
 from .core import machine, reasons
+from .core.actions import Deployed, Failed, Undone
 from .core.decision import Decision, Event, EventType
 from .core.jsontypes import JsonObject, integer, obj, text
 from .core.run import Run
-from .models import TERMINAL_PHASES, Phase, RunSpec, RunStatus
+from .core.world import World
+from .models import TERMINAL_PHASES, EventRecord, Phase, RunSpec, RunStatus
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
-ERROR_BACKOFF = 5.0
-CONFLICT_RETRY = 0.0  # someone else wrote status: read it again at once
+CHAIN_LIMIT = 8  # decisions chained in memory before a write, at most
+INFRASTRUCTURE_ERRORS = (ApiException, TransportError, OSError)
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Tick:
+    requeue: float | None  # seconds until the next tick; None: the run is finished (or gone)
+    run: JsonObject | None  # the run as last written (None: gone)
+    patched_from: str | None = None  # the Deployment's resourceVersion a patch of this tick was guarded on
 
 
 @dataclass
@@ -41,69 +54,104 @@ class Reconciler:
     clock: Callable[[], datetime] = utcnow
     logger: Logger = field(default_factory=lambda: logging.getLogger("selfbootstrap"))
 
-    def tick(self, namespace: str, name: str) -> float | None:
-        """Advance the run once; return seconds until the next tick, None when it is finished."""
+    def tick(self, o: JsonObject, world: World) -> Tick:
+        """Advance the run once. API errors propagate (the caller backs off); nothing else does."""
         try:
-            return self._tick(namespace, name)
-        except (ApiException, TransportError, OSError) as err:
-            kind = f"{err.status} {err.reason}" if isinstance(err, ApiException) else type(err).__name__
+            return self._tick(o, world)
+        except StatusConflictError:
+            self.logger.info("status of %s changed under us; reading it again", _key(o))
+            fresh = self.kube.read_run(namespace_of(o), name_of(o))
+            return Tick(0.0 if fresh is not None else None, fresh)
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception as err:  # a bug or data nobody foresaw: end the run, saying so
+            self.logger.exception("reconcile of run %s failed unexpectedly", _key(o))
             metrics.TICK_ERRORS.labels(type(err).__name__).inc()
-            self.logger.warning("reconcile of %s/%s failed (%s); retrying in %ss", namespace, name, kind,
-                                ERROR_BACKOFF)
-            return ERROR_BACKOFF
+            return self._internal_error(o, err)
 
-    def _tick(self, namespace: str, name: str) -> float | None:
-        o = self.kube.read_run(namespace, name)
-        if o is None or meta(o).get("deletionTimestamp"):
-            return None
+    def repost(self, o: JsonObject) -> None:
+        """Post the latest decision's Events again (after a restart they may have been lost; a posted
+        one is found by its name and not repeated)."""
+        status = RunStatus.model_validate(obj(o.get("status")))
+        self._post(o, tuple(Event(EventType(e.type), e.reason, e.message, e.count, e.seq)
+                            for e in status.last_events))
+
+    def _tick(self, o: JsonObject, world: World) -> Tick:
         try:
             run = parse_run(o)
         except ValidationError as err:
             self._reject(o, err)
-            return None
+            return Tick(None, o)
         if run.status.phase in TERMINAL_PHASES:
-            return None
-        world = self.kube.observe(o, run.spec.target.container)
-        decision = machine.decide(run, world, self.clock())
-        written = self._record(o, run.status, decision)
-        if written is None:
-            return CONFLICT_RETRY
+            return Tick(None, o)
+        stored = run.status
+        decision, events = self._chain(run, world)
+        written = self._record(o, stored, decision, events)
         if decision.action is None:
-            return decision.requeue_after
+            return Tick(decision.requeue_after, written)
         run = replace(run, status=decision.status)
         result = self.executor.perform(run, decision.action)
         settled = machine.settle(run, world, decision.action, result, self.clock())
-        self._record(written, run.status, settled)
-        return settled.requeue_after
+        written = self._record(written, run.status, settled, settled.events)
+        changed = isinstance(result, Deployed | Undone) or (isinstance(result, Failed) and result.stale)
+        guard = world.deployment.resource_version if world.deployment and changed else None
+        return Tick(settled.requeue_after, written, guard)
 
-    def _record(self, o: JsonObject, before: RunStatus, decision: Decision) -> JsonObject | None:
-        """Persist the decision's status and post its events; None when another writer got there first."""
+    def _chain(self, run: Run, world: World) -> tuple[Decision, tuple[Event, ...]]:
+        """Decide; while a decision asks for nothing but to go on at once, go on in memory."""
+        events: tuple[Event, ...] = ()
+        for _ in range(CHAIN_LIMIT):
+            decision = machine.decide(run, world, self.clock())
+            events += decision.events
+            if decision.action is not None or decision.requeue_after != 0:
+                break
+            run = replace(run, status=decision.status)
+        return decision, events
+
+    def _record(self, o: JsonObject, before: RunStatus, decision: Decision,
+                events: tuple[Event, ...]) -> JsonObject:
+        """Persist the decision's status (keeping every Event of this write for a restart), then post them."""
         after = decision.status
+        if events:
+            after = after.model_copy(update={"last_events": [
+                EventRecord(seq=e.seq, type=e.type, reason=e.reason, message=e.message[:1024], count=e.count)
+                for e in events]})
         if after != before:
-            try:
-                o = self.kube.write_status(o, after.dump())
-            except StatusConflictError:
-                self.logger.info("status of %s changed under us; deciding again", name_of(o))
-                return None
+            o = self.kube.write_status(o, after.dump())
             self._count(o, before, after)
-        for event in decision.events:
+        self._post(o, events)
+        return o
+
+    def _post(self, o: JsonObject, events: tuple[Event, ...]) -> None:
+        for event in events:
             log = self.logger.warning if event.type == EventType.WARNING else self.logger.info
-            log("%s/%s %s: %s", text(meta(o).get("namespace")), name_of(o), event.reason, event.message)
+            log("%s %s: %s", _key(o), event.reason, event.message)
             try:
                 self.kube.post_event(o, event)
-            except ApiException as err:  # an event is worth a log line, not a failed run
+            except ApiException as err:  # an Event is worth a log line, not a failed run
                 self.logger.warning("could not post event %s: %s", event.reason, api_message(err))
-        return o
 
     def _reject(self, o: JsonObject, err: ValidationError) -> None:
         """A run the CRD let through but the models refuse (e.g. an old schema): fail it, say why."""
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         message = f"spec.{where}: {first['msg']}"
+        before = RunStatus.model_validate(obj(o.get("status"))) if _valid_status(o) else RunStatus()
         status = RunStatus(phase=Phase.FAILED, reason=reasons.INVALID_SPEC, message=message,
-                           finished_at=self.clock())
-        self._record(o, RunStatus(), Decision(status, events=(Event(EventType.WARNING, reasons.INVALID_SPEC,
-                                                                    message),)))
+                           failure_reason=reasons.INVALID_SPEC, failure_message=message, finished_at=self.clock(),
+                           event_seq=before.event_seq + 1)
+        event = Event(EventType.WARNING, reasons.INVALID_SPEC, message, seq=status.event_seq)
+        self._record(o, before, Decision(status), (event,))
+
+    def _internal_error(self, o: JsonObject, err: Exception) -> Tick:
+        message = f"run {_key(o)} met an unexpected {type(err).__name__} in the operator ({err}); see its log"
+        try:
+            run = parse_run(o)
+            decision = machine.internal_error(run, self.clock(), message[:1024])
+            return Tick(None, self._record(o, run.status, decision, decision.events))
+        except Exception:  # cannot even record it: log, and let the caller back off
+            self.logger.exception("could not record the failure of run %s", _key(o))
+            raise err from None
 
     def _count(self, o: JsonObject, before: RunStatus, after: RunStatus) -> None:
         if before.phase == after.phase or after.phase is None:
@@ -117,6 +165,18 @@ class Reconciler:
         if after.phase == Phase.ROLLING_BACK:
             metrics.ROLLBACKS.labels(after.rollback_failure_class or "").inc()
         metrics.track(text(meta(o).get("uid")) or "", after.phase)
+
+
+def _key(o: JsonObject) -> str:
+    return f"{namespace_of(o)}/{name_of(o)}"
+
+
+def _valid_status(o: JsonObject) -> bool:
+    try:
+        RunStatus.model_validate(obj(o.get("status")))
+    except ValidationError:
+        return False
+    return True
 
 
 def parse_run(o: JsonObject) -> Run:

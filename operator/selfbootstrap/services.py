@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import kopf
 from kubernetes import client, config
@@ -15,6 +19,28 @@ from .adapters.kube import Kube, KubeExecutor
 from .config import Settings
 
 MEMO_KEY = "services"
+WakeKey = tuple[str, str, str]  # ("deployment" | "run", namespace, name)
+
+
+class Wakeups:
+    """Who to wake when the watches see a change: each run's worker waits on an asyncio.Event of its own."""
+
+    def __init__(self) -> None:
+        self._waiting: defaultdict[WakeKey, set[asyncio.Event]] = defaultdict(set)
+
+    def add(self, keys: Iterable[WakeKey], event: asyncio.Event) -> None:
+        for key in keys:
+            self._waiting[key].add(event)
+
+    def remove(self, keys: Iterable[WakeKey], event: asyncio.Event) -> None:
+        for key in keys:
+            self._waiting[key].discard(event)
+            if not self._waiting[key]:
+                del self._waiting[key]
+
+    def wake(self, key: WakeKey) -> None:
+        for event in self._waiting.get(key, ()):
+            event.set()
 
 
 @dataclass(frozen=True)
@@ -22,22 +48,28 @@ class Services:
     settings: Settings
     kube: Kube
     executor: Executor
+    pool: ThreadPoolExecutor  # where ticks run: their writes block; waiting runs hold no thread
+    wakeups: Wakeups = field(default_factory=Wakeups)
 
 
-def api_client() -> client.ApiClient:
-    """A client for the cluster the operator runs in, else the one in KUBECONFIG."""
+def api_client(connections: int) -> client.ApiClient:
+    """A client for the cluster the operator runs in, else the one in KUBECONFIG, with a connection per
+    pool thread (fewer makes threads wait for a connection, or open and drop extra ones)."""
+    configuration = client.Configuration()
     try:
-        config.load_incluster_config()
+        config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
-        config.load_kube_config()
-    return client.ApiClient()
+        config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = connections
+    return client.ApiClient(configuration)
 
 
 def build(settings: Settings, api: client.ApiClient) -> Services:
     kube = Kube(api)
     executor = Executor(KubeExecutor(kube), HttpExecutor(), GitExecutor(kube, settings.workdir),
                         JobExecutor(kube, settings.checkout_image))
-    return Services(settings, kube, executor)
+    pool = ThreadPoolExecutor(max_workers=settings.tick_threads, thread_name_prefix="tick")
+    return Services(settings, kube, executor, pool)
 
 
 def memo_with(services: Services) -> kopf.Memo:

@@ -13,6 +13,7 @@ from urllib3.exceptions import MaxRetryError
 from selfbootstrap.adapters import kube as k
 from selfbootstrap.adapters.kube import Kube, KubeExecutor
 from selfbootstrap.core.actions import Deployed, Failed, PatchDeployment, RollbackDeployment, Undone
+from selfbootstrap.core.decision import Event, EventType
 from selfbootstrap.core.releases import template_digest
 from selfbootstrap.core.world import ContainerState, PodState
 
@@ -119,25 +120,6 @@ def test_selector_is_sorted():
     assert k.selector_of(DEPLOYMENT) == "app=web,tier=x"
 
 
-def run_json(name: str, created: str, phase: str | None = None, target: str = "web") -> dict:
-    return {"metadata": {"name": name, "creationTimestamp": created},
-            "spec": {"target": {"deployment": target}}, "status": {"phase": phase} if phase else {}}
-
-
-@pytest.mark.parametrize("others, expected", [
-    ([], None),
-    ([run_json("old", "2030-01-01T00:00:00Z")], "old"),
-    ([run_json("old", "2030-01-01T00:00:00Z", "Succeeded")], None),
-    ([run_json("old", "2030-01-01T00:00:00Z", target="api")], None),
-    ([run_json("young", "2030-01-03T00:00:00Z")], None),
-    ([run_json("young", "2030-01-03T00:00:00Z", "Deploying")], "young"),
-    ([run_json("me", "2030-01-01T00:00:00Z", "Deploying")], None),
-], ids=["alone", "older-pending", "older-finished", "other-deployment", "younger-pending", "younger-started",
-        "itself"])
-def test_blocking_run(others, expected):
-    assert k.blocking_run(run_json("me", "2030-01-02T00:00:00Z"), others) == expected
-
-
 def test_status_patch_of_a_new_status_tests_that_there_is_none():
     assert k.status_patch(None, {"phase": "Pending"}) == [
         {"op": "test", "path": "/status", "value": None},
@@ -216,7 +198,7 @@ def test_executor_undoes_with_a_json_patch(kube):
     (PatchDeployment({}), api_error(422, {"message": "image: Required value"}),
      Failed("DeployRefused", "422: image: Required value")),
     (PatchDeployment({}), api_error(409, {"message": "the object has been modified"}),
-     Failed("DeployRefused", "409: the object has been modified", retryable=True)),
+     Failed("DeployRefused", "409: the object has been modified", retryable=True, stale=True)),
     (RollbackDeployment("rs-2", []), api_error(403, {"message": "forbidden"}),
      Failed("RollbackRefused", "403: forbidden")),
     (RollbackDeployment("rs-2", []), api_error(503, {"message": "unavailable"}),
@@ -231,3 +213,16 @@ def test_executor_retries_when_the_api_server_cannot_be_reached(kube):
     kube.patch_deployment.side_effect = MaxRetryError(None, "/", "refused")  # type: ignore[arg-type]
     result = KubeExecutor(kube).perform(run(), PatchDeployment({}))
     assert isinstance(result, Failed) and result.retryable and "MaxRetryError" in result.message
+
+
+def test_an_event_is_named_after_its_object_and_number_and_repeats_as_a_series():
+    run = {"apiVersion": "selfbootstrap.dev/v1alpha1", "kind": "SelfBootstrapRun",
+           "metadata": {"name": "web-v2", "namespace": "apps", "uid": "0123456789abcdef"}}
+    body = k.event_body(run, Event(EventType.WARNING, "Retrying", "503", count=3, seq=7), "2030-01-01T00:00:00.123456Z",
+                        "operator-0")
+    assert body["metadata"] == {"name": "web-v2.01234567.00007", "namespace": "apps"}
+    assert (body["reason"], body["action"], body["note"], body["type"]) == ("Retrying", "Retrying", "503", "Warning")
+    assert body["regarding"]["uid"] == "0123456789abcdef" and body["eventTime"].endswith(".123456Z")
+    assert body["series"] == {"count": 3, "lastObservedTime": "2030-01-01T00:00:00.123456Z"}
+    once = k.event_body(run, Event(EventType.NORMAL, "Deployed", "m"), "t", "i")
+    assert once["metadata"] == {"generateName": "web-v2-", "namespace": "apps"} and "series" not in once

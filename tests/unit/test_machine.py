@@ -1090,3 +1090,10 @@ def test_internal_errors_end_the_run_saying_so():
     d = machine.internal_error(run(rolling_back()), at(1), "unexpected KeyError in run apps/run-1: 'x'")
     assert where(d) == ("Failed", "InternalError") and d.status.rollback_healthy is False
     assert d.requeue_after is None
+
+
+def test_a_conflict_is_decided_again_at_once_without_an_event():
+    d = settle(rolling_back(), world(deployed()), RollbackDeployment("rs-2", []),
+               Failed("RollbackRefused", "409: the object has been modified", retryable=True, stale=True), now=at(3))
+    assert (d.requeue_after, d.events, d.status.retry.attempts) == (0, (), 1)
+    assert d.status.retry.next_attempt_at is None

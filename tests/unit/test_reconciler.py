@@ -1,10 +1,11 @@
 """The shell's tick with an autospec'd Kubernetes adapter: ordering of writes and side effects,
-and failure injection (API errors, conflicts, refused patches, invalid specs)."""
+decisions chained into one write, and failure injection (conflicts, refused patches, invalid
+specs, API errors, bugs)."""
 
 from __future__ import annotations
 
 import json
-from unittest.mock import call, create_autospec
+from unittest.mock import create_autospec
 
 import pytest
 from kubernetes.client.exceptions import ApiException
@@ -15,7 +16,7 @@ from selfbootstrap.adapters.http import HttpExecutor
 from selfbootstrap.adapters.jobs import JobExecutor
 from selfbootstrap.adapters.kube import Kube, KubeExecutor, StatusConflictError
 from selfbootstrap.core.world import World
-from selfbootstrap.reconciler import CONFLICT_RETRY, ERROR_BACKOFF, Reconciler
+from selfbootstrap.reconciler import Reconciler
 
 from .factories import T0, deployment, resolved, world
 
@@ -39,94 +40,122 @@ def api_error(status: int, message: str = "boom") -> ApiException:
 def kube():
     kube = create_autospec(Kube, instance=True)
     kube.write_status.side_effect = lambda obj, status: {**obj, "status": status}
+    kube.patch_deployment.return_value = {"spec": {"template": {}}}
     return kube
 
 
-def reconciler(kube) -> Reconciler:
-    executor = Executor(KubeExecutor(kube), create_autospec(HttpExecutor, instance=True),
+def reconciler(kube, http=None) -> Reconciler:
+    executor = Executor(KubeExecutor(kube), http or create_autospec(HttpExecutor, instance=True),
                         create_autospec(GitExecutor, instance=True), create_autospec(JobExecutor, instance=True))
     return Reconciler(kube, executor, clock=lambda: T0)
 
 
-def resolved_obj() -> dict:
-    return run_obj(resolved().dump())
+def writes(kube) -> list[dict]:
+    return [c.args[1] for c in kube.write_status.call_args_list]
 
 
-def test_api_errors_are_retried_later_not_raised(kube):
-    kube.read_run.side_effect = api_error(503)
-    assert reconciler(kube).tick("apps", "run-1") == ERROR_BACKOFF
+def test_a_new_run_gets_to_its_deploy_patch_with_one_status_write_before_it(kube):
+    tick = reconciler(kube).tick(run_obj(), world(deployment()))
+
+    names = [c[0] for c in kube.mock_calls if c[0] in ("write_status", "patch_deployment")]
+    assert names == ["write_status", "patch_deployment", "write_status"]
+    first, last = writes(kube)
+    assert [h["reason"] for h in first["history"]] == ["Accepted", "Started", "ReleasesResolved"]
+    assert first["phase"] == "Deploying" and first["deployedReleaseId"] == "v3"
+    assert last["phase"] == "VerifyingHealth"
+    assert tick.patched_from == "100" and tick.run["status"] == last
 
 
-def test_status_is_written_before_the_deploy_patch(kube):
-    kube.read_run.return_value = resolved_obj()
-    kube.observe.return_value = world(deployment())
-
-    reconciler(kube).tick("apps", "run-1")
-
-    calls = [c for c in kube.mock_calls if c[0] in ("write_status", "patch_deployment")]
-    assert [c[0] for c in calls] == ["write_status", "patch_deployment", "write_status"]
-    assert calls[0][1][1]["phase"] == "Deploying" and calls[-1][1][1]["phase"] == "VerifyingHealth"
-    assert kube.patch_deployment.call_args == call("apps", "web", kube.patch_deployment.call_args.args[2],
-                                                   "application/strategic-merge-patch+json")
+def test_the_events_of_a_write_are_numbered_and_kept_with_it(kube):
+    reconciler(kube).tick(run_obj(), world(deployment()))
+    first, last = writes(kube)
+    posted = [c.args[1] for c in kube.post_event.call_args_list]
+    assert [(e.reason, e.seq) for e in posted] == [("Started", 1), ("Deployed", 2)]
+    assert [(e["reason"], e["seq"]) for e in first["lastEvents"]] == [("Started", 1)]
+    assert [(e["reason"], e["seq"]) for e in last["lastEvents"]] == [("Deployed", 2)]
+    assert last["eventSeq"] == 2
 
 
-def test_a_status_conflict_skips_the_side_effect(kube):
-    kube.read_run.return_value = resolved_obj()
-    kube.observe.return_value = world(deployment())
+def test_repost_posts_the_kept_events_again(kube):
+    o = run_obj({"phase": "VerifyingHealth", "eventSeq": 2,
+                 "lastEvents": [{"seq": 2, "type": "Normal", "reason": "Deployed", "message": "m"}]})
+    reconciler(kube).repost(o)
+    (event,) = [c.args[1] for c in kube.post_event.call_args_list]
+    assert (event.reason, event.seq, event.message) == ("Deployed", 2, "m")
+
+
+def test_a_status_conflict_skips_the_side_effect_and_reads_the_run_again(kube):
     kube.write_status.side_effect = StatusConflictError("changed")
-    assert reconciler(kube).tick("apps", "run-1") == CONFLICT_RETRY
+    kube.read_run.return_value = run_obj({"phase": "Pending"})
+    tick = reconciler(kube).tick(run_obj(resolved().dump()), world(deployment()))
+    assert (tick.requeue, tick.run) == (0.0, kube.read_run.return_value)
     kube.patch_deployment.assert_not_called()
 
 
 def test_a_refused_patch_is_a_deploy_failure_denied_by_default(kube):
-    kube.read_run.return_value = resolved_obj()
-    kube.observe.return_value = world(deployment())
     kube.patch_deployment.side_effect = api_error(422, 'spec.template.spec.containers[0].image: Required value')
 
-    reconciler(kube).tick("apps", "run-1")
+    reconciler(kube).tick(run_obj(resolved().dump()), world(deployment()))
 
-    final = kube.write_status.call_args.args[1]
+    final = writes(kube)[-1]
     assert (final["phase"], final["reason"], final["rollbackPolicyReason"]) == (
         "Failed", "DeployRefused", "rollbackDisabledForDeployFailure")
     assert "containers[0].image: Required value" in final["message"]
 
 
-def test_a_conflicting_patch_is_retried_without_changing_phase(kube):
-    kube.read_run.return_value = resolved_obj()
-    kube.observe.return_value = world(deployment())
+def test_a_conflicting_patch_is_decided_again_once_the_cache_moves_past_it(kube):
     kube.patch_deployment.side_effect = api_error(409)
-    assert reconciler(kube).tick("apps", "run-1") == 2.0
-    final = kube.write_status.call_args.args[1]
+    tick = reconciler(kube).tick(run_obj(resolved().dump()), world(deployment()))
+    assert (tick.requeue, tick.patched_from) == (0, "100"), "the worker waits for a newer Deployment"
+    final = writes(kube)[-1]
     assert (final["phase"], final["retry"]["attempts"]) == ("Deploying", 1)
+    kube.post_event.assert_not_called()
+
+
+def test_a_passing_fault_of_the_api_server_is_retried_after_a_backoff(kube):
+    kube.patch_deployment.side_effect = api_error(503)
+    tick = reconciler(kube).tick(run_obj(resolved().dump()), world(deployment()))
+    assert (tick.requeue, tick.patched_from) == (2.0, None)
     assert kube.post_event.call_args.args[1].reason == "Retrying"
 
 
 def test_an_unparseable_spec_fails_the_run_with_the_field(kube):
-    kube.read_run.return_value = run_obj(spec={"target": {"deployment": "web"}, "release": {"image": 5}})
-    assert reconciler(kube).tick("apps", "run-1") is None
-    final = kube.write_status.call_args.args[1]
+    tick = reconciler(kube).tick(run_obj(spec={"target": {"deployment": "web"}, "release": {"image": 5}}),
+                                 world(deployment()))
+    assert tick.requeue is None
+    final = writes(kube)[-1]
     assert (final["phase"], final["reason"]) == ("Failed", "InvalidSpec")
     assert final["message"].startswith("spec.release.image")
-
-
-@pytest.mark.parametrize("obj", [None, {**run_obj(), "metadata": {**run_obj()["metadata"],
-                                                                     "deletionTimestamp": "2030-01-01T00:00:00Z"}}],
-                         ids=["gone", "being-deleted"])
-def test_a_deleted_run_stops_the_loop(kube, obj):
-    kube.read_run.return_value = obj
-    assert reconciler(kube).tick("apps", "run-1") is None
-    kube.observe.assert_not_called()
+    assert kube.post_event.call_args.args[1].reason == "InvalidSpec"
 
 
 def test_a_finished_run_is_not_touched(kube):
-    kube.read_run.return_value = run_obj({"phase": "Succeeded"})
-    assert reconciler(kube).tick("apps", "run-1") is None
-    kube.observe.assert_not_called()
+    assert reconciler(kube).tick(run_obj({"phase": "Succeeded"}), world(deployment())).requeue is None
     kube.write_status.assert_not_called()
 
 
 def test_missing_deployment_fails_the_run(kube):
-    kube.read_run.return_value = run_obj({"phase": "Pending"})
-    kube.observe.return_value = World(deployment=None)
-    assert reconciler(kube).tick("apps", "run-1") is None
-    assert kube.write_status.call_args.args[1]["reason"] == "TargetNotFound"
+    assert reconciler(kube).tick(run_obj({"phase": "Pending"}), World(deployment=None)).requeue is None
+    assert writes(kube)[-1]["reason"] == "TargetNotFound"
+
+
+def test_api_errors_reach_the_caller_which_backs_off(kube):
+    kube.write_status.side_effect = api_error(503)
+    with pytest.raises(ApiException):
+        reconciler(kube).tick(run_obj(resolved().dump()), world(deployment()))
+
+
+def test_an_unexpected_error_fails_the_run_with_internal_error(kube):
+    http = create_autospec(HttpExecutor, instance=True)
+    http.perform.side_effect = KeyError("surprise")
+    st = resolved(phase="VerifyingHealth", deploy_patched_at=T0,
+                  deployed_template_digest=None).dump()
+    spec = {**SPEC, "health": {"http": {"url": "http://web/healthz"}}}
+    from .factories import deployed
+
+    tick = reconciler(kube, http).tick(run_obj(st, spec), world(deployed()))
+
+    assert tick.requeue is None
+    final = writes(kube)[-1]
+    assert (final["phase"], final["reason"]) == ("Failed", "InternalError")
+    assert "run apps/run-1 met an unexpected KeyError" in final["message"]

@@ -49,7 +49,7 @@ def _body(value: JsonValue) -> Any:
     return value
 
 
-def _namespace(o: JsonObject) -> str:
+def namespace_of(o: JsonObject) -> str:
     return text(meta(o).get("namespace")) or ""
 
 
@@ -159,25 +159,6 @@ def selector_of(dep: JsonObject) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
-def blocking_run(run: JsonObject, others: list[JsonObject]) -> str | None:
-    """The active run that holds the same Deployment: one that has started, or an older one."""
-    target = text(path(run, "spec", "target", "deployment"))
-
-    def key(o: JsonObject) -> tuple[str, str]:
-        return text(meta(o).get("creationTimestamp")) or "", name_of(o)
-
-    mine = key(run)
-    for other in sorted(others, key=key):
-        phase = text(path(other, "status", "phase"))
-        if name_of(other) == mine[1] or text(path(other, "spec", "target", "deployment")) != target:
-            continue
-        if phase in m.TERMINAL_PHASES:
-            continue
-        if phase not in (None, m.Phase.PENDING) or key(other) < mine:
-            return name_of(other)
-    return None
-
-
 def status_patch(stored: JsonObject | None, after: JsonObject) -> list[JsonObject]:
     """A JSON patch from the stored status to `after`, guarded by a test of the stored status.
 
@@ -219,6 +200,24 @@ class SecretValue:
     allowed_urls: tuple[str, ...]  # from the Secret's selfbootstrap.dev/allowed-urls annotation
 
 
+def event_body(o: JsonObject, event: Event, now: str, instance: str) -> JsonObject:
+    """The events.k8s.io/v1 Event (pure): named after the object and the Event's number when it has one."""
+    md = meta(o)
+    named: JsonObject = {"name": f"{name_of(o)[:200]}.{(text(md.get('uid')) or '')[:8]}.{event.seq:05d}"} \
+        if event.seq else {"generateName": f"{name_of(o)[:200]}-"}
+    body: dict[str, JsonValue] = {
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {**named, "namespace": md.get("namespace")},
+        "regarding": {"apiVersion": o.get("apiVersion"), "kind": o.get("kind"), "name": name_of(o),
+                      "namespace": md.get("namespace"), "uid": md.get("uid")},
+        "type": str(event.type), "reason": event.reason, "action": event.reason, "note": event.message[:1024],
+        "eventTime": now, "reportingController": f"{m.GROUP}/operator", "reportingInstance": instance[:128],
+    }
+    if event.count > 1:
+        body["series"] = {"count": event.count, "lastObservedTime": now}
+    return body
+
+
 class SecretUnavailableError(LookupError):
     """A referenced Secret or key cannot be read; the message names them, never a value."""
 
@@ -236,6 +235,7 @@ class Kube:
         self.custom = client.CustomObjectsApi(api_client)
         self.extensions = client.ApiextensionsV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
+        self.events = client.EventsV1Api(api_client)
         self.instance = socket.gethostname()
 
     # reads
@@ -252,13 +252,13 @@ class Kube:
 
     def replica_sets_of(self, dep: JsonObject) -> list[JsonObject]:
         items = objects(_parse(self.apps.list_namespaced_replica_set(
-            _namespace(dep), label_selector=selector_of(dep), _preload_content=False)).get("items"))
+            namespace_of(dep), label_selector=selector_of(dep), _preload_content=False)).get("items"))
         uid = text(meta(dep).get("uid")) or ""
         return [rs for rs in items if controlled_by(rs, uid)]
 
     def pods_of(self, dep: JsonObject, rs_uid: str) -> list[JsonObject]:
         items = objects(_parse(self.core.list_namespaced_pod(
-            _namespace(dep), label_selector=selector_of(dep), _preload_content=False)).get("items"))
+            namespace_of(dep), label_selector=selector_of(dep), _preload_content=False)).get("items"))
         return [p for p in items if controlled_by(p, rs_uid) and not meta(p).get("deletionTimestamp")]
 
     def crd_generation(self) -> int | None:
@@ -266,8 +266,10 @@ class Kube:
         return integer(meta(crd).get("generation")) if crd else None
 
     def observe(self, run: JsonObject, container: str | None) -> World:
-        """One consistent-enough look at the target Deployment, its revisions and the new pods."""
-        namespace = _namespace(run)
+        """One consistent-enough look at the target Deployment, its revisions and the new pods, by request
+        (the caches are the usual source; this is for a cache miss and the slow safety resync). The
+        runs that may block this one come from the caches either way."""
+        namespace = namespace_of(run)
         dep = self.read_deployment(namespace, text(path(run, "spec", "target", "deployment")) or "")
         if dep is None:
             return World(deployment=None)
@@ -279,14 +281,7 @@ class Kube:
             rs_uid = next(text(meta(rs).get("uid")) or "" for rs in replica_sets
                           if name_of(rs) == current.replica_set)
             pods = tuple(pod_state(p) for p in self.pods_of(dep, rs_uid))
-        crd_generation = None
-        if path(run, "spec", "target", "deploymentContext") == m.DeploymentContext.SELF_HOSTED:
-            crd_generation = self.crd_generation()
-        # Only a run that has not started yet waits for another: list the runs only then.
-        blocker = None
-        if path(run, "status", "phase") in (None, m.Phase.PENDING):
-            blocker = blocking_run(run, self.list_runs(namespace))
-        return World(deployment=state, pods=pods, crd_generation=crd_generation, blocking_run=blocker)
+        return World(deployment=state, pods=pods)
 
     def read_secret(self, namespace: str, name: str, key: str) -> SecretValue:
         """A Secret's value; SecretUnavailableError names the Secret and key (never the value)."""
@@ -341,7 +336,7 @@ class Kube:
             return run  # nothing changed
         try:
             return _parse(self.custom.patch_namespaced_custom_object_status(
-                m.GROUP, m.VERSION, _namespace(run), m.PLURAL, name_of(run), _body(ops),
+                m.GROUP, m.VERSION, namespace_of(run), m.PLURAL, name_of(run), _body(ops),
                 _content_type=JSON_PATCH, _preload_content=False))
         except ApiException as err:
             if _failed_test(err):
@@ -349,23 +344,20 @@ class Kube:
             raise
 
     def post_event(self, o: JsonObject, event: Event) -> None:
-        md = meta(o)
-        now = datetime.now(UTC).isoformat()
-        body: JsonObject = {
-            "metadata": {"generateName": f"{name_of(o)}.", "namespace": md.get("namespace")},
-            "involvedObject": {"apiVersion": o.get("apiVersion"), "kind": o.get("kind"), "name": name_of(o),
-                               "namespace": md.get("namespace"), "uid": md.get("uid")},
-            "type": str(event.type),
-            "reason": event.reason,
-            "message": event.message[:1024],
-            "source": {"component": COMPONENT},
-            "reportingComponent": f"{m.GROUP}/operator",
-            "reportingInstance": self.instance,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-        self.core.create_namespaced_event(_namespace(o), _body(body))
+        """Post an events.k8s.io/v1 Event about the object (microsecond eventTime, so Events sort as they
+        happened). A numbered Event has a name of its own: posting it again finds it and, for an Event
+        that repeats (count > 1), counts the repetition as a series instead of adding an Event."""
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        body = event_body(o, event, now, self.instance)
+        try:
+            self.events.create_namespaced_event(namespace_of(o), _body(body))
+        except ApiException as err:
+            if err.status != 409 or event.count < 2:
+                if err.status == 409:
+                    return  # posted before (by this process or one before a restart)
+                raise
+            series: JsonObject = {"series": {"count": event.count, "lastObservedTime": now}}
+            self.events.patch_namespaced_event(text(meta(body).get("name")), namespace_of(o), _body(series))
 
 
 class KubeExecutor:
@@ -388,7 +380,8 @@ class KubeExecutor:
                     assert_never(action)
         except ApiException as err:
             reason = reasons.DEPLOY_REFUSED if isinstance(action, PatchDeployment) else reasons.ROLLBACK_REFUSED
-            return Failed(reason, f"{err.status}: {api_message(err)}", retryable=err.status in RETRYABLE_STATUS)
+            return Failed(reason, f"{err.status}: {api_message(err)}", retryable=err.status in RETRYABLE_STATUS,
+                          stale=err.status == 409)
         except (TransportError, OSError) as err:
             return Failed(reasons.RETRYING, f"the API server could not be reached ({type(err).__name__})",
                           retryable=True)

@@ -268,6 +268,7 @@ class Failed:
     reason: str
     message: str
     retryable: bool = False
+    stale: bool = False  # decided on a view that changed since (a conflict): again as soon as it is fresh
 
 
 GitResult: TypeAlias = (BranchResolved | Committed | NothingToCommit | Pushed | PullRequestOpened | CIReported

@@ -371,6 +371,9 @@ def _retry(d: Draft, failure: Failed) -> Decision:
             d.set(rollback_healthy=False)
         return d.fail(reasons.RETRIES_EXHAUSTED, f"{retry.attempts} attempts in phase {s.phase} met passing "
                                                  f"faults; the last: {failure.message}")
+    if failure.stale:  # nothing to wait out: the shell decides again once it sees the newer object
+        d.set(retry=retry)
+        return d.decision(0)
     wait = min(policy.max_backoff_seconds, policy.initial_backoff_seconds * 2 ** (retry.attempts - 1))
     retry.next_attempt_at = d.now + timedelta(seconds=wait)
     if retry.event_seq is None:  # one Retrying Event per phase, its count growing as a series

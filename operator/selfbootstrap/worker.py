@@ -1,0 +1,173 @@
+"""A run's worker: the loop a kopf daemon runs for one unfinished run.
+
+It wakes when the watches see a change to the run, its Deployment, the Deployment's
+ReplicaSets or their pods (or when its own timer is due), builds the world from the caches,
+and hands the tick to a thread of the operator's pool (the tick's writes block). Passing
+faults of the API server are retried with exponential backoff; the caches are trusted only
+while they are at least as new as this run's own last patch, and a slow resync reads the
+world from the API now and then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from kubernetes.client.exceptions import ApiException
+
+from . import models as m
+from .adapters import cache
+from .adapters.kube import api_message, meta, namespace_of
+from .core import reasons
+from .core.decision import Event, EventType
+from .core.jsontypes import JsonObject, integer, obj, path, text
+from .core.world import World
+from .models import RunStatus
+from .reconciler import INFRASTRUCTURE_ERRORS, Logger, Reconciler, Tick
+from .services import Services, WakeKey, Wakeups
+
+T = TypeVar("T")
+RESYNC_SECONDS = 60.0  # the world is read from the API this often, in case a watch missed something
+STALE_SECONDS = 2.0  # how long a cache may lag behind this run's own patch before the API is asked
+MIN_DELAY = 0.02
+MAX_BACKOFF = 60.0
+
+
+class RunWorker:
+    def __init__(self, services: Services, wakeups: Wakeups, indices: cache.Indices, live: Mapping[str, Any],
+                 logger: Logger) -> None:
+        self.services, self.wakeups, self.indices, self.live = services, wakeups, indices, live
+        self.reconciler = Reconciler(services.kube, services.executor, logger=logger)
+        self.logger = logger
+        self.written: JsonObject | None = None  # the run as this worker last wrote it
+        self.guard: str | None = None  # the Deployment's resourceVersion before this run's last patch
+        self.guard_since = 0.0
+        self.resync_at = time.monotonic() + RESYNC_SECONDS
+        self.failures = 0
+        self.reposted = False
+
+    async def run(self, stopped: Any) -> None:
+        """Tick until the run is finished or the daemon is stopped."""
+        wake = asyncio.Event()
+        keys = self._keys()
+        self.wakeups.add(keys, wake)
+        try:
+            while not stopped:
+                wake.clear()
+                delay = await self.step()
+                if delay is None:
+                    return
+                await _first(wake.wait(), stopped.wait(), timeout=max(delay, MIN_DELAY))
+        finally:
+            self.wakeups.remove(keys, wake)
+
+    def _keys(self) -> list[WakeKey]:
+        run = self.current()
+        namespace = namespace_of(run)
+        target = text(path(run, "spec", "target", "deployment")) or ""
+        return [("run", namespace, text(meta(run).get("name")) or ""), ("deployment", namespace, target)]
+
+    def current(self) -> JsonObject:
+        """The newest of what the watch shows and what this worker last wrote (the watch may lag)."""
+        live: JsonObject = dict(self.live)
+        if self.written is None:
+            return live
+        newer = integer(meta(live).get("resourceVersion")) > integer(meta(self.written).get("resourceVersion"))
+        return live if newer else self.written
+
+    async def step(self) -> float | None:
+        run = self.current()
+        if meta(run).get("deletionTimestamp"):
+            return None
+        try:
+            if not self.reposted:
+                await self._in_pool(self.reconciler.repost, run)
+                self.reposted = True
+            world = await self._world(run)
+            if world is None:  # the cache lags behind this run's own patch: wait for the watch
+                return STALE_SECONDS
+            tick = await self._in_pool(self.reconciler.tick, run, world)
+        except INFRASTRUCTURE_ERRORS as err:
+            self.failures += 1
+            wait = min(MAX_BACKOFF, 2.0 ** (self.failures - 1))
+            self.logger.warning("reconcile of %s/%s met %s; trying again in %gs", namespace_of(run),
+                                text(meta(run).get("name")), _describe(err), wait)
+            return wait
+        self.failures = 0
+        return self._settle(tick)
+
+    def _settle(self, tick: Tick) -> float | None:
+        if tick.run is None:
+            return None
+        self.written = tick.run
+        if tick.patched_from is not None:
+            self.guard, self.guard_since = tick.patched_from, time.monotonic()
+        return tick.requeue
+
+    async def _world(self, run: JsonObject) -> World | None:
+        container = text(path(run, "spec", "target", "container"))
+        world = None if time.monotonic() >= self.resync_at else cache.world_from(self.indices, run, container)
+        if world is not None and cache.stale(world, self.guard):
+            if time.monotonic() - self.guard_since < STALE_SECONDS:
+                return None
+            world = None
+        if world is None:  # not in the cache (gone, or not seen yet), stale, or time for the resync
+            world = await self._in_pool(self.services.kube.observe, run, container)
+            world = replace(world, blocking_run=cache.blocker(self.indices, run))
+            self.resync_at = time.monotonic() + RESYNC_SECONDS
+        self.guard = None
+        if path(run, "spec", "target", "deploymentContext") == m.DeploymentContext.SELF_HOSTED:
+            world = replace(world, crd_generation=await self._in_pool(self.services.kube.crd_generation))
+        return world
+
+    async def _in_pool(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.services.pool, fn, *args)
+
+    async def deleted(self) -> None:
+        """The run was deleted mid-flight: say on its Deployment what state it left things in."""
+        run = self.current()
+        status = RunStatus.model_validate(obj(run.get("status")))
+        if status.phase in m.TERMINAL_PHASES:
+            return
+        target = text(path(run, "spec", "target", "deployment")) or ""
+        message = deletion_message(text(meta(run).get("name")) or "", status)
+        self.logger.warning(message)
+        try:
+            await self._in_pool(self._post_on_deployment, namespace_of(run), target, message)
+        except INFRASTRUCTURE_ERRORS as err:
+            self.logger.warning("could not post the deletion event on deployment %s: %s", target, _describe(err))
+
+    def _post_on_deployment(self, namespace: str, name: str, message: str) -> None:
+        dep = self.services.kube.read_deployment(namespace, name)
+        if dep is not None:
+            self.services.kube.post_event({"apiVersion": "apps/v1", "kind": "Deployment", **dep},
+                                          Event(EventType.WARNING, reasons.SELF_BOOTSTRAP_RUN_DELETED, message))
+
+
+def deletion_message(name: str, s: RunStatus) -> str:
+    """What a run deleted mid-flight leaves behind, as its status says (pure)."""
+    where = f"SelfBootstrapRun {name} was deleted in phase {s.phase or m.Phase.PENDING}"
+    if s.rollback_patched_at is not None:
+        return (f"{where}, after it rolled the Deployment back to {s.rollback_target_replica_set} (release "
+                f"{s.rollback_target_release_id}); it did not wait for that rollback to become available")
+    if s.deploy_patched_at is not None:
+        return (f"{where}; release {s.deployed_release_id} stays deployed and no rollback was performed")
+    return f"{where}, before it changed the Deployment; the Deployment is as it was"
+
+
+async def _first(*awaitables: Any, timeout: float) -> None:
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, ApiException):
+        return f"{err.status} {api_message(err)}"
+    return type(err).__name__

@@ -1,0 +1,94 @@
+"""The caches: trimmed entries, the world built from kopf's indices, and which run waits for which."""
+
+from __future__ import annotations
+
+import pytest
+
+from selfbootstrap.adapters import cache
+from selfbootstrap.core.world import PodState
+
+TEMPLATE: dict = {"metadata": {"labels": {"app": "web"}, "annotations": {"selfbootstrap.dev/release-id": "v2"}},
+            "spec": {"containers": [{"name": "app", "image": "reg/web:v2"}]}}
+DEPLOYMENT: dict = {
+    "metadata": {"name": "web", "namespace": "apps", "uid": "d-1", "resourceVersion": "42", "generation": 2,
+                 "labels": {"big": "x" * 1000}, "managedFields": [{"manager": "kubectl"}]},
+    "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": TEMPLATE,
+             "strategy": {"type": "RollingUpdate"}},
+    "status": {"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1},
+}
+RS: dict = {"metadata": {"name": "web-abc", "namespace": "apps", "uid": "rs-1",
+                   "annotations": {"deployment.kubernetes.io/revision": "2"},
+                   "ownerReferences": [{"kind": "Deployment", "name": "web", "uid": "d-1", "controller": True}]},
+      "spec": {"template": {**TEMPLATE, "metadata": {**TEMPLATE["metadata"],
+                                                     "labels": {"app": "web", "pod-template-hash": "abc"}}}},
+      "status": {"replicas": 1}}
+RUN = {"metadata": {"name": "r", "namespace": "apps", "creationTimestamp": "2030-01-02T00:00:00Z"},
+       "spec": {"target": {"deployment": "web"}}, "status": {"phase": "Pending"}}
+
+
+def test_entries_keep_only_what_the_core_reads():
+    entry = cache.deployment_entry(DEPLOYMENT)
+    assert (entry.uid, entry.resource_version) == ("d-1", "42")
+    assert "managedFields" not in entry.body["metadata"] and "labels" not in entry.body["metadata"]
+    assert "strategy" not in entry.body["spec"]
+    assert "status" not in cache.replica_set_entry(RS).body
+
+
+def indices(**extra) -> cache.Indices:
+    values: dict = dict(
+        deployments={("apps", "web"): [cache.deployment_entry(DEPLOYMENT)]},
+        replica_sets={("apps", "d-1"): [cache.replica_set_entry(RS)]},
+        pods={("apps", "rs-1"): [cache.PodEntry(PodState("web-abc-2")), cache.PodEntry(PodState("web-abc-1"))]},
+        runs={},
+    )
+    values.update(extra)
+    return cache.Indices(**values)
+
+
+def test_the_world_of_a_run_comes_from_the_indices():
+    world = cache.world_from(indices(), RUN, None)
+    assert world is not None and world.deployment is not None
+    assert [r.replica_set for r in world.deployment.revisions] == ["web-abc"]
+    assert [p.name for p in world.pods] == ["web-abc-1", "web-abc-2"]
+
+
+def test_a_deployment_the_cache_has_not_seen_is_no_world():
+    assert cache.world_from(indices(deployments={}), RUN, None) is None
+
+
+def test_a_cache_that_still_shows_the_deployment_before_our_patch_is_stale():
+    world = cache.world_from(indices(), RUN, None)
+    assert cache.stale(world, "42") and not cache.stale(world, "41") and not cache.stale(world, None)
+
+
+def entry(name: str, created: str, phase: str | None, resolved: bool = False, git: bool = False) -> cache.RunEntry:
+    return cache.RunEntry(name, created, phase, resolved, git)
+
+
+ME = entry("me", "2030-01-02", "Pending")
+
+
+@pytest.mark.parametrize("others, expected", [
+    ([], None),
+    ([entry("old", "2030-01-01", "Pending")], "old"),
+    ([entry("old", "2030-01-01", None)], "old"),
+    ([entry("young", "2030-01-03", "Pending")], None),
+    ([entry("young", "2030-01-03", "WatchingRestarts")], "young"),
+    ([entry("young", "2030-01-03", "Deploying", resolved=True)], "young"),
+    ([entry("young", "2030-01-03", "Deploying")], None),
+    ([entry("old", "2030-01-01", "Deploying")], "old"),
+    ([entry("old-git", "2030-01-01", "AwaitingCI", git=True)], None),
+    ([entry("old-git", "2030-01-01", "Pending", git=True)], None),
+    ([entry("me", "2030-01-02", "Pending")], None),
+    ([entry("b", "2030-01-03", "RollingBack"), entry("a", "2030-01-01", "Pending")], "b"),
+], ids=["alone", "older-waiting", "older-new", "younger-waiting", "younger-holding", "younger-resolved",
+        "younger-at-the-deploy-gate", "older-at-the-deploy-gate", "git-phase-holds-nothing", "git-run-pending",
+        "itself", "holder-first"])
+def test_which_run_waits_for_which(others, expected):
+    assert cache.blocking_run(ME, others) == expected
+
+
+def test_only_a_run_at_the_gate_looks_for_a_blocker():
+    runs = {("apps", "web"): [entry("other", "2030-01-01", "WatchingRestarts")]}
+    assert cache.blocker(indices(runs=runs), RUN) == "other"
+    assert cache.blocker(indices(runs=runs), {**RUN, "status": {"phase": "VerifyingHealth"}}) is None

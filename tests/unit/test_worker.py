@@ -1,0 +1,139 @@
+"""A run's worker: which copy of the run it trusts, when it trusts the caches, backoff, and what it
+says when the run is deleted mid-flight. Ticks are autospec'd; the loop is a real asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from unittest.mock import create_autospec
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from selfbootstrap import worker as w
+from selfbootstrap.adapters.executor import Executor
+from selfbootstrap.adapters.kube import Kube
+from selfbootstrap.config import Settings
+from selfbootstrap.core.world import World
+from selfbootstrap.models import Phase, RunStatus
+from selfbootstrap.reconciler import Reconciler, Tick
+from selfbootstrap.services import Services, Wakeups
+
+from .factories import deployment
+from .test_cache import indices
+
+RUN: dict = {"metadata": {"name": "r", "namespace": "apps", "uid": "u", "resourceVersion": "10",
+                    "creationTimestamp": "2030-01-01T00:00:00Z"},
+       "spec": {"target": {"deployment": "web"}, "release": {"image": "reg/web:v3"}}, "status": {}}
+
+
+@pytest.fixture
+def services():
+    pool = ThreadPoolExecutor(2)
+    yield Services(Settings(), create_autospec(Kube, instance=True), create_autospec(Executor, instance=True), pool)
+    pool.shutdown()
+
+
+def make_worker(services, live=None, idx=None) -> w.RunWorker:
+    worker = w.RunWorker(services, Wakeups(), idx or indices(), live or RUN, logging.getLogger("test"))
+    worker.reconciler = create_autospec(Reconciler, instance=True)
+    worker.reposted = True
+    return worker
+
+
+def with_rv(rv: str) -> dict:
+    return {**RUN, "metadata": {**RUN["metadata"], "resourceVersion": rv}}
+
+
+def test_the_newest_copy_of_the_run_wins(services):
+    worker = make_worker(services, live=with_rv("10"))
+    assert worker.current()["metadata"]["resourceVersion"] == "10"
+    worker.written = with_rv("12")
+    assert worker.current()["metadata"]["resourceVersion"] == "12", "the watch has not caught up with our write"
+    worker.live = with_rv("15")
+    assert worker.current()["metadata"]["resourceVersion"] == "15", "someone wrote after us"
+
+
+def test_a_tick_runs_on_the_cached_world(services):
+    worker = make_worker(services)
+    worker.reconciler.tick.return_value = Tick(2.0, with_rv("11"))
+    assert asyncio.run(worker.step()) == 2.0
+    _, world = worker.reconciler.tick.call_args.args
+    assert world.deployment.resource_version == "42"
+    services.kube.observe.assert_not_called()
+    assert worker.written["metadata"]["resourceVersion"] == "11"
+
+
+def test_the_cache_is_not_trusted_while_it_shows_the_deployment_before_our_patch(services, monkeypatch):
+    worker = make_worker(services)
+    worker.reconciler.tick.return_value = Tick(0.0, with_rv("11"), patched_from="42")
+    asyncio.run(worker.step())
+    worker.reconciler.tick.reset_mock()
+    assert asyncio.run(worker.step()) == w.STALE_SECONDS
+    worker.reconciler.tick.assert_not_called()
+
+    worker.guard_since -= w.STALE_SECONDS  # the watch never caught up: ask the API
+    services.kube.observe.return_value = World(deployment=deployment(resource_version="43"))
+    worker.reconciler.tick.return_value = Tick(1.0, with_rv("12"))
+    assert asyncio.run(worker.step()) == 1.0
+    assert worker.reconciler.tick.call_args.args[1].deployment.resource_version == "43"
+    assert worker.guard is None
+
+
+def test_a_deployment_missing_from_the_cache_is_read_from_the_api(services):
+    worker = make_worker(services, idx=indices(deployments={}))
+    services.kube.observe.return_value = World(deployment=None)
+    worker.reconciler.tick.return_value = Tick(None, with_rv("11"))
+    assert asyncio.run(worker.step()) is None
+    services.kube.observe.assert_called_once()
+
+
+def test_api_errors_back_off_exponentially_and_recover(services):
+    worker = make_worker(services)
+    worker.reconciler.tick.side_effect = ApiException(status=503)
+    assert [asyncio.run(worker.step()) for _ in range(4)] == [1.0, 2.0, 4.0, 8.0]
+    worker.reconciler.tick.side_effect = None
+    worker.reconciler.tick.return_value = Tick(3.0, with_rv("11"))
+    assert asyncio.run(worker.step()) == 3.0 and worker.failures == 0
+
+
+def test_events_of_the_latest_decision_are_posted_again_once_after_a_start(services):
+    worker = make_worker(services)
+    worker.reposted = False
+    worker.reconciler.tick.return_value = Tick(5.0, with_rv("11"))
+    asyncio.run(worker.step())
+    asyncio.run(worker.step())
+    worker.reconciler.repost.assert_called_once()
+
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("status, says", [
+    (RunStatus(phase=Phase.DEPLOYING), "before it changed the Deployment; the Deployment is as it was"),
+    (RunStatus(phase=Phase.WATCHING_RESTARTS, deploy_patched_at=NOW, deployed_release_id="v3"),
+     "release v3 stays deployed and no rollback was performed"),
+    (RunStatus(phase=Phase.ROLLING_BACK, deploy_patched_at=NOW, rollback_patched_at=NOW,
+               rollback_target_replica_set="web-1", rollback_target_release_id="v2"),
+     "after it rolled the Deployment back to web-1 (release v2)"),
+], ids=["before-the-deploy", "deployed", "undone"])
+def test_a_deleted_run_says_truthfully_what_it_left(status, says):
+    message = w.deletion_message("web-v3", status)
+    assert message.startswith(f"SelfBootstrapRun web-v3 was deleted in phase {status.phase}") and says in message
+
+
+def test_wakeups_reach_the_workers_waiting_on_a_key():
+    async def scenario() -> list[bool]:
+        wakeups, a, b = Wakeups(), asyncio.Event(), asyncio.Event()
+        wakeups.add([("deployment", "apps", "web")], a)
+        wakeups.add([("deployment", "apps", "api")], b)
+        wakeups.wake(("deployment", "apps", "web"))
+        wakeups.remove([("deployment", "apps", "web")], a)
+        wakeups.wake(("deployment", "apps", "web"))
+        return [a.is_set(), b.is_set()]
+
+    assert asyncio.run(scenario()) == [True, False]
+
+
