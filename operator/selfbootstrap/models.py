@@ -374,6 +374,9 @@ class GitWorkflow(Model):
             "spec.git.branch must differ from spec.git.baseBranch", ".branch"),
         _branch_rule("spec.git.branch", "branch"),
         _branch_rule("spec.git.baseBranch", "baseBranch"),
+        cel("has(self.forge.repository) || self.repositoryUrl.matches('^https?://[^/?#]+/([^?#]*/)?[^/?#]+/[^/?#]+/?$')",
+            "spec.git.forge.repository is required when spec.git.repositoryUrl does not end in <owner>/<name>",
+            ".forge.repository"),
     ]})
 
     repository_url: Annotated[str, Field(min_length=1, max_length=2048, description="Clone URL.")]

@@ -298,3 +298,30 @@ def test_hooks_never_run(executor, servers, repo, tmp_path, monkeypatch):
     sha = pushed_branch(executor, git_server, run)
     assert sha and git_server.branches("acme/web")["selfbootstrap/run-1"] == sha
     assert not marker.exists(), f"a hook ran: {marker.read_text()}"
+
+
+def test_a_repository_whose_owner_and_name_cannot_be_told_fails_before_anything_is_pushed(executor, servers, tmp_path):
+    git_server, forge = servers
+    url = git_server.create_repo("flat", {"deploy/web.yaml": MANIFEST})
+    run = make_run(url, forge)
+    run.spec.git.forge.repository = None  # as admission would not let through: the executor checks again
+    result = executor.perform(run, ResolveBranch("selfbootstrap/run-1", "main", "t"))
+    assert isinstance(result, Failed) and result.reason == "InvalidRepository"
+    assert "spec.git.forge.repository" in result.message
+    assert git_server.pushes("flat") == 0
+
+
+def test_a_manifest_that_is_not_yaml_fails_the_change(executor, servers):
+    git_server, forge = servers
+    url = git_server.create_repo("acme/broken", {"deploy/web.yaml": "kind: Deployment\n  bad: [indent\n"})
+    run = make_run(url, forge)
+    result = executor.perform(run, commit_action(git_server.branches("acme/broken")["main"], run))
+    assert isinstance(result, Failed) and result.reason == "ChangeFailed" and "not valid YAML" in result.message
+
+
+def test_a_file_that_is_a_directory_fails_the_change(executor, servers):
+    git_server, forge = servers
+    url = git_server.create_repo("acme/dirs", {"deploy/web.yaml": MANIFEST})
+    run = make_run(url, forge, change={"files": [{"path": "deploy", "content": "x"}]})
+    result = executor.perform(run, commit_action(git_server.branches("acme/dirs")["main"], run))
+    assert isinstance(result, Failed) and result.reason == "ChangeFailed" and "is a directory" in result.message

@@ -156,6 +156,11 @@ class _Step:
     def resolve_branch(self, a: ResolveBranch) -> BranchResolved:
         self.remote.check_branch(a.base_branch)
         self.remote.check_branch(a.branch)
+        if self.git.pull_request.create or self.git.ci.required:  # before anything is pushed, not after
+            try:
+                self.git.forge.repository or repository_from_url(self.git.repository_url)
+            except ValueError as err:
+                raise GitError(reasons.INVALID_REPOSITORY, str(err)) from None
         base_sha = self.remote.head_of(a.base_branch)
         if base_sha is None:
             raise GitError(reasons.BASE_BRANCH_NOT_FOUND, f"base branch {a.base_branch!r} not found on the remote")
