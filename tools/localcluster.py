@@ -351,6 +351,18 @@ def restart_control_plane() -> None:
         wait_functional()
 
 
+@contextmanager
+def scheduler_paused() -> Iterator[None]:
+    """Stop kube-scheduler for a while (tests of pods that are not scheduled yet), then start it again."""
+    with _exclusive():
+        _stop("kube-scheduler", grace=0)
+    try:
+        yield
+    finally:
+        with _exclusive():
+            _start({c.name: c for c in components()}["kube-scheduler"])
+
+
 def _wait_port_free(port: int, timeout: float = 30) -> None:
     """Wait until nothing listens on the port (a killed process's socket can outlive it for a moment)."""
     deadline = time.monotonic() + timeout

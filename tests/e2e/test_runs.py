@@ -235,4 +235,5 @@ def test_deleting_a_run_mid_flight_leaves_the_deployment_and_says_so(namespace):
     poll(gone, 30, "run was not deleted (finalizer stuck?)")
     assert deployment_image(namespace, "app") == V2
     events = events_of(namespace, "app", kind="Deployment")
-    assert any(r == "SelfBootstrapRunDeleted" and "WatchingRestarts" in m for _, r, m in events), events
+    assert any(r == "SelfBootstrapRunDeleted" and "WatchingRestarts" in m and "stays deployed" in m
+               and "no rollback was performed" in m for _, r, m in events), events

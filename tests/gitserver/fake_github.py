@@ -39,6 +39,7 @@ class FakeGitHub(LoopbackServer):
         self._status_requests: dict[str, int] = {}
         self._posted: dict[str, list[dict[str, Any]]] = {}
         self._refusal: str | None = None
+        self._outage: list[int] = []  # status codes the next API calls answer with, one each
         self._lock = threading.RLock()
 
     def handler_class(self) -> type[http.server.BaseHTTPRequestHandler]:
@@ -60,6 +61,11 @@ class FakeGitHub(LoopbackServer):
     def refuse_merges(self, reason: str | None) -> None:
         self._refusal = reason
 
+    def outage(self, *codes: int) -> None:
+        """Answer the next API calls with these status codes (e.g. 503, 503), then as usual again."""
+        with self._lock:
+            self._outage = list(codes)
+
     def status_requests(self, sha: str) -> int:
         with self._lock:
             return self._status_requests.get(sha, 0)
@@ -67,6 +73,8 @@ class FakeGitHub(LoopbackServer):
     # --- the API ------------------------------------------------------------------
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
+        if self._outage:
+            raise ApiError(self._outage.pop(0), "Service Unavailable")
         routes: list[tuple[str, str, Any]] = [
             ("POST", r"/repos/([^/]+/[^/]+)/pulls", self._create_pull),
             ("GET", r"/repos/([^/]+/[^/]+)/pulls", self._list_pulls),
