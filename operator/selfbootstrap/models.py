@@ -25,6 +25,11 @@ SHORT_NAMES = ["sbr"]
 RELEASE_ANNOTATION = "selfbootstrap.dev/release-id"
 RELEASE_IMAGES_ANNOTATION = "selfbootstrap.dev/release-images"  # the images the release id was set for
 RUN_ANNOTATION = "selfbootstrap.dev/run"
+RUNS_ANNOTATION = "selfbootstrap.dev/runs"  # on a Deployment: the runs that deployed to it (replay safety)
+ABORT_ANNOTATION = "selfbootstrap.dev/abort"  # on a run: stop (and roll back, if it deployed)
+RETRY_ANNOTATION = "selfbootstrap.dev/retry"  # on a finished run: start a new run with the same spec
+RETRY_OF_ANNOTATION = "selfbootstrap.dev/retry-of"  # on a run made by a retry: the run it retries
+DEPLOYMENT_LABEL = "selfbootstrap.dev/deployment"  # on a run: its target, for kubectl get sbr -l
 CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
 
 HISTORY_LIMIT = 20
@@ -113,6 +118,14 @@ class Release(Model):
     change_cause: Annotated[str | None, Field(
         default=None, max_length=1024,
         description="Recorded as kubernetes.io/change-cause on the Deployment; default names the run and release.")]
+    expected_current_release_id: Annotated[str | None, Field(
+        default=None, min_length=1, max_length=128,
+        description="Deploy only if the Deployment runs this release now; otherwise the run fails "
+                    "CurrentReleaseMismatch without touching it.")]
+    redeploy: Annotated[bool, Field(
+        default=False,
+        description="Deploy even if the Deployment's record says a run of this name, or a newer release, was "
+                    "deployed already (replay safety is skipped).")]
 
 
 class HttpCheck(Model):
@@ -168,6 +181,8 @@ class RollbackPolicy(Model):
         default=True, description="Roll back when the HTTP health check fails.")]
     on_restart_watchdog_failure: Annotated[bool, Field(
         default=True, description="Roll back when the restart watchdog finds unstable pods.")]
+    on_abort: Annotated[bool, Field(
+        default=True, description="Roll back when the run is aborted after it deployed.")]
     timeout_seconds: Annotated[int, Field(
         default=600, ge=1, le=86400,
         description="How long the rolled-back Deployment may take to become available.")]
@@ -362,6 +377,11 @@ class ForgeSettings(Model):
         description="owner/name on the forge; default: taken from the repository URL.")]
 
 
+class RevertMode(StrEnum):
+    PULL_REQUEST = "PullRequest"
+    MERGE = "Merge"
+
+
 class GitWorkflow(Model):
     """Propose the change through git: branch, commit, push, pull request, CI, merge; then deploy."""
 
@@ -398,6 +418,11 @@ class GitWorkflow(Model):
                                   json_schema_extra=_defaults(ForgeSettings))]
     revert_on_rollback: Annotated[bool, Field(
         default=True, description="After a rollback, open a pull request reverting the change in git.")]
+    revert_mode: Annotated[RevertMode, Field(
+        default=RevertMode.PULL_REQUEST,
+        description="PullRequest: open the revert pull request for a person to merge. Merge: also wait for its "
+                    "CI (per spec.git.ci) and merge it (guarded by the tested commit), so that a GitOps engine "
+                    "that syncs from git does not deploy the rolled-back release again.")]
 
 
 
@@ -441,9 +466,10 @@ class Phase(StrEnum):
     SUCCEEDED = "Succeeded"
     ROLLED_BACK = "RolledBack"
     FAILED = "Failed"
+    SUPERSEDED = "Superseded"  # ended without touching the Deployment: a newer release is there already
 
 
-TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED})
+TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED, Phase.SUPERSEDED})
 
 
 class CIStatus(StrEnum):
@@ -476,6 +502,7 @@ class FailureClass(StrEnum):
     DEPLOY = "deployFailure"
     HEALTH = "healthFailure"
     RESTART_WATCHDOG = "restartWatchdogFailure"
+    ABORTED = "aborted"  # a person asked the run to stop (the selfbootstrap.dev/abort annotation)
 
 
 class Condition(Model):
@@ -583,6 +610,8 @@ class RunStatus(StatusModel):
     rollback_target_revision: int | None = None
     rollback_target_replica_set: str | None = None
     release_metadata_source: str | None = None
+    retry_of: str | None = None
+    retried_as: list[str] = Field(default_factory=list)
     failure_reason: str | None = None  # what failed: kept when a rollback follows, so the cause stays visible
     failure_message: str | None = None
     retry: RetryStatus | None = None

@@ -26,10 +26,18 @@ from .adapters.kube import Kube, StatusConflictError, api_message, meta, name_of
 from .core import machine, reasons
 from .core.actions import Deployed, Failed, Undone
 from .core.decision import Decision, Event, EventType
-from .core.jsontypes import JsonObject, integer, obj, text
+from .core.jsontypes import JsonObject, integer, obj, strings, text
 from .core.run import Run
 from .core.world import World
-from .models import TERMINAL_PHASES, EventRecord, Phase, RunSpec, RunStatus
+from .models import (
+    ABORT_ANNOTATION,
+    RETRY_OF_ANNOTATION,
+    TERMINAL_PHASES,
+    EventRecord,
+    Phase,
+    RunSpec,
+    RunStatus,
+)
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 CHAIN_LIMIT = 8  # decisions chained in memory before a write, at most
@@ -190,6 +198,8 @@ def parse_run(o: JsonObject) -> Run:
         namespace=text(md.get("namespace")) or "",
         uid=text(md.get("uid")) or "",
         created=text(md.get("creationTimestamp")) or "",
+        abort=strings(md.get("annotations")).get(ABORT_ANNOTATION),
+        retry_of=strings(md.get("annotations")).get(RETRY_OF_ANNOTATION),
     )
 
 

@@ -50,25 +50,38 @@ def test_set_condition_on_empty_list_and_without_mutating_input():
 
 # --- derive -------------------------------------------------------------------
 
-# phase, failure class -> (Progressing, Ready, Degraded, RolledBack)
+TYPES = ("Reconciling", "Progressing", "Ready", "Complete", "Stalled", "Failed", "Degraded", "RolledBack")
+T, F = "True", "False"
+
+
+# phase, failure class -> the status of each condition in TYPES
 @pytest.mark.parametrize("phase, failure, expected", [
-    pytest.param(None, None, ("True", "False", "False", "False"), id="no-phase"),
-    pytest.param("Pending", None, ("True", "False", "False", "False"), id="Pending"),
-    pytest.param("Deploying", None, ("True", "False", "False", "False"), id="Deploying"),
-    pytest.param("VerifyingHealth", None, ("True", "False", "False", "False"), id="VerifyingHealth"),
-    pytest.param("WatchingRestarts", None, ("True", "False", "False", "False"), id="WatchingRestarts"),
-    pytest.param("RollingBack", "healthFailure", ("True", "False", "True", "False"), id="RollingBack"),
-    pytest.param("Succeeded", None, ("False", "True", "False", "False"), id="Succeeded"),
-    pytest.param("RolledBack", "restartWatchdogFailure", ("False", "False", "True", "True"), id="RolledBack"),
-    pytest.param("Failed", None, ("False", "False", "True", "False"), id="Failed"),
-    pytest.param("Failed", "deployFailure", ("False", "False", "True", "False"), id="Failed-with-failure-class"),
+    pytest.param(None, None, (T, T, F, F, F, F, F, F), id="no-phase"),
+    pytest.param("Pending", None, (T, T, F, F, F, F, F, F), id="Pending"),
+    pytest.param("AwaitingCI", None, (T, T, F, F, F, F, F, F), id="AwaitingCI"),
+    pytest.param("Deploying", None, (T, T, F, F, F, F, F, F), id="Deploying"),
+    pytest.param("VerifyingHealth", None, (T, T, F, F, F, F, F, F), id="VerifyingHealth"),
+    pytest.param("WatchingRestarts", None, (T, T, F, F, F, F, F, F), id="WatchingRestarts"),
+    pytest.param("RollingBack", "healthFailure", (T, T, F, F, F, F, T, F), id="RollingBack"),
+    pytest.param("Succeeded", None, (F, F, T, T, F, F, F, F), id="Succeeded"),
+    pytest.param("Superseded", None, (F, F, T, T, F, F, F, F), id="Superseded"),
+    pytest.param("RolledBack", "restartWatchdogFailure", (F, F, F, F, T, T, T, T), id="RolledBack"),
+    pytest.param("Failed", None, (F, F, F, F, T, T, T, F), id="Failed"),
+    pytest.param("Failed", "deployFailure", (F, F, F, F, T, T, T, F), id="Failed-with-failure-class"),
 ])
 def test_derive_statuses_per_phase(phase, failure, expected):
+    """Job-style Complete/Failed for pipelines, kstatus Reconciling/Ready/Stalled for GitOps engines."""
     st = RunStatus(phase=phase, reason="Why", message="what happened", rollback_failure_class=failure)
     got = by_type(derive(st, 4, T0))
-    assert tuple(got[t].status for t in ("Progressing", "Ready", "Degraded", "RolledBack")) == expected
-    assert sorted(got) == ["Degraded", "Progressing", "Ready", "RolledBack"]
+    assert tuple(got[t].status for t in TYPES) == expected
+    assert sorted(got) == sorted(TYPES)
     assert all(c.observed_generation == 4 and c.last_transition_time == T0 for c in got.values())
+
+
+def test_a_finished_run_is_no_longer_reconciling_either_way():
+    for phase in ("Succeeded", "Failed", "RolledBack", "Superseded"):
+        got = by_type(derive(RunStatus(phase=phase, reason="R"), 1, T0))
+        assert (got["Reconciling"].status, got["Reconciling"].reason) == ("False", "Finished")
 
 
 @pytest.mark.parametrize("phase, failure, degraded, rolled_back", [

@@ -15,6 +15,7 @@ from typing import assert_never
 
 from ..models import (
     RELEASE_ANNOTATION,
+    RUNS_ANNOTATION,
     TERMINAL_PHASES,
     FailureClass,
     HealthStatus,
@@ -24,7 +25,7 @@ from ..models import (
     RunStatus,
     WatchdogStatus,
 )
-from . import gitflow, policy, reasons, releases, rollout, validation, watchdog
+from . import gitflow, policy, reasons, releases, replay, rollout, validation, watchdog
 from .actions import (
     Action,
     BranchResolved,
@@ -71,13 +72,17 @@ def decide(run: Run, world: World, now: datetime) -> Decision:
     if phase in TERMINAL_PHASES:
         return draft.decision(None)
     if run.status.phase is None:
-        draft.enter(Phase.PENDING, reasons.ACCEPTED, "run accepted")
+        draft.set(retry_of=run.retry_of)
+        draft.enter(Phase.PENDING, reasons.ACCEPTED, "run accepted" + (f" (a retry of {run.retry_of})"
+                                                                        if run.retry_of else ""))
         return draft.decision(0)
     if world.deployment is None:
         if phase == Phase.ROLLING_BACK:
             draft.set(rollback_healthy=False)
         return draft.fail(reasons.TARGET_NOT_FOUND,
                           f"deployment {run.spec.target.deployment!r} not found in the run's namespace")
+    if run.abort is not None and phase != Phase.ROLLING_BACK:
+        return _abort(draft, world)
     wait = _retry_wait(run.status, now)
     if wait > 0:  # a step met a passing fault: not again before its backoff has passed
         return draft.decision(wait)
@@ -114,7 +119,42 @@ def _queued(d: Draft, phase: Phase, world: World, dep: DeploymentState) -> Decis
     return d.decision(QUEUE_SECONDS)
 
 
+def _abort(d: Draft, world: World) -> Decision:
+    """A person asked the run to stop: before the deploy it just ends; after, it rolls back if the policy
+    allows (failure class `aborted`)."""
+    said = d.run.abort or ""
+    message = "aborted by the selfbootstrap.dev/abort annotation" + (f": {said}" if said.strip() not in (
+        "", "true") else "")
+    if d.status.deploy_patched_at is None:
+        return d.fail(reasons.ABORTED, f"{message}; nothing was deployed")
+    return _gate_failed(d, world, FailureClass.ABORTED, reasons.ABORTED, message)
+
+
+def _precheck(d: Draft, dep: DeploymentState) -> Decision | None:
+    """Before a run takes a Deployment: is its release still wanted there?"""
+    spec = d.run.spec
+    release = releases.requested_release_id(spec.release)
+    if not spec.release.redeploy:
+        record = replay.parse(dep.annotations.get(RUNS_ANNOTATION))
+        why = replay.superseded_by(record, d.run.name, d.run.uid, release)
+        if why:
+            d.enter(Phase.SUPERSEDED, reasons.SUPERSEDED, f"{why}; the Deployment was not touched")
+            d.normal(reasons.SUPERSEDED, d.status.message or "")
+            return d.decision(None)
+    expected = spec.release.expected_current_release_id
+    if expected is not None:
+        current = releases.release_id_of(dep.template, _container_or_none(spec, dep))
+        if current != expected:
+            return d.fail(reasons.CURRENT_RELEASE_MISMATCH,
+                          f"deployment {dep.name!r} runs release {current}, not {expected} as "
+                          f"spec.release.expectedCurrentReleaseId asks; the Deployment was not touched")
+    return None
+
+
 def _pending(d: Draft, world: World, dep: DeploymentState) -> Decision:
+    stopped = _precheck(d, dep)
+    if stopped:
+        return stopped
     if world.blocking_run and not d.run.spec.git:  # a git run takes the Deployment only when it deploys
         return _queued(d, Phase.PENDING, world, dep)
     d.set(started_at=d.status.started_at or d.now)
@@ -134,6 +174,9 @@ def _deploying(d: Draft, world: World, dep: DeploymentState) -> Decision:
     if s.release_metadata_source is None:
         if world.blocking_run:
             return _queued(d, Phase.DEPLOYING, world, dep)
+        stopped = _precheck(d, dep)
+        if stopped:
+            return stopped
         return _resolve_releases(d, world, dep, container)
     if _carries_release(dep, spec, s.deployed_release_id, container):
         return _deployed(d, releases.template_digest(dep.template))
@@ -143,7 +186,8 @@ def _deploying(d: Draft, world: World, dep: DeploymentState) -> Decision:
     if dep.paused:
         return d.fail(reasons.DEPLOYMENT_PAUSED,
                       f"deployment {dep.name!r} is paused; resume it and create a new run")
-    return d.decision(POLL_SECONDS, PatchDeployment(deploy_patch(d.run, s.deployed_release_id, dep, container)))
+    return d.decision(POLL_SECONDS, PatchDeployment(deploy_patch(d.run, s.deployed_release_id, dep, container,
+                                                                 d.now)))
 
 
 def _resolve_releases(d: Draft, world: World, dep: DeploymentState, container: str | None) -> Decision:
@@ -295,7 +339,8 @@ def _rolling_back(d: Draft, dep: DeploymentState) -> Decision:
         if dep.paused:
             d.set(rollback_healthy=False)
             return d.fail(reasons.ROLLBACK_REFUSED, f"deployment {dep.name!r} is paused; cannot roll back")
-        return d.decision(POLL_SECONDS, RollbackDeployment(target.replica_set, rollback_patch(dep, target)))
+        return d.decision(POLL_SECONDS, RollbackDeployment(target.replica_set,
+                                                           rollback_patch(dep, target, d.run, d.now)))
     if s.rollback_patched_at is None:
         d.set(rollback_patched_at=d.now)
         if renumbered:

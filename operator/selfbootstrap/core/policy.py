@@ -19,6 +19,7 @@ DISABLED_REASON = {
     FailureClass.DEPLOY: "rollbackDisabledForDeployFailure",
     FailureClass.HEALTH: "rollbackDisabledForHealthFailure",
     FailureClass.RESTART_WATCHDOG: "rollbackDisabledForRestartWatchdogFailure",
+    FailureClass.ABORTED: "rollbackDisabledForAbort",
 }
 NO_PREVIOUS_REVISION = "noPreviousRevision"
 TARGET_REQUIRED_FOR_EXTERNAL = "rollbackTargetRequiredForExternalContext"
@@ -60,6 +61,7 @@ def _enabled(policy: RollbackPolicy, failure_class: FailureClass) -> bool:
         FailureClass.DEPLOY: policy.on_deploy_failure,
         FailureClass.HEALTH: policy.on_health_failure,
         FailureClass.RESTART_WATCHDOG: policy.on_restart_watchdog_failure,
+        FailureClass.ABORTED: policy.on_abort,
     }[failure_class]
 
 

@@ -106,3 +106,13 @@ SELF_BOOTSTRAP_RUN_DELETED: Final = "SelfBootstrapRunDeleted"  # Event on the De
 # --- conditions ---------------------------------------------------------------------
 AS_EXPECTED: Final = "AsExpected"
 NOT_ROLLED_BACK: Final = "NotRolledBack"
+FINISHED: Final = "Finished"
+NOT_COMPLETE: Final = "NotComplete"
+NOT_STALLED: Final = "NotStalled"
+NOT_FAILED: Final = "NotFailed"
+
+# --- GitOps: replay safety, abort, retry --------------------------------------------
+SUPERSEDED: Final = "Superseded"
+CURRENT_RELEASE_MISMATCH: Final = "CurrentReleaseMismatch"
+ABORTED: Final = "Aborted"
+RETRIED: Final = "Retried"

@@ -16,6 +16,8 @@ class Run:
     namespace: str = ""
     uid: str = ""
     created: str = ""  # metadata.creationTimestamp: the date of every commit the run makes
+    abort: str | None = None  # the selfbootstrap.dev/abort annotation: a person asked the run to stop
+    retry_of: str | None = None  # the selfbootstrap.dev/retry-of annotation: the run this one retries
 
     @property
     def key(self) -> str:
