@@ -134,7 +134,7 @@ def build_crd() -> dict[str, Any]:
                 "plural": m.PLURAL,
                 "singular": m.SINGULAR,
                 "shortNames": m.SHORT_NAMES,
-                "categories": ["all", "selfbootstrap"],
+                "categories": ["selfbootstrap"],
             },
             "versions": [{
                 "name": m.VERSION,

@@ -10,12 +10,14 @@ run's other handlers until every index is filled, so no run decides on an empty 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import kopf
 
 from . import models as m
+from . import retry
 from .adapters import cache
 from .adapters.kube import meta, pod_state
 from .config import Settings
@@ -105,6 +107,15 @@ def _json(body: kopf.Body) -> JsonObject:
 # --- the runs -------------------------------------------------------------------------
 
 
+async def retry_requested(body: kopf.Body, logger: Logger, memo: Any, **_: Any) -> None:
+    """A finished run annotated selfbootstrap.dev/retry: make its successor (see retry.py)."""
+    services = services_of(memo)
+    loop = asyncio.get_running_loop()
+    made = await loop.run_in_executor(services.pool, retry.retry, services.kube, _json(body))
+    if made:
+        logger.info("retried as run %s", made)
+
+
 def _active(status: kopf.Status, **_: Any) -> bool:
     return not is_finished(dict(status))
 
@@ -120,6 +131,10 @@ async def reconcile(body: kopf.Body, stopped: kopf.DaemonStopped, logger: Logger
         await worker.deleted()
 
 
+def shard_of(settings: Settings) -> dict[str, Any]:
+    return {SHARD_LABEL: settings.shard or kopf.ABSENT}
+
+
 def register(settings: Settings) -> kopf.OperatorRegistry:
     """Register the handlers for this instance (its shard decides which runs it serves)."""
     registry = kopf.get_default_registry()
@@ -130,7 +145,9 @@ def register(settings: Settings) -> kopf.OperatorRegistry:
     kopf.index("apps", "v1", "replicasets", registry=registry)(sbr_replicasets)
     kopf.index("v1", "pods", registry=registry)(sbr_pods)
     kopf.index(m.GROUP, m.VERSION, m.PLURAL, registry=registry)(sbr_runs)
-    shard: dict[str, Any] = {SHARD_LABEL: settings.shard or kopf.ABSENT}
-    kopf.daemon(m.GROUP, m.VERSION, m.PLURAL, id="reconcile", registry=registry, when=_active, labels=shard,
+    kopf.on.event(m.GROUP, m.VERSION, m.PLURAL, registry=registry, labels=shard_of(settings),
+                  annotations={m.RETRY_ANNOTATION: kopf.PRESENT})(retry_requested)
+    kopf.daemon(m.GROUP, m.VERSION, m.PLURAL, id="reconcile", registry=registry, when=_active,
+                labels=shard_of(settings),
                 cancellation_backoff=10.0, cancellation_timeout=30.0, backoff=5.0)(reconcile)
     return registry

@@ -57,9 +57,10 @@ class Model(BaseModel):
 
 
 class StatusModel(Model):
-    """Status the core builds field by field: every assignment is validated (a wrong type raises)."""
+    """Status the core builds field by field: every assignment is validated (a wrong type raises).
+    The docstring under each field is its description in the CRD (`kubectl explain sbr.status`)."""
 
-    model_config = ConfigDict(validate_assignment=True)
+    model_config = ConfigDict(validate_assignment=True, use_attribute_docstrings=True)
 
 
 # --- spec -------------------------------------------------------------------
@@ -508,12 +509,28 @@ class FailureClass(StrEnum):
 class Condition(Model):
     """A Kubernetes-style condition."""
 
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     type: str
+    """Reconciling, Progressing, Ready, Complete, Stalled, Failed, Degraded or RolledBack."""
     status: Annotated[str, Field(json_schema_extra={"enum": ["True", "False", "Unknown"]})]
+    """True, False or Unknown."""
     reason: str
+    """Why, in one CamelCase word."""
     message: str = ""
+    """Why, for a person."""
     observed_generation: int | None = None
+    """The run's metadata.generation the condition was set for."""
     last_transition_time: datetime
+    """When status last changed."""
+
+
+class RevertStatus(StrEnum):
+    NOT_NEEDED = "notNeeded"
+    DISABLED = "disabled"
+    OPENED = "opened"
+    MERGED = "merged"
+    FAILED = "failed"
 
 
 class ValidationState(StrEnum):
@@ -523,121 +540,220 @@ class ValidationState(StrEnum):
     TIMED_OUT = "timedOut"
 
 
-class RevertStatus(StrEnum):
-    NOT_NEEDED = "notNeeded"
-    DISABLED = "disabled"
-    OPENED = "opened"
-    FAILED = "failed"
-
-
 class GitStatus(StatusModel):
     """Where the git workflow is; every remote side effect is recorded here."""
 
     branch: str | None = None
+    """The run's branch on the remote."""
     base_sha: str | None = None
+    """The base branch's head the change started from."""
     commit_sha: str | None = None
+    """The run's commit (deterministic: a resumed run rebuilds the same one)."""
     pushed_at: datetime | None = None
+    """When the branch was pushed (or found already pushed)."""
     pull_request_number: int | None = None
+    """The branch's pull request."""
     pull_request_url: str | None = None
+    """Its web address."""
     merge_commit_sha: str | None = None
+    """The commit the merge made on the base branch."""
     merged_at: datetime | None = None
+    """When the pull request was merged."""
     ci_checks: int = 0
+    """How often CI was asked about the commit."""
     ci_interval_seconds: float | None = None
+    """The current wait between CI checks (it grows while CI is pending)."""
     ci_started_at: datetime | None = None
+    """When the run began waiting for CI."""
     ci_checked_at: datetime | None = None
+    """When CI was last asked."""
     ci_description: str | None = None
+    """What CI said last (e.g. which checks failed)."""
     validation_job: str | None = None
+    """The validation Job in the run's namespace."""
     validation_state: ValidationState | None = None
+    """running, succeeded, failed or timedOut."""
     validation_message: str | None = None
+    """How the validation went: the container's termination message when it failed (at most 1 KiB)."""
     validation_started_at: datetime | None = None
+    """When the Job was started."""
     validation_finished_at: datetime | None = None
+    """When its outcome was seen."""
     validation_job_deleted: bool | None = None
+    """True when the Job was deleted as the delete policy says; false when deleting it failed."""
     revert_status: RevertStatus | None = None
+    """After a rollback: notNeeded (never merged), disabled, opened, merged or failed."""
     revert_branch: str | None = None
+    """The branch that reverts the run's merge."""
     revert_pull_request_number: int | None = None
+    """Its pull request."""
     revert_pull_request_url: str | None = None
+    """Its web address."""
+    revert_commit_sha: str | None = None
+    """The revert commit (the one CI is asked about before the revert is merged)."""
+    revert_merge_commit_sha: str | None = None
+    """The commit the revert's merge made on the base branch."""
+    revert_ci_checks: int = 0
+    """How often CI was asked about the revert commit."""
+    revert_ci_checked_at: datetime | None = None
+    """When it was last asked."""
+    revert_ci_interval_seconds: float | None = None
+    """The current wait between those checks."""
+    revert_ci_started_at: datetime | None = None
+    """When the run began waiting for the revert's CI."""
+    revert_ci_status: CIStatus | None = None
+    """CI of the revert commit (revertMode Merge): pending, success, failure or timeout."""
 
 
 class RetryStatus(StatusModel):
     """The retries of the current phase's step; cleared when the phase changes."""
 
     phase: Phase
+    """The phase whose step is retried."""
     attempts: int = 0
+    """Attempts that met a passing fault so far."""
     last_error: str | None = None
+    """What the last one met."""
     next_attempt_at: datetime | None = None
-    event_seq: int | None = None  # the one Retrying Event of this phase, counted as a series
+    """Not before then."""
+    event_seq: int | None = None
+    """The one Retrying Event of this phase, counted as a series."""
 
 
 class EventRecord(StatusModel):
-    """An Event of the latest decision, kept so that a restarted operator posts it (once) if it was lost."""
+    """An Event of the latest status write, kept so that a restarted operator posts it (once) if it was lost."""
 
     seq: int
+    """Its number among the run's Events (it names the Event)."""
     type: str
+    """Normal or Warning."""
     reason: str
+    """The Event's reason."""
     message: str = ""
+    """The Event's note."""
     count: int = 1
+    """How often it happened (more than once: a series)."""
+    on_deployment: bool = False
+    """Also posted on the target Deployment."""
 
 
 class Transition(Model):
     """One entry of the bounded phase history."""
 
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     phase: Phase
+    """The phase entered (or stayed in, with a new reason)."""
     reason: str
+    """Why."""
     message: str = ""
+    """Why, for a person."""
     at: datetime
+    """When."""
 
 
 class RunStatus(StatusModel):
     """What the operator observed and did; every side effect is recorded here first."""
 
     phase: Phase | None = None
+    """Where the run is: Pending, the git phases, Deploying, VerifyingHealth, WatchingRestarts, RollingBack;
+    or how it ended: Succeeded, RolledBack, Failed, Superseded."""
     reason: str | None = None
+    """Why the run is in its phase, in one CamelCase word."""
     message: str | None = None
+    """Why, for a person; after a rollback it also names what failed."""
     observed_generation: int | None = None
+    """The run's metadata.generation this status was written for."""
     started_at: datetime | None = None
+    """When the run left Pending."""
     finished_at: datetime | None = None
+    """When the run ended."""
     phase_started_at: datetime | None = None
+    """When the run entered its current phase."""
     conditions: list[Condition] = Field(default_factory=list)
+    """Kubernetes-style conditions: Job-style Complete/Failed, kstatus Reconciling/Ready/Stalled, and
+    Progressing, Degraded (what failed) and RolledBack."""
     history: Annotated[list[Transition], Field(default_factory=list, max_length=HISTORY_LIMIT)]
+    """The last transitions, oldest first (bounded)."""
 
     deployed_release_id: str | None = None
+    """The release this run deploys."""
     deployed_revision: int | None = None
+    """The Deployment revision of that release."""
     deployed_replica_set: str | None = None
+    """The ReplicaSet that runs it."""
     previous_release_id: str | None = None
+    """The release that ran before this run."""
     previous_revision: int | None = None
+    """Its revision, as recorded before the deploy."""
     previous_replica_set: str | None = None
+    """Its ReplicaSet."""
     rollback_target_release_id: str | None = None
+    """The release a rollback goes back to."""
     rollback_target_revision: int | None = None
+    """Its revision, recorded before the undo (the controller renumbers it afterwards)."""
     rollback_target_replica_set: str | None = None
+    """Its ReplicaSet, by name (which the undo does not change)."""
     release_metadata_source: str | None = None
+    """Where the release metadata came from: spec, or deploymentRevisions when the Deployment's revisions
+    were read for any of it."""
     retry_of: str | None = None
+    """The run this one retries (from its selfbootstrap.dev/retry-of annotation)."""
     retried_as: list[str] = Field(default_factory=list)
-    failure_reason: str | None = None  # what failed: kept when a rollback follows, so the cause stays visible
+    """The runs made to retry this one (selfbootstrap.dev/retry)."""
+    retry_request: str | None = None
+    """The value of the last selfbootstrap.dev/retry annotation acted on (set it to a new value to retry again)."""
+    failure_reason: str | None = None
+    """What failed first (it stays when a rollback follows)."""
     failure_message: str | None = None
+    """What failed, for a person."""
     retry: RetryStatus | None = None
+    """Retries of the current phase's step after passing faults; cleared when the phase changes."""
     event_seq: int = 0
+    """How many Events the run has posted (their numbers name them)."""
     last_events: list[EventRecord] = Field(default_factory=list)
+    """The Events of the latest status write, posted again (once) after an operator restart."""
 
     git: GitStatus | None = None
+    """The git workflow's progress, and the revert after a rollback."""
     deploy_patched_at: datetime | None = None
-    deployed_template_digest: str | None = None  # the pod template this run deployed (see core/releases.py)
+    """When the deploy patch was accepted."""
+    deployed_template_digest: str | None = None
+    """A digest of the pod template this run deployed: any other template means someone changed it."""
     crd_generation_at_deploy: int | None = None
+    """selfHosted: the generation of the operator's CRD at the deploy (no rollback across a CRD change)."""
     ci_status: CIStatus = CIStatus.NOT_RUN
+    """CI of the run's commit: notRun, pending, success, failure or timeout."""
     health_status: HealthStatus = HealthStatus.NOT_RUN
+    """The health gate: notRun, healthy or unhealthy."""
     health_attempts: int = 0
+    """HTTP checks made."""
     health_checked_at: datetime | None = None
+    """When the last HTTP check was made."""
     restart_watchdog_status: WatchdogStatus = WatchdogStatus.NOT_RUN
+    """The restart watchdog: notRun, stable or unstable."""
     restart_watchdog_reason: str | None = None
+    """Its verdict: stable, crashLoopBackOff, oomKilled, imagePullBackOff, containerRestarted:<n> or
+    podsNotReady."""
     restart_watchdog_attempts: int = 0
+    """Observations made."""
     restart_watchdog_checked_at: datetime | None = None
+    """When the last observation was made."""
 
     rollback_policy_status: PolicyStatus = PolicyStatus.NOT_EVALUATED
+    """The rollback policy's outcome: notEvaluated, allowed or denied."""
     rollback_policy_reason: str | None = None
+    """The rule that decided it (e.g. rollbackTargetValidated, rollbackDisabledForDeployFailure)."""
     rollback_target_valid: bool | None = None
+    """Whether the rollback target release was found and differs from the deployed one."""
     rollback_failure_class: FailureClass | None = None
+    """What failed: deployFailure, healthFailure, restartWatchdogFailure or aborted."""
     rollback_deployment_context: DeploymentContext | None = None
+    """external or selfHosted, as the policy saw it."""
     rollback_patched_at: datetime | None = None
+    """When the undo patch was accepted (or found not needed)."""
     rollback_healthy: bool | None = None
+    """Whether the rolled-back Deployment became available again."""
 
 
 class SelfBootstrapRun(Model):

@@ -28,7 +28,7 @@ from .core.actions import Deployed, Failed, Undone
 from .core.decision import Decision, Event, EventType
 from .core.jsontypes import JsonObject, integer, obj, strings, text
 from .core.run import Run
-from .core.world import World
+from .core.world import DeploymentState, World
 from .models import (
     ABORT_ANNOTATION,
     RETRY_OF_ANNOTATION,
@@ -77,12 +77,12 @@ class Reconciler:
             metrics.TICK_ERRORS.labels(type(err).__name__).inc()
             return self._internal_error(o, err)
 
-    def repost(self, o: JsonObject) -> None:
+    def repost(self, o: JsonObject, world: World | None = None) -> None:
         """Post the latest decision's Events again (after a restart they may have been lost; a posted
         one is found by its name and not repeated)."""
         status = RunStatus.model_validate(obj(o.get("status")))
-        self._post(o, tuple(Event(EventType(e.type), e.reason, e.message, e.count, e.seq)
-                            for e in status.last_events))
+        self._post(o, tuple(Event(EventType(e.type), e.reason, e.message, e.count, e.seq, e.on_deployment)
+                            for e in status.last_events), world)
 
     def _tick(self, o: JsonObject, world: World) -> Tick:
         try:
@@ -94,13 +94,13 @@ class Reconciler:
             return Tick(None, o)
         stored = run.status
         decision, events = self._chain(run, world)
-        written = self._record(o, stored, decision, events)
+        written = self._record(o, stored, decision, events, world)
         if decision.action is None:
             return Tick(decision.requeue_after, written)
         run = replace(run, status=decision.status)
         result = self.executor.perform(run, decision.action)
         settled = machine.settle(run, world, decision.action, result, self.clock())
-        written = self._record(written, run.status, settled, settled.events)
+        written = self._record(written, run.status, settled, settled.events, world)
         changed = isinstance(result, Deployed | Undone) or (isinstance(result, Failed) and result.stale)
         guard = world.deployment.resource_version if world.deployment and changed else None
         return Tick(settled.requeue_after, written, guard)
@@ -117,25 +117,28 @@ class Reconciler:
         return decision, events
 
     def _record(self, o: JsonObject, before: RunStatus, decision: Decision,
-                events: tuple[Event, ...]) -> JsonObject:
+                events: tuple[Event, ...], world: World | None = None) -> JsonObject:
         """Persist the decision's status (keeping every Event of this write for a restart), then post them."""
         after = decision.status
         if events:
             after = after.model_copy(update={"last_events": [
-                EventRecord(seq=e.seq, type=e.type, reason=e.reason, message=e.message[:1024], count=e.count)
+                EventRecord(seq=e.seq, type=e.type, reason=e.reason, message=e.message[:1024], count=e.count,
+                            on_deployment=e.on_deployment)
                 for e in events]})
         if after != before:
             o = self.kube.write_status(o, after.dump())
             self._count(o, before, after)
-        self._post(o, events)
+        self._post(o, events, world)
         return o
 
-    def _post(self, o: JsonObject, events: tuple[Event, ...]) -> None:
+    def _post(self, o: JsonObject, events: tuple[Event, ...], world: World | None) -> None:
         for event in events:
             log = self.logger.warning if event.type == EventType.WARNING else self.logger.info
             log("%s %s: %s", _key(o), event.reason, event.message)
             try:
                 self.kube.post_event(o, event)
+                if event.on_deployment and world is not None and world.deployment is not None:
+                    self.kube.post_event(o, event, deployment_ref(o, world.deployment))  # key steps, there too
             except ApiException as err:  # an Event is worth a log line, not a failed run
                 self.logger.warning("could not post event %s: %s", event.reason, api_message(err))
 
@@ -173,6 +176,11 @@ class Reconciler:
         if after.phase == Phase.ROLLING_BACK:
             metrics.ROLLBACKS.labels(after.rollback_failure_class or "").inc()
         metrics.track(text(meta(o).get("uid")) or "", after.phase)
+
+
+def deployment_ref(run: JsonObject, dep: DeploymentState) -> JsonObject:
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": dep.name, "namespace": namespace_of(run), "uid": dep.uid}}
 
 
 def _key(o: JsonObject) -> str:

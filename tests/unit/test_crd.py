@@ -227,3 +227,21 @@ def test_status_round_trips_through_its_json_form():
     assert (dumped["phase"], dumped["rollbackFailureClass"], dumped["rollbackTargetRevision"]) == (
         "RollingBack", "healthFailure", 2)
     assert RunStatus.model_validate(dumped) == st
+
+
+def test_every_status_field_is_described(root):
+    """kubectl explain sbr.status --recursive documents every field."""
+    undescribed = [where for where, node in schema_nodes(root["properties"]["status"], "status")
+                   if "description" not in node and where != "status"
+                   and not where.endswith("[]")]
+    assert undescribed == []
+
+
+def test_every_spec_field_is_described(root):
+    undescribed = [where for where, node in schema_nodes(root["properties"]["spec"], "spec")
+                   if "description" not in node and not where.endswith("[]") and not where.endswith("{}")]
+    assert undescribed == []
+
+
+def test_runs_are_not_in_the_all_category(crd):
+    assert "all" not in crd["spec"]["names"]["categories"]

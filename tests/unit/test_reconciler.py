@@ -69,8 +69,10 @@ def test_a_new_run_gets_to_its_deploy_patch_with_one_status_write_before_it(kube
 def test_the_events_of_a_write_are_numbered_and_kept_with_it(kube):
     reconciler(kube).tick(run_obj(), world(deployment()))
     first, last = writes(kube)
-    posted = [c.args[1] for c in kube.post_event.call_args_list]
-    assert [(e.reason, e.seq) for e in posted] == [("Started", 1), ("Deployed", 2)]
+    posted = [(c.args[1].reason, c.args[1].seq, c.args[2]["kind"] if len(c.args) > 2 else "SelfBootstrapRun")
+              for c in kube.post_event.call_args_list]
+    assert posted == [("Started", 1, "SelfBootstrapRun"), ("Deployed", 2, "SelfBootstrapRun"),
+                      ("Deployed", 2, "Deployment")], "a key step is told on the Deployment too"
     assert [(e["reason"], e["seq"]) for e in first["lastEvents"]] == [("Started", 1)]
     assert [(e["reason"], e["seq"]) for e in last["lastEvents"]] == [("Deployed", 2)]
     assert last["eventSeq"] == 2

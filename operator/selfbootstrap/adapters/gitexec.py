@@ -232,15 +232,16 @@ class _Step:
     def revert(self, a: OpenRevertPullRequest) -> RevertOpened:
         self.remote.check_branch(a.branch)
         trailer = gitflow.trailer_of(self.run)
-        if self.remote.head_of(a.branch) is None:
+        found = self.remote.find_commit(a.branch, trailer) if self.remote.head_of(a.branch) is not None else None
+        if found is None and self.remote.head_of(a.branch) is None:
             tree = self.remote.checkout(f"revert-{a.branch}", a.base, "HEAD", a.branch)
             message = f"{a.title}\n\nThis reverts commit {a.merge_sha}.\n\n{trailer}\n"
-            sha = self.remote.revert(tree, a.merge_sha, message, self.identity)
-            self.remote.push(tree, sha, a.branch)
-        elif self.remote.find_commit(a.branch, trailer) is None:
+            found = self.remote.revert(tree, a.merge_sha, message, self.identity)
+            self.remote.push(tree, found, a.branch)
+        elif found is None:
             raise GitError(reasons.REVERT_FAILED, f"branch {a.branch!r} exists without this run's revert commit")
         pr = self.forge.open_pull_request(a.branch, a.base, a.title, a.body)
-        return RevertOpened(branch=a.branch, number=pr.number, url=pr.url)
+        return RevertOpened(branch=a.branch, number=pr.number, url=pr.url, sha=found)
 
 
 def _inside(root: Path, relative: str) -> Path:

@@ -122,6 +122,7 @@ def deployment_state(dep: JsonObject, replica_sets: list[JsonObject], container:
         progressing_reason=text(progressing.get("reason")),
         annotations=strings(meta(dep).get("annotations")),
         revisions=tuple(revision_of(rs, container) for rs in replica_sets),
+        uid=text(meta(dep).get("uid")) or "",
     )
 
 
@@ -200,16 +201,19 @@ class SecretValue:
     allowed_urls: tuple[str, ...]  # from the Secret's selfbootstrap.dev/allowed-urls annotation
 
 
-def event_body(o: JsonObject, event: Event, now: str, instance: str) -> JsonObject:
-    """The events.k8s.io/v1 Event (pure): named after the object and the Event's number when it has one."""
-    md = meta(o)
-    named: JsonObject = {"name": f"{name_of(o)[:200]}.{(text(md.get('uid')) or '')[:8]}.{event.seq:05d}"} \
+def event_body(o: JsonObject, event: Event, now: str, instance: str,
+               regarding: JsonObject | None = None) -> JsonObject:
+    """The events.k8s.io/v1 Event (pure): named after the object and the Event's number when it has one;
+    about `regarding` when given (a run's key step, told on its Deployment too)."""
+    md, about = meta(o), regarding or o
+    suffix = ".d" if regarding is not None else ""
+    named: JsonObject = {"name": f"{name_of(o)[:200]}.{(text(md.get('uid')) or '')[:8]}.{event.seq:05d}{suffix}"} \
         if event.seq else {"generateName": f"{name_of(o)[:200]}-"}
     body: dict[str, JsonValue] = {
         "apiVersion": "events.k8s.io/v1", "kind": "Event",
         "metadata": {**named, "namespace": md.get("namespace")},
-        "regarding": {"apiVersion": o.get("apiVersion"), "kind": o.get("kind"), "name": name_of(o),
-                      "namespace": md.get("namespace"), "uid": md.get("uid")},
+        "regarding": {"apiVersion": about.get("apiVersion"), "kind": about.get("kind"), "name": name_of(about),
+                      "namespace": md.get("namespace"), "uid": meta(about).get("uid")},
         "type": str(event.type), "reason": event.reason, "action": event.reason, "note": event.message[:1024],
         "eventTime": now, "reportingController": f"{m.GROUP}/operator", "reportingInstance": instance[:128],
     }
@@ -328,6 +332,22 @@ class Kube:
         return _parse(self.apps.patch_namespaced_deployment(
             name, namespace, _body(patch), _content_type=content_type, _preload_content=False))
 
+    def label_run(self, run: JsonObject, labels: dict[str, str]) -> JsonObject:
+        body: JsonObject = {"metadata": {"labels": labels}}
+        return _parse(self.custom.patch_namespaced_custom_object(
+            m.GROUP, m.VERSION, namespace_of(run), m.PLURAL, name_of(run), _body(body),
+            _content_type=MERGE, _preload_content=False))
+
+    def create_run(self, namespace: str, body: JsonObject) -> bool:
+        """Create a run; False when one of that name exists already."""
+        try:
+            self.custom.create_namespaced_custom_object(m.GROUP, m.VERSION, namespace, m.PLURAL, _body(body))
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
+
     def write_status(self, run: JsonObject, status: JsonObject) -> JsonObject:
         """Write the run's status as a guarded JSON patch; StatusConflictError when someone else wrote first."""
         stored = run.get("status")
@@ -343,12 +363,12 @@ class Kube:
                 raise StatusConflictError("the run's status changed since it was read") from None
             raise
 
-    def post_event(self, o: JsonObject, event: Event) -> None:
-        """Post an events.k8s.io/v1 Event about the object (microsecond eventTime, so Events sort as they
-        happened). A numbered Event has a name of its own: posting it again finds it and, for an Event
-        that repeats (count > 1), counts the repetition as a series instead of adding an Event."""
+    def post_event(self, o: JsonObject, event: Event, regarding: JsonObject | None = None) -> None:
+        """Post an events.k8s.io/v1 Event about the object, or about `regarding` in its name (microsecond
+        eventTime, so Events sort as they happened). A numbered Event has a name of its own: posting it
+        again finds it and, for an Event that repeats (count > 1), counts the repetition as a series."""
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        body = event_body(o, event, now, self.instance)
+        body = event_body(o, event, now, self.instance, regarding)
         try:
             self.events.create_namespaced_event(namespace_of(o), _body(body))
         except ApiException as err:

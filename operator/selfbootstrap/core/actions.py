@@ -242,6 +242,7 @@ class RevertOpened:
     branch: str
     number: int
     url: str
+    sha: str  # the revert commit
 
 
 @dataclass(frozen=True)

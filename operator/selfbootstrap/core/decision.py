@@ -21,6 +21,7 @@ class Event:
     message: str
     count: int = 1  # > 1: the same Event again (posted as a series, not a new Event)
     seq: int = 0  # its place among the run's Events; it names the Event, so posting it twice is harmless
+    on_deployment: bool = False  # a key step: posted on the target Deployment too
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ class Draft:
                 raise AttributeError(f"RunStatus has no field {name!r}")
             setattr(self.status, name, value)  # validated: RunStatus has validate_assignment
 
-    def event(self, type_: EventType, reason: str, message: str, count: int = 1, seq: int = 0) -> None:
-        self.events.append(Event(type_, reason, message, count, seq))
+    def event(self, type_: EventType, reason: str, message: str, count: int = 1, seq: int = 0,
+              on_deployment: bool = False) -> None:
+        self.events.append(Event(type_, reason, message, count, seq, on_deployment))
 
     def normal(self, reason: str, message: str) -> None:
         self.event(EventType.NORMAL, reason, message)
@@ -72,12 +73,13 @@ class Draft:
                 s.event_seq += 1
                 numbered.append(replace(event, seq=s.event_seq))
         s.last_events = [EventRecord(seq=e.seq, type=e.type, reason=e.reason, message=e.message[:1024],
-                                     count=e.count) for e in numbered]
+                                     count=e.count, on_deployment=e.on_deployment) for e in numbered]
         return tuple(numbered)
 
     def fail(self, reason: str, message: str) -> Decision:
         if self.status.failure_reason is None:  # the first failure is the cause; later ones are its sequels
             self.status.failure_reason, self.status.failure_message = reason, message
         self.enter(Phase.FAILED, reason, message)
-        self.warning(reasons.FAILED, f"{reason}: {message}")
+        self.event(EventType.WARNING, reasons.FAILED, f"{reason}: {message}",
+                   on_deployment=self.status.deploy_patched_at is not None)
         return self.decision(None)

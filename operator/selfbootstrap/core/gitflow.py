@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from ..models import CIStatus, GitStatus, GitWorkflow, Phase, RevertStatus
+from ..models import CIStatus, GitStatus, GitWorkflow, Phase, RevertMode, RevertStatus
 from . import backoff, reasons, releases, validation
 from .actions import (
     BranchResolved,
@@ -139,6 +139,8 @@ def _commit_action(d: Draft) -> CommitChange:
 
 
 def settle(d: Draft, result: GitResult) -> Decision:
+    if d.status.phase == Phase.ROLLING_BACK and isinstance(result, CIReported | Merged):
+        return _settle_revert(d, result)
     match result:
         case BranchResolved():
             return _branch_resolved(d, result)
@@ -166,7 +168,8 @@ def settle(d: Draft, result: GitResult) -> Decision:
             return _observed(d, result)
         case RevertOpened():
             _set_git(d, revert_status=RevertStatus.OPENED, revert_branch=result.branch,
-                     revert_pull_request_number=result.number, revert_pull_request_url=result.url)
+                     revert_pull_request_number=result.number, revert_pull_request_url=result.url,
+                     revert_commit_sha=result.sha)
             d.normal(reasons.REVERT_PULL_REQUEST_OPENED, f"revert pull request #{result.number}: {result.url}")
             return d.decision(0)
         case _:
@@ -208,7 +211,7 @@ def _observed(d: Draft, pr: PullRequestObserved) -> Decision:
 
 def failed(d: Draft, action: GitAction, failure: Failed) -> Decision:
     """A git or forge step failed for good: nothing was deployed (a failed revert is only recorded)."""
-    if isinstance(action, OpenRevertPullRequest):
+    if isinstance(action, OpenRevertPullRequest) or d.status.phase == Phase.ROLLING_BACK:
         _set_git(d, revert_status=RevertStatus.FAILED)
         d.warning(reasons.REVERT_PULL_REQUEST_FAILED, failure.message)
         return d.decision(0)
@@ -272,11 +275,29 @@ def _settle_ci(d: Draft, answer: CIReported) -> Decision:
 # --- git after a rollback -----------------------------------------------------
 
 
-def revert_action(d: Draft) -> OpenRevertPullRequest | None:
-    """The revert pull request a rolled-back run still owes, or None (status says why)."""
+def after_rollback(d: Draft) -> Decision | None:
+    """What a rolled-back run still owes git, as a decision; None when nothing (status says why).
+
+    The cluster runs the old release again while git holds the new one: the run opens a pull
+    request reverting its merge and, with revertMode Merge, waits for its CI and merges it (guarded
+    by the tested commit), so that an engine syncing from git does not deploy the broken release again.
+    """
     git, gs = d.run.spec.git, d.status.git
-    if git is None or gs is None or gs.revert_status is not None:
+    if git is None or gs is None:
         return None
+    if gs.revert_status is None:
+        action = _open_revert(d, git, gs)
+        return d.decision(GIT_POLL_SECONDS, action) if action else None
+    if gs.revert_status != RevertStatus.OPENED or git.revert_mode != RevertMode.MERGE:
+        return None
+    if git.ci.required and gs.revert_ci_status != CIStatus.SUCCESS:
+        return _revert_ci(d, gs)
+    return d.decision(GIT_POLL_SECONDS, MergePullRequest(
+        gs.revert_pull_request_number or 0, gs.revert_commit_sha or "", git.pull_request.merge_method,
+        f"Revert release {_release(d)} (#{gs.revert_pull_request_number})"))
+
+
+def _open_revert(d: Draft, git: GitWorkflow, gs: GitStatus) -> OpenRevertPullRequest | None:
     if not gs.merge_commit_sha:
         _set_git(d, revert_status=RevertStatus.NOT_NEEDED)
         return None
@@ -288,3 +309,33 @@ def revert_action(d: Draft) -> OpenRevertPullRequest | None:
         title=f"Revert release {_release(d)}: rolled back in the cluster",
         body=(f"SelfBootstrapRun {d.run.namespace}/{d.run.name} rolled deployment {d.run.spec.target.deployment} "
               f"back ({d.status.reason}). This reverts {gs.merge_commit_sha[:12]} so git and the cluster agree."))
+
+
+def _revert_ci(d: Draft, gs: GitStatus) -> Decision:
+    if gs.revert_ci_status is None:
+        _set_git(d, revert_ci_status=CIStatus.PENDING, revert_ci_started_at=d.now)
+        gs = _git(d)
+    wait = 0.0
+    if gs.revert_ci_checked_at and gs.revert_ci_interval_seconds:
+        wait = max(0.0, gs.revert_ci_interval_seconds - (d.now - gs.revert_ci_checked_at).total_seconds())
+    if wait > 0:
+        return d.decision(wait)
+    return d.decision(GIT_POLL_SECONDS, CheckCI(gs.revert_commit_sha or ""))
+
+
+def _settle_revert(d: Draft, result: CIReported | Merged) -> Decision:
+    git, gs = _spec(d), _git(d)
+    if isinstance(result, Merged):
+        _set_git(d, revert_status=RevertStatus.MERGED, revert_merge_commit_sha=result.merge_sha)
+        d.normal(reasons.REVERT_MERGED, f"revert pull request #{gs.revert_pull_request_number} merged: git holds "
+                                        f"the release the cluster runs again")
+        return d.decision(0)
+    poll = backoff.after_check(result.state, gs.revert_ci_started_at or d.now, d.now, gs.revert_ci_interval_seconds,
+                               git.ci)
+    _set_git(d, revert_ci_checks=gs.revert_ci_checks + 1, revert_ci_checked_at=d.now,
+             revert_ci_interval_seconds=poll.wait_seconds, revert_ci_status=poll.status)
+    if poll.status in (CIStatus.FAILURE, CIStatus.TIMEOUT):
+        _set_git(d, revert_status=RevertStatus.FAILED)
+        d.warning(reasons.REVERT_PULL_REQUEST_FAILED, f"CI of the revert {(gs.revert_commit_sha or '')[:12]}: "
+                                                      f"{poll.status} ({result.description}); it stays open")
+    return d.decision(poll.wait_seconds or 0)

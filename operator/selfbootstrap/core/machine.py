@@ -219,8 +219,9 @@ def _deployed(d: Draft, digest: str) -> Decision:
     d.set(deploy_patched_at=s.deploy_patched_at or d.now, deployed_template_digest=digest)
     d.enter(Phase.VERIFYING_HEALTH, reasons.DEPLOYED,
             f"release {s.deployed_release_id} deployed; waiting for the rollout")
-    d.normal(reasons.DEPLOYED, f"release {s.deployed_release_id} deployed to deployment "
-                               f"{d.run.spec.target.deployment!r}")
+    d.event(EventType.NORMAL, reasons.DEPLOYED, f"release {s.deployed_release_id} deployed to deployment "
+                                                f"{d.run.spec.target.deployment!r} by run {d.run.name}",
+            on_deployment=True)
     return d.decision(0)
 
 
@@ -352,15 +353,16 @@ def _rolling_back(d: Draft, dep: DeploymentState) -> Decision:
     progress = rollout.rollout_progress(dep)
     limit = d.run.spec.rollback_policy.timeout_seconds
     if progress.done:
-        revert = gitflow.revert_action(d)
-        if revert is not None:
-            return d.decision(POLL_SECONDS, revert)
+        owed = gitflow.after_rollback(d)
+        if owed is not None:
+            return owed
         d.set(rollback_healthy=True)
         cause = f" after {s.failure_reason}: {s.failure_message}" if s.failure_reason else ""
         d.enter(Phase.ROLLED_BACK, reasons.ROLLED_BACK,
                 f"rolled back to release {s.rollback_target_release_id} ({target.replica_set}){cause}; "
                 f"available again")
-        d.normal(reasons.ROLLED_BACK, d.status.message or "")
+        d.event(EventType.NORMAL, reasons.ROLLED_BACK, f"run {d.run.name} {d.status.message or ''}",
+                on_deployment=True)
         return d.decision(None)
     if progress.failed or _elapsed(s.phase_started_at, d.now) > limit:
         d.set(rollback_healthy=False)

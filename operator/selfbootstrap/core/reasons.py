@@ -38,6 +38,7 @@ VALIDATION_TIMED_OUT: Final = "ValidationTimedOut"
 VALIDATION_JOB_DELETE_FAILED: Final = "ValidationJobDeleteFailed"
 REVERT_PULL_REQUEST_OPENED: Final = "RevertPullRequestOpened"
 REVERT_PULL_REQUEST_FAILED: Final = "RevertPullRequestFailed"
+REVERT_MERGED: Final = "RevertMerged"
 
 # failures of git and forge steps (Failed.reason from the git executor)
 BRANCH_FAILED: Final = "BranchFailed"

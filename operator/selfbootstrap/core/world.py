@@ -55,6 +55,7 @@ class DeploymentState:
     progressing_reason: str | None = None
     annotations: dict[str, str] = field(default_factory=dict)
     revisions: tuple[Revision, ...] = ()
+    uid: str = ""
 
 
 @dataclass(frozen=True)
