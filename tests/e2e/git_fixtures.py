@@ -33,7 +33,7 @@ spec:
         - name: app
           image: {V1}
 """
-FINISHED = {"Succeeded", "Failed", "RolledBack"}
+FINISHED = {"Succeeded", "Failed", "RolledBack", "Superseded"}
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from selfbootstrap.adapters.kube import api_message
+from selfbootstrap.models import TERMINAL_PHASES
 from tests.gitserver.fake_github import FakeGitHub
 from tests.gitserver.git_http import GitHttpServer
 
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.e2e
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 KINDS = ("rejected", "failed", "succeeded")
-FINISHED = {"Succeeded", "Failed", "RolledBack"}
+FINISHED = {str(phase) for phase in TERMINAL_PHASES}
 EVENT_LIMIT = 15  # Events about one run
 OCCURRENCE_LIMIT = 30  # their occurrences, each Event's series counted
 DEFAULT_WITHIN = 60.0
@@ -182,12 +183,28 @@ def selected(request: pytest.FixtureRequest) -> list[Case]:
     return [c.params["case"] for c in found if c is not None and isinstance(c.params.get("case"), Case)]
 
 
-def delete_namespace(name: str) -> None:
+def ignoring_404(call: Any, *args: Any, **kwargs: Any) -> None:
     try:
-        client.CoreV1Api().delete_namespace(name, propagation_policy="Background")
+        call(*args, **kwargs)
     except ApiException as err:
         if err.status != 404:
             raise
+
+
+def release(launched: Launched) -> None:
+    """Delete a run that has not finished and drop its finalizer, so that its namespace can go even
+    when the operator stops before it gets to the deletion."""
+    api, name = client.CustomObjectsApi(), launched.case.run_name
+    try:
+        if run_status(launched.namespace, name).get("phase") in FINISHED:
+            return
+    except ApiException as err:
+        if err.status == 404:
+            return
+        raise
+    ignoring_404(api.delete_namespaced_custom_object, GROUP, VERSION, launched.namespace, PLURAL, name)
+    ignoring_404(api.patch_namespaced_custom_object, GROUP, VERSION, launched.namespace, PLURAL, name,
+                 {"metadata": {"finalizers": None}})
 
 
 @pytest.fixture(scope="module")
@@ -200,8 +217,11 @@ def corpus(request: pytest.FixtureRequest, cluster, operator: OperatorProcess, g
     with ThreadPoolExecutor(LAUNCHERS) as pool:
         found.launched = {done.case.name: done for done in pool.map(lambda c: launch(c, found), admitted)}
     yield found
+    for done in found.launched.values():
+        if done.created:
+            release(done)
     for namespace in [found.namespace, *(done.namespace for done in found.launched.values() if done.namespace)]:
-        delete_namespace(namespace)
+        ignoring_404(client.CoreV1Api().delete_namespace, namespace, propagation_policy="Background")
 
 
 # --- judging ------------------------------------------------------------------------
