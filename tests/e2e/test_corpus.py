@@ -53,7 +53,7 @@ REPEAT = re.compile(r"\$\{REPEAT\((.*?),(\d+)\)\}", re.DOTALL)
 # --- the cases ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Case:
     name: str
     data: dict[str, Any]
@@ -191,7 +191,7 @@ def ignoring_404(call: Any, *args: Any, **kwargs: Any) -> None:
             raise
 
 
-def release(launched: Launched) -> None:
+def unblock_deletion(launched: Launched) -> None:
     """Delete a run that has not finished and drop its finalizer, so that its namespace can go even
     when the operator stops before it gets to the deletion."""
     api, name = client.CustomObjectsApi(), launched.case.run_name
@@ -219,7 +219,7 @@ def corpus(request: pytest.FixtureRequest, cluster, operator: OperatorProcess, g
     yield found
     for done in found.launched.values():
         if done.created:
-            release(done)
+            unblock_deletion(done)
     for namespace in [found.namespace, *(done.namespace for done in found.launched.values() if done.namespace)]:
         ignoring_404(client.CoreV1Api().delete_namespace, namespace, propagation_policy="Background")
 
@@ -262,26 +262,35 @@ def noise(launched: Launched) -> str | None:
     return f"{len(events)} Events ({occurrences} occurrences) about the run: {reasons}"
 
 
+def secret_lines(launched: Launched) -> set[str]:
+    """The lines of the case's Secret values that would give a value away (long enough to be telling)."""
+    lines = {line.strip() for value in launched.secrets for line in value.decode(errors="ignore").splitlines()}
+    return {line for line in lines if len(line) >= 6}
+
+
 def assert_nothing_shown(launched: Launched, st: dict[str, Any]) -> None:
-    seen = (json.dumps(st) + json.dumps(run_events(launched.namespace, launched.case.run_name))).encode()
-    for value in launched.secrets:
-        text = value.decode(errors="ignore").strip()
-        assert len(text) < 6 or text.encode() not in seen, "a Secret's value shows in status or Events"
+    seen = json.dumps(st, ensure_ascii=False) + json.dumps(run_events(launched.namespace, launched.case.run_name),
+                                                          ensure_ascii=False)
+    assert not [line for line in secret_lines(launched) if line in seen], "a Secret's value shows in status or Events"
 
 
-def assert_carried(launched: Launched, git: GitHttpServer) -> None:
-    """The odd values of a succeeded run reached the Deployment (and git) exactly as given."""
-    spec, expect = launched.data["spec"], launched.data["expect"]
-    template = deployment(launched.namespace, "app").spec.template
-    release = spec["release"]
+def assert_deployed_as_given(launched: Launched) -> None:
+    """The odd values of a succeeded run reached the Deployment exactly as given."""
+    spec = launched.data["spec"]
+    release, dep = spec["release"], deployment(launched.namespace, "app")
+    template = dep.spec.template
     if "image" in release:
         wanted = spec["target"].get("container") or "app"
         assert next(c.image for c in template.spec.containers if c.name == wanted) == release["image"]
     if "id" in release:
         assert template.metadata.annotations[RELEASE_ANNOTATION] == release["id"]
     if "changeCause" in release:
-        assert deployment(launched.namespace, "app").metadata.annotations[CHANGE_CAUSE] == release["changeCause"]
-    repo = f"acme/{launched.namespace}"
+        assert dep.metadata.annotations[CHANGE_CAUSE] == release["changeCause"]
+
+
+def assert_merged_as_given(launched: Launched, git: GitHttpServer) -> None:
+    """The files (and the manifest) the case expects on the repository's main branch."""
+    expect, repo = launched.data["expect"], f"acme/{launched.namespace}"
     for path, content in (expect.get("files") or {}).items():
         assert git.read_file(repo, "main", path) == content, f"{path} on main"
     if "manifest" in expect:
@@ -324,7 +333,8 @@ def judge_admitted(launched: Launched, git: GitHttpServer) -> None:
         assert expect.get("message", "") in str(st.get("message")), summary(st)
     else:
         assert st.get("phase") == "Succeeded", summary(st)
-        assert_carried(launched, git)
+        assert_deployed_as_given(launched)
+        assert_merged_as_given(launched, git)
     assert noise(launched) is None, noise(launched)
     assert_nothing_shown(launched, st)
 
@@ -342,3 +352,6 @@ def test_the_operator_outlived_the_corpus(corpus: Corpus, operator: OperatorProc
     assert operator.starts == corpus.starts, "the operator was restarted during the corpus"
     noisy = {name: why for name, done in corpus.launched.items() if done.error is None and (why := noise(done))}
     assert not noisy, noisy
+    log = operator.log()
+    shown = {name for name, done in corpus.launched.items() if any(line in log for line in secret_lines(done))}
+    assert not shown, f"a Secret's value shows in the operator's log (cases {sorted(shown)})"
