@@ -40,7 +40,6 @@ from .models import (
 )
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
-CHAIN_LIMIT = 8  # decisions chained in memory before a write, at most
 INFRASTRUCTURE_ERRORS = (ApiException, TransportError, OSError)
 
 
@@ -93,7 +92,7 @@ class Reconciler:
         if run.status.phase in TERMINAL_PHASES:
             return Tick(None, o)
         stored = run.status
-        decision, events = self._chain(run, world)
+        decision, events = machine.decide_chained(run, world, self.clock())
         written = self._record(o, stored, decision, events, world)
         if decision.action is None:
             return Tick(decision.requeue_after, written)
@@ -104,17 +103,6 @@ class Reconciler:
         changed = isinstance(result, Deployed | Undone) or (isinstance(result, Failed) and result.stale)
         guard = world.deployment.resource_version if world.deployment and changed else None
         return Tick(settled.requeue_after, written, guard)
-
-    def _chain(self, run: Run, world: World) -> tuple[Decision, tuple[Event, ...]]:
-        """Decide; while a decision asks for nothing but to go on at once, go on in memory."""
-        events: tuple[Event, ...] = ()
-        for _ in range(CHAIN_LIMIT):
-            decision = machine.decide(run, world, self.clock())
-            events += decision.events
-            if decision.action is not None or decision.requeue_after != 0:
-                break
-            run = replace(run, status=decision.status)
-        return decision, events
 
     def _record(self, o: JsonObject, before: RunStatus, decision: Decision,
                 events: tuple[Event, ...], world: World | None = None) -> JsonObject:

@@ -8,6 +8,7 @@ those, so two test sessions can share one control plane without touching each ot
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -59,16 +60,38 @@ def kubectl(cluster: Cluster) -> Callable[..., str]:
 
 
 @pytest.fixture
-def namespace(cluster: Cluster) -> Iterator[str]:
-    """A fresh namespace (with its default ServiceAccount), deleted after the test without waiting."""
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace (with its default ServiceAccount), deleted after the test.
+
+    With the session's operator in use, the test starts once the operator watches the namespace
+    (it finds namespaces of its pattern through a watch). Runs are released before the namespace
+    goes, so that no namespace is left Terminating behind a finalizer when the operator stops.
+    """
     name = f"e2e-{SESSION}-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api()
     core.create_namespace({"metadata": {"name": name, "labels": {"selfbootstrap.dev/e2e": "true"}}})
     wait_for(lambda: core.list_namespaced_service_account(name, field_selector="metadata.name=default").items,
              30, f"namespace {name} never got its default ServiceAccount (is kube-controller-manager running?)")
+    if "operator" in request.fixturenames:
+        operator = request.getfixturevalue("operator")
+        wait_for(lambda: operator.watching(name), 90, f"the operator never started to watch namespace {name}")
     yield name
+    release_runs(name)
     try:
         core.delete_namespace(name, propagation_policy="Background")
     except ApiException as err:
         if err.status != 404:
             raise
+
+
+def release_runs(namespace: str, timeout: float = 20) -> None:
+    """Delete the namespace's runs while the operator can still let go of them; free any it did not."""
+    custom = client.CustomObjectsApi()
+    group = ("selfbootstrap.dev", "v1alpha1", namespace, "selfbootstrapruns")
+    custom.delete_collection_namespaced_custom_object(*group)
+    deadline = time.monotonic() + timeout
+    while (left := custom.list_namespaced_custom_object(*group)["items"]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for run in left:
+        if run["metadata"].get("finalizers"):
+            custom.patch_namespaced_custom_object(*group, run["metadata"]["name"], {"metadata": {"finalizers": None}})

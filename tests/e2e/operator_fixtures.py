@@ -73,6 +73,14 @@ class OperatorProcess:
             time.sleep(0.2)
         raise RuntimeError(f"operator not alive within {timeout}s:\n{self.tail()}")
 
+    def watching(self, namespace: str) -> bool:
+        """Whether this run of the operator watches the namespace's runs yet (its log says so)."""
+        needle = f"Starting the watch-stream for selfbootstrapruns.v1alpha1.selfbootstrap.dev in '{namespace}'"
+        try:
+            return needle in self.log_path.read_text(errors="replace")
+        except OSError:
+            return False
+
     def log(self) -> str:
         return "".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob(f"{self.name}-*.log")))
 

@@ -10,6 +10,7 @@ a tick interrupted anywhere is resumed by deciding again without repeating it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import assert_never
 
@@ -52,7 +53,7 @@ from .actions import (
     ValidationJobObserved,
     ValidationJobStarted,
 )
-from .decision import Decision, EventType
+from .decision import Decision, Event, EventType
 from .draft import Draft
 from .patches import deploy_patch, rollback_patch
 from .run import Run
@@ -61,6 +62,7 @@ from .world import DeploymentState, World
 POLL_SECONDS = 2.0  # how often an in-flight rollout is looked at
 QUEUE_SECONDS = 5.0  # how often a queued run looks whether the Deployment is free
 POD_LAG_SECONDS = 0.5  # how soon to look again when fewer pods are seen than the Deployment counts
+CHAIN_LIMIT = 8  # decisions chained in memory before an action or a write, at most
 
 
 # --- decide -------------------------------------------------------------------
@@ -101,6 +103,18 @@ def decide(run: Run, world: World, now: datetime) -> Decision:
         case Phase.ROLLING_BACK:
             return _rolling_back(draft, dep)
     raise AssertionError(f"no handler for phase {phase}")
+
+
+def decide_chained(run: Run, world: World, now: datetime) -> tuple[Decision, tuple[Event, ...]]:
+    """Decide; while a decision asks for nothing but to go on at once, go on (the run as it would be written)."""
+    events: tuple[Event, ...] = ()
+    for _ in range(CHAIN_LIMIT):
+        decision = decide(run, world, now)
+        events += decision.events
+        if decision.action is not None or decision.requeue_after != 0:
+            break
+        run = replace(run, status=decision.status)
+    return decision, events
 
 
 def internal_error(run: Run, now: datetime, message: str) -> Decision:
