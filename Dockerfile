@@ -13,4 +13,4 @@ COPY --from=build /install /usr/local
 USER 65532:65532
 ENV PYTHONUNBUFFERED=1
 ENTRYPOINT ["selfbootstrap-operator"]
-CMD ["--liveness=http://0.0.0.0:8080/healthz", "--metrics-port=9090", "--log-format=json"]
+CMD ["--liveness=http://0.0.0.0:8080/healthz", "--metrics-bind-address=:9090", "--log-format=json"]

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 K8S_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.5.35"
 KWOK_VERSION = "v0.8.0"
+HELM_VERSION = "v3.22.0"
 CACHE = Path(os.environ.get("SELFBOOTSTRAP_CACHE", Path.home() / ".cache" / "selfbootstrap"))
 STATE = Path(os.environ.get("SELFBOOTSTRAP_STATE", Path.home() / ".local" / "state" / "selfbootstrap" / "cluster"))
 API_PORT = int(os.environ.get("SELFBOOTSTRAP_API_PORT", "16443"))
@@ -53,6 +54,10 @@ def etcd_bin() -> Path:
 
 def kwok_bin() -> Path:
     return CACHE / f"kwok-{KWOK_VERSION}" / "bin"
+
+
+def helm_path() -> Path:
+    return CACHE / f"helm-{HELM_VERSION}" / "bin" / "helm"
 
 
 def kubectl_path() -> Path:
@@ -107,6 +112,16 @@ def build() -> None:
         kwok_bin().mkdir(parents=True, exist_ok=True)
         _go("install", "-trimpath", "-ldflags=-s -w", f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}",
             env={"GOBIN": str(kwok_bin())})
+
+
+def build_helm() -> Path:
+    """Helm, built from its Go module on first use (only the chart's tests and Helm installs need it)."""
+    if not helm_path().exists():
+        log(f"building helm {HELM_VERSION}")
+        helm_path().parent.mkdir(parents=True, exist_ok=True)
+        _go("install", "-trimpath", f"-ldflags=-s -w -X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
+            f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}", env={"GOBIN": str(helm_path().parent)})
+    return helm_path()
 
 
 # --- processes --------------------------------------------------------------------
@@ -430,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build the binaries if missing")
+    sub.add_parser("helm", help="build helm if missing and print its path")
     sub.add_parser("up", help="start the control plane (reuses a running one)")
     d = sub.add_parser("down", help="stop it")
     d.add_argument("--purge", action="store_true", help="also delete its state (etcd data, keys)")
@@ -438,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "build":
         build()
+    elif args.command == "helm":
+        print(build_helm())
     elif args.command == "up":
         up()
         print(env_text(), end="")

@@ -13,7 +13,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import start_http_server
 
-from . import services
+from . import __version__, metrics, services
 from .config import Settings
 
 
@@ -80,16 +80,20 @@ def parse_args(argv: list[str] | None, env: Settings) -> tuple[argparse.Namespac
                         help="name of the KopfPeering object to coordinate through")
     parser.add_argument("--liveness", default=env.liveness,
                         help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
-    parser.add_argument("--metrics-port", type=int, default=env.metrics_port,
-                        help="serve Prometheus metrics on this port (0: off)")
+    parser.add_argument("--metrics-bind-address", default=env.metrics_bind_address,
+                        help="serve Prometheus metrics at host:port (':9090' on every interface; '0': off)")
+    parser.add_argument("--metrics-port", type=int, default=None, help=argparse.SUPPRESS)  # before 0.1: a port
     parser.add_argument("--log-format", choices=["plain", "full", "json"], default=env.log_format)
     parser.add_argument("--shard", default=env.shard,
                         help="serve only the runs labelled selfbootstrap.dev/shard=<shard> (default: the runs "
                              "without that label); use a peering name of the shard's own with --peering")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
     settings = dataclasses.replace(env, standalone=args.standalone, peering=args.peering, liveness=args.liveness,
-                                   metrics_port=args.metrics_port, log_format=args.log_format,
+                                   metrics_bind_address=(f":{args.metrics_port}" if args.metrics_port is not None
+                                                         else args.metrics_bind_address),
+                                   log_format=args.log_format,
                                    namespaces=tuple(args.namespace), shard=args.shard)
     return args, settings
 
@@ -99,8 +103,10 @@ def main(argv: list[str] | None = None) -> None:
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[settings.log_format.upper()])
     for handler in logging.getLogger().handlers:
         handler.addFilter(QuietCaches())
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port)
+    endpoint = settings.metrics_endpoint
+    if endpoint is not None:
+        metrics.build_info()
+        start_http_server(endpoint[1], addr=endpoint[0])
     from . import handlers
 
     registry = handlers.register(settings)

@@ -19,6 +19,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
 
 
+def metrics_endpoint(address: str) -> tuple[str, int] | None:
+    """ "0" → off; ":9090" → every interface; "127.0.0.1:9090", "[::1]:9090" → that address only."""
+    if address.strip() in ("", "0"):
+        return None
+    host, sep, port = address.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SystemExit(f"the metrics bind address must be host:port, :port or 0 (off), got {address!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
 @dataclass(frozen=True)
 class Settings:
     watch_server_timeout: int = 60  # seconds; the client gives up 30 s later (stalled watches)
@@ -30,10 +40,15 @@ class Settings:
     standalone: bool = False  # no peering with other instances
     peering: str | None = None  # name of the (Cluster)KopfPeering object
     liveness: str | None = None  # e.g. http://0.0.0.0:8080/healthz
-    metrics_port: int = 0  # 0: no metrics endpoint
+    metrics_bind_address: str = "0"  # host:port of the Prometheus endpoint (":9090": every interface); "0": off
     log_format: str = "full"  # plain | full | json
     namespaces: tuple[str, ...] = ()  # watched namespaces (or patterns); empty: cluster-wide
     checkout_image: str = "docker.io/alpine/git:2.47.2"  # the validation Job's checkout step (git, sh, base64)
+
+    @property
+    def metrics_endpoint(self) -> tuple[str, int] | None:
+        """(host, port) to serve metrics on, or None when off; SystemExit on a malformed address."""
+        return metrics_endpoint(self.metrics_bind_address)
 
     @property
     def exact_namespaces(self) -> bool:
@@ -53,7 +68,7 @@ class Settings:
             standalone=env.get("SELFBOOTSTRAP_STANDALONE") == "1",
             peering=env.get("SELFBOOTSTRAP_PEERING") or None,
             liveness=env.get("SELFBOOTSTRAP_LIVENESS") or None,
-            metrics_port=_int(env, "SELFBOOTSTRAP_METRICS_PORT", d.metrics_port),
+            metrics_bind_address=env.get("SELFBOOTSTRAP_METRICS_BIND_ADDRESS") or d.metrics_bind_address,
             log_format=env.get("SELFBOOTSTRAP_LOG_FORMAT") or d.log_format,
             checkout_image=env.get("SELFBOOTSTRAP_CHECKOUT_IMAGE") or d.checkout_image,
         )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import platform
 import threading
+from dataclasses import dataclass
+from importlib.metadata import version
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Info
 
+from . import __version__
 from .models import TERMINAL_PHASES, Phase
 
 TRANSITIONS = Counter("selfbootstrap_phase_transitions_total", "Phase transitions of runs.", ["phase"])
@@ -18,17 +22,54 @@ ACTIVE = Gauge("selfbootstrap_runs_active", "Runs this operator is reconciling, 
 TICK_ERRORS = Counter("selfbootstrap_reconcile_errors_total", "Reconcile ticks that failed and were retried.",
                       ["error"])
 
-_phases: dict[str, str] = {}
+BUILD = Info("selfbootstrap_build", "The operator's version and what it runs on.")
+RUN_INFO = Gauge("selfbootstrap_run_info", "1 for each run in flight, with its target and phase (gone once it ends).",
+                 ["namespace", "name", "target", "phase"])
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    namespace: str
+    name: str
+    target: str
+    phase: str
+
+
+_runs: dict[str, RunInfo] = {}  # by uid: the runs in flight as last seen
 _lock = threading.Lock()
 
 
-def track(run_uid: str, phase: str) -> None:
-    """Keep the by-phase gauge of active runs in step with the latest transition."""
+def build_info() -> None:
+    BUILD.info({"version": __version__, "python": platform.python_version(), "kopf": version("kopf"),
+                "kubernetes_client": version("kubernetes")})
+
+
+def track(uid: str, run: RunInfo) -> None:
+    """Keep the per-run info and the by-phase gauge in step with the run's phase (an ended run drops out)."""
     with _lock:
-        if phase in TERMINAL_PHASES:
-            _phases.pop(run_uid, None)
+        before = _runs.get(uid)
+        if before == run:
+            return
+        if before is not None:
+            RUN_INFO.remove(before.namespace, before.name, before.target, before.phase)
+        if run.phase in TERMINAL_PHASES:
+            _runs.pop(uid, None)
         else:
-            _phases[run_uid] = phase
-        for p in Phase:
-            if p not in TERMINAL_PHASES:
-                ACTIVE.labels(p.value).set(sum(1 for v in _phases.values() if v == p))
+            _runs[uid] = run
+            RUN_INFO.labels(run.namespace, run.name, run.target, run.phase).set(1)
+        _count_phases()
+
+
+def forget(uid: str) -> None:
+    """The run is no longer this operator's (deleted, finished, or the operator stops serving it)."""
+    with _lock:
+        before = _runs.pop(uid, None)
+        if before is not None:
+            RUN_INFO.remove(before.namespace, before.name, before.target, before.phase)
+            _count_phases()
+
+
+def _count_phases() -> None:
+    for p in Phase:
+        if p not in TERMINAL_PHASES:
+            ACTIVE.labels(p.value).set(sum(1 for r in _runs.values() if r.phase == p))

@@ -163,7 +163,6 @@ class Reconciler:
             metrics.OUTCOMES.labels(after.phase, after.reason or "").inc()
         if after.phase == Phase.ROLLING_BACK:
             metrics.ROLLBACKS.labels(after.rollback_failure_class or "").inc()
-        metrics.track(text(meta(o).get("uid")) or "", after.phase)
 
 
 def deployment_ref(run: JsonObject, dep: DeploymentState) -> JsonObject:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from kubernetes.client.exceptions import ApiException
 
+from . import metrics
 from . import models as m
 from .adapters import cache
 from .adapters.kube import api_message, meta, namespace_of
@@ -53,16 +54,19 @@ class RunWorker:
         """Tick until the run is finished or the daemon is stopped."""
         wake = asyncio.Event()
         keys = self._keys()
+        uid = text(meta(self.current()).get("uid")) or ""
         self.wakeups.add(keys, wake)
         try:
             while not stopped:
                 wake.clear()
                 delay = await self.step()
+                metrics.track(uid, run_info(self.current()))
                 if delay is None:
                     return
                 await _first(wake.wait(), stopped.wait(), timeout=max(delay, MIN_DELAY))
         finally:
             self.wakeups.remove(keys, wake)
+            metrics.forget(uid)
 
     def _keys(self) -> list[WakeKey]:
         run = self.current()
@@ -154,6 +158,12 @@ class RunWorker:
         if dep is not None:
             self.services.kube.post_event({"apiVersion": "apps/v1", "kind": "Deployment", **dep},
                                           Event(EventType.WARNING, reasons.SELF_BOOTSTRAP_RUN_DELETED, message))
+
+
+def run_info(run: JsonObject) -> metrics.RunInfo:
+    return metrics.RunInfo(namespace_of(run), text(meta(run).get("name")) or "",
+                           text(path(run, "spec", "target", "deployment")) or "",
+                           text(path(run, "status", "phase")) or m.Phase.PENDING)
 
 
 def deletion_message(name: str, s: RunStatus) -> str:

@@ -55,7 +55,8 @@ class OperatorProcess:
         log = open(self.log_path, "wb")  # noqa: SIM115  (the operator's stdout for its life)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "selfbootstrap", *self.args, "--verbose",
-             f"--liveness=http://127.0.0.1:{self.port}/healthz", f"--metrics-port={self.metrics_port}"],
+             f"--liveness=http://127.0.0.1:{self.port}/healthz",
+             f"--metrics-bind-address=127.0.0.1:{self.metrics_port}"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self._wait_alive()
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from tools import localcluster
 
 from .kube_helpers import create_deployment, create_run, get_run, poll, replica_sets, status, wait_phase
@@ -148,11 +147,17 @@ def test_status_times_out_then_abort_and_retry(operator, namespace):
 
     waited = sbr("-n", namespace, "status", "slow", "--timeout", "1s")
     assert waited.returncode == 2 and "still WatchingRestarts" in waited.stderr, waited
+    in_flight = (f'selfbootstrap_run_info{{name="slow",namespace="{namespace}",phase="WatchingRestarts",'
+                 'target="app"} 1.0')
+    poll(lambda: in_flight in operator.metrics(), 10, lambda: f"no {in_flight} in the metrics")
+    assert 'selfbootstrap_build_info{' in operator.metrics() and 'version="' in operator.metrics()
 
     assert "abort requested" in ok("-n", namespace, "abort", "slow", "--reason", "wrong ticket")
     st = wait_phase(namespace, "slow", {"RolledBack", "Failed", "Succeeded"})
     assert (st["phase"], st["rollbackFailureClass"]) == ("RolledBack", "aborted"), st
     assert "wrong ticket" in st["message"]
+    poll(lambda: f'name="slow",namespace="{namespace}"' not in operator.metrics(), 10,
+         "a run that ended keeps its selfbootstrap_run_info series")
 
     assert "retried as slow-retry-1" in ok("-n", namespace, "retry", "slow")
     poll(lambda: status(namespace, "slow-retry-1").get("retryOf") == "slow", 30,

@@ -31,6 +31,7 @@ from ..core.world import ContainerState, DeploymentState, PodState, Revision, Wo
 STRATEGIC = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+FIELD_MANAGER = "selfbootstrap-operator"  # managedFields name who wrote what (kubectl get --show-managed-fields)
 REVISION = "deployment.kubernetes.io/revision"
 COMPONENT = "selfbootstrap-operator"
 RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
@@ -313,7 +314,7 @@ class Kube:
     def create_job(self, namespace: str, job: JsonObject) -> JsonObject | None:
         """Create the Job; None when created, the existing Job when one of that name is there already."""
         try:
-            self.batch.create_namespaced_job(namespace, _body(job), _preload_content=False)
+            self.batch.create_namespaced_job(namespace, _body(job), field_manager=FIELD_MANAGER, _preload_content=False)
         except ApiException as err:
             if err.status != 409:
                 raise
@@ -330,18 +331,20 @@ class Kube:
 
     def patch_deployment(self, namespace: str, name: str, patch: JsonValue, content_type: str) -> JsonObject:
         return _parse(self.apps.patch_namespaced_deployment(
-            name, namespace, _body(patch), _content_type=content_type, _preload_content=False))
+            name, namespace, _body(patch), field_manager=FIELD_MANAGER, _content_type=content_type,
+            _preload_content=False))
 
     def label_run(self, run: JsonObject, labels: dict[str, str]) -> JsonObject:
         body: JsonObject = {"metadata": {"labels": labels}}
         return _parse(self.custom.patch_namespaced_custom_object(
             m.GROUP, m.VERSION, namespace_of(run), m.PLURAL, name_of(run), _body(body),
-            _content_type=MERGE, _preload_content=False))
+            field_manager=FIELD_MANAGER, _content_type=MERGE, _preload_content=False))
 
     def create_run(self, namespace: str, body: JsonObject) -> bool:
         """Create a run; False when one of that name exists already."""
         try:
-            self.custom.create_namespaced_custom_object(m.GROUP, m.VERSION, namespace, m.PLURAL, _body(body))
+            self.custom.create_namespaced_custom_object(m.GROUP, m.VERSION, namespace, m.PLURAL, _body(body),
+                                                       field_manager=FIELD_MANAGER)
         except ApiException as err:
             if err.status == 409:
                 return False
@@ -357,7 +360,7 @@ class Kube:
         try:
             return _parse(self.custom.patch_namespaced_custom_object_status(
                 m.GROUP, m.VERSION, namespace_of(run), m.PLURAL, name_of(run), _body(ops),
-                _content_type=JSON_PATCH, _preload_content=False))
+                field_manager=FIELD_MANAGER, _content_type=JSON_PATCH, _preload_content=False))
         except ApiException as err:
             if _failed_test(err):
                 raise StatusConflictError("the run's status changed since it was read") from None
@@ -370,14 +373,15 @@ class Kube:
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         body = event_body(o, event, now, self.instance, regarding)
         try:
-            self.events.create_namespaced_event(namespace_of(o), _body(body))
+            self.events.create_namespaced_event(namespace_of(o), _body(body), field_manager=FIELD_MANAGER)
         except ApiException as err:
             if err.status != 409 or event.count < 2:
                 if err.status == 409:
                     return  # posted before (by this process or one before a restart)
                 raise
             series: JsonObject = {"series": {"count": event.count, "lastObservedTime": now}}
-            self.events.patch_namespaced_event(text(meta(body).get("name")), namespace_of(o), _body(series))
+            self.events.patch_namespaced_event(text(meta(body).get("name")), namespace_of(o), _body(series),
+                                              field_manager=FIELD_MANAGER)
 
 
 class KubeExecutor:
