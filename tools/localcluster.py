@@ -35,6 +35,7 @@ K8S_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.5.35"
 KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.22.0"
+HELM_K8S_MINOR = "37"  # the Kubernetes its client-go (v0.37) speaks: `helm template`'s default kube version
 CACHE = Path(os.environ.get("SELFBOOTSTRAP_CACHE", Path.home() / ".cache" / "selfbootstrap"))
 STATE = Path(os.environ.get("SELFBOOTSTRAP_STATE", Path.home() / ".local" / "state" / "selfbootstrap" / "cluster"))
 API_PORT = int(os.environ.get("SELFBOOTSTRAP_API_PORT", "16443"))
@@ -119,8 +120,12 @@ def build_helm() -> Path:
     if not helm_path().exists():
         log(f"building helm {HELM_VERSION}")
         helm_path().parent.mkdir(parents=True, exist_ok=True)
-        _go("install", "-trimpath", f"-ldflags=-s -w -X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
-            f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}", env={"GOBIN": str(helm_path().parent)})
+        flags = ["-s", "-w", f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}"]
+        for package in ("pkg/chartutil", "pkg/lint/rules"):  # as helm's Makefile sets them
+            flags += [f"-X helm.sh/helm/v3/{package}.k8sVersionMajor=1",
+                      f"-X helm.sh/helm/v3/{package}.k8sVersionMinor={HELM_K8S_MINOR}"]
+        _go("install", "-trimpath", f"-ldflags={' '.join(flags)}", f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}",
+            env={"GOBIN": str(helm_path().parent)})
     return helm_path()
 
 

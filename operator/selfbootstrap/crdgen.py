@@ -1,7 +1,8 @@
 """Generate the CustomResourceDefinition from the pydantic models.
 
-    python -m selfbootstrap.crdgen            # rewrite crds/
-    python -m selfbootstrap.crdgen --check    # exit 1 when crds/ is stale
+    python -m selfbootstrap.crdgen            # rewrite every copy (see targets())
+    python -m selfbootstrap.crdgen --check    # exit 1 when a copy is stale (works from an installed package)
+    python -m selfbootstrap.crdgen --print    # the CRD on stdout: ... --print | kubectl apply -f -
 
 Pydantic emits JSON Schema (with $refs, anyOf-null for optionals and draft-2020
 exclusive bounds); Kubernetes wants a structural OpenAPI v3 schema, so refs are
@@ -19,7 +20,17 @@ import yaml
 
 from . import models as m
 
-CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / f"{m.GROUP}_{m.PLURAL}.yaml"
+CRD_FILE = f"{m.GROUP}_{m.PLURAL}.yaml"
+PACKAGED = Path(__file__).resolve().parent / "crds" / CRD_FILE  # shipped in the wheel
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+CRD_PATH = SOURCE_ROOT / "crds" / CRD_FILE  # kustomize's copy (manifests/)
+CHART_CRD_PATH = SOURCE_ROOT / "charts" / "selfbootstrap-operator" / "files" / "crds" / CRD_FILE
+
+
+def targets() -> list[Path]:
+    """Every copy of the CRD: the package's, and in a source tree kustomize's and the Helm chart's."""
+    in_source_tree = (SOURCE_ROOT / "pyproject.toml").exists() and CRD_PATH.parent.is_dir()
+    return [PACKAGED, CRD_PATH, CHART_CRD_PATH] if in_source_tree else [PACKAGED]
 
 # Keys of JSON Schema that mean nothing to the API server (or are rejected by it).
 _DROPPED = {"title", "examples", "additionalProperties", "$defs", "discriminator"}
@@ -155,17 +166,23 @@ def render() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="fail when the committed CRD is stale")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="fail when a copy of the CRD is stale")
+    mode.add_argument("--print", action="store_true", help="print the CRD instead of writing it")
     args = parser.parse_args(argv)
     text = render()
-    if args.check:
-        if not CRD_PATH.exists() or CRD_PATH.read_text() != text:
-            print(f"{CRD_PATH} is stale: run `python -m selfbootstrap.crdgen`", file=sys.stderr)
-            return 1
+    if args.print:
+        sys.stdout.write(text)
         return 0
-    CRD_PATH.parent.mkdir(parents=True, exist_ok=True)
-    CRD_PATH.write_text(text)
-    print(f"wrote {CRD_PATH}")
+    if args.check:
+        stale = [p for p in targets() if not p.exists() or p.read_text() != text]
+        for path in stale:
+            print(f"{path} is stale: run `python -m selfbootstrap.crdgen`", file=sys.stderr)
+        return 1 if stale else 0
+    for path in targets():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
     return 0
 
 

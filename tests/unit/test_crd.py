@@ -40,10 +40,21 @@ def schema_nodes(node: dict[str, Any], path: str) -> Iterator[tuple[str, dict[st
         yield from schema_nodes(node["additionalProperties"], f"{path}{{}}")
 
 
-def test_crd_is_current():
-    committed = crdgen.CRD_PATH.read_text() if crdgen.CRD_PATH.exists() else ""
-    assert committed == crdgen.render(), (
-        f"{crdgen.CRD_PATH} is stale: run `python -m selfbootstrap.crdgen` and commit the result")
+@pytest.mark.parametrize("copy", [crdgen.PACKAGED, crdgen.CRD_PATH, crdgen.CHART_CRD_PATH],
+                         ids=["package", "kustomize", "helm-chart"])
+def test_every_copy_of_the_crd_is_current(copy):
+    committed = copy.read_text() if copy.exists() else ""
+    assert committed == crdgen.render(), f"{copy} is stale: run `python -m selfbootstrap.crdgen` and commit the result"
+
+
+def test_check_names_a_stale_copy(tmp_path, monkeypatch, capsys):
+    stale = tmp_path / "crd.yaml"
+    stale.write_text("# an older CRD\n")
+    monkeypatch.setattr(crdgen, "targets", lambda: [crdgen.PACKAGED, stale])
+    assert crdgen.main(["--check"]) == 1
+    assert str(stale) in capsys.readouterr().err
+    stale.write_text(crdgen.render())
+    assert crdgen.main(["--check"]) == 0
 
 
 def test_rendered_crd_is_the_built_crd():
