@@ -135,9 +135,12 @@ class HttpCheck(Model):
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
         cel("self.url.startsWith('http://') || self.url.startsWith('https://')",
             "spec.health.http.url must be an http:// or https:// URL", ".url"),
+        cel("isURL(self.url) && url(self.url).getHostname() != ''",
+            "spec.health.http.url must be a URL with a host", ".url"),
     ]})
 
-    url: Annotated[str, Field(min_length=1, max_length=2048, description="URL probed with GET.")]
+    url: Annotated[str, Field(min_length=1, max_length=2048, pattern=r"^https?://[^\s]+$",
+                              description="URL probed with GET (no whitespace or control characters).")]
     expected_status: Annotated[int, Field(
         default=200, ge=100, le=599, description="HTTP status that counts as healthy.")]
     timeout_seconds: Annotated[float, Field(
@@ -360,6 +363,11 @@ class CISettings(Model):
     timeout_seconds: Annotated[float, Field(default=600.0, gt=0, le=86400, description="Overall limit.")]
 
 
+# A '.' or '..' path segment, also percent-encoded: git and servers resolve them, so a URL could pass a
+# credential's allowed prefix as written and reach another path (a CEL string: its \\ is one backslash).
+DOT_SEGMENT = r"(?i)/(\\.|%2e){1,2}([/?#]|$)"
+
+
 class ForgeKind(StrEnum):
     GITHUB = "github"
 
@@ -368,6 +376,8 @@ class ForgeSettings(Model):
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
         cel("self.apiUrl.startsWith('https://') || self.apiUrl.startsWith('http://')",
             "spec.git.forge.apiUrl must be an http(s) URL", ".apiUrl"),
+        cel(f"!self.apiUrl.matches('{DOT_SEGMENT}')",
+            "spec.git.forge.apiUrl must not hold '.' or '..' path segments", ".apiUrl"),
     ]})
 
     kind: Annotated[ForgeKind, Field(default=ForgeKind.GITHUB, description="The forge's API flavour.")]
@@ -391,6 +401,8 @@ class GitWorkflow(Model):
             "spec.git.repositoryUrl must be an http(s) URL", ".repositoryUrl"),
         cel("!self.repositoryUrl.matches('^https?://[^/]*@')",
             "spec.git.repositoryUrl must not embed credentials; use spec.git.credentials", ".repositoryUrl"),
+        cel(f"!self.repositoryUrl.matches('{DOT_SEGMENT}')",
+            "spec.git.repositoryUrl must not hold '.' or '..' path segments", ".repositoryUrl"),
         cel("!has(self.branch) || self.branch != self.baseBranch",
             "spec.git.branch must differ from spec.git.baseBranch", ".branch"),
         _branch_rule("spec.git.branch", "branch"),

@@ -43,6 +43,14 @@ Logger = logging.Logger | logging.LoggerAdapter[Any]
 INFRASTRUCTURE_ERRORS = (ApiException, TransportError, OSError)
 
 
+CONFLICTS_TO_WARN = 5
+
+
+def conflict_backoff(conflicts: int) -> float:
+    """At once after the first refused write, then 0.5 s doubling up to 30 s: contention, not a spin."""
+    return 0.0 if conflicts <= 1 else min(30.0, 0.5 * 2.0 ** (conflicts - 2))
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -60,21 +68,27 @@ class Reconciler:
     executor: Executor
     clock: Callable[[], datetime] = utcnow
     logger: Logger = field(default_factory=lambda: logging.getLogger("selfbootstrap"))
+    conflicts: int = 0  # status writes refused in a row (someone else keeps changing the run)
 
     def tick(self, o: JsonObject, world: World) -> Tick:
         """Advance the run once. API errors propagate (the caller backs off); nothing else does."""
         try:
-            return self._tick(o, world)
+            tick = self._tick(o, world)
         except StatusConflictError:
-            self.logger.info("status of %s changed under us; reading it again", _key(o))
+            self.conflicts += 1
+            wait = conflict_backoff(self.conflicts)
+            log = self.logger.warning if self.conflicts >= CONFLICTS_TO_WARN else self.logger.info
+            log("run %s changed under us (%d times in a row); reading it again in %gs", _key(o), self.conflicts, wait)
             fresh = self.kube.read_run(namespace_of(o), name_of(o))
-            return Tick(0.0 if fresh is not None else None, fresh)
+            return Tick(wait if fresh is not None else None, fresh)
         except INFRASTRUCTURE_ERRORS:
             raise
         except Exception as err:  # a bug or data nobody foresaw: end the run, saying so
             self.logger.exception("reconcile of run %s failed unexpectedly", _key(o))
             metrics.TICK_ERRORS.labels(type(err).__name__).inc()
             return self._internal_error(o, err)
+        self.conflicts = 0
+        return tick
 
     def repost(self, o: JsonObject, world: World | None = None) -> None:
         """Post the latest decision's Events again (after a restart they may have been lost; a posted

@@ -267,8 +267,23 @@ def test_a_symlink_in_the_repository_leads_nowhere(executor, servers, tmp_path):
     url = git_server.create_repo("acme/links", {"deploy/web.yaml": MANIFEST}, symlinks={"escape": str(outside)})
     run = make_run(url, forge, change={"files": [{"path": "escape/pwned", "content": "x"}]})
     result = executor.perform(run, commit_action(git_server.branches("acme/links")["main"], run))
-    assert isinstance(result, Failed) and result.reason == "ChangeFailed"
+    assert isinstance(result, Failed) and result.reason == "UnsafePath" and "escape is a symlink" in result.message
     assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("change", [
+    {"files": [{"path": "deploy/current.yaml", "content": "/etc/passwd"}]},
+    {"setImage": {"path": "deploy/current.yaml"}},
+], ids=["files", "setImage"])
+def test_a_file_that_is_a_symlink_is_never_written_through(executor, servers, change):
+    """Writing over a symlink checked out as a plain file would commit a symlink to what was written."""
+    git_server, forge = servers
+    url = git_server.create_repo("acme/linked", {"deploy/web.yaml": MANIFEST},
+                                 symlinks={"deploy/current.yaml": "web.yaml"})
+    run = make_run(url, forge, change=change)
+    result = executor.perform(run, commit_action(git_server.branches("acme/linked")["main"], run))
+    assert isinstance(result, Failed) and result.reason == "UnsafePath", result
+    assert "deploy/current.yaml is a symlink in the repository" in result.message
 
 
 def hooks_dir(tmp_path, marker):

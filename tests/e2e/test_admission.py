@@ -65,6 +65,10 @@ REJECTED = [
     pytest.param(git(baseBranch="ma..in"), "spec.git.baseBranch", id="base-branch"),
     pytest.param(git(forge={"apiUrl": "file:///etc"}), "spec.git.forge.apiUrl", id="forge-file-url"),
     pytest.param(git(repositoryUrl="ext::sh -c touch% /tmp/x"), "spec.git.repositoryUrl", id="ext-transport"),
+    pytest.param(git(repositoryUrl="https://git.example.com/trusted/../acme/app.git"), "spec.git.repositoryUrl",
+                 id="repository-dot-segments"),
+    pytest.param(git(forge={"apiUrl": "https://api.example.com/%2e%2e/x", "repository": "acme/app"}),
+                 "spec.git.forge.apiUrl", id="forge-dot-segments"),
     pytest.param(git(validation={"command": ["make"]}), "spec.git.validation.image", id="validation-without-image"),
 ]
 

@@ -1,6 +1,6 @@
 """End-to-end: the Kubernetes adapter's status writes against the real API server.
 
-The status is written as a JSON patch guarded by a test of the stored status: a field
+The status is written as a JSON patch guarded by a test of the run's resourceVersion: a field
 the core clears is removed on the server (a merge patch of a dump without it could not
 clear it), and a write based on a stale read is refused instead of overwriting.
 """
@@ -79,3 +79,22 @@ def test_an_unchanged_status_is_not_written(kube, unwatched_namespace):
     again = kube.write_status(run, RunStatus.model_validate(run["status"]).dump())
     assert again["metadata"]["resourceVersion"] == version
     assert get_run(unwatched_namespace, "r")["metadata"]["resourceVersion"] == version
+
+
+@pytest.mark.parametrize("text", ["é 🚀", "a=1&b=<2>", "line\nbreak \"quoted\" \u2028"])
+def test_a_status_with_any_characters_can_be_written_again(kube, unwatched_namespace, text):
+    run = create_run(unwatched_namespace, "r", SPEC)
+    run = kube.write_status(run, RunStatus(phase=Phase.DEPLOYING, reason="Started", message=text).dump())
+    run = kube.write_status(run, RunStatus(phase=Phase.VERIFYING_HEALTH, reason="Deployed", message=text).dump())
+    stored = get_run(unwatched_namespace, "r")["status"]
+    assert (stored["phase"], stored["message"]) == ("VerifyingHealth", text)
+
+
+def test_a_write_after_any_other_change_of_the_run_is_refused(kube, unwatched_namespace):
+    run = create_run(unwatched_namespace, "r", SPEC)
+    run = kube.write_status(run, RunStatus(phase=Phase.PENDING, reason="Accepted").dump())
+    client.CustomObjectsApi().patch_namespaced_custom_object(
+        "selfbootstrap.dev", "v1alpha1", unwatched_namespace, "selfbootstrapruns", "r",
+        {"metadata": {"annotations": {"selfbootstrap.dev/abort": "stop"}}})
+    with pytest.raises(StatusConflictError):
+        kube.write_status(run, RunStatus(phase=Phase.DEPLOYING, reason="Started").dump())

@@ -65,3 +65,32 @@ def test_refuses_what_it_cannot_edit_naming_the_file(deployment, container, mess
     with pytest.raises(EditError, match=r"deploy\.yaml") as err:
         set_image(MANIFEST, "deploy.yaml", deployment, container, "x:1", None)
     assert message in str(err.value)
+
+
+ODD_SHAPES = {
+    "spec is a string": ("spec: oops", "the Deployment's spec is a string"),
+    "template is a list": ("spec:\n  template: [1]", "spec.template is a list"),
+    "pod spec is a string": ("spec:\n  template:\n    spec: x", "spec.template.spec is a string"),
+    "containers is a string": ("spec:\n  template:\n    spec:\n      containers: web",
+                               "containers is not a list of containers"),
+    "a container is a string": ("spec:\n  template:\n    spec:\n      containers: [web]",
+                                "containers is not a list of containers"),
+    "metadata is a list": ("spec:\n  template:\n    metadata: []\n    spec:\n      containers: [{name: web}]",
+                           "spec.template.metadata is a list"),
+    "annotations is a string": ("spec:\n  template:\n    metadata: {annotations: x}\n    spec:\n"
+                                "      containers: [{name: web}]", "spec.template.metadata.annotations is a string"),
+}
+
+
+@pytest.mark.parametrize("body, message", ODD_SHAPES.values(), ids=ODD_SHAPES.keys())
+def test_a_manifest_of_an_unexpected_shape_is_an_edit_error_naming_the_field(body, message):
+    text = f"apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\n{body}\n"
+    with pytest.raises(EditError) as err:
+        set_image(text, "deploy.yaml", "web", "web", "x:1", "v2")
+    assert str(err.value).startswith("deploy.yaml: ") and message in str(err.value)
+
+
+def test_a_deployment_whose_metadata_is_a_list_is_not_the_target():
+    text = "kind: Deployment\nmetadata: [web]\n---\nkind: Deployment\nmetadata: {name: web}\n" \
+           "spec: {template: {spec: {containers: [{name: web, image: a}]}}}\n"
+    assert "image: x:1" in set_image(text, "d.yaml", "web", None, "x:1", None)

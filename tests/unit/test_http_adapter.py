@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from selfbootstrap.adapters.http import HttpExecutor
 from selfbootstrap.core.actions import Probed, ProbeHttp
@@ -32,3 +33,11 @@ def test_a_connection_error_is_unhealthy_and_names_only_its_kind():
 
     assert executor(refuse).perform(ProbeHttp(CHECK)) == Probed(
         False, "GET http://web.apps/healthz failed: ConnectError")
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://a\r\nX-Injected: 1"])
+def test_a_url_httpx_cannot_use_is_an_unhealthy_answer_not_an_exception(url):
+    check = HttpCheck.model_construct(url=url, expected_status=200, timeout_seconds=1.0, retries=1,
+                                      interval_seconds=1.0)  # past the schema, as a stored run from before it
+    probed = HttpExecutor().perform(ProbeHttp(check))
+    assert not probed.healthy and "impossible: InvalidURL" in probed.detail

@@ -120,16 +120,18 @@ def test_selector_is_sorted():
     assert k.selector_of(DEPLOYMENT) == "app=web,tier=x"
 
 
-def test_status_patch_of_a_new_status_tests_that_there_is_none():
-    assert k.status_patch(None, {"phase": "Pending"}) == [
-        {"op": "test", "path": "/status", "value": None},
-        {"op": "add", "path": "/status", "value": {"phase": "Pending"}}]
+GUARD = {"op": "test", "path": "/metadata/resourceVersion", "value": "41"}
+
+
+def test_status_patch_of_a_new_status_is_guarded_by_the_resource_version():
+    assert k.status_patch(None, {"phase": "Pending"}, "41") == [
+        GUARD, {"op": "add", "path": "/status", "value": {"phase": "Pending"}}]
 
 
 def test_status_patch_adds_changes_removes_cleared_fields_and_leaves_unknown_ones():
     stored = {"phase": "Deploying", "message": "m", "healthAttempts": 0, "somethingElse": 1}
-    ops = k.status_patch(stored, {"phase": "VerifyingHealth", "healthAttempts": 0, "reason": "Deployed"})
-    assert ops[0] == {"op": "test", "path": "/status", "value": stored}
+    ops = k.status_patch(stored, {"phase": "VerifyingHealth", "healthAttempts": 0, "reason": "Deployed"}, "41")
+    assert ops[0] == GUARD
     assert sorted(ops[1:], key=lambda o: o["path"]) == [
         {"op": "remove", "path": "/status/message"},
         {"op": "add", "path": "/status/phase", "value": "VerifyingHealth"},
@@ -137,7 +139,7 @@ def test_status_patch_adds_changes_removes_cleared_fields_and_leaves_unknown_one
 
 
 def test_status_patch_of_an_unchanged_status_is_only_the_test():
-    assert len(k.status_patch({"phase": "Pending"}, {"phase": "Pending"})) == 1
+    assert k.status_patch({"phase": "Pending"}, {"phase": "Pending"}, "41") == [GUARD]
 
 
 @pytest.mark.parametrize("data, expected", [

@@ -66,6 +66,12 @@ def test_prefixes_of(annotation, prefixes):
     ("https://api.github.com/repos/other/web/", "https://api.github.com/repos/acme/", False),
     ("https://github.com/acme/web.git", "ftp://github.com/", False),
     ("https://github.com:8443/acme/web.git", "https://github.com/", False),
+    ("https://github.com/acme/../evil/web.git", "https://github.com/acme/", False),
+    ("https://github.com/acme/%2E%2e/evil/web.git", "https://github.com/acme/", False),
+    ("https://github.com/acme/./web.git", "https://github.com/acme/", False),
+    ("https://github.com/acme/web/..", "https://github.com/acme/", False),
+    ("https://github.com/acme/web..git", "https://github.com/acme/", True),
+    ("https://github.com/acme/.github.git", "https://github.com/acme/", True),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_matches_at_a_path_boundary_and_https_unless_the_prefix_says_http(url, prefix, allowed):
     assert matches(url, prefix) is allowed
@@ -81,3 +87,22 @@ def test_refusal_names_the_secret_and_the_url():
     why = refusal("tok", ("https://a/",), ["https://a/x", "https://b/y"]) or ""
     assert "'tok'" in why and "https://b/y" in why and "https://a/" in why
     assert refusal("tok", ("https://a/", "https://b/"), ["https://a/x", "https://b/y"]) is None
+
+
+@pytest.mark.parametrize("detail, transient", [
+    ("fatal: unable to access 'http://127.0.0.1:1/a.git/': Failed to connect to 127.0.0.1 port 1 after 0 ms: "
+     "Couldn't connect to server", True),
+    ("fatal: unable to access 'https://h/a.git/': Failed to connect to h port 443: Connection refused", True),
+    ("fatal: unable to access 'https://h/a.git/': Could not resolve host: h", True),
+    ("fatal: unable to access 'https://h/a.git/': The requested URL returned error: 503", True),
+    ("error: RPC failed; HTTP 502 curl 22 The requested URL returned error: 502", True),
+    ("fatal: unable to access 'https://h/a.git/': Operation timed out after 30000 milliseconds", True),
+    ("fatal: the remote end hung up unexpectedly", True),
+    ("fatal: unable to access 'https://h/a.git/': The requested URL returned error: 403", False),
+    ("fatal: repository 'https://h/a.git/' not found", False),
+    ("fatal: Authentication failed for 'https://h/a.git/'", False),
+    ("error: pathspec 'x' did not match any file(s) known to git", False),
+])
+def test_which_git_failures_may_pass(detail, transient):
+    from selfbootstrap.adapters.git import is_transient
+    assert is_transient(detail) is transient

@@ -94,6 +94,17 @@ def test_a_status_conflict_skips_the_side_effect_and_reads_the_run_again(kube):
     kube.patch_deployment.assert_not_called()
 
 
+def test_conflicts_in_a_row_back_off_and_a_write_that_passes_resets_them(kube):
+    kube.write_status.side_effect = StatusConflictError("changed")
+    kube.read_run.return_value = run_obj({"phase": "Pending"})
+    r = reconciler(kube)
+    waits = [r.tick(run_obj(resolved().dump()), world(deployment())).requeue for _ in range(10)]
+    assert waits == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    kube.write_status.side_effect = lambda run, status: {**run, "status": status}
+    r.tick(run_obj({"phase": "Pending"}), world(deployment()))
+    assert r.conflicts == 0
+
+
 def test_a_refused_patch_is_a_deploy_failure_denied_by_default(kube):
     kube.patch_deployment.side_effect = api_error(422, 'spec.template.spec.containers[0].image: Required value')
 

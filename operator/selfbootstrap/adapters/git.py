@@ -39,6 +39,23 @@ HARDENING = (
 )
 
 
+# What git and curl print for a fault that may pass (the server down, the network, a 5xx). Matched in
+# lower case; curl's wording varies between versions ("Connection refused", "Couldn't connect to server").
+TRANSIENT_MARKERS = (
+    "could not resolve", "connection refused", "couldn't connect", "failed to connect", "timed out",
+    "connection reset", "connection was reset", "empty reply from server", "recv failure", "send failure",
+    "returned error: 5", "rpc failed; http 5", "unexpected disconnect", "early eof", "the remote end hung up",
+    "gnutls recv error", "ssl_error_syscall", "network is unreachable", "no route to host",
+    "temporary failure in name resolution",
+)
+
+
+def is_transient(detail: str) -> bool:
+    """Whether a git failure may pass on its own (retried per spec.retryPolicy), by what git printed."""
+    lowered = detail.lower()
+    return any(marker in lowered for marker in TRANSIENT_MARKERS)
+
+
 class GitError(Exception):
     """A git step failed; `reason` is a status reason, the message is scrubbed of secrets."""
 
@@ -98,9 +115,7 @@ class GitRemote:
         if done.returncode != 0:
             lines = (done.stderr or done.stdout).strip().splitlines()
             detail = self.scrub(lines[-1] if lines else f"exit {done.returncode}")
-            transient = any(s in detail for s in ("Could not resolve", "Connection refused", "timed out",
-                                                   "returned error: 5"))
-            raise GitError(reason, f"git {args[0]} failed: {detail}", retryable=transient)
+            raise GitError(reason, f"git {args[0]} failed: {detail}", retryable=is_transient(detail))
         return done.stdout
 
     def check_branch(self, name: str) -> None:
@@ -148,6 +163,19 @@ class GitRemote:
                  reason=reasons.CLONE_FAILED)
         self.git("checkout", "-q", "-B", branch, start, cwd=tree, reason=reasons.CLONE_FAILED)
         return tree
+
+    def special_entries(self, tree: Path) -> dict[str, str]:
+        """Paths the index holds as symlinks or submodules, by path: 'symlink' or 'submodule'.
+
+        With core.symlinks=false a symlink is checked out as a plain file holding its target, so
+        the file system cannot tell; writing to it would commit a symlink to whatever was written.
+        """
+        out: dict[str, str] = {}
+        for entry in self.git("ls-files", "-s", "-z", cwd=tree).split("\0"):
+            mode, _, rest = entry.partition(" ")
+            if mode in ("120000", "160000"):
+                out[rest.split("\t", 1)[1]] = "symlink" if mode == "120000" else "submodule"
+        return out
 
     def commit_all(self, tree: Path, message: str, identity: Identity) -> str | None:
         """Commit every change in the tree; None when there is nothing to commit."""

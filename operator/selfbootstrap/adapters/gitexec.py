@@ -7,6 +7,7 @@ branch, is it merged), so an action repeated after a restart does nothing twice.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import assert_never
 
@@ -180,8 +181,9 @@ class _Step:
     def _apply_change(self, tree: Path) -> None:
         change, spec = self.git.change, self.run.spec
         root = tree.resolve()
+        special = self.remote.special_entries(tree)
         for f in change.files or []:
-            target = _inside(root, f.path)
+            target = _inside(root, f.path, special)
             if target.is_dir():
                 raise edits.EditError(f"{f.path}: is a directory in the repository, not a file")
             try:
@@ -190,7 +192,7 @@ class _Step:
             except OSError as err:
                 raise edits.EditError(f"{f.path}: cannot be written ({err.strerror})") from None
         if change.set_image:
-            target = _inside(root, change.set_image.path)
+            target = _inside(root, change.set_image.path, special)
             if not target.is_file():
                 raise edits.EditError(f"{change.set_image.path}: no such file in the repository")
             image = change.set_image.image or spec.release.image
@@ -244,14 +246,17 @@ class _Step:
         return RevertOpened(branch=a.branch, number=pr.number, url=pr.url, sha=found)
 
 
-def _inside(root: Path, relative: str) -> Path:
-    """The file to write: a safe relative path, reached through no symlink, inside the tree."""
+def _inside(root: Path, relative: str, special: Mapping[str, str]) -> Path:
+    """The file to write: a safe relative path, reached through no symlink or submodule (as the
+    index records them, or as the file system shows them), inside the tree."""
     clean = repository_path(relative)
-    target = root
+    target, prefix = root, ""
     for part in clean.split("/"):
-        target = target / part
-        if target.is_symlink():
-            raise UnsafePathError(f"{relative!r}: {target.relative_to(root)} is a symlink")
+        target, prefix = target / part, f"{prefix}{part}"
+        kind = special.get(prefix) or ("symlink" if target.is_symlink() else None)
+        if kind is not None:
+            raise UnsafePathError(f"{relative!r}: {prefix} is a {kind} in the repository")
+        prefix += "/"
     if root not in target.resolve().parents:
         raise UnsafePathError(f"{relative!r}: leaves the repository")
     return target

@@ -20,6 +20,8 @@ class HttpExecutor:
                 response = http.get(check.url)
         except httpx.HTTPError as err:
             return Probed(healthy=False, detail=f"GET {check.url} failed: {type(err).__name__}")
+        except (httpx.InvalidURL, ValueError, UnicodeError) as err:  # not HTTPErrors: a URL httpx cannot use
+            return Probed(healthy=False, detail=f"GET {check.url!r} impossible: {type(err).__name__}: {err}")
         ok = response.status_code == check.expected_status
         return Probed(healthy=ok, detail=f"GET {check.url} returned {response.status_code}"
                                          f"{'' if ok else f', expected {check.expected_status}'}")

@@ -161,17 +161,19 @@ def selector_of(dep: JsonObject) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
-def status_patch(stored: JsonObject | None, after: JsonObject) -> list[JsonObject]:
-    """A JSON patch from the stored status to `after`, guarded by a test of the stored status.
+def status_patch(stored: JsonObject | None, after: JsonObject, resource_version: str) -> list[JsonObject]:
+    """A JSON patch from the stored status to `after`, guarded by a test of the run's resourceVersion.
 
     Fields `after` leaves out are removed (a merge patch of a dump without them
     could not clear them); fields the models do not know are left alone. The
-    test makes the write fail when anyone else wrote status since we read it.
+    test makes the write fail when anyone changed the run since we read it. (A test of
+    the stored status itself is no guard: the API server compares JSON as Go encodes it,
+    so a status holding "é" or "&" would never pass it.)
     """
+    guard: JsonObject = {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version}
     if stored is None:
-        return [{"op": "test", "path": "/status", "value": None},
-                {"op": "add", "path": "/status", "value": after}]
-    ops: list[JsonObject] = [{"op": "test", "path": "/status", "value": stored}]
+        return [guard, {"op": "add", "path": "/status", "value": after}]
+    ops: list[JsonObject] = [guard]
     for key in _STATUS_KEYS:
         if key in after and stored.get(key) != after[key]:
             ops.append({"op": "add", "path": f"/status/{key}", "value": after[key]})
@@ -352,9 +354,11 @@ class Kube:
         return True
 
     def write_status(self, run: JsonObject, status: JsonObject) -> JsonObject:
-        """Write the run's status as a guarded JSON patch; StatusConflictError when someone else wrote first."""
+        """Write the run's status as a guarded JSON patch; StatusConflictError when someone else wrote first
+        (or changed the run in any other way since it was read)."""
         stored = run.get("status")
-        ops = status_patch(stored if isinstance(stored, Mapping) else None, status)
+        ops = status_patch(stored if isinstance(stored, Mapping) else None, status,
+                           text(meta(run).get("resourceVersion")) or "")
         if len(ops) == 1 and stored is not None:
             return run  # nothing changed
         try:

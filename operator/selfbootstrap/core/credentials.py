@@ -28,9 +28,14 @@ def _normal(url: str) -> str:
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}{url.split(parts.netloc, 1)[1] if parts.netloc else ''}"
 
 
+DOT_SEGMENT = re.compile(r"/(\.|%2e){1,2}(?=[/?#]|$)", re.IGNORECASE)
+
+
 def matches(url: str, prefix: str) -> bool:
+    """Whether url lies under prefix. A URL with '.' or '..' segments never does: git resolves them,
+    so it could name a path under the prefix and reach one outside it."""
     u, p = _normal(url), _normal(prefix)
-    if not p.startswith(("https://", "http://")) or "@" in urlsplit(u).netloc:
+    if not p.startswith(("https://", "http://")) or "@" in urlsplit(u).netloc or DOT_SEGMENT.search(u):
         return False
     if not u.startswith(p):
         return False

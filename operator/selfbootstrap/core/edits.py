@@ -36,24 +36,38 @@ def set_image(text: str, path: str, deployment: str, container: str | None, imag
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise EditError(f"{path}: not valid YAML{where}") from None
     targets = [d for d in docs if isinstance(d, dict) and d.get("kind") == "Deployment"
-               and (d.get("metadata") or {}).get("name") == deployment]
+               and isinstance(d.get("metadata"), dict) and d["metadata"].get("name") == deployment]
     if len(targets) != 1:
         raise EditError(f"{path}: expected one Deployment named {deployment!r}, found {len(targets)}")
-    template = targets[0].setdefault("spec", {}).setdefault("template", {})
+    spec = _mapping(targets[0], "spec", path)
+    template = _mapping(spec, "template", path, "spec.")
     _set_container_image(template, path, container, image)
     if release_id:
-        meta = template.setdefault("metadata", {})
-        annotations = meta.get("annotations")
-        if annotations is None:
-            meta["annotations"] = annotations = {}
-        annotations[RELEASE_ANNOTATION] = release_id
+        meta = _mapping(template, "metadata", path, "spec.template.")
+        _mapping(meta, "annotations", path, "spec.template.metadata.")[RELEASE_ANNOTATION] = release_id
     out = io.StringIO()
     _yaml().dump_all(docs, out)
     return out.getvalue()
 
 
+def _mapping(parent: dict[str, Any], key: str, path: str, where: str = "") -> dict[str, Any]:
+    """parent[key] as a mapping, made when absent (or null); EditError when it is something else."""
+    child = parent.get(key)
+    if child is None:
+        parent[key] = child = {}
+    if not isinstance(child, dict):
+        raise EditError(f"{path}: the Deployment's {where}{key} is a {_kind(child)}, not a mapping")
+    return child
+
+
+def _kind(value: object) -> str:
+    return "list" if isinstance(value, list) else "string" if isinstance(value, str) else type(value).__name__
+
+
 def _set_container_image(template: dict[str, Any], path: str, container: str | None, image: str) -> None:
-    containers = (template.get("spec") or {}).get("containers") or []
+    containers = _mapping(template, "spec", path, "spec.template.").get("containers") or []
+    if not isinstance(containers, list) or not all(isinstance(c, dict) for c in containers):
+        raise EditError(f"{path}: the Deployment's spec.template.spec.containers is not a list of containers")
     names = [c.get("name") for c in containers]
     if container is None and len(containers) == 1:
         containers[0]["image"] = image
