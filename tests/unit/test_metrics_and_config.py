@@ -1,0 +1,56 @@
+"""The per-run info gauge and the metrics bind address."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import REGISTRY
+
+from selfbootstrap import metrics
+from selfbootstrap.config import Settings, metrics_endpoint
+
+
+def info(namespace: str, name: str, phase: str) -> float | None:
+    return REGISTRY.get_sample_value("selfbootstrap_run_info",
+                                     {"namespace": namespace, "name": name, "target": "web", "phase": phase})
+
+
+def test_a_run_has_one_info_series_that_follows_its_phase_and_goes_when_it_ends():
+    metrics.track("uid-1", metrics.RunInfo("shop", "web-v2", "web", "Deploying"))
+    assert info("shop", "web-v2", "Deploying") == 1.0
+    metrics.track("uid-1", metrics.RunInfo("shop", "web-v2", "web", "WatchingRestarts"))
+    assert info("shop", "web-v2", "Deploying") is None and info("shop", "web-v2", "WatchingRestarts") == 1.0
+    assert REGISTRY.get_sample_value("selfbootstrap_runs_active", {"phase": "WatchingRestarts"}) >= 1
+    metrics.track("uid-1", metrics.RunInfo("shop", "web-v2", "web", "Succeeded"))
+    assert info("shop", "web-v2", "WatchingRestarts") is None and info("shop", "web-v2", "Succeeded") is None
+
+
+def test_a_run_the_operator_lets_go_of_is_forgotten():
+    metrics.track("uid-2", metrics.RunInfo("shop", "web-v3", "web", "VerifyingHealth"))
+    metrics.forget("uid-2")
+    metrics.forget("uid-2")  # twice is harmless
+    assert info("shop", "web-v3", "VerifyingHealth") is None
+
+
+def test_build_info_names_the_version():
+    metrics.build_info()
+    samples = [s for m in REGISTRY.collect() if m.name == "selfbootstrap_build" for s in m.samples]
+    assert samples and samples[0].labels["version"] and samples[0].labels["kopf"]
+
+
+@pytest.mark.parametrize("address, endpoint", [
+    ("0", None), ("", None), (":9090", ("0.0.0.0", 9090)), ("127.0.0.1:8081", ("127.0.0.1", 8081)),
+    ("[::1]:9090", ("::1", 9090)),
+])
+def test_metrics_bind_address(address, endpoint):
+    assert metrics_endpoint(address) == endpoint
+
+
+@pytest.mark.parametrize("address", ["9090", "host:", ":99999", "host:port"])
+def test_a_malformed_metrics_bind_address_stops_the_operator_saying_so(address):
+    with pytest.raises(SystemExit, match="host:port, :port or 0"):
+        metrics_endpoint(address)
+
+
+def test_the_address_comes_from_the_environment():
+    assert Settings.from_env({"SELFBOOTSTRAP_METRICS_BIND_ADDRESS": ":9100"}).metrics_endpoint == ("0.0.0.0", 9100)
+    assert Settings.from_env({}).metrics_endpoint is None

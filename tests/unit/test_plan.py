@@ -1,0 +1,46 @@
+"""`kubectl sbr plan`: the dry run, decided by the operator's core from plain data."""
+
+from __future__ import annotations
+
+from selfbootstrap.cli.plan import plan
+from selfbootstrap.models import FailureClass
+
+from .factories import T0, deployment, image, spec, world
+
+
+def outcomes(p) -> dict[str, tuple[str, str | None]]:
+    return {o.failure_class: (o.status, o.target_replica_set) for o in p.policies}
+
+
+def test_a_plan_names_the_patch_the_releases_and_each_failure_class_s_outcome():
+    p = plan(spec(release={"id": "v3"}), "run-1", "apps", world(deployment()), T0)
+    assert p.ends is None and not p.git_first
+    assert (p.status.deployed_release_id, p.status.previous_release_id, p.status.previous_replica_set) == (
+        "v3", "v2", "rs-2")
+    assert p.patch is not None
+    assert p.patch["spec"]["template"]["spec"]["containers"] == [{"name": "app", "image": image("v3")}]
+    assert outcomes(p) == {
+        FailureClass.DEPLOY: ("denied", None),
+        FailureClass.HEALTH: ("allowed", "rs-2"),
+        FailureClass.RESTART_WATCHDOG: ("allowed", "rs-2"),
+        FailureClass.ABORTED: ("allowed", "rs-2"),
+    }
+
+
+def test_a_plan_follows_the_run_s_policy():
+    p = plan(spec(release={"id": "v3"}, rollbackPolicy={"onHealthFailure": False, "onDeployFailure": True}),
+             "run-1", "apps", world(deployment()), T0)
+    assert outcomes(p)[FailureClass.HEALTH][0] == "denied"
+    assert outcomes(p)[FailureClass.DEPLOY] == ("allowed", "rs-2")
+
+
+def test_a_plan_without_the_deployment_ends_failed_and_patches_nothing():
+    p = plan(spec(), "run-1", "apps", world(None), T0)
+    assert (p.ends, p.reason, p.patch, p.policies) == ("Failed", "TargetNotFound", None, ())
+
+
+def test_a_git_run_is_planned_from_its_deploy():
+    p = plan(spec(git={"repositoryUrl": "https://git.example.com/acme/web.git",
+                       "change": {"setImage": {"path": "deploy/web.yaml"}}}),
+             "run-1", "apps", world(deployment()), T0)
+    assert p.git_first and p.patch is not None
