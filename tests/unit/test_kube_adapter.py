@@ -120,18 +120,30 @@ def test_selector_is_sorted():
     assert k.selector_of(DEPLOYMENT) == "app=web,tier=x"
 
 
-GUARD = {"op": "test", "path": "/metadata/resourceVersion", "value": "41"}
+RV_GUARD = {"op": "test", "path": "/metadata/resourceVersion", "value": "41"}
 
 
-def test_status_patch_of_a_new_status_is_guarded_by_the_resource_version():
+def test_status_patch_of_a_new_status_tests_that_there_is_none():
     assert k.status_patch(None, {"phase": "Pending"}, "41") == [
-        GUARD, {"op": "add", "path": "/status", "value": {"phase": "Pending"}}]
+        {"op": "test", "path": "/status", "value": None},
+        {"op": "add", "path": "/status", "value": {"phase": "Pending"}}]
+
+
+@pytest.mark.parametrize("text", ["é", "🚀", "a&b", "<", ">", "\u2028", "\x01"])
+def test_a_status_go_would_encode_otherwise_is_guarded_by_the_resource_version(text):
+    assert k.status_patch({"message": text}, {"phase": "Pending"}, "41")[0] == RV_GUARD
+
+
+@pytest.mark.parametrize("text", ["plain", "line\nbreak", 'a "quote"', "back\\slash", "tab\t"])
+def test_a_plain_status_is_guarded_by_a_test_of_itself(text):
+    assert k.status_patch({"message": text}, {"phase": "Pending"}, "41")[0] == {
+        "op": "test", "path": "/status", "value": {"message": text}}
 
 
 def test_status_patch_adds_changes_removes_cleared_fields_and_leaves_unknown_ones():
     stored = {"phase": "Deploying", "message": "m", "healthAttempts": 0, "somethingElse": 1}
     ops = k.status_patch(stored, {"phase": "VerifyingHealth", "healthAttempts": 0, "reason": "Deployed"}, "41")
-    assert ops[0] == GUARD
+    assert ops[0] == {"op": "test", "path": "/status", "value": stored}
     assert sorted(ops[1:], key=lambda o: o["path"]) == [
         {"op": "remove", "path": "/status/message"},
         {"op": "add", "path": "/status/phase", "value": "VerifyingHealth"},
@@ -139,7 +151,7 @@ def test_status_patch_adds_changes_removes_cleared_fields_and_leaves_unknown_one
 
 
 def test_status_patch_of_an_unchanged_status_is_only_the_test():
-    assert k.status_patch({"phase": "Pending"}, {"phase": "Pending"}, "41") == [GUARD]
+    assert len(k.status_patch({"phase": "Pending"}, {"phase": "Pending"}, "41")) == 1
 
 
 @pytest.mark.parametrize("data, expected", [

@@ -162,24 +162,32 @@ def selector_of(dep: JsonObject) -> str:
 
 
 def status_patch(stored: JsonObject | None, after: JsonObject, resource_version: str) -> list[JsonObject]:
-    """A JSON patch from the stored status to `after`, guarded by a test of the run's resourceVersion.
+    """A JSON patch from the stored status to `after`, guarded by a `test` that fails when anyone
+    else wrote status since we read it.
 
     Fields `after` leaves out are removed (a merge patch of a dump without them
-    could not clear them); fields the models do not know are left alone. The
-    test makes the write fail when anyone changed the run since we read it. (A test of
-    the stored status itself is no guard: the API server compares JSON as Go encodes it,
-    so a status holding "é" or "&" would never pass it.)
+    could not clear them); fields the models do not know are left alone.
     """
-    guard: JsonObject = {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version}
+    ops: list[JsonObject] = [_guard(stored, resource_version)]
     if stored is None:
-        return [guard, {"op": "add", "path": "/status", "value": after}]
-    ops: list[JsonObject] = [guard]
+        return [*ops, {"op": "add", "path": "/status", "value": after}]
     for key in _STATUS_KEYS:
         if key in after and stored.get(key) != after[key]:
             ops.append({"op": "add", "path": f"/status/{key}", "value": after[key]})
         elif key not in after and key in stored:
             ops.append({"op": "remove", "path": f"/status/{key}"})
     return ops
+
+
+def _guard(stored: JsonObject | None, resource_version: str) -> JsonObject:
+    """A test of the stored status itself, so that kopf's and others' metadata patches do not count as
+    conflicts. The API server compares strings as Go encodes them, though, so a status holding anything
+    Go and Python encode differently (non-ASCII, & < >) could never pass that test: it is then guarded by
+    the run's resourceVersion instead (any change of the run counts)."""
+    encoded = json.dumps(stored)
+    if any(escape in encoded for escape in ("\\u", "\\b", "\\f")) or any(c in encoded for c in "&<>"):
+        return {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version}
+    return {"op": "test", "path": "/status", "value": stored}
 
 
 _STATUS_KEYS = tuple(f.alias or name for name, f in m.RunStatus.model_fields.items())
