@@ -285,8 +285,8 @@ def _nodes_manifest() -> str:
         nodes.append({"apiVersion": "v1", "kind": "Node", "metadata": {
             "name": name, "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
             "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "type": "kwok"}},
-            "status": {"allocatable": {"cpu": "64", "memory": "256Gi", "pods": "500"},
-                       "capacity": {"cpu": "64", "memory": "256Gi", "pods": "500"}}})
+            "status": {"allocatable": {"cpu": "64", "memory": "256Gi", "pods": "2500"},
+                       "capacity": {"cpu": "64", "memory": "256Gi", "pods": "2500"}}})
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes})
 
 
