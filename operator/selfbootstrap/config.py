@@ -34,6 +34,7 @@ class Settings:
     watch_server_timeout: int = 60  # seconds; the client gives up 30 s later (stalled watches)
     peering_lifetime: int = 60  # seconds a peering heartbeat stays valid
     max_workers: int = 20  # kopf's executor for sync handlers
+    resync_seconds: int = 300  # a run in flight reads its world from the API this often, in case a watch missed
     tick_threads: int = 32  # the pool the runs' ticks borrow a thread from for their writes
     shard: str | None = None  # this instance serves the runs labelled selfbootstrap.dev/shard=<shard>
     workdir: Path = Path(tempfile.gettempdir()) / "selfbootstrap"  # git working trees
@@ -63,6 +64,7 @@ class Settings:
             peering_lifetime=_int(env, "SELFBOOTSTRAP_PEERING_LIFETIME", d.peering_lifetime),
             max_workers=_int(env, "SELFBOOTSTRAP_MAX_WORKERS", d.max_workers),
             tick_threads=_int(env, "SELFBOOTSTRAP_TICK_THREADS", d.tick_threads),
+            resync_seconds=_int(env, "SELFBOOTSTRAP_RESYNC_SECONDS", d.resync_seconds),
             shard=env.get("SELFBOOTSTRAP_SHARD") or None,
             workdir=Path(env.get("SELFBOOTSTRAP_WORKDIR") or d.workdir),
             standalone=env.get("SELFBOOTSTRAP_STANDALONE") == "1",

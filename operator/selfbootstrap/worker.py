@@ -31,7 +31,6 @@ from .reconciler import INFRASTRUCTURE_ERRORS, Logger, Reconciler, Tick
 from .services import Services, WakeKey, Wakeups
 
 T = TypeVar("T")
-RESYNC_SECONDS = 60.0  # the world is read from the API this often, in case a watch missed something
 STALE_SECONDS = 2.0  # how long a cache may lag behind this run's own patch before the API is asked
 MIN_DELAY = 0.02
 MAX_BACKOFF = 60.0
@@ -46,7 +45,7 @@ class RunWorker:
         self.written: JsonObject | None = None  # the run as this worker last wrote it
         self.guard: str | None = None  # the Deployment's resourceVersion before this run's last patch
         self.guard_since = 0.0
-        self.resync_at = time.monotonic() + RESYNC_SECONDS
+        self.resync_at = time.monotonic() + services.settings.resync_seconds
         self.failures = 0
         self.reposted = False
 
@@ -130,7 +129,7 @@ class RunWorker:
         if world is None:  # not in the cache (gone, or not seen yet), stale, or time for the resync
             world = await self._in_pool(self.services.kube.observe, run, container)
             world = replace(world, blocking_run=cache.blocker(self.indices, run))
-            self.resync_at = time.monotonic() + RESYNC_SECONDS
+            self.resync_at = time.monotonic() + self.services.settings.resync_seconds
         self.guard = None
         if path(run, "spec", "target", "deploymentContext") == m.DeploymentContext.SELF_HOSTED:
             world = replace(world, crd_generation=await self._in_pool(self.services.kube.crd_generation))
