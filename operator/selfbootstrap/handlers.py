@@ -47,6 +47,28 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.scanning.disabled = config.exact_namespaces
 
 
+DISCOVERY_WAIT_SECONDS = 120.0
+
+
+async def await_discovery(memo: Any, logger: Logger, **_: Any) -> None:
+    """Start watching only once API discovery lists the runs' resource.
+
+    Kopf looks for its resources in discovery at start, and again only when a CRD changes: an
+    operator started in the same breath as its CRD (helm install, kubectl apply -k) would
+    otherwise see no run until its CRD watch reconnects, a minute or more later.
+    """
+    services = services_of(memo)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DISCOVERY_WAIT_SECONDS
+    while not await loop.run_in_executor(services.pool, services.kube.serves_runs):
+        if loop.time() >= deadline:
+            logger.warning("API discovery does not list %s.%s/%s yet; is the CRD installed? Going on without it",
+                           m.PLURAL, m.GROUP, m.VERSION)
+            return
+        logger.info("waiting for API discovery to list %s.%s/%s", m.PLURAL, m.GROUP, m.VERSION)
+        await asyncio.sleep(1.0)
+
+
 def cleanup(memo: Any, **_: Any) -> None:
     services_of(memo).pool.shutdown(wait=False, cancel_futures=True)
 
@@ -139,6 +161,7 @@ def register(settings: Settings) -> kopf.OperatorRegistry:
     """Register the handlers for this instance (its shard decides which runs it serves)."""
     registry = kopf.get_default_registry()
     kopf.on.startup(registry=registry)(configure)
+    kopf.on.startup(registry=registry)(await_discovery)
     kopf.on.cleanup(registry=registry)(cleanup)
     kopf.index("apps", "v1", "deployments", registry=registry)(sbr_deployments)
     kopf.on.event("apps", "v1", "deployments", registry=registry)(deployment_gone)

@@ -137,3 +137,25 @@ def test_wakeups_reach_the_workers_waiting_on_a_key():
     assert asyncio.run(scenario()) == [True, False]
 
 
+
+
+def test_the_operator_starts_watching_once_discovery_lists_the_runs(services, monkeypatch):
+    from selfbootstrap import handlers
+    from selfbootstrap.services import memo_with
+    services.kube.serves_runs.side_effect = [False, False, True]
+    monkeypatch.setattr(asyncio, "sleep", _no_sleep)
+    asyncio.run(handlers.await_discovery(memo_with(services), logging.getLogger("test")))
+    assert services.kube.serves_runs.call_count == 3
+
+
+def test_the_operator_goes_on_without_the_crd_after_a_while_saying_so(services, monkeypatch, caplog):
+    from selfbootstrap import handlers
+    from selfbootstrap.services import memo_with
+    services.kube.serves_runs.return_value = False
+    monkeypatch.setattr(handlers, "DISCOVERY_WAIT_SECONDS", 0.0)
+    asyncio.run(handlers.await_discovery(memo_with(services), logging.getLogger("test")))
+    assert "is the CRD installed?" in caplog.text
+
+
+async def _no_sleep(_: float) -> None:
+    return None

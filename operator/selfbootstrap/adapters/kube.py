@@ -276,6 +276,16 @@ class Kube:
             namespace_of(dep), label_selector=selector_of(dep), _preload_content=False)).get("items"))
         return [p for p in items if controlled_by(p, rs_uid) and not meta(p).get("deletionTimestamp")]
 
+    def serves_runs(self) -> bool:
+        """Whether API discovery lists the runs' resource yet (it lags a CRD's creation by seconds)."""
+        try:
+            found = self.custom.get_api_resources(m.GROUP, m.VERSION)
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise
+        return any(r.name == m.PLURAL for r in found.resources or [])
+
     def crd_generation(self) -> int | None:
         crd = _optional(self.extensions.read_custom_resource_definition, f"{m.PLURAL}.{m.GROUP}")
         return integer(meta(crd).get("generation")) if crd else None
