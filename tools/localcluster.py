@@ -29,6 +29,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING or __package__:  # imported as tools.localcluster
+    from . import gotoolchain
+else:  # run as a script, or imported with tools/ on sys.path
+    import gotoolchain
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S_VERSION = "v1.34.4"
@@ -79,9 +85,9 @@ def log(message: str) -> None:
 
 
 def _go(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
-    if not shutil.which("go"):
-        raise SystemExit("building the control plane needs Go 1.24 or newer on PATH (https://go.dev/dl/)")
-    done = subprocess.run(["go", *args], cwd=cwd, env={**os.environ, **(env or {})}, check=False)
+    go = gotoolchain.go_command(CACHE)
+    path = os.pathsep.join([str(Path(go).parent), os.environ.get("PATH", "")])  # for tools that run `go` again
+    done = subprocess.run([go, *args], cwd=cwd, env={**os.environ, "PATH": path, **(env or {})}, check=False)
     if done.returncode:
         raise SystemExit(f"go {' '.join(args)} failed with exit code {done.returncode} (its output is above)")
 
