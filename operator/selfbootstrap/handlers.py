@@ -11,6 +11,7 @@ run's other handlers until every index is filled, so no run decides on an empty 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -142,6 +143,24 @@ def _active(status: kopf.Status, **_: Any) -> bool:
     return not is_finished(dict(status))
 
 
+def _unlabelled(body: kopf.Body, status: kopf.Status, **_: Any) -> bool:
+    target = m.deployment_label(body)
+    return target is not None and body.metadata.labels.get(m.DEPLOYMENT_LABEL) != target and _active(status)
+
+
+async def label_run(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    """Label an active run with its Deployment inside kopf's own patch of it (the JSON patch, guarded
+    by resourceVersion, that adds the finalizer), so the label costs no request of its own. A patch
+    refused for a newer resourceVersion is applied again by kopf on the run's next event."""
+    target = m.deployment_label(body)
+    if target is not None:
+        patch.fns.append(functools.partial(_set_label, m.DEPLOYMENT_LABEL, target))
+
+
+def _set_label(key: str, value: str, body: dict[str, Any]) -> None:
+    body.setdefault("metadata", {}).setdefault("labels", {})[key] = value
+
+
 async def reconcile(body: kopf.Body, stopped: kopf.DaemonStopped, logger: Logger, memo: Any,
                     **indices: Any) -> None:
     services = services_of(memo)
@@ -170,6 +189,8 @@ def register(settings: Settings) -> kopf.OperatorRegistry:
     kopf.index(m.GROUP, m.VERSION, m.PLURAL, registry=registry)(sbr_runs)
     kopf.on.event(m.GROUP, m.VERSION, m.PLURAL, registry=registry, labels=shard_of(settings),
                   annotations={m.RETRY_ANNOTATION: kopf.PRESENT})(retry_requested)
+    kopf.on.event(m.GROUP, m.VERSION, m.PLURAL, registry=registry, labels=shard_of(settings),
+                  when=_unlabelled)(label_run)
     kopf.daemon(m.GROUP, m.VERSION, m.PLURAL, id="reconcile", registry=registry, when=_active,
                 labels=shard_of(settings),
                 cancellation_backoff=10.0, cancellation_timeout=30.0, backoff=5.0)(reconcile)

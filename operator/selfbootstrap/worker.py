@@ -24,7 +24,7 @@ from .adapters import cache
 from .adapters.kube import api_message, meta, namespace_of
 from .core import reasons
 from .core.decision import Event, EventType
-from .core.jsontypes import JsonObject, integer, obj, path, strings, text
+from .core.jsontypes import JsonObject, integer, obj, path, text
 from .core.world import World
 from .models import RunStatus
 from .reconciler import INFRASTRUCTURE_ERRORS, Logger, Reconciler, Tick
@@ -92,7 +92,6 @@ class RunWorker:
             if not self.reposted:
                 await self._in_pool(self.reconciler.repost, run, world)
                 self.reposted = True
-                run = await self._labelled(run)
             tick = await self._in_pool(self.reconciler.tick, run, world)
         except INFRASTRUCTURE_ERRORS as err:
             self.failures += 1
@@ -110,14 +109,6 @@ class RunWorker:
         if tick.patched_from is not None:
             self.guard, self.guard_since = tick.patched_from, time.monotonic()
         return tick.requeue
-
-    async def _labelled(self, run: JsonObject) -> JsonObject:
-        """Label the run with its Deployment (kubectl get sbr -l selfbootstrap.dev/deployment=web)."""
-        target = text(path(run, "spec", "target", "deployment")) or ""
-        if strings(meta(run).get("labels")).get(m.DEPLOYMENT_LABEL) == target:
-            return run
-        self.written = await self._in_pool(self.services.kube.label_run, run, {m.DEPLOYMENT_LABEL: target})
-        return self.written
 
     async def _world(self, run: JsonObject) -> World | None:
         container = text(path(run, "spec", "target", "container"))

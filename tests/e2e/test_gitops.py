@@ -202,7 +202,11 @@ def test_runs_are_labelled_with_their_deployment_and_not_in_all(namespace, kubec
     assert kubectl("-n", namespace, "get", "sbr", "-l", "selfbootstrap.dev/deployment=app", "-o", "name").split() == [
         "selfbootstraprun.selfbootstrap.dev/labelled"]
     assert "selfbootstrap" not in kubectl("-n", namespace, "get", "all", "-o", "name")
-    assert not get_run(namespace, "labelled")["metadata"].get("finalizers"), "a finished run keeps no finalizer"
+    run = get_run(namespace, "labelled")
+    assert not run["metadata"].get("finalizers"), "a finished run keeps no finalizer"
+    label_owners = [f["manager"] for f in run["metadata"]["managedFields"]
+                    if "f:selfbootstrap.dev/deployment" in json.dumps(f.get("fieldsV1"))]
+    assert label_owners == ["kopf"], "the label came in kopf's own patch (with the finalizer), not a request of its own"
 
 
 def test_events_sort_as_they_happened_and_key_steps_show_on_the_deployment(namespace, kubectl):

@@ -443,7 +443,7 @@ def test_verifying_health_records_the_deployed_revision():
 
 
 def test_verifying_health_before_the_replica_set_exists():
-    d = decide(verifying(), world(deployed(revisions=(REV1, REV2), updated_replicas=0)), now=at(1))
+    d = decide(verifying(), world(deployed(revisions=(REV1, REV2), updated_replicas=0)), now=at(11))
     assert (d.status.deployed_replica_set, d.status.deployed_revision) == (None, None)
     assert where(d) == ("VerifyingHealth", "RolloutInProgress")
 
@@ -471,7 +471,7 @@ def test_any_change_to_the_deployed_template_supersedes_the_run(template):
     pytest.param(tmpl("v3", containers=[{"name": "main", "image": image("v4")}]), ("Failed", "DeploymentChanged"),
                  id="container-renamed-and-image-changed"),
     pytest.param(tmpl("v3", containers=[{"name": "main", "image": image("v3")}]),
-                 ("VerifyingHealth", "RolloutInProgress"), id="container-renamed-release-still-there"),
+                 ("VerifyingHealth", "Deployed"), id="container-renamed-release-still-there"),
 ])
 def test_runs_recorded_without_a_digest_compare_release_and_image(template, expected):
     sp = spec(target={"container": "app"})
@@ -584,12 +584,36 @@ def test_own_rollout_deadline_follows_the_spec():
 
 
 def test_rollout_in_progress_requeues():
-    d = decide(verifying(), world(deployed(updated_replicas=0, status_replicas=2)), now=at(5))
+    d = decide(verifying(), world(deployed(updated_replicas=0, status_replicas=2)), now=at(11))
     assert where(d) == ("VerifyingHealth", "RolloutInProgress")
     assert d.status.message == "0 of 1 new replicas have been updated"
     assert (d.action, d.requeue_after, d.events) == (None, POLL_SECONDS, ())
-    again = decide(d.status, world(deployed(updated_replicas=0, status_replicas=2)), now=at(7))
+    again = decide(d.status, world(deployed(updated_replicas=0, status_replicas=2)), now=at(13))
     assert transitions(again) == transitions(d), "polling the same progress adds no history"
+
+
+@pytest.mark.parametrize("reason, reported, now, expected", [
+    pytest.param("Deployed", None, 9, ("Deployed", "release v3 deployed; waiting for the rollout", None),
+                 id="just-deployed-keeps-its-message"),
+    pytest.param("Deployed", None, 10, ("RolloutInProgress", "0 of 1 updated replicas are available", 10),
+                 id="progress-shown-after-the-interval"),
+    pytest.param("RolloutInProgress", 10, 19, ("RolloutInProgress", "earlier progress", 10),
+                 id="progress-refreshed-at-most-every-interval"),
+    pytest.param("RolloutInProgress", 10, 20, ("RolloutInProgress", "0 of 1 updated replicas are available", 20),
+                 id="progress-refreshed-after-the-interval"),
+])
+def test_rollout_progress_is_written_at_most_every_interval(reason, reported, now, expected):
+    message = "release v3 deployed; waiting for the rollout" if reason == "Deployed" else "earlier progress"
+    st = verifying(reason=reason, message=message, deployed_replica_set="rs-3", deployed_revision=3,
+                   rollout_reported_at=None if reported is None else at(reported))
+    d = decide(st, world(deployed(available_replicas=0)), now=at(now))
+    reason_, message_, reported_ = expected
+    assert (d.status.phase, d.status.reason, d.status.message, d.status.rollout_reported_at) == (
+        "VerifyingHealth", reason_, message_, None if reported_ is None else at(reported_))
+    assert (d.action, d.requeue_after, d.events) == (None, POLL_SECONDS, ())
+    if reason_ == reason and message_ == message:
+        derived = {"conditions": d.status.conditions, "observed_generation": d.status.observed_generation}
+        assert d.status == st.model_copy(update=derived), "nothing new to write"
 
 
 def test_rollout_done_without_http_check_watches_restarts():
@@ -942,7 +966,7 @@ def test_history_is_bounded():
 def test_same_reason_with_a_new_message_updates_the_message_only():
     st = verifying(reason="RolloutInProgress", message="0 of 1 new replicas have been updated",
                    history=[Transition(phase="VerifyingHealth", reason="RolloutInProgress", at=T0)])
-    d = decide(st, world(deployed(available_replicas=0)), now=at(4))
+    d = decide(st, world(deployed(available_replicas=0)), now=at(14))
     assert d.status.message == "0 of 1 updated replicas are available"
     assert len(d.status.history) == 1
 
@@ -1014,7 +1038,7 @@ def test_disabled_watchdog_does_not_fail_fast_on_crash_signals():
 
     crashing = pod("web-3", container(waiting_reason="CrashLoopBackOff", restart_count=3), ready=False)
     d = m.decide(run(verifying(), spec(restartWatchdog={"enabled": False})),
-                 world(deployed(updated_replicas=0, available_replicas=0), (crashing,)), at(5))
+                 world(deployed(updated_replicas=0, available_replicas=0), (crashing,)), at(11))
     assert (d.status.phase, d.status.reason) == ("VerifyingHealth", "RolloutInProgress")
 
 

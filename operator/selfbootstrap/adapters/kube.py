@@ -354,12 +354,6 @@ class Kube:
             name, namespace, _body(patch), field_manager=FIELD_MANAGER, _content_type=content_type,
             _preload_content=False))
 
-    def label_run(self, run: JsonObject, labels: dict[str, str]) -> JsonObject:
-        body: JsonObject = {"metadata": {"labels": labels}}
-        return _parse(self.custom.patch_namespaced_custom_object(
-            m.GROUP, m.VERSION, namespace_of(run), m.PLURAL, name_of(run), _body(body),
-            field_manager=FIELD_MANAGER, _content_type=MERGE, _preload_content=False))
-
     def create_run(self, namespace: str, body: JsonObject) -> bool:
         """Create a run; False when one of that name exists already."""
         try:

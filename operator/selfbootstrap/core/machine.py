@@ -61,6 +61,8 @@ from .world import DeploymentState, World
 
 POLL_SECONDS = 2.0  # how often an in-flight rollout is looked at
 QUEUE_SECONDS = 5.0  # how often a queued run looks whether the Deployment is free
+ROLLOUT_REPORT_SECONDS = 10.0  # a rollout's progress message is written at most this often (a write per change
+# would cost a status write per pod step; phase and reason are always written at once)
 POD_LAG_SECONDS = 0.5  # how soon to look again when fewer pods are seen than the Deployment counts
 CHAIN_LIMIT = 8  # decisions chained in memory before an action or a write, at most
 
@@ -281,8 +283,7 @@ def _verifying_health(d: Draft, world: World, dep: DeploymentState) -> Decision:
         if _elapsed(d.status.deploy_patched_at, d.now) > deadline:
             return _gate_failed(d, world, FailureClass.DEPLOY, reasons.ROLLOUT_TIMED_OUT,
                                 f"rollout not complete within {deadline}s: {progress.message}")
-        d.enter(Phase.VERIFYING_HEALTH, reasons.ROLLOUT_IN_PROGRESS, progress.message)
-        return d.decision(POLL_SECONDS)
+        return _rollout_in_progress(d, progress.message)
     check = spec.health.http
     if check is None:
         return _healthy(d, progress.message)
@@ -292,6 +293,17 @@ def _verifying_health(d: Draft, world: World, dep: DeploymentState) -> Decision:
     d.enter(Phase.VERIFYING_HEALTH, reasons.CHECKING_HTTP,
             f"rollout complete; HTTP check {d.status.health_attempts + 1} of {check.retries}")
     return d.decision(check.interval_seconds, ProbeHttp(check))
+
+
+def _rollout_in_progress(d: Draft, message: str) -> Decision:
+    s = d.status
+    reported = s.rollout_reported_at or s.deploy_patched_at
+    if (s.reason in (reasons.DEPLOYED, reasons.ROLLOUT_IN_PROGRESS) and reported is not None
+            and _elapsed(reported, d.now) < ROLLOUT_REPORT_SECONDS):
+        return d.decision(POLL_SECONDS)  # "deployed; waiting for the rollout" or the last progress still holds
+    d.set(rollout_reported_at=d.now)
+    d.enter(Phase.VERIFYING_HEALTH, reasons.ROLLOUT_IN_PROGRESS, message)
+    return d.decision(POLL_SECONDS)
 
 
 def _healthy(d: Draft, message: str) -> Decision:
