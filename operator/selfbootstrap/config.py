@@ -35,6 +35,7 @@ class Settings:
     peering_lifetime: int = 60  # seconds a peering heartbeat stays valid
     max_workers: int = 20  # kopf's executor for sync handlers
     resync_seconds: int = 300  # a run in flight reads its world from the API this often, in case a watch missed
+    list_chunk_size: int = 500  # objects per page of a watch's initial LIST (0: one page); bounds the start's memory
     tick_threads: int = 32  # the pool the runs' ticks borrow a thread from for their writes
     shard: str | None = None  # this instance serves the runs labelled selfbootstrap.dev/shard=<shard>
     workdir: Path = Path(tempfile.gettempdir()) / "selfbootstrap"  # git working trees
@@ -65,6 +66,7 @@ class Settings:
             max_workers=_int(env, "SELFBOOTSTRAP_MAX_WORKERS", d.max_workers),
             tick_threads=_int(env, "SELFBOOTSTRAP_TICK_THREADS", d.tick_threads),
             resync_seconds=_int(env, "SELFBOOTSTRAP_RESYNC_SECONDS", d.resync_seconds),
+            list_chunk_size=_int(env, "SELFBOOTSTRAP_LIST_CHUNK_SIZE", d.list_chunk_size),
             shard=env.get("SELFBOOTSTRAP_SHARD") or None,
             workdir=Path(env.get("SELFBOOTSTRAP_WORKDIR") or d.workdir),
             standalone=env.get("SELFBOOTSTRAP_STANDALONE") == "1",

@@ -54,3 +54,26 @@ def test_a_malformed_metrics_bind_address_stops_the_operator_saying_so(address):
 def test_the_address_comes_from_the_environment():
     assert Settings.from_env({"SELFBOOTSTRAP_METRICS_BIND_ADDRESS": ":9100"}).metrics_endpoint == ("0.0.0.0", 9100)
     assert Settings.from_env({}).metrics_endpoint is None
+
+
+@pytest.mark.parametrize("env, chunk_size", [({}, 500), ({"SELFBOOTSTRAP_LIST_CHUNK_SIZE": "50"}, 50),
+                                             ({"SELFBOOTSTRAP_LIST_CHUNK_SIZE": "0"}, None)])
+def test_kopf_is_configured_from_the_settings(env, chunk_size):
+    from concurrent.futures import ThreadPoolExecutor
+    from unittest.mock import create_autospec
+
+    import kopf
+
+    from selfbootstrap import handlers
+    from selfbootstrap.adapters.executor import Executor
+    from selfbootstrap.adapters.kube import Kube
+    from selfbootstrap.services import Services, memo_with
+
+    config = Settings.from_env({"SELFBOOTSTRAP_WATCH_SERVER_TIMEOUT": "45", **env})
+    services = Services(config, create_autospec(Kube, instance=True), create_autospec(Executor, instance=True),
+                        ThreadPoolExecutor(1))
+    settings = kopf.OperatorSettings()
+    handlers.configure(settings, memo_with(services))
+    assert settings.watching.chunk_size == chunk_size
+    assert (settings.watching.server_timeout, settings.watching.client_timeout) == (45, 75), "stalled watches end"
+    assert settings.persistence.finalizer == "selfbootstrap.dev/finalizer"
