@@ -592,18 +592,23 @@ def test_rollout_in_progress_requeues():
     assert transitions(again) == transitions(d), "polling the same progress adds no history"
 
 
-@pytest.mark.parametrize("reason, reported, now, expected", [
-    pytest.param("Deployed", None, 9, ("Deployed", "release v3 deployed; waiting for the rollout", None),
+JUST_DEPLOYED = "release v3 deployed; waiting for the rollout"
+PROGRESS = "0 of 1 updated replicas are available"  # what the world below shows
+
+
+@pytest.mark.parametrize("reason, message, reported, now, expected", [
+    pytest.param("Deployed", JUST_DEPLOYED, None, 9, ("Deployed", JUST_DEPLOYED, None),
                  id="just-deployed-keeps-its-message"),
-    pytest.param("Deployed", None, 10, ("RolloutInProgress", "0 of 1 updated replicas are available", 10),
+    pytest.param("Deployed", JUST_DEPLOYED, None, 10, ("RolloutInProgress", PROGRESS, 10),
                  id="progress-shown-after-the-interval"),
-    pytest.param("RolloutInProgress", 10, 19, ("RolloutInProgress", "earlier progress", 10),
+    pytest.param("RolloutInProgress", "earlier progress", 10, 19, ("RolloutInProgress", "earlier progress", 10),
                  id="progress-refreshed-at-most-every-interval"),
-    pytest.param("RolloutInProgress", 10, 20, ("RolloutInProgress", "0 of 1 updated replicas are available", 20),
+    pytest.param("RolloutInProgress", "earlier progress", 10, 20, ("RolloutInProgress", PROGRESS, 20),
                  id="progress-refreshed-after-the-interval"),
+    pytest.param("RolloutInProgress", PROGRESS, 10, 300, ("RolloutInProgress", PROGRESS, 10),
+                 id="the-same-progress-is-not-written-again"),
 ])
-def test_rollout_progress_is_written_at_most_every_interval(reason, reported, now, expected):
-    message = "release v3 deployed; waiting for the rollout" if reason == "Deployed" else "earlier progress"
+def test_rollout_progress_is_written_at_most_every_interval(reason, message, reported, now, expected):
     st = verifying(reason=reason, message=message, deployed_replica_set="rs-3", deployed_revision=3,
                    rollout_reported_at=None if reported is None else at(reported))
     d = decide(st, world(deployed(available_replicas=0)), now=at(now))

@@ -298,6 +298,8 @@ def _verifying_health(d: Draft, world: World, dep: DeploymentState) -> Decision:
 def _rollout_in_progress(d: Draft, message: str) -> Decision:
     s = d.status
     reported = s.rollout_reported_at or s.deploy_patched_at
+    if s.reason == reasons.ROLLOUT_IN_PROGRESS and s.message == message:
+        return d.decision(POLL_SECONDS)  # nothing new to say
     if (s.reason in (reasons.DEPLOYED, reasons.ROLLOUT_IN_PROGRESS) and reported is not None
             and _elapsed(reported, d.now) < ROLLOUT_REPORT_SECONDS):
         return d.decision(POLL_SECONDS)  # "deployed; waiting for the rollout" or the last progress still holds
