@@ -17,8 +17,8 @@ from typing import Any
 
 import kopf
 
+from . import kopf_fixes, retry
 from . import models as m
-from . import retry
 from .adapters import cache
 from .adapters.kube import meta, pod_state
 from .config import Settings
@@ -181,6 +181,7 @@ def shard_of(settings: Settings) -> dict[str, Any]:
 
 def register(settings: Settings) -> kopf.OperatorRegistry:
     """Register the handlers for this instance (its shard decides which runs it serves)."""
+    kopf_fixes.apply()
     registry = kopf.get_default_registry()
     kopf.on.startup(registry=registry)(configure)
     kopf.on.startup(registry=registry)(await_discovery)

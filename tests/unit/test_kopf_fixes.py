@@ -1,0 +1,91 @@
+"""kopf's readiness must not wait for a watch or an object worker that ended before it was indexed
+(a namespace deleted while the operator starts froze it for good)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from kopf._cogs.aiokits import aiotoggles
+from kopf._cogs.clients import watching
+from kopf._cogs.configs.configuration import OperatorSettings
+from kopf._cogs.structs import references
+from kopf._core.reactor import queueing
+
+from selfbootstrap import kopf_fixes
+
+RESOURCE = references.Resource(group="", version="v1", plural="pods", namespaced=True)
+
+
+@pytest.fixture(autouse=True)
+def kopf_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kopf as it was before each test (the operator's tests apply the fix for good)."""
+    for name in ("watcher", "worker"):
+        fn = getattr(queueing, name)
+        monkeypatch.setattr(queueing, name, getattr(fn, "__wrapped__", fn))
+
+
+def test_apply_wraps_once() -> None:
+    kopf_fixes.apply()
+    kopf_fixes.apply()
+    assert getattr(queueing.watcher, "__wrapped__", None) is not None
+    assert getattr(queueing.watcher.__wrapped__, "__wrapped__", None) is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("wrap", [True, False], ids=["fixed", "kopf-as-is"])
+def test_a_worker_stopped_before_indexing_releases_readiness(monkeypatch: pytest.MonkeyPatch, wrap: bool) -> None:
+    if wrap:
+        kopf_fixes.apply()
+
+    async def scenario() -> bool:
+        indexed = aiotoggles.ToggleSet(all)
+        toggle = await indexed.make_toggle(name="an object of a deleted namespace")
+        settings = OperatorSettings()
+        settings.queueing.idle_timeout = 60
+        key = (RESOURCE, queueing.ObjectUid("uid-1"))
+        streams = {key: queueing.Stream(backlog=asyncio.Queue(), pressure=asyncio.Event())}
+
+        async def never_called(**_: Any) -> None:
+            raise AssertionError("no event was queued")
+
+        task = asyncio.create_task(queueing.worker(
+            signaller=asyncio.Condition(), settings=settings, processor=never_called, resource_indexed=toggle,
+            operator_indexed=indexed, streams=streams, key=key))
+        await asyncio.sleep(0.01)
+        task.cancel()  # what kopf does to the workers of a watch it stops
+        await asyncio.gather(task, return_exceptions=True)
+        return indexed.is_on()
+
+    assert asyncio.run(scenario()) is wrap
+
+
+@pytest.mark.parametrize("wrap", [True, False], ids=["fixed", "kopf-as-is"])
+def test_a_watch_stopped_before_its_listing_releases_readiness(monkeypatch: pytest.MonkeyPatch, wrap: bool) -> None:
+    if wrap:
+        kopf_fixes.apply()
+
+    async def listing_forever(**_: Any) -> AsyncIterator[Any]:
+        await asyncio.Event().wait()  # the namespace goes away before the list answers
+        yield watching.Bookmark.LISTED
+
+    monkeypatch.setattr(watching, "infinite_watch", listing_forever)
+
+    async def scenario() -> bool:
+        indexed = aiotoggles.ToggleSet(all)
+        toggle = await indexed.make_toggle(name="pods@deleted-namespace")
+
+        async def processor(**_: Any) -> None:
+            raise AssertionError("nothing was listed")
+
+        task = asyncio.create_task(queueing.watcher(
+            namespace=references.NamespaceName("deleted-namespace"), resource=RESOURCE, processor=processor,
+            settings=OperatorSettings(),
+            operator_indexed=indexed, resource_indexed=toggle))
+        await asyncio.sleep(0.01)
+        task.cancel()  # kopf's terminate_redundancies, when the namespace is gone
+        await asyncio.gather(task, return_exceptions=True)
+        return indexed.is_on()
+
+    assert asyncio.run(scenario()) is wrap
