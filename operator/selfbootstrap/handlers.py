@@ -40,8 +40,8 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.watching.server_timeout = config.watch_server_timeout
     settings.watching.client_timeout = config.watch_server_timeout + 30
     settings.watching.connect_timeout = 10
-    # Page the initial LISTs (as client-go's informers do): a cluster's pods all at once would be the
-    # operator's memory high-water mark.
+    # Page the initial LISTs as client-go's informers do, so one answer is never a whole large cluster
+    # (at 1,000 Deployments the benchmark saw no difference in memory either way).
     settings.watching.chunk_size = config.list_chunk_size or None
     settings.posting.level = logging.WARNING
     settings.peering.lifetime = config.peering_lifetime
