@@ -146,8 +146,17 @@ def _active(status: kopf.Status, **_: Any) -> bool:
     return not is_finished(dict(status))
 
 
+LABEL_VALUE_MAX = 63
+
+
+def _deployment_label(body: kopf.Body) -> str | None:
+    """The run's DEPLOYMENT_LABEL value: its target's name, unless the name is too long for a label."""
+    name = text(path(_json(body), "spec", "target", "deployment"))
+    return name if name and len(name) <= LABEL_VALUE_MAX else None
+
+
 def _unlabelled(body: kopf.Body, status: kopf.Status, **_: Any) -> bool:
-    target = m.deployment_label(body)
+    target = _deployment_label(body)
     return target is not None and body.metadata.labels.get(m.DEPLOYMENT_LABEL) != target and _active(status)
 
 
@@ -155,7 +164,7 @@ async def label_run(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     """Label an active run with its Deployment inside kopf's own patch of it (the JSON patch, guarded
     by resourceVersion, that adds the finalizer), so the label costs no request of its own. A patch
     refused for a newer resourceVersion is applied again by kopf on the run's next event."""
-    target = m.deployment_label(body)
+    target = _deployment_label(body)
     if target is not None:
         patch.fns.append(functools.partial(_set_label, m.DEPLOYMENT_LABEL, target))
 

@@ -7,7 +7,6 @@ resource through them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -34,17 +33,6 @@ DEPLOYMENT_LABEL = "selfbootstrap.dev/deployment"  # on a run: its target, for k
 CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
 
 HISTORY_LIMIT = 20
-
-LABEL_VALUE_MAX = 63
-
-
-def deployment_label(run: Mapping[str, object]) -> str | None:
-    """The run's DEPLOYMENT_LABEL value: its target's name, unless the name is too long for a label."""
-    spec = run.get("spec")
-    target = spec.get("target") if isinstance(spec, Mapping) else None
-    name = target.get("deployment") if isinstance(target, Mapping) else None
-    return name if isinstance(name, str) and 0 < len(name) <= LABEL_VALUE_MAX else None
-
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
