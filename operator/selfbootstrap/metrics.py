@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import threading
+from collections import Counter as Counter_
 from dataclasses import dataclass
 from importlib.metadata import version
 
@@ -36,7 +37,11 @@ class RunInfo:
 
 
 _runs: dict[str, RunInfo] = {}  # by uid: the runs in flight as last seen
+_phases: Counter_[str] = Counter_()  # how many of them are in each phase
 _lock = threading.Lock()
+for _phase in Phase:
+    if _phase not in TERMINAL_PHASES:
+        ACTIVE.labels(_phase.value).set(0)
 
 
 def build_info() -> None:
@@ -51,13 +56,13 @@ def track(uid: str, run: RunInfo) -> None:
         if before == run:
             return
         if before is not None:
-            RUN_INFO.remove(before.namespace, before.name, before.target, before.phase)
+            _drop(before)
         if run.phase in TERMINAL_PHASES:
             _runs.pop(uid, None)
         else:
             _runs[uid] = run
             RUN_INFO.labels(run.namespace, run.name, run.target, run.phase).set(1)
-        _count_phases()
+            _count(run.phase, +1)
 
 
 def forget(uid: str) -> None:
@@ -65,11 +70,15 @@ def forget(uid: str) -> None:
     with _lock:
         before = _runs.pop(uid, None)
         if before is not None:
-            RUN_INFO.remove(before.namespace, before.name, before.target, before.phase)
-            _count_phases()
+            _drop(before)
 
 
-def _count_phases() -> None:
-    for p in Phase:
-        if p not in TERMINAL_PHASES:
-            ACTIVE.labels(p.value).set(sum(1 for r in _runs.values() if r.phase == p))
+def _drop(run: RunInfo) -> None:
+    RUN_INFO.remove(run.namespace, run.name, run.target, run.phase)
+    _count(run.phase, -1)
+
+
+def _count(phase: str, change: int) -> None:
+    """Kept by increments: counting every run on each change would cost O(runs) per transition."""
+    _phases[phase] += change
+    ACTIVE.labels(phase).set(_phases[phase])

@@ -42,12 +42,12 @@ def tmpl(release: str | None = None, *, img: str | None = None, annotated: bool 
 
 
 def rev(rs: str, number: int, release: str | None, *, template: dict[str, Any] | None = None,
-        history: tuple[int, ...] = (), annotations: dict[str, str] | None = None) -> Revision:
+        history: tuple[int, ...] = (), annotations: dict[str, str] | None = None, available: int = 0) -> Revision:
     annotations = dict(annotations or {})
     if history:
         annotations["deployment.kubernetes.io/revision-history"] = ",".join(str(h) for h in history)
     return Revision(replica_set=rs, revision=number, template=template or tmpl(release), release_id=release,
-                    annotations=annotations)
+                    annotations=annotations, available_replicas=available)
 
 
 REV1 = rev("rs-1", 1, "v1")

@@ -21,7 +21,7 @@ RS: dict = {"metadata": {"name": "web-abc", "namespace": "apps", "uid": "rs-1",
                    "ownerReferences": [{"kind": "Deployment", "name": "web", "uid": "d-1", "controller": True}]},
       "spec": {"template": {**TEMPLATE, "metadata": {**TEMPLATE["metadata"],
                                                      "labels": {"app": "web", "pod-template-hash": "abc"}}}},
-      "status": {"replicas": 1}}
+      "status": {"replicas": 1, "availableReplicas": 1, "fullyLabeledReplicas": 1}}
 RUN = {"metadata": {"name": "r", "namespace": "apps", "creationTimestamp": "2030-01-02T00:00:00Z"},
        "spec": {"target": {"deployment": "web"}}, "status": {"phase": "Pending"}}
 
@@ -31,7 +31,7 @@ def test_entries_keep_only_what_the_core_reads():
     assert (entry.uid, entry.resource_version) == ("d-1", "42")
     assert "managedFields" not in entry.body["metadata"] and "labels" not in entry.body["metadata"]
     assert "strategy" not in entry.body["spec"]
-    assert "status" not in cache.replica_set_entry(RS).body
+    assert cache.replica_set_entry(RS).body["status"] == {"availableReplicas": 1}
 
 
 def indices(**extra) -> cache.Indices:
@@ -48,7 +48,7 @@ def indices(**extra) -> cache.Indices:
 def test_the_world_of_a_run_comes_from_the_indices():
     world = cache.world_from(indices(), RUN, None)
     assert world is not None and world.deployment is not None
-    assert [r.replica_set for r in world.deployment.revisions] == ["web-abc"]
+    assert [(r.replica_set, r.available_replicas) for r in world.deployment.revisions] == [("web-abc", 1)]
     assert [p.name for p in world.pods] == ["web-abc-1", "web-abc-2"]
 
 

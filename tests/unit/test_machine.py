@@ -871,9 +871,9 @@ def test_template_already_matching_skips_the_patch():
     """The deploy was refused: the Deployment still runs the target's template (kubectl skips the undo)."""
     d = decide(rolling_back(), world(deployment(updated_replicas=0)), now=at(2))
     assert d.action is None
-    assert where(d) == ("RollingBack", "RollbackInProgress")
-    assert transitions(d)[-2:] == [("RollingBack", "RollbackSkipped"), ("RollingBack", "RollbackInProgress")]
-    assert d.status.rollback_patched_at == at(2)
+    assert where(d) == ("RollingBack", "RollbackSkipped")
+    assert transitions(d)[-1] == ("RollingBack", "RollbackSkipped")
+    assert (d.status.rollback_patched_at, d.requeue_after) == (at(2), POLL_SECONDS)
 
 
 def test_template_already_matching_and_available_is_rolled_back():
@@ -886,7 +886,7 @@ def test_resume_after_a_lost_rollback_outcome_does_not_patch_again():
     """The undo went through but its outcome was never recorded: the renumbered target proves it."""
     d = decide(rolling_back(), world(rolled_back(updated_replicas=0)), now=at(2))
     assert d.action is None
-    assert transitions(d)[-2:] == [("RollingBack", "RollbackPatched"), ("RollingBack", "RollbackInProgress")]
+    assert transitions(d)[-1] == ("RollingBack", "RollbackPatched")
     assert d.status.rollback_patched_at == at(2)
 
 
@@ -904,6 +904,32 @@ def test_rollback_done_is_rolled_back_and_healthy(dep):
     assert events(d) == [("Normal", "RolledBack")]
     expected = {"Progressing": "False", "Ready": "False", "Degraded": "True", "RolledBack": "True"}
     assert conditions(d).items() >= expected.items()
+
+
+def test_rollback_done_when_the_target_is_available_while_bad_pods_terminate():
+    """The service is whole again: the run need not wait for the crash-looping pod to be gone."""
+    dep = rolled_back(status_replicas=2, revisions=(REV1, rev("rs-2", 4, "v2", history=(2,), available=1), REV3))
+    d = decide(rolling_back(reason="RollbackPatched", rollback_patched_at=at(1)), world(dep), now=at(2))
+    assert_finished(d, "RolledBack", "RolledBack", now=at(2))
+    assert d.status.rollback_healthy is True
+
+
+@pytest.mark.parametrize("status, now, expected", [
+    pytest.param(dict(reason="RollbackPatched"), at(10.5), ("RollbackPatched", "restored"), id="patched-just-now"),
+    pytest.param(dict(reason="RollbackPatched"), at(11.5), ("RollbackInProgress", "pending termination"),
+                 id="patched-long-enough-ago"),
+    pytest.param(dict(reason="RollbackInProgress", message="1 of 1 new replicas have been updated",
+                      rollout_reported_at=at(5)), at(14.5), ("RollbackInProgress", "have been updated"),
+                 id="progress-said-just-now"),
+    pytest.param(dict(reason="RollbackInProgress", message="1 of 1 new replicas have been updated",
+                      rollout_reported_at=at(5)), at(15.5), ("RollbackInProgress", "pending termination"),
+                 id="progress-said-long-enough-ago"),
+])
+def test_rollback_progress_is_written_at_most_every_interval(status, now, expected):
+    st = rolling_back(**{"rollback_patched_at": at(1), "message": "restored the template of rs-2", **status})
+    d = decide(st, world(rolled_back(status_replicas=2)), now=now)
+    assert (d.status.reason, d.requeue_after) == (expected[0], POLL_SECONDS)
+    assert expected[1] in (d.status.message or "")
 
 
 @pytest.mark.parametrize("dep, now, expected", [

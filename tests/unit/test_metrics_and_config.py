@@ -24,6 +24,24 @@ def test_a_run_has_one_info_series_that_follows_its_phase_and_goes_when_it_ends(
     assert info("shop", "web-v2", "WatchingRestarts") is None and info("shop", "web-v2", "Succeeded") is None
 
 
+def active(phase: str) -> float | None:
+    return REGISTRY.get_sample_value("selfbootstrap_runs_active", {"phase": phase})
+
+
+def test_the_active_gauge_counts_runs_by_phase():
+    base = {p: active(p) or 0.0 for p in ("Deploying", "VerifyingHealth")}
+    assert active("RollingBack") is not None  # every non-terminal phase has a series from the start
+    for n in range(3):
+        metrics.track(f"count-{n}", metrics.RunInfo("shop", f"r{n}", "web", "Deploying"))
+    metrics.track("count-0", metrics.RunInfo("shop", "r0", "web", "VerifyingHealth"))
+    assert (active("Deploying"), active("VerifyingHealth")) == (base["Deploying"] + 2, base["VerifyingHealth"] + 1)
+    metrics.track("count-1", metrics.RunInfo("shop", "r1", "web", "Failed"))
+    metrics.forget("count-2")
+    metrics.forget("count-0")
+    assert (active("Deploying"), active("VerifyingHealth")) == (base["Deploying"], base["VerifyingHealth"])
+    assert active("Failed") is None
+
+
 def test_a_run_the_operator_lets_go_of_is_forgotten():
     metrics.track("uid-2", metrics.RunInfo("shop", "web-v3", "web", "VerifyingHealth"))
     metrics.forget("uid-2")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from selfbootstrap.core.rollout import RolloutProgress, rollout_progress
+from selfbootstrap.core.rollout import RolloutProgress, release_available, rollout_progress
 
-from .factories import deployment
+from .factories import REV1, deployment, rev
 
 # A Deployment of 3 replicas, fully rolled out; each row changes what makes it not so.
 DONE = dict(replicas=3, status_replicas=3, updated_replicas=3, available_replicas=3)
@@ -44,3 +44,27 @@ def waiting(message: str) -> RolloutProgress:
 ])
 def test_rollout_progress(fields, expected):
     assert rollout_progress(deployment(**{**DONE, **fields})) == expected
+
+
+# The rollback target rs-2 re-adopted with all 3 replicas updated and available, while 2 pods of the bad
+# release still terminate; each row changes what makes the target not (or still) available.
+BACK = dict(replicas=3, status_replicas=5, updated_replicas=3, available_replicas=3)
+
+
+@pytest.mark.parametrize("fields, target_available, expected", [
+    pytest.param({}, 3, True, id="available-while-old-pods-terminate"),
+    pytest.param(dict(status_replicas=3), 3, True, id="fully-rolled-out"),
+    pytest.param({}, 2, False, id="old-available-pods-do-not-count"),
+    pytest.param(dict(updated_replicas=2), 3, False, id="deployment-not-updated-yet"),
+    pytest.param(dict(generation=5, observed_generation=4), 3, False, id="generation-not-observed"),
+    pytest.param(dict(progressing_reason="ProgressDeadlineExceeded"), 3, False, id="progress-deadline-exceeded"),
+    pytest.param(dict(replicas=0, status_replicas=1, updated_replicas=0, available_replicas=0), 0, True,
+                 id="scaled-to-zero"),
+])
+def test_release_available(fields, target_available, expected):
+    dep = deployment(**{**BACK, **fields, "revisions": (REV1, rev("rs-2", 4, "v2", available=target_available))})
+    assert release_available(dep, "rs-2") is expected
+
+
+def test_a_replica_set_the_deployment_does_not_own_is_not_available():
+    assert release_available(deployment(**BACK, revisions=(REV1,)), "rs-2") is False

@@ -15,7 +15,7 @@ from typing import Protocol, TypeVar
 
 from .. import models as m
 from ..core import releases
-from ..core.jsontypes import JsonObject, obj, objects, path, text
+from ..core.jsontypes import JsonObject, integer, obj, objects, path, text
 from ..core.world import DeploymentState, PodState, World
 from . import kube as k
 
@@ -43,7 +43,7 @@ class DeploymentEntry:
 @dataclass(frozen=True)
 class ReplicaSetEntry:
     uid: str
-    body: JsonObject  # name, annotations, owner and template
+    body: JsonObject  # name, annotations, owner, template and available replicas
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,8 @@ def controller_of(o: JsonObject, kind: str) -> JsonObject | None:
 
 def replica_set_entry(rs: JsonObject) -> ReplicaSetEntry:
     body: JsonObject = {"metadata": _trim_meta(rs, "annotations", "ownerReferences"),
-                        "spec": {"template": obj(path(rs, "spec", "template"))}}
+                        "spec": {"template": obj(path(rs, "spec", "template"))},
+                        "status": {"availableReplicas": integer(path(rs, "status", "availableReplicas"))}}
     return ReplicaSetEntry(text(k.meta(rs).get("uid")) or "", body)
 
 

@@ -103,6 +103,7 @@ def revision_of(rs: JsonObject, container: str | None) -> Revision:
         template=template,
         release_id=releases.release_id_of(template, container),
         annotations=annotations,
+        available_replicas=integer(path(rs, "status", "availableReplicas")),
     )
 
 

@@ -297,14 +297,21 @@ def _verifying_health(d: Draft, world: World, dep: DeploymentState) -> Decision:
 
 def _rollout_in_progress(d: Draft, message: str) -> Decision:
     s = d.status
-    reported = s.rollout_reported_at or s.deploy_patched_at
-    if s.reason == reasons.ROLLOUT_IN_PROGRESS and s.message == message:
+    return _report_progress(d, Phase.VERIFYING_HEALTH, reasons.ROLLOUT_IN_PROGRESS, message,
+                            quiet=(reasons.DEPLOYED,), since=s.rollout_reported_at or s.deploy_patched_at)
+
+
+def _report_progress(d: Draft, phase: Phase, reason: str, message: str, quiet: tuple[str, ...],
+                     since: datetime | None) -> Decision:
+    """Say how a rollout goes, unless it says the same, or the last word (this reason or a `quiet` one,
+    written at `since`) is younger than ROLLOUT_REPORT_SECONDS."""
+    s = d.status
+    if s.reason == reason and s.message == message:
         return d.decision(POLL_SECONDS)  # nothing new to say
-    if (s.reason in (reasons.DEPLOYED, reasons.ROLLOUT_IN_PROGRESS) and reported is not None
-            and _elapsed(reported, d.now) < ROLLOUT_REPORT_SECONDS):
-        return d.decision(POLL_SECONDS)  # "deployed; waiting for the rollout" or the last progress still holds
+    if s.reason in (reason, *quiet) and since is not None and _elapsed(since, d.now) < ROLLOUT_REPORT_SECONDS:
+        return d.decision(POLL_SECONDS)
     d.set(rollout_reported_at=d.now)
-    d.enter(Phase.VERIFYING_HEALTH, reasons.ROLLOUT_IN_PROGRESS, message)
+    d.enter(phase, reason, message)
     return d.decision(POLL_SECONDS)
 
 
@@ -380,7 +387,7 @@ def _rolling_back(d: Draft, dep: DeploymentState) -> Decision:
                     f"the Deployment already runs the template of {target.replica_set}; no patch needed")
     progress = rollout.rollout_progress(dep)
     limit = d.run.spec.rollback_policy.timeout_seconds
-    if progress.done:
+    if progress.done or rollout.release_available(dep, target.replica_set):
         owed = gitflow.after_rollback(d)
         if owed is not None:
             return owed
@@ -396,8 +403,10 @@ def _rolling_back(d: Draft, dep: DeploymentState) -> Decision:
         d.set(rollback_healthy=False)
         return d.fail(reasons.ROLLBACK_UNHEALTHY, f"the rolled-back Deployment did not become available "
                                                   f"within {limit}s: {progress.message}")
-    d.enter(Phase.ROLLING_BACK, reasons.ROLLBACK_IN_PROGRESS, progress.message)
-    return d.decision(POLL_SECONDS)
+    since = max((t for t in (d.status.rollout_reported_at, d.status.rollback_patched_at) if t is not None),
+                default=None)
+    return _report_progress(d, Phase.ROLLING_BACK, reasons.ROLLBACK_IN_PROGRESS, progress.message,
+                            quiet=(reasons.ROLLBACK_PATCHED, reasons.ROLLBACK_SKIPPED), since=since)
 
 
 # --- settle: the result of a side effect ---------------------------------------

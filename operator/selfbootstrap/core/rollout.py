@@ -32,3 +32,16 @@ def rollout_progress(dep: DeploymentState) -> RolloutProgress:
     if dep.available_replicas < dep.updated_replicas:
         return waiting(f"{dep.available_replicas} of {dep.updated_replicas} updated replicas are available")
     return RolloutProgress(True, False, f"deployment {dep.name!r} successfully rolled out")
+
+
+def release_available(dep: DeploymentState, replica_set: str) -> bool:
+    """Every replica the Deployment wants runs the given ReplicaSet's template and is available.
+
+    What a rollback waits for: the service is whole again, while pods of the bad release may still
+    be terminating (`kubectl rollout status` also waits for those). The ReplicaSet's own count is
+    used, not the Deployment's: old pods that are still available must not count as the new ones.
+    """
+    revision = next((r for r in dep.revisions if r.replica_set == replica_set), None)
+    return (revision is not None and dep.generation <= dep.observed_generation
+            and dep.progressing_reason != PROGRESS_DEADLINE_EXCEEDED
+            and dep.updated_replicas >= dep.replicas and revision.available_replicas >= dep.replicas)

@@ -38,6 +38,7 @@ class Revision:
     template: JsonObject  # pod template without the pod-template-hash label
     release_id: str | None = None
     annotations: dict[str, str] = field(default_factory=dict)
+    available_replicas: int = 0  # its pods available, as its ReplicaSet counts them
 
 
 @dataclass(frozen=True)
