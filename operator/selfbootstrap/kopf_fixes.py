@@ -1,4 +1,6 @@
-"""A fix for kopf (1.45): a namespace deleted while the operator fills its indices froze it for good.
+"""A fix for kopf (1.45), and a saving.
+
+The fix: a namespace deleted while the operator filled its indices froze it for good.
 
 Kopf holds every handler until each watch has listed its objects and each listed object has been
 indexed once (one "toggle" per watch and per object in a set that must empty). When a watched
@@ -7,15 +9,23 @@ that namespace's watch and its per-object workers, but never drops their toggles
 not finished yet: the set never empties and the operator handles nothing again, silently.
 
 Here the watch and the worker drop their own toggle when they end, however they end. A toggle
-already dropped is discarded again harmlessly. Remove this module once kopf does it itself.
+already dropped is discarded again harmlessly. Remove this part once kopf does it itself.
+
+And a saving: kopf keeps each watch event's whole object while its per-object worker runs (at
+start, one for every object listed), although neither kopf nor the operator reads some of it.
+Events are trimmed as they arrive: `metadata.managedFields` (half of a typical object) of every
+resource, and a pod's `spec` (the pod cache reads metadata and status). At 1,000 Deployments
+this is what the operator's peak memory is made of.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from kopf._cogs.clients import watching
+from kopf._cogs.structs import references
 from kopf._core.reactor import queueing
 
 _MARK = "_selfbootstrap_drops_its_toggle"
@@ -35,9 +45,39 @@ def _dropping_its_toggle(fn: Callable[..., Awaitable[None]]) -> Callable[..., Aw
     return wrapper
 
 
+UNREAD: dict[tuple[str, str], tuple[str, ...]] = {("", "pods"): ("spec",)}  # (group, plural): top-level fields
+
+
+def trim(raw_object: Any, resource: references.Resource) -> None:
+    """Drop from a watched object, in place, what nothing in this process reads."""
+    if not isinstance(raw_object, dict):
+        return
+    metadata = raw_object.get("metadata")
+    if isinstance(metadata, dict):
+        metadata.pop("managedFields", None)
+    for key in UNREAD.get((resource.group, resource.plural), ()):
+        raw_object.pop(key, None)
+
+
+def _trimming(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        resource = kwargs["resource"]
+        async for event in fn(*args, **kwargs):
+            if isinstance(event, dict):
+                trim(event.get("object"), resource)
+            yield event
+
+    setattr(wrapper, _MARK, True)
+    return wrapper
+
+
 def apply() -> None:
-    """Wrap kopf's watcher and worker (both are looked up in their module when called); idempotent."""
+    """Wrap kopf's watcher and worker and its watch stream (each is looked up in its module when
+    called); idempotent."""
     for name in ("watcher", "worker"):
         fn = getattr(queueing, name)
         if not getattr(fn, _MARK, False):
             setattr(queueing, name, _dropping_its_toggle(fn))
+    if not getattr(watching.infinite_watch, _MARK, False):
+        watching.infinite_watch = _trimming(watching.infinite_watch)

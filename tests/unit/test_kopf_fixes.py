@@ -89,3 +89,45 @@ def test_a_watch_stopped_before_its_listing_releases_readiness(monkeypatch: pyte
         return indexed.is_on()
 
     assert asyncio.run(scenario()) is wrap
+
+
+DEPLOYMENTS = references.Resource(group="apps", version="v1", plural="deployments", namespaced=True)
+
+
+def watched(*objects: Any) -> list[Any]:
+    """What kopf's watch stream yields for these objects once the fix is applied."""
+    async def listed(**_: Any) -> AsyncIterator[Any]:
+        for o in objects:
+            yield {"type": "ADDED", "object": o}
+        yield watching.Bookmark.LISTED
+
+    async def collect(resource: references.Resource) -> list[Any]:
+        return [e async for e in watching.infinite_watch(settings=OperatorSettings(), resource=resource,
+                                                         namespace="apps")]
+
+    original = watching.infinite_watch
+    watching.infinite_watch = listed  # type: ignore[assignment]
+    try:
+        kopf_fixes.apply()
+        return asyncio.run(collect(RESOURCE if objects and objects[0].get("kind") == "Pod" else DEPLOYMENTS))
+    finally:
+        watching.infinite_watch = original
+
+
+def test_watched_objects_lose_what_nothing_reads() -> None:
+    pod = {"kind": "Pod", "metadata": {"name": "web-1", "managedFields": [{"manager": "kubelet"}]},
+           "spec": {"containers": [{"name": "app"}]}, "status": {"phase": "Running"}}
+    events = watched(pod)
+    assert events == [{"type": "ADDED", "object": {"kind": "Pod", "metadata": {"name": "web-1"},
+                                                    "status": {"phase": "Running"}}},
+                      watching.Bookmark.LISTED]
+
+
+def test_other_resources_keep_their_spec() -> None:
+    dep = {"kind": "Deployment", "metadata": {"name": "web", "managedFields": []}, "spec": {"replicas": 2}}
+    assert watched(dep)[0]["object"] == {"kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 2}}
+
+
+def test_an_error_event_passes_untouched() -> None:
+    status = {"kind": "Status", "code": 410, "reason": "Expired"}
+    assert watched(status)[0]["object"] == status
