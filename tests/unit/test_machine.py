@@ -612,6 +612,22 @@ def test_rollout_progress_is_written_at_most_every_interval(reason, message, rep
     st = verifying(reason=reason, message=message, deployed_replica_set="rs-3", deployed_revision=3,
                    rollout_reported_at=None if reported is None else at(reported))
     d = decide(st, world(deployed(available_replicas=0)), now=at(now))
+    check_progress(st, d, reason, message, expected)
+
+
+@pytest.mark.parametrize("reason, message, reported", [
+    pytest.param("Deployed", JUST_DEPLOYED, None, id="deployed"),
+    pytest.param("RolloutInProgress", "earlier progress", 10, id="earlier-progress"),
+])
+def test_a_rollout_the_controller_has_not_begun_is_no_progress(reason, message, reported):
+    """Its queue's lag says nothing the Deployed message does not: no write, however long it lasts."""
+    st = verifying(reason=reason, message=message, deployed_replica_set="rs-3", deployed_revision=3,
+                   rollout_reported_at=None if reported is None else at(reported))
+    d = decide(st, world(deployed(generation=2, observed_generation=1)), now=at(300))
+    check_progress(st, d, reason, message, (reason, message, reported))
+
+
+def check_progress(st, d, reason, message, expected):
     reason_, message_, reported_ = expected
     assert (d.status.phase, d.status.reason, d.status.message, d.status.rollout_reported_at) == (
         "VerifyingHealth", reason_, message_, None if reported_ is None else at(reported_))

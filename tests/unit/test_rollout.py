@@ -16,12 +16,13 @@ def waiting(message: str) -> RolloutProgress:
     return RolloutProgress(done=False, failed=False, message=message)
 
 
+NOT_OBSERVED = RolloutProgress(False, False, "waiting for the Deployment spec update to be observed", observed=False)
+
+
 @pytest.mark.parametrize("fields, expected", [
-    pytest.param(dict(generation=5, observed_generation=4),
-                 waiting("waiting for the Deployment spec update to be observed"), id="generation-not-observed"),
+    pytest.param(dict(generation=5, observed_generation=4), NOT_OBSERVED, id="generation-not-observed"),
     pytest.param(dict(generation=5, observed_generation=4, progressing_reason="ProgressDeadlineExceeded"),
-                 waiting("waiting for the Deployment spec update to be observed"),
-                 id="unobserved-generation-beats-deadline"),
+                 NOT_OBSERVED, id="unobserved-generation-beats-deadline"),
     pytest.param(dict(progressing_reason="ProgressDeadlineExceeded", updated_replicas=1),
                  RolloutProgress(False, True, "deployment 'web' exceeded its progress deadline"),
                  id="progress-deadline-exceeded"),

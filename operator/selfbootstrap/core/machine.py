@@ -283,7 +283,7 @@ def _verifying_health(d: Draft, world: World, dep: DeploymentState) -> Decision:
         if _elapsed(d.status.deploy_patched_at, d.now) > deadline:
             return _gate_failed(d, world, FailureClass.DEPLOY, reasons.ROLLOUT_TIMED_OUT,
                                 f"rollout not complete within {deadline}s: {progress.message}")
-        return _rollout_in_progress(d, progress.message)
+        return _rollout_in_progress(d, progress)
     check = spec.health.http
     if check is None:
         return _healthy(d, progress.message)
@@ -295,18 +295,19 @@ def _verifying_health(d: Draft, world: World, dep: DeploymentState) -> Decision:
     return d.decision(check.interval_seconds, ProbeHttp(check))
 
 
-def _rollout_in_progress(d: Draft, message: str) -> Decision:
+def _rollout_in_progress(d: Draft, progress: rollout.RolloutProgress) -> Decision:
     s = d.status
-    return _report_progress(d, Phase.VERIFYING_HEALTH, reasons.ROLLOUT_IN_PROGRESS, message,
+    return _report_progress(d, Phase.VERIFYING_HEALTH, reasons.ROLLOUT_IN_PROGRESS, progress,
                             quiet=(reasons.DEPLOYED,), since=s.rollout_reported_at or s.deploy_patched_at)
 
 
-def _report_progress(d: Draft, phase: Phase, reason: str, message: str, quiet: tuple[str, ...],
-                     since: datetime | None) -> Decision:
+def _report_progress(d: Draft, phase: Phase, reason: str, progress: rollout.RolloutProgress,
+                     quiet: tuple[str, ...], since: datetime | None) -> Decision:
     """Say how a rollout goes, unless it says the same, or the last word (this reason or a `quiet` one,
-    written at `since`) is younger than ROLLOUT_REPORT_SECONDS."""
-    s = d.status
-    if s.reason == reason and s.message == message:
+    written at `since`) is younger than ROLLOUT_REPORT_SECONDS, or the controller has not begun it
+    (its queue's lag is no progress to report; a rollout that times out says so in its failure)."""
+    s, message = d.status, progress.message
+    if not progress.observed or (s.reason == reason and s.message == message):
         return d.decision(POLL_SECONDS)  # nothing new to say
     if s.reason in (reason, *quiet) and since is not None and _elapsed(since, d.now) < ROLLOUT_REPORT_SECONDS:
         return d.decision(POLL_SECONDS)
@@ -405,7 +406,7 @@ def _rolling_back(d: Draft, dep: DeploymentState) -> Decision:
                                                   f"within {limit}s: {progress.message}")
     since = max((t for t in (d.status.rollout_reported_at, d.status.rollback_patched_at) if t is not None),
                 default=None)
-    return _report_progress(d, Phase.ROLLING_BACK, reasons.ROLLBACK_IN_PROGRESS, progress.message,
+    return _report_progress(d, Phase.ROLLING_BACK, reasons.ROLLBACK_IN_PROGRESS, progress,
                             quiet=(reasons.ROLLBACK_PATCHED, reasons.ROLLBACK_SKIPPED), since=since)
 
 

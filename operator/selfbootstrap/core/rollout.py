@@ -14,6 +14,7 @@ class RolloutProgress:
     done: bool
     failed: bool
     message: str
+    observed: bool = True  # the controller has seen the Deployment's latest spec (else it has not begun)
 
 
 def rollout_progress(dep: DeploymentState) -> RolloutProgress:
@@ -21,7 +22,7 @@ def rollout_progress(dep: DeploymentState) -> RolloutProgress:
         return RolloutProgress(done=False, failed=False, message=message)
 
     if dep.generation > dep.observed_generation:
-        return waiting("waiting for the Deployment spec update to be observed")
+        return RolloutProgress(False, False, "waiting for the Deployment spec update to be observed", observed=False)
     if dep.progressing_reason == PROGRESS_DEADLINE_EXCEEDED:
         return RolloutProgress(False, True, f"deployment {dep.name!r} exceeded its progress deadline")
     if dep.updated_replicas < dep.replicas:
