@@ -62,7 +62,8 @@ class RunWorker:
                 metrics.track(uid, run_info(self.current()))
                 if delay is None:
                     return
-                await _first(wake.wait(), stopped.wait(), timeout=max(delay, MIN_DELAY))
+                resync = self.resync_at - time.monotonic()  # a long sleep still ends for the safety resync
+                await _first(wake.wait(), stopped.wait(), timeout=max(min(delay, resync), MIN_DELAY))
         finally:
             self.wakeups.remove(keys, wake)
             metrics.forget(uid)

@@ -22,7 +22,7 @@ from selfbootstrap.core.actions import (
     Undone,
 )
 from selfbootstrap.core.decision import Decision
-from selfbootstrap.core.machine import POLL_SECONDS, QUEUE_SECONDS
+from selfbootstrap.core.machine import MIN_WAIT_SECONDS, POLL_SECONDS, QUEUE_SECONDS, WATCH_SECONDS
 from selfbootstrap.core.patches import rollback_patch
 from selfbootstrap.core.world import PodState
 from selfbootstrap.models import (
@@ -587,7 +587,7 @@ def test_rollout_in_progress_requeues():
     d = decide(verifying(), world(deployed(updated_replicas=0, status_replicas=2)), now=at(11))
     assert where(d) == ("VerifyingHealth", "RolloutInProgress")
     assert d.status.message == "0 of 1 new replicas have been updated"
-    assert (d.action, d.requeue_after, d.events) == (None, POLL_SECONDS, ())
+    assert (d.action, d.requeue_after, d.events) == (None, WATCH_SECONDS, ()), "its changes wake it sooner"
     again = decide(d.status, world(deployed(updated_replicas=0, status_replicas=2)), now=at(13))
     assert transitions(again) == transitions(d), "polling the same progress adds no history"
 
@@ -597,16 +597,20 @@ PROGRESS = "0 of 1 updated replicas are available"  # what the world below shows
 
 
 @pytest.mark.parametrize("reason, message, reported, now, expected", [
-    pytest.param("Deployed", JUST_DEPLOYED, None, 9, ("Deployed", JUST_DEPLOYED, None),
-                 id="just-deployed-keeps-its-message"),
-    pytest.param("Deployed", JUST_DEPLOYED, None, 10, ("RolloutInProgress", PROGRESS, 10),
+    pytest.param("Deployed", JUST_DEPLOYED, None, 9, ("Deployed", JUST_DEPLOYED, None, 1.0),
+                 id="just-deployed-keeps-its-message-until-a-report-is-due"),
+    pytest.param("Deployed", JUST_DEPLOYED, None, 10, ("RolloutInProgress", PROGRESS, 10, WATCH_SECONDS),
                  id="progress-shown-after-the-interval"),
-    pytest.param("RolloutInProgress", "earlier progress", 10, 19, ("RolloutInProgress", "earlier progress", 10),
-                 id="progress-refreshed-at-most-every-interval"),
-    pytest.param("RolloutInProgress", "earlier progress", 10, 20, ("RolloutInProgress", PROGRESS, 20),
+    pytest.param("RolloutInProgress", "earlier progress", 10, 19,
+                 ("RolloutInProgress", "earlier progress", 10, 1.0), id="progress-refreshed-at-most-every-interval"),
+    pytest.param("RolloutInProgress", "earlier progress", 10, 20, ("RolloutInProgress", PROGRESS, 20, WATCH_SECONDS),
                  id="progress-refreshed-after-the-interval"),
-    pytest.param("RolloutInProgress", PROGRESS, 10, 300, ("RolloutInProgress", PROGRESS, 10),
+    pytest.param("RolloutInProgress", PROGRESS, 10, 300, ("RolloutInProgress", PROGRESS, 10, WATCH_SECONDS),
                  id="the-same-progress-is-not-written-again"),
+    pytest.param("RolloutInProgress", PROGRESS, 10, 590, ("RolloutInProgress", PROGRESS, 10, 10.0),
+                 id="wakes-at-the-progress-deadline"),
+    pytest.param("RolloutInProgress", PROGRESS, 10, 600, ("RolloutInProgress", PROGRESS, 10, MIN_WAIT_SECONDS),
+                 id="at-the-deadline-looks-again-just-after"),
 ])
 def test_rollout_progress_is_written_at_most_every_interval(reason, message, reported, now, expected):
     st = verifying(reason=reason, message=message, deployed_replica_set="rs-3", deployed_revision=3,
@@ -624,14 +628,14 @@ def test_a_rollout_the_controller_has_not_begun_is_no_progress(reason, message, 
     st = verifying(reason=reason, message=message, deployed_replica_set="rs-3", deployed_revision=3,
                    rollout_reported_at=None if reported is None else at(reported))
     d = decide(st, world(deployed(generation=2, observed_generation=1)), now=at(300))
-    check_progress(st, d, reason, message, (reason, message, reported))
+    check_progress(st, d, reason, message, (reason, message, reported, WATCH_SECONDS))
 
 
 def check_progress(st, d, reason, message, expected):
-    reason_, message_, reported_ = expected
+    reason_, message_, reported_, wait = expected
     assert (d.status.phase, d.status.reason, d.status.message, d.status.rollout_reported_at) == (
         "VerifyingHealth", reason_, message_, None if reported_ is None else at(reported_))
-    assert (d.action, d.requeue_after, d.events) == (None, POLL_SECONDS, ())
+    assert (d.action, d.requeue_after, d.events) == (None, wait, ())
     if reason_ == reason and message_ == message:
         derived = {"conditions": d.status.conditions, "observed_generation": d.status.observed_generation}
         assert d.status == st.model_copy(update=derived), "nothing new to write"
@@ -889,7 +893,7 @@ def test_template_already_matching_skips_the_patch():
     assert d.action is None
     assert where(d) == ("RollingBack", "RollbackSkipped")
     assert transitions(d)[-1] == ("RollingBack", "RollbackSkipped")
-    assert (d.status.rollback_patched_at, d.requeue_after) == (at(2), POLL_SECONDS)
+    assert (d.status.rollback_patched_at, d.requeue_after) == (at(2), 10.0), "until its progress may be said"
 
 
 def test_template_already_matching_and_available_is_rolled_back():
@@ -931,20 +935,24 @@ def test_rollback_done_when_the_target_is_available_while_bad_pods_terminate():
 
 
 @pytest.mark.parametrize("status, now, expected", [
-    pytest.param(dict(reason="RollbackPatched"), at(10.5), ("RollbackPatched", "restored"), id="patched-just-now"),
-    pytest.param(dict(reason="RollbackPatched"), at(11.5), ("RollbackInProgress", "pending termination"),
+    pytest.param(dict(reason="RollbackPatched"), at(10.5), ("RollbackPatched", "restored", 0.5),
+                 id="patched-just-now"),
+    pytest.param(dict(reason="RollbackPatched"), at(11.5), ("RollbackInProgress", "pending termination", WATCH_SECONDS),
                  id="patched-long-enough-ago"),
     pytest.param(dict(reason="RollbackInProgress", message="1 of 1 new replicas have been updated",
-                      rollout_reported_at=at(5)), at(14.5), ("RollbackInProgress", "have been updated"),
+                      rollout_reported_at=at(5)), at(14.5), ("RollbackInProgress", "have been updated", 0.5),
                  id="progress-said-just-now"),
     pytest.param(dict(reason="RollbackInProgress", message="1 of 1 new replicas have been updated",
-                      rollout_reported_at=at(5)), at(15.5), ("RollbackInProgress", "pending termination"),
-                 id="progress-said-long-enough-ago"),
+                      rollout_reported_at=at(5)), at(15.5),
+                 ("RollbackInProgress", "pending termination", WATCH_SECONDS), id="progress-said-long-enough-ago"),
+    pytest.param(dict(reason="RollbackInProgress", message="1 old replicas are pending termination",
+                      rollout_reported_at=at(5)), at(590), ("RollbackInProgress", "pending termination", 10.0),
+                 id="wakes-at-the-rollback-timeout"),
 ])
 def test_rollback_progress_is_written_at_most_every_interval(status, now, expected):
     st = rolling_back(**{"rollback_patched_at": at(1), "message": "restored the template of rs-2", **status})
     d = decide(st, world(rolled_back(status_replicas=2)), now=now)
-    assert (d.status.reason, d.requeue_after) == (expected[0], POLL_SECONDS)
+    assert (d.status.reason, d.requeue_after) == (expected[0], expected[2])
     assert expected[1] in (d.status.message or "")
 
 
@@ -959,7 +967,7 @@ def test_rollback_that_does_not_become_available(dep, now, expected):
     d = decide(st, world(dep), now=now)
     assert where(d) == expected
     assert d.status.rollback_healthy is (False if expected[0] == "Failed" else None)
-    assert d.requeue_after == (None if expected[0] == "Failed" else POLL_SECONDS)
+    assert d.requeue_after == (None if expected[0] == "Failed" else MIN_WAIT_SECONDS)  # at the timeout
 
 
 def test_rollback_timeout_follows_the_spec():
@@ -985,7 +993,7 @@ def test_rollback_patch_accepted():
     d = settle(st, world(deployed()), RollbackDeployment("rs-2", []), Undone("rs-2"), now=at(3))
     assert where(d) == ("RollingBack", "RollbackPatched")
     assert (d.status.rollback_patched_at, d.status.phase_started_at) == (at(3), T0)
-    assert (d.action, d.requeue_after) == (None, POLL_SECONDS)
+    assert (d.action, d.requeue_after) == (None, WATCH_SECONDS)
     assert events(d) == [("Normal", "RollbackPatched")]
     assert "rs-2" in d.status.message
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from unittest.mock import create_autospec
@@ -97,6 +98,41 @@ def test_api_errors_back_off_exponentially_and_recover(services):
     worker.reconciler.tick.side_effect = None
     worker.reconciler.tick.return_value = Tick(3.0, with_rv("11"))
     assert asyncio.run(worker.step()) == 3.0 and worker.failures == 0
+
+
+class Stopped:
+    """What kopf hands a daemon: true once it is to stop, and awaitable."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def __bool__(self) -> bool:
+        return self.event.is_set()
+
+    async def wait(self) -> None:
+        await self.event.wait()
+
+
+def test_a_long_sleep_still_ends_for_the_safety_resync(services):
+    """A run waiting on the watches (no change for minutes) still reads its world from the API now and then."""
+    async def scenario() -> list[float]:
+        worker, stopped, ticks = make_worker(services), Stopped(), []
+
+        def tick(run: dict, world: World) -> Tick:
+            ticks.append(time.monotonic())
+            if len(ticks) == 2:
+                stopped.event.set()
+            return Tick(3600.0, with_rv("11"))
+
+        worker.reconciler.tick.side_effect = tick
+        worker.resync_at = time.monotonic() + 0.2
+        services.kube.observe.return_value = World(deployment=deployment(resource_version="43"))
+        await asyncio.wait_for(worker.run(stopped), timeout=10)
+        return ticks
+
+    ticks = asyncio.run(scenario())
+    assert len(ticks) == 2 and ticks[1] - ticks[0] < 5, "woke for the resync, not after the hour"
+    services.kube.observe.assert_called_once()
 
 
 def test_events_of_the_latest_decision_are_posted_again_once_after_a_start(services):

@@ -59,7 +59,10 @@ from .patches import deploy_patch, rollback_patch
 from .run import Run
 from .world import DeploymentState, World
 
-POLL_SECONDS = 2.0  # how often an in-flight rollout is looked at
+POLL_SECONDS = 2.0  # how soon to look again after a patch, before the watches show it
+WATCH_SECONDS = 30.0  # a run following a rollout looks again on its own at most this long after: every change
+# of its Deployment, ReplicaSets and pods wakes it before (a poll every few seconds cost a tick per run each time)
+MIN_WAIT_SECONDS = 0.1
 QUEUE_SECONDS = 5.0  # how often a queued run looks whether the Deployment is free
 ROLLOUT_REPORT_SECONDS = 10.0  # a rollout's progress message is written at most this often (a write per change
 # would cost a status write per pod step; phase and reason are always written at once)
@@ -283,7 +286,7 @@ def _verifying_health(d: Draft, world: World, dep: DeploymentState) -> Decision:
         if _elapsed(d.status.deploy_patched_at, d.now) > deadline:
             return _gate_failed(d, world, FailureClass.DEPLOY, reasons.ROLLOUT_TIMED_OUT,
                                 f"rollout not complete within {deadline}s: {progress.message}")
-        return _rollout_in_progress(d, progress)
+        return _rollout_in_progress(d, progress, _at(d.status.deploy_patched_at, deadline))
     check = spec.health.http
     if check is None:
         return _healthy(d, progress.message)
@@ -295,25 +298,36 @@ def _verifying_health(d: Draft, world: World, dep: DeploymentState) -> Decision:
     return d.decision(check.interval_seconds, ProbeHttp(check))
 
 
-def _rollout_in_progress(d: Draft, progress: rollout.RolloutProgress) -> Decision:
+def _rollout_in_progress(d: Draft, progress: rollout.RolloutProgress, deadline: datetime | None) -> Decision:
     s = d.status
     return _report_progress(d, Phase.VERIFYING_HEALTH, reasons.ROLLOUT_IN_PROGRESS, progress,
-                            quiet=(reasons.DEPLOYED,), since=s.rollout_reported_at or s.deploy_patched_at)
+                            quiet=(reasons.DEPLOYED,), since=s.rollout_reported_at or s.deploy_patched_at,
+                            deadline=deadline)
 
 
 def _report_progress(d: Draft, phase: Phase, reason: str, progress: rollout.RolloutProgress,
-                     quiet: tuple[str, ...], since: datetime | None) -> Decision:
+                     quiet: tuple[str, ...], since: datetime | None, deadline: datetime | None) -> Decision:
     """Say how a rollout goes, unless it says the same, or the last word (this reason or a `quiet` one,
     written at `since`) is younger than ROLLOUT_REPORT_SECONDS, or the controller has not begun it
-    (its queue's lag is no progress to report; a rollout that times out says so in its failure)."""
+    (its queue's lag is no progress to report; a rollout that times out says so in its failure).
+    Then wait for the watches, the deadline, or the time a held-back report is due."""
     s, message = d.status, progress.message
     if not progress.observed or (s.reason == reason and s.message == message):
-        return d.decision(POLL_SECONDS)  # nothing new to say
+        return d.decision(_watch_wait(d.now, deadline))  # nothing new to say
     if s.reason in (reason, *quiet) and since is not None and _elapsed(since, d.now) < ROLLOUT_REPORT_SECONDS:
-        return d.decision(POLL_SECONDS)
+        return d.decision(_watch_wait(d.now, deadline, _at(since, ROLLOUT_REPORT_SECONDS)))
     d.set(rollout_reported_at=d.now)
     d.enter(phase, reason, message)
-    return d.decision(POLL_SECONDS)
+    return d.decision(_watch_wait(d.now, deadline))
+
+
+def _watch_wait(now: datetime, *due: datetime | None) -> float:
+    """Until the earliest time something is due, at most WATCH_SECONDS (a change wakes the run before)."""
+    return max(MIN_WAIT_SECONDS, min([WATCH_SECONDS, *((t - now).total_seconds() for t in due if t is not None)]))
+
+
+def _at(since: datetime | None, seconds: float) -> datetime | None:
+    return since + timedelta(seconds=seconds) if since is not None else None
 
 
 def _healthy(d: Draft, message: str) -> Decision:
@@ -407,7 +421,8 @@ def _rolling_back(d: Draft, dep: DeploymentState) -> Decision:
     since = max((t for t in (d.status.rollout_reported_at, d.status.rollback_patched_at) if t is not None),
                 default=None)
     return _report_progress(d, Phase.ROLLING_BACK, reasons.ROLLBACK_IN_PROGRESS, progress,
-                            quiet=(reasons.ROLLBACK_PATCHED, reasons.ROLLBACK_SKIPPED), since=since)
+                            quiet=(reasons.ROLLBACK_PATCHED, reasons.ROLLBACK_SKIPPED), since=since,
+                            deadline=_at(s.phase_started_at, limit))
 
 
 # --- settle: the result of a side effect ---------------------------------------
@@ -427,7 +442,7 @@ def settle(run: Run, world: World, action: Action, result: Result, now: datetime
             d.enter(Phase.ROLLING_BACK, reasons.ROLLBACK_PATCHED,
                     f"restored the template of {result.replica_set}; waiting for it to become available")
             d.normal(reasons.ROLLBACK_PATCHED, d.status.message or "")
-            return d.decision(POLL_SECONDS)
+            return d.decision(WATCH_SECONDS)  # the rollout's changes wake the run
         case Probed():
             return _probed(d, world, result)
         case BranchResolved() | Committed() | NothingToCommit() | Pushed() | PullRequestOpened() | CIReported() \
