@@ -103,7 +103,7 @@ def watched(*objects: Any) -> list[Any]:
 
     async def collect(resource: references.Resource) -> list[Any]:
         return [e async for e in watching.infinite_watch(settings=OperatorSettings(), resource=resource,
-                                                         namespace="apps")]
+                                                         namespace=references.NamespaceName("apps"))]
 
     original = watching.infinite_watch
     watching.infinite_watch = listed  # type: ignore[assignment]

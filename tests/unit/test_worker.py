@@ -8,6 +8,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 from unittest.mock import create_autospec
 
 import pytest
@@ -124,7 +125,8 @@ def test_a_long_sleep_still_ends_for_the_safety_resync(services):
                 stopped.event.set()
             return Tick(3600.0, with_rv("11"))
 
-        worker.reconciler.tick.side_effect = tick
+        reconciler: Any = worker.reconciler  # an autospec'd mock
+        reconciler.tick.side_effect = tick
         worker.resync_at = time.monotonic() + 0.2
         services.kube.observe.return_value = World(deployment=deployment(resource_version="43"))
         await asyncio.wait_for(worker.run(stopped), timeout=10)
