@@ -79,8 +79,10 @@ class RunWorker:
         live: JsonObject = dict(self.live)
         if self.written is None:
             return live
-        newer = integer(meta(live).get("resourceVersion")) > integer(meta(self.written).get("resourceVersion"))
-        return live if newer else self.written
+        if integer(meta(live).get("resourceVersion")) >= integer(meta(self.written).get("resourceVersion")):
+            self.written = None  # the watch has caught up: one copy of the run is enough (1,000 runs, 1,000 copies)
+            return live
+        return self.written
 
     async def step(self) -> float | None:
         run = self.current()

@@ -56,6 +56,7 @@ def test_the_newest_copy_of_the_run_wins(services):
     assert worker.current()["metadata"]["resourceVersion"] == "12", "the watch has not caught up with our write"
     worker.live = with_rv("15")
     assert worker.current()["metadata"]["resourceVersion"] == "15", "someone wrote after us"
+    assert worker.written is None, "the watch caught up: the worker's own copy is let go"
 
 
 def test_a_tick_runs_on_the_cached_world(services):
