@@ -28,6 +28,7 @@ from .services import services_of
 from .worker import RunWorker
 
 SHARD_LABEL = f"{m.GROUP}/shard"
+QUEUE_IDLE_SECONDS = 0.5
 
 
 def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
@@ -43,6 +44,10 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     # Page the initial LISTs as client-go's informers do, so one answer is never a whole large cluster
     # (at 1,000 Deployments the benchmark saw no difference in memory either way).
     settings.watching.chunk_size = config.list_chunk_size or None
+    # Kopf keeps an object's worker task (and its last event) for this long after the event; 5 s by
+    # default, i.e. every object a rollout touches in the last 5 s. 0.5 s cut the memory 200 runs in
+    # flight add by a third in the benchmark, at no measurable CPU cost.
+    settings.queueing.idle_timeout = QUEUE_IDLE_SECONDS
     settings.posting.level = logging.WARNING
     settings.peering.lifetime = config.peering_lifetime
     settings.execution.max_workers = config.max_workers

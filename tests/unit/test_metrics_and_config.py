@@ -95,3 +95,4 @@ def test_kopf_is_configured_from_the_settings(env, chunk_size):
     assert settings.watching.chunk_size == chunk_size
     assert (settings.watching.server_timeout, settings.watching.client_timeout) == (45, 75), "stalled watches end"
     assert settings.persistence.finalizer == "selfbootstrap.dev/finalizer"
+    assert settings.queueing.idle_timeout == handlers.QUEUE_IDLE_SECONDS < 5, "idle object workers go soon"
