@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
 
 import kopf
 from kubernetes import client
@@ -14,7 +13,9 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client import start_http_server
 
 from . import __version__, metrics, services
+from .adapters.kubeapi import KubeApi, resource_path
 from .config import Settings
+from .core.jsontypes import JsonObject
 
 
 def start_time_priority() -> int:
@@ -33,16 +34,16 @@ def ensure_peering_objects(api: client.ApiClient, name: str, namespaces: list[st
     A cluster-wide operator uses one ClusterKopfPeering; one that watches a list of
     namespaces uses a KopfPeering in each (a namespace pattern needs them made beforehand).
     """
-    custom = client.CustomObjectsApi(api)
+    kube = KubeApi(api)
     try:
         if not namespaces:
-            body = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}}
-            _create(custom.create_cluster_custom_object, "kopf.dev", "v1", "clusterkopfpeerings", body)
+            body: JsonObject = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}}
+            _create(kube, resource_path("kopf.dev", "v1", "clusterkopfpeerings"), body)
         for namespace in namespaces:
             if any(c in namespace for c in "*?[!"):
                 continue
             body = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name}}
-            _create(custom.create_namespaced_custom_object, "kopf.dev", "v1", namespace, "kopfpeerings", body)
+            _create(kube, resource_path("kopf.dev", "v1", "kopfpeerings", namespace), body)
     except ApiException as err:
         if err.status == 404:
             raise SystemExit("peering requested but kopf's peering CRDs are not installed "
@@ -50,9 +51,9 @@ def ensure_peering_objects(api: client.ApiClient, name: str, namespaces: list[st
         raise
 
 
-def _create(create: Callable[..., object], *args: object) -> None:
+def _create(kube: KubeApi, collection: str, body: JsonObject) -> None:
     try:
-        create(*args)
+        kube.create(collection, body)
     except ApiException as err:
         if err.status != 409:  # already there
             raise

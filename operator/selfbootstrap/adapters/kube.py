@@ -11,10 +11,11 @@ import base64
 import binascii
 import json
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, assert_never, cast
+from typing import assert_never
+from urllib.parse import quote
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -27,6 +28,7 @@ from ..core.decision import Event
 from ..core.jsontypes import JsonObject, JsonValue, integer, obj, objects, path, strings, text
 from ..core.run import Run
 from ..core.world import ContainerState, DeploymentState, PodState, Revision, World
+from .kubeapi import KubeApi, resource_path
 
 STRATEGIC = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
@@ -37,30 +39,8 @@ COMPONENT = "selfbootstrap-operator"
 RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
 
 
-class _Response(Protocol):
-    data: bytes
-
-
-def _parse(response: object) -> JsonObject:
-    return cast(JsonObject, json.loads(cast(_Response, response).data))
-
-
-def _body(value: JsonValue) -> Any:
-    """A request body for the client, whose signatures want dict[str, Any] (a library boundary)."""
-    return value
-
-
 def namespace_of(o: JsonObject) -> str:
     return text(meta(o).get("namespace")) or ""
-
-
-def _optional(call: Callable[..., object], *args: object, **kwargs: object) -> JsonObject | None:
-    try:
-        return _parse(call(*args, _preload_content=False, **kwargs))
-    except ApiException as err:
-        if err.status == 404:
-            return None
-        raise
 
 
 def api_message(err: ApiException) -> str:
@@ -242,53 +222,52 @@ class StatusConflictError(Exception):
     """Someone else wrote the run's status since it was read."""
 
 
+def _runs(namespace: str | None, name: str | None = None, subresource: str | None = None) -> str:
+    return resource_path(m.GROUP, m.VERSION, m.PLURAL, namespace, name, subresource)
+
+
 class Kube:
-    """Thin wrapper over the official client for the calls the operator makes."""
+    """The calls the operator makes, as raw JSON (kubeapi says why not the client's typed classes)."""
 
     def __init__(self, api_client: client.ApiClient) -> None:
-        self.apps = client.AppsV1Api(api_client)
-        self.core = client.CoreV1Api(api_client)
-        self.custom = client.CustomObjectsApi(api_client)
-        self.extensions = client.ApiextensionsV1Api(api_client)
-        self.batch = client.BatchV1Api(api_client)
-        self.events = client.EventsV1Api(api_client)
+        self.api = KubeApi(api_client)
         self.instance = socket.gethostname()
 
     # reads
 
     def read_run(self, namespace: str, name: str) -> JsonObject | None:
-        return _optional(self.custom.get_namespaced_custom_object, m.GROUP, m.VERSION, namespace, m.PLURAL, name)
+        return self.api.get_optional(_runs(namespace, name))
 
-    def list_runs(self, namespace: str) -> list[JsonObject]:
-        return objects(_parse(self.custom.list_namespaced_custom_object(
-            m.GROUP, m.VERSION, namespace, m.PLURAL, _preload_content=False)).get("items"))
+    def list_runs(self, namespace: str | None, label_selector: str | None = None) -> list[JsonObject]:
+        """The runs of a namespace (of every namespace for None), optionally by label."""
+        query = {"labelSelector": label_selector} if label_selector else None
+        return objects(self.api.get(_runs(namespace), query).get("items"))
 
     def read_deployment(self, namespace: str, name: str) -> JsonObject | None:
-        return _optional(self.apps.read_namespaced_deployment, name, namespace)
+        return self.api.get_optional(resource_path("apps", "v1", "deployments", namespace, name))
 
     def replica_sets_of(self, dep: JsonObject) -> list[JsonObject]:
-        items = objects(_parse(self.apps.list_namespaced_replica_set(
-            namespace_of(dep), label_selector=selector_of(dep), _preload_content=False)).get("items"))
+        items = objects(self.api.get(resource_path("apps", "v1", "replicasets", namespace_of(dep)),
+                                     {"labelSelector": selector_of(dep)}).get("items"))
         uid = text(meta(dep).get("uid")) or ""
         return [rs for rs in items if controlled_by(rs, uid)]
 
+    def list_pods(self, namespace: str, label_selector: str | None = None) -> list[JsonObject]:
+        query = {"labelSelector": label_selector} if label_selector else None
+        return objects(self.api.get(resource_path("", "v1", "pods", namespace), query).get("items"))
+
     def pods_of(self, dep: JsonObject, rs_uid: str) -> list[JsonObject]:
-        items = objects(_parse(self.core.list_namespaced_pod(
-            namespace_of(dep), label_selector=selector_of(dep), _preload_content=False)).get("items"))
+        items = self.list_pods(namespace_of(dep), selector_of(dep))
         return [p for p in items if controlled_by(p, rs_uid) and not meta(p).get("deletionTimestamp")]
 
     def serves_runs(self) -> bool:
         """Whether API discovery lists the runs' resource yet (it lags a CRD's creation by seconds)."""
-        try:
-            found = self.custom.get_api_resources(m.GROUP, m.VERSION)
-        except ApiException as err:
-            if err.status == 404:
-                return False
-            raise
-        return any(r.name == m.PLURAL for r in found.resources or [])
+        found = self.api.get_optional(f"/apis/{m.GROUP}/{m.VERSION}")
+        return found is not None and any(r.get("name") == m.PLURAL for r in objects(found.get("resources")))
 
     def crd_generation(self) -> int | None:
-        crd = _optional(self.extensions.read_custom_resource_definition, f"{m.PLURAL}.{m.GROUP}")
+        crd = self.api.get_optional(resource_path("apiextensions.k8s.io", "v1", "customresourcedefinitions",
+                                                  name=f"{m.PLURAL}.{m.GROUP}"))
         return integer(meta(crd).get("generation")) if crd else None
 
     def observe(self, run: JsonObject, container: str | None) -> World:
@@ -312,7 +291,7 @@ class Kube:
     def read_secret(self, namespace: str, name: str, key: str) -> SecretValue:
         """A Secret's value; SecretUnavailableError names the Secret and key (never the value)."""
         try:
-            secret = _optional(self.core.read_namespaced_secret, name, namespace)
+            secret = self.api.get_optional(resource_path("", "v1", "secrets", namespace, name))
         except ApiException as err:
             raise SecretUnavailableError(f"secret {name!r} cannot be read ({err.status} {err.reason})") from None
         if secret is None:
@@ -324,18 +303,17 @@ class Kube:
         return SecretValue(value, credentials.prefixes_of(allowed))
 
     def read_job(self, namespace: str, name: str) -> JsonObject | None:
-        return _optional(self.batch.read_namespaced_job, name, namespace)
+        return self.api.get_optional(resource_path("batch", "v1", "jobs", namespace, name))
 
     def pods_of_job(self, namespace: str, name: str) -> list[JsonObject]:
-        return objects(_parse(self.core.list_namespaced_pod(
-            namespace, label_selector=f"batch.kubernetes.io/job-name={name}", _preload_content=False)).get("items"))
+        return self.list_pods(namespace, f"batch.kubernetes.io/job-name={name}")
 
     # writes
 
     def create_job(self, namespace: str, job: JsonObject) -> JsonObject | None:
         """Create the Job; None when created, the existing Job when one of that name is there already."""
         try:
-            self.batch.create_namespaced_job(namespace, _body(job), field_manager=FIELD_MANAGER, _preload_content=False)
+            self.api.create(resource_path("batch", "v1", "jobs", namespace), job, {"fieldManager": FIELD_MANAGER})
         except ApiException as err:
             if err.status != 409:
                 raise
@@ -345,21 +323,23 @@ class Kube:
     def delete_job(self, namespace: str, name: str) -> None:
         """Delete the Job and its pods; a Job already gone counts as deleted."""
         try:
-            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+            self.api.delete(resource_path("batch", "v1", "jobs", namespace, name),
+                            {"propagationPolicy": "Background"})
         except ApiException as err:
             if err.status != 404:
                 raise
 
     def patch_deployment(self, namespace: str, name: str, patch: JsonValue, content_type: str) -> JsonObject:
-        return _parse(self.apps.patch_namespaced_deployment(
-            name, namespace, _body(patch), field_manager=FIELD_MANAGER, _content_type=content_type,
-            _preload_content=False))
+        return self.api.patch(resource_path("apps", "v1", "deployments", namespace, name), patch, content_type,
+                              {"fieldManager": FIELD_MANAGER})
+
+    def patch_run(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
+        return self.api.patch(_runs(namespace, name), patch, MERGE, {"fieldManager": FIELD_MANAGER})
 
     def create_run(self, namespace: str, body: JsonObject) -> bool:
         """Create a run; False when one of that name exists already."""
         try:
-            self.custom.create_namespaced_custom_object(m.GROUP, m.VERSION, namespace, m.PLURAL, _body(body),
-                                                       field_manager=FIELD_MANAGER)
+            self.api.create(_runs(namespace), body, {"fieldManager": FIELD_MANAGER})
         except ApiException as err:
             if err.status == 409:
                 return False
@@ -375,9 +355,8 @@ class Kube:
         if len(ops) == 1 and stored is not None:
             return run  # nothing changed
         try:
-            return _parse(self.custom.patch_namespaced_custom_object_status(
-                m.GROUP, m.VERSION, namespace_of(run), m.PLURAL, name_of(run), _body(ops),
-                field_manager=FIELD_MANAGER, _content_type=JSON_PATCH, _preload_content=False))
+            return self.api.patch(_runs(namespace_of(run), name_of(run), "status"), ops, JSON_PATCH,
+                                  {"fieldManager": FIELD_MANAGER})
         except ApiException as err:
             if _failed_test(err):
                 raise StatusConflictError("the run's status changed since it was read") from None
@@ -389,16 +368,17 @@ class Kube:
         again finds it and, for an Event that repeats (count > 1), counts the repetition as a series."""
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         body = event_body(o, event, now, self.instance, regarding)
+        events = resource_path("events.k8s.io", "v1", "events", namespace_of(o))
         try:
-            self.events.create_namespaced_event(namespace_of(o), _body(body), field_manager=FIELD_MANAGER)
+            self.api.create(events, body, {"fieldManager": FIELD_MANAGER})
         except ApiException as err:
             if err.status != 409 or event.count < 2:
                 if err.status == 409:
                     return  # posted before (by this process or one before a restart)
                 raise
             series: JsonObject = {"series": {"count": event.count, "lastObservedTime": now}}
-            self.events.patch_namespaced_event(text(meta(body).get("name")), namespace_of(o), _body(series),
-                                              field_manager=FIELD_MANAGER)
+            self.api.patch(f"{events}/{quote(name_of(body), safe='')}", series, MERGE,
+                           {"fieldManager": FIELD_MANAGER})
 
 
 class KubeExecutor:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from .. import models as m
 from ..adapters.kube import Kube, controlled_by, meta, name_of
-from ..core.jsontypes import JsonObject, objects, text
+from ..core.jsontypes import JsonObject, text
 
 
 class NotFoundError(LookupError):
@@ -39,14 +37,7 @@ class Cluster:
 
     def runs(self, all_namespaces: bool = False, deployment: str | None = None) -> list[JsonObject]:
         selector = f"{m.DEPLOYMENT_LABEL}={deployment}" if deployment else None
-        custom = self.kube.custom
-        if all_namespaces:
-            raw = custom.list_cluster_custom_object(m.GROUP, m.VERSION, m.PLURAL, label_selector=selector,
-                                                    _preload_content=False)
-        else:
-            raw = custom.list_namespaced_custom_object(m.GROUP, m.VERSION, self.namespace, m.PLURAL,
-                                                       label_selector=selector, _preload_content=False)
-        return objects(cast(JsonObject, json.loads(raw.data)).get("items"))
+        return self.kube.list_runs(None if all_namespaces else self.namespace, selector)
 
     def deployment(self, name: str) -> tuple[JsonObject, list[JsonObject], list[JsonObject]]:
         """The Deployment, its ReplicaSets and their pods (NotFoundError when it is not there)."""
@@ -54,15 +45,13 @@ class Cluster:
         if dep is None:
             raise NotFoundError(f"deployment {name!r} not found in namespace {self.namespace!r}")
         replica_sets = self.kube.replica_sets_of(dep)
-        pods_raw = self.kube.core.list_namespaced_pod(self.namespace, _preload_content=False)
-        pods = [p for p in objects(cast(JsonObject, json.loads(pods_raw.data)).get("items"))
+        pods = [p for p in self.kube.list_pods(self.namespace)
                 if any(controlled_by(p, text(meta(rs).get("uid")) or "") for rs in replica_sets)]
         return dep, replica_sets, pods
 
     def annotate(self, run: str, annotations: dict[str, str]) -> None:
         try:
-            self.kube.custom.patch_namespaced_custom_object(
-                m.GROUP, m.VERSION, self.namespace, m.PLURAL, run, {"metadata": {"annotations": annotations}})
+            self.kube.patch_run(self.namespace, run, {"metadata": {"annotations": dict(annotations)}})
         except ApiException as err:
             if err.status == 404:
                 raise NotFoundError(f"run {run!r} not found in namespace {self.namespace!r}") from None
