@@ -116,7 +116,7 @@ async def sbr_pods(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) 
     template_hash = strings(meta(pod).get("labels")).get("pod-template-hash", "")
     if template_hash and rs_name.endswith(f"-{template_hash}"):  # <deployment>-<hash>, the controller's naming
         services_of(memo).wakeups.wake(("deployment", namespace or "", rs_name[: -len(template_hash) - 1]))
-    return {(namespace or "", text(owner.get("uid")) or ""): cache.PodEntry(pod_state(pod))}
+    return {(namespace or "", text(owner.get("uid")) or ""): cache.PodEntry.of(pod_state(pod))}
 
 
 async def sbr_runs(body: kopf.Body, namespace: str | None, name: str | None, memo: Any,

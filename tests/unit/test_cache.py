@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from selfbootstrap.adapters import cache
-from selfbootstrap.core.world import PodState
+from selfbootstrap.core.world import ContainerState, PodState
 
 TEMPLATE: dict = {"metadata": {"labels": {"app": "web"}, "annotations": {"selfbootstrap.dev/release-id": "v2"}},
             "spec": {"containers": [{"name": "app", "image": "reg/web:v2"}]}}
@@ -28,17 +28,26 @@ RUN = {"metadata": {"name": "r", "namespace": "apps", "creationTimestamp": "2030
 
 def test_entries_keep_only_what_the_core_reads():
     entry = cache.deployment_entry(DEPLOYMENT)
-    assert (entry.uid, entry.resource_version) == ("d-1", "42")
+    assert entry.body["metadata"] == {"name": "web", "namespace": "apps", "uid": "d-1", "resourceVersion": "42",
+                                      "generation": 2}
     assert "managedFields" not in entry.body["metadata"] and "labels" not in entry.body["metadata"]
     assert "strategy" not in entry.body["spec"]
     assert cache.replica_set_entry(RS).body["status"] == {"availableReplicas": 1}
+
+
+def test_a_pod_entry_gives_back_the_state_it_was_made_of():
+    state = PodState("web-abc-1", phase="Pending", ready=False, started=False, containers=(
+        ContainerState("app", ready=False, restart_count=3, waiting_reason="CrashLoopBackOff",
+                       last_terminated_reason="Error"), ContainerState("sidecar")))
+    assert cache.PodEntry.of(state).state == state
 
 
 def indices(**extra) -> cache.Indices:
     values: dict = dict(
         deployments={("apps", "web"): [cache.deployment_entry(DEPLOYMENT)]},
         replica_sets={("apps", "d-1"): [cache.replica_set_entry(RS)]},
-        pods={("apps", "rs-1"): [cache.PodEntry(PodState("web-abc-2")), cache.PodEntry(PodState("web-abc-1"))]},
+        pods={("apps", "rs-1"): [cache.PodEntry.of(PodState("web-abc-2")),
+                                     cache.PodEntry.of(PodState("web-abc-1"))]},
         runs={},
     )
     values.update(extra)

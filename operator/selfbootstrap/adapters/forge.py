@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlparse
-
-import httpx
 
 from ..core.jsontypes import JsonObject, JsonValue, obj, objects, text
 from ..models import CIStatus, ForgeKind, ForgeSettings
+
+if TYPE_CHECKING:
+    import httpx  # imported when a forge is first used (http.py says why)
 
 CI_FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "cancelled", "action_required", "startup_failure"})
 
@@ -80,6 +81,8 @@ def repository_from_url(url: str) -> str:
 class GitHub:
     def __init__(self, api_url: str, repository: str, token: str | None, timeout: float = 20.0,
                  transport: httpx.BaseTransport | None = None) -> None:
+        import httpx
+
         headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28",
                    "User-Agent": "selfbootstrap-operator"}
         if token:
@@ -92,6 +95,8 @@ class GitHub:
         self.http.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> JsonValue:
+        import httpx
+
         try:
             response = self.http.request(method, f"/repos/{self.repo}{path}", **kwargs)
         except httpx.HTTPError as err:

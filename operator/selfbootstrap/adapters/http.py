@@ -1,10 +1,17 @@
-"""HTTP health probe adapter: performs ProbeHttp."""
+"""HTTP health probe adapter: performs ProbeHttp.
+
+httpx is imported on the first probe: with rich and click installed (the kubectl plugin's), its
+import also loads its command-line client, about 4 MiB an operator whose runs probe nothing keeps.
+"""
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
 
 from ..core.actions import Probed, ProbeHttp
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class HttpExecutor:
@@ -13,6 +20,8 @@ class HttpExecutor:
 
     def perform(self, action: ProbeHttp) -> Probed:
         """One GET; healthy when the status is the expected one. Never raises."""
+        import httpx
+
         check = action.check
         try:
             with httpx.Client(transport=self.transport, timeout=check.timeout_seconds,
