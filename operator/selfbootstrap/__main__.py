@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import logging
+import os
 import time
 
 import kopf
@@ -99,7 +101,29 @@ def parse_args(argv: list[str] | None, env: Settings) -> tuple[argparse.Namespac
     return args, settings
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas() -> None:
+    """Let glibc keep two malloc arenas rather than one per thread (up to 8 per core).
+
+    Each arena keeps what its thread freed; the tick threads parse API responses, so each one's
+    arena held memory the others could not reuse (3 MiB at 1,000 runs in the benchmark, at no
+    measurable cost in speed). The common MALLOC_ARENA_MAX=2, set before any thread starts; an
+    explicit MALLOC_ARENA_MAX wins, and a libc that is not glibc is left alone.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
+    limit_malloc_arenas()
     args, settings = parse_args(argv, Settings.from_env())
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[settings.log_format.upper()])
     for handler in logging.getLogger().handlers:
