@@ -36,7 +36,7 @@ class Settings:
     max_workers: int = 20  # kopf's executor for sync handlers
     resync_seconds: int = 300  # a run in flight reads its world from the API this often, in case a watch missed
     list_chunk_size: int = 500  # objects per page of a watch's initial LIST (0: one page), as client-go pages
-    tick_threads: int = 32  # the pool the runs' ticks borrow a thread from for their writes
+    tick_threads: int = 8  # the pool the runs' ticks borrow a thread from for their writes (only those block)
     shard: str | None = None  # this instance serves the runs labelled selfbootstrap.dev/shard=<shard>
     workdir: Path = Path(tempfile.gettempdir()) / "selfbootstrap"  # git working trees
     standalone: bool = False  # no peering with other instances
