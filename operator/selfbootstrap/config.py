@@ -35,7 +35,7 @@ class Settings:
     peering_lifetime: int = 60  # seconds a peering heartbeat stays valid
     max_workers: int = 20  # kopf's executor for sync handlers
     resync_seconds: int = 300  # a run in flight reads its world from the API this often, in case a watch missed
-    list_chunk_size: int = 500  # objects per page of a watch's initial LIST (0: one page), as client-go pages
+    list_chunk_size: int = 50  # objects per page of a watch's initial LIST (0: one page); handlers.py says why
     tick_threads: int = 8  # the pool the runs' ticks borrow a thread from for their writes (only those block)
     shard: str | None = None  # this instance serves the runs labelled selfbootstrap.dev/shard=<shard>
     workdir: Path = Path(tempfile.gettempdir()) / "selfbootstrap"  # git working trees

@@ -74,7 +74,7 @@ def test_the_address_comes_from_the_environment():
     assert Settings.from_env({}).metrics_endpoint is None
 
 
-@pytest.mark.parametrize("env, chunk_size", [({}, 500), ({"SELFBOOTSTRAP_LIST_CHUNK_SIZE": "50"}, 50),
+@pytest.mark.parametrize("env, chunk_size", [({}, 50), ({"SELFBOOTSTRAP_LIST_CHUNK_SIZE": "500"}, 500),
                                              ({"SELFBOOTSTRAP_LIST_CHUNK_SIZE": "0"}, None)])
 def test_kopf_is_configured_from_the_settings(env, chunk_size):
     from concurrent.futures import ThreadPoolExecutor

@@ -8,12 +8,12 @@ records the release id on the pod template as the cluster would carry it.
 from __future__ import annotations
 
 import io
-from typing import Any
-
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+from typing import TYPE_CHECKING, Any
 
 from ..models import RELEASE_ANNOTATION
+
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
 
 
 class EditError(ValueError):
@@ -21,6 +21,8 @@ class EditError(ValueError):
 
 
 def _yaml() -> YAML:
+    from ruamel.yaml import YAML  # loaded by the first git run, not by every operator (1.5 MiB)
+
     y = YAML()
     y.preserve_quotes = True
     y.width = 4096
@@ -29,6 +31,8 @@ def _yaml() -> YAML:
 
 def set_image(text: str, path: str, deployment: str, container: str | None, image: str,
               release_id: str | None) -> str:
+    from ruamel.yaml.error import YAMLError
+
     try:
         docs = list(_yaml().load_all(text))
     except YAMLError as err:
