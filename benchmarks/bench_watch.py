@@ -754,8 +754,10 @@ def throughput_rows(n: int, ours: list[Throughput], base: list[Throughput]) -> l
 
 
 def completion_notes(n: int, ours: list[Throughput], base: list[Throughput]) -> list[str]:
-    return [f"N={n} repeat {r + 1}: operator {o.finished}/{n} Succeeded, baseline {b.finished}/{n} rolled out"
-            for r, (o, b) in enumerate(zip(ours, base, strict=True)) if o.finished < n or b.finished < n]
+    notes = [f"N={n} repeat {r + 1}: operator {o.finished}/{n} Succeeded" for r, o in enumerate(ours)
+             if o.finished < n]
+    return notes + [f"N={n} repeat {r + 1}: baseline {b.finished}/{n} rolled out" for r, b in enumerate(base)
+                    if b.finished < n]
 
 
 def print_breakdown(results: dict[int, list[Throughput]]) -> None:
@@ -827,14 +829,15 @@ def latency_rows(sid: str, repeats: int, identity: Identity, logs: Path) -> list
 
 
 def throughput(sid: str, n: int, repeats: int, identity: Identity, audit: AuditLog | None,
-               logs: Path) -> tuple[list[Throughput], list[Throughput]]:
+               logs: Path, baselines: bool = True) -> tuple[list[Throughput], list[Throughput]]:
     ours: list[Throughput] = []
     base: list[Throughput] = []
     delete_timeout = 120 + n
     for r in range(repeats):
-        base.append(scenario(f"4-6. N={n}, repeat {r + 1}/{repeats}: kubectl set image baseline",
-                             f"bench-{sid}-base-n{n}-{r}", functools.partial(rollouts_baseline, n=n, audit=audit),
-                             Throughput(), delete_timeout))
+        if baselines:
+            base.append(scenario(f"4-6. N={n}, repeat {r + 1}/{repeats}: kubectl set image baseline",
+                                 f"bench-{sid}-base-n{n}-{r}", functools.partial(rollouts_baseline, n=n, audit=audit),
+                                 Throughput(), delete_timeout))
         ours.append(scenario(f"4-6. N={n}, repeat {r + 1}/{repeats}: operator", f"bench-{sid}-op-n{n}-{r}",
                              functools.partial(runs_operator, n=n, identity=identity, audit=audit,
                                                log=logs / f"operator-n{n}-{r}.log"),
@@ -849,6 +852,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="samples of each figure (default: 3)")
     parser.add_argument("--throughput-repeats", type=int, default=None, metavar="R",
                         help="samples of figures 4-6 for each N (default: --repeats)")
+    parser.add_argument("--operator-only", action="store_true",
+                        help="figures 4-6 of the operator alone: no baselines, no latency figures 1-3 (quicker)")
     args = parser.parse_args()
 
     setup_cluster()
@@ -857,11 +862,12 @@ def main() -> None:
     sid, logs = uuid.uuid4().hex[:5], Path(tempfile.mkdtemp(prefix="bench-watch-"))
     say(f"session {sid}; operator logs in {logs}; audit log: {audit_path if audit else 'off'}")
     with operator_identity(sid, logs) as identity:
-        rows = latency_rows(sid, args.repeats, identity, logs)
+        rows = [] if args.operator_only else latency_rows(sid, args.repeats, identity, logs)
         results: dict[int, list[Throughput]] = {}
         notes: list[str] = []
         for n in args.runs:
-            ours, base = throughput(sid, n, args.throughput_repeats or args.repeats, identity, audit, logs)
+            ours, base = throughput(sid, n, args.throughput_repeats or args.repeats, identity, audit, logs,
+                                    baselines=not args.operator_only)
             results[n] = ours
             rows += throughput_rows(n, ours, base)
             notes += completion_notes(n, ours, base)
