@@ -2,9 +2,8 @@
 kept by kopf's indices, and the core's World built from them without a request.
 
 An entry holds only what the core reads, so memory stays small however large the cluster, packed
-as one compact JSON string: the fields an entry keeps would otherwise be dozens of small objects
-made while the whole watch event was parsed, and each of them would pin the allocator's memory
-the rest of that event filled (measured: a third of the memory the caches cost went to this).
+as one compact JSON string rather than dozens of small objects (at 1,000 Deployments with their
+ReplicaSets and pods: 10 MB less live memory; a world is decoded when a run looks, in microseconds).
 Entries are keyed so that a run finds everything in O(1): its Deployment by (namespace, name),
 the Deployment's ReplicaSets by (namespace, owner uid), a ReplicaSet's pods by (namespace, owner
 uid), and the runs of a Deployment by (namespace, target).
