@@ -40,25 +40,17 @@ def ensure_peering_objects(api: client.ApiClient, name: str, namespaces: list[st
     try:
         if not namespaces:
             body: JsonObject = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}}
-            _create(kube, resource_path("kopf.dev", "v1", "clusterkopfpeerings"), body)
+            kube.create_if_absent(resource_path("kopf.dev", "v1", "clusterkopfpeerings"), body)
         for namespace in namespaces:
             if any(c in namespace for c in "*?[!"):
                 continue
             body = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": name}}
-            _create(kube, resource_path("kopf.dev", "v1", "kopfpeerings", namespace), body)
+            kube.create_if_absent(resource_path("kopf.dev", "v1", "kopfpeerings", namespace), body)
     except ApiException as err:
         if err.status == 404:
             raise SystemExit("peering requested but kopf's peering CRDs are not installed "
                              "(kubectl apply -f manifests/peering.yaml)") from None
         raise
-
-
-def _create(kube: KubeApi, collection: str, body: JsonObject) -> None:
-    try:
-        kube.create(collection, body)
-    except ApiException as err:
-        if err.status != 409:  # already there
-            raise
 
 
 class QuietCaches(logging.Filter):

@@ -41,8 +41,8 @@ def _pack(value: object) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class DeploymentEntry:
-    packed: bytes  # metadata, spec and status, trimmed to what deployment_state reads
+class _PackedObject:
+    packed: bytes
 
     @property
     def body(self) -> JsonObject:
@@ -50,12 +50,13 @@ class DeploymentEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class ReplicaSetEntry:
-    packed: bytes  # name, annotations, owner, template and available replicas
+class DeploymentEntry(_PackedObject):
+    """Metadata, spec and status, trimmed to what deployment_state reads."""
 
-    @property
-    def body(self) -> JsonObject:
-        return cast(JsonObject, json.loads(self.packed))
+
+@dataclass(frozen=True, slots=True)
+class ReplicaSetEntry(_PackedObject):
+    """Name, annotations, owner, template and available replicas."""
 
 
 @dataclass(frozen=True, slots=True)

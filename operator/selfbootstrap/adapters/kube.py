@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import assert_never
-from urllib.parse import quote
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -240,21 +239,18 @@ class Kube:
 
     def list_runs(self, namespace: str | None, label_selector: str | None = None) -> list[JsonObject]:
         """The runs of a namespace (of every namespace for None), optionally by label."""
-        query = {"labelSelector": label_selector} if label_selector else None
-        return objects(self.api.get(_runs(namespace), query).get("items"))
+        return self.api.list(_runs(namespace), label_selector)
 
     def read_deployment(self, namespace: str, name: str) -> JsonObject | None:
         return self.api.get_optional(resource_path("apps", "v1", "deployments", namespace, name))
 
     def replica_sets_of(self, dep: JsonObject) -> list[JsonObject]:
-        items = objects(self.api.get(resource_path("apps", "v1", "replicasets", namespace_of(dep)),
-                                     {"labelSelector": selector_of(dep)}).get("items"))
+        items = self.api.list(resource_path("apps", "v1", "replicasets", namespace_of(dep)), selector_of(dep))
         uid = text(meta(dep).get("uid")) or ""
         return [rs for rs in items if controlled_by(rs, uid)]
 
     def list_pods(self, namespace: str, label_selector: str | None = None) -> list[JsonObject]:
-        query = {"labelSelector": label_selector} if label_selector else None
-        return objects(self.api.get(resource_path("", "v1", "pods", namespace), query).get("items"))
+        return self.api.list(resource_path("", "v1", "pods", namespace), label_selector)
 
     def pods_of(self, dep: JsonObject, rs_uid: str) -> list[JsonObject]:
         items = self.list_pods(namespace_of(dep), selector_of(dep))
@@ -312,13 +308,10 @@ class Kube:
 
     def create_job(self, namespace: str, job: JsonObject) -> JsonObject | None:
         """Create the Job; None when created, the existing Job when one of that name is there already."""
-        try:
-            self.api.create(resource_path("batch", "v1", "jobs", namespace), job, {"fieldManager": FIELD_MANAGER})
-        except ApiException as err:
-            if err.status != 409:
-                raise
-            return self.read_job(namespace, text(meta(job).get("name")) or "")
-        return None
+        if self.api.create_if_absent(resource_path("batch", "v1", "jobs", namespace), job,
+                                     {"fieldManager": FIELD_MANAGER}):
+            return None
+        return self.read_job(namespace, text(meta(job).get("name")) or "")
 
     def delete_job(self, namespace: str, name: str) -> None:
         """Delete the Job and its pods; a Job already gone counts as deleted."""
@@ -338,13 +331,7 @@ class Kube:
 
     def create_run(self, namespace: str, body: JsonObject) -> bool:
         """Create a run; False when one of that name exists already."""
-        try:
-            self.api.create(_runs(namespace), body, {"fieldManager": FIELD_MANAGER})
-        except ApiException as err:
-            if err.status == 409:
-                return False
-            raise
-        return True
+        return self.api.create_if_absent(_runs(namespace), body, {"fieldManager": FIELD_MANAGER})
 
     def write_status(self, run: JsonObject, status: JsonObject) -> JsonObject:
         """Write the run's status as a guarded JSON patch; StatusConflictError when someone else wrote first
@@ -368,17 +355,17 @@ class Kube:
         again finds it and, for an Event that repeats (count > 1), counts the repetition as a series."""
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         body = event_body(o, event, now, self.instance, regarding)
-        events = resource_path("events.k8s.io", "v1", "events", namespace_of(o))
         try:
-            self.api.create(events, body, {"fieldManager": FIELD_MANAGER})
+            self.api.create(resource_path("events.k8s.io", "v1", "events", namespace_of(o)), body,
+                            {"fieldManager": FIELD_MANAGER})
         except ApiException as err:
             if err.status != 409 or event.count < 2:
                 if err.status == 409:
                     return  # posted before (by this process or one before a restart)
                 raise
             series: JsonObject = {"series": {"count": event.count, "lastObservedTime": now}}
-            self.api.patch(f"{events}/{quote(name_of(body), safe='')}", series, MERGE,
-                           {"fieldManager": FIELD_MANAGER})
+            self.api.patch(resource_path("events.k8s.io", "v1", "events", namespace_of(o), name_of(body)), series,
+                           MERGE, {"fieldManager": FIELD_MANAGER})
 
 
 class KubeExecutor:

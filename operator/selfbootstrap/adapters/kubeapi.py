@@ -16,7 +16,7 @@ from urllib.parse import quote
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from ..core.jsontypes import JsonObject, JsonValue
+from ..core.jsontypes import JsonObject, JsonValue, objects
 
 JSON = "application/json"
 
@@ -58,6 +58,11 @@ class KubeApi:
     def get(self, path: str, query: Mapping[str, str] | None = None) -> JsonObject:
         return self.request("GET", path, query=query)
 
+    def list(self, path: str, label_selector: str | None = None) -> list[JsonObject]:
+        """The items of a collection, optionally only those matching a label selector."""
+        query = {"labelSelector": label_selector} if label_selector else None
+        return objects(self.get(path, query).get("items"))
+
     def get_optional(self, path: str) -> JsonObject | None:
         """The object, or None when there is none (404)."""
         try:
@@ -69,6 +74,16 @@ class KubeApi:
 
     def create(self, path: str, body: JsonObject, query: Mapping[str, str] | None = None) -> JsonObject:
         return self.request("POST", path, query=query, body=body)
+
+    def create_if_absent(self, path: str, body: JsonObject, query: Mapping[str, str] | None = None) -> bool:
+        """Create the object; False when one of that name exists already (409)."""
+        try:
+            self.create(path, body, query)
+        except ApiException as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
 
     def patch(self, path: str, body: JsonValue, content_type: str,
               query: Mapping[str, str] | None = None) -> JsonObject:
