@@ -11,9 +11,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict, JsonValue
+
+from .core.text import MESSAGE_LIMIT, NAME_LIMIT, printable
 
 GROUP = "selfbootstrap.dev"
 VERSION = "v1alpha1"
@@ -35,6 +37,12 @@ CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
 HISTORY_LIMIT = 20
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Characters that do not print as themselves (controls, bidi overrides, zero-width, separators): never part
+# of an identifier, so nothing an author names can drive a terminal that shows it (core/text.py).
+HIDDEN = r"\p{Cc}\p{Cf}\p{Zl}\p{Zp}"
+PRINTABLE = rf"^[^{HIDDEN}]*$"  # an identifier: any text but hidden characters
+IMAGE = rf"^[^\s{HIDDEN}]+$"  # an image reference: no whitespace either
+URL = rf"^https?://[^\s{HIDDEN}]+$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
@@ -99,11 +107,11 @@ class Release(Model):
     ]})
 
     id: Annotated[str | None, Field(
-        default=None, min_length=1, max_length=128,
+        default=None, min_length=1, max_length=128, pattern=PRINTABLE,
         description="Requested release id. Recorded on the pod template as the "
                     f"{RELEASE_ANNOTATION} annotation; defaults to the new image's tag.")]
     image: Annotated[str | None, Field(
-        default=None, min_length=1, max_length=512,
+        default=None, min_length=1, max_length=512, pattern=IMAGE,
         description="New image for the target container.")]
     pod_template_patch: Annotated[dict[str, Any] | None, Field(
         default=None,
@@ -111,16 +119,16 @@ class Release(Model):
                     "(spec.template), instead of an image.",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})]
     previous_release_id: Annotated[str | None, Field(
-        default=None, min_length=1, max_length=128,
+        default=None, min_length=1, max_length=128, pattern=PRINTABLE,
         description="Override for the previous release id; default: read from the Deployment's revisions.")]
     rollback_release_id: Annotated[str | None, Field(
-        default=None, min_length=1, max_length=128,
+        default=None, min_length=1, max_length=128, pattern=PRINTABLE,
         description="Release to roll back to; default: the previous release.")]
     change_cause: Annotated[str | None, Field(
         default=None, max_length=1024,
         description="Recorded as kubernetes.io/change-cause on the Deployment; default names the run and release.")]
     expected_current_release_id: Annotated[str | None, Field(
-        default=None, min_length=1, max_length=128,
+        default=None, min_length=1, max_length=128, pattern=PRINTABLE,
         description="Deploy only if the Deployment runs this release now; otherwise the run fails "
                     "CurrentReleaseMismatch without touching it.")]
     redeploy: Annotated[bool, Field(
@@ -139,7 +147,7 @@ class HttpCheck(Model):
             "spec.health.http.url must be a URL with a host", ".url"),
     ]})
 
-    url: Annotated[str, Field(min_length=1, max_length=2048, pattern=r"^https?://[^\s]+$",
+    url: Annotated[str, Field(min_length=1, max_length=2048, pattern=URL,
                               description="URL probed with GET (no whitespace or control characters).")]
     expected_status: Annotated[int, Field(
         default=200, ge=100, le=599, description="HTTP status that counts as healthy.")]
@@ -212,7 +220,9 @@ def _defaults(model: type[Model]) -> dict[str, Any]:
 
 # --- spec: the optional git workflow ------------------------------------------------
 
-REPO_PATH = r"^[^/\\]+(/[^/\\]+)*$"  # relative, no empty components, no backslashes
+FILE_LIMIT = 262144  # characters of one file's content
+CHANGE_LIMIT = 524288  # characters of every file's content together: a run is a change, not a data store
+REPO_PATH = rf"^[^/\\{HIDDEN}]+(/[^/\\{HIDDEN}]+)*$"  # relative, no empty components, no backslashes
 
 
 def _path_rules(field: str) -> list[JsonValue]:
@@ -244,7 +254,7 @@ class GitFile(Model):
 
     path: Annotated[str, Field(min_length=1, max_length=1024, pattern=REPO_PATH,
                                description="Path relative to the repository root.")]
-    content: Annotated[str, Field(max_length=262144, description="Full new content of the file.")]
+    content: Annotated[str, Field(max_length=FILE_LIMIT, description="Full new content of the file.")]
 
 
 class SetImage(Model):
@@ -255,7 +265,7 @@ class SetImage(Model):
 
     path: Annotated[str, Field(min_length=1, max_length=1024, pattern=REPO_PATH,
                                description="YAML manifest (may hold several documents) with the Deployment.")]
-    image: Annotated[str | None, Field(default=None, min_length=1, max_length=512,
+    image: Annotated[str | None, Field(default=None, min_length=1, max_length=512, pattern=IMAGE,
                                        description="Image to set; default: spec.release.image.")]
 
 
@@ -265,10 +275,18 @@ class GitChange(Model):
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
         cel("has(self.files) != has(self.setImage)",
             "exactly one of spec.git.change.files or spec.git.change.setImage must be set"),
+        cel(f"!has(self.files) || self.files.map(f, size(f.content)).sum() <= {CHANGE_LIMIT}",
+            f"spec.git.change.files: the contents together must not exceed {CHANGE_LIMIT} characters", ".files"),
     ]})
 
     files: Annotated[list[GitFile] | None, Field(default=None, min_length=1, max_length=100,
                                                   description="Files to write.")]
+
+    @model_validator(mode="after")
+    def _bounded(self) -> GitChange:
+        if sum(len(f.content) for f in self.files or []) > CHANGE_LIMIT:
+            raise ValueError(f"spec.git.change.files: the contents together exceed {CHANGE_LIMIT} characters")
+        return self
     set_image: Annotated[SetImage | None, Field(default=None, description="Set the image in a manifest.")]
 
 
@@ -282,7 +300,7 @@ class Validation(Model):
     """A check of the pushed commit, run as a Job in the run's namespace (never inside the operator);
     the pull request opens only when it passes."""
 
-    image: Annotated[str, Field(min_length=1, max_length=512,
+    image: Annotated[str, Field(min_length=1, max_length=512, pattern=IMAGE,
                                 description="Image of the check's container (e.g. your CI image).")]
     command: Annotated[list[str], Field(
         min_length=1, max_length=64,
@@ -305,16 +323,17 @@ class Validation(Model):
 class CommitSettings(Model):
     message: Annotated[str | None, Field(default=None, max_length=4096,
                                          description="Commit message; default names the release and the run.")]
-    author_name: Annotated[str, Field(default="selfbootstrap-operator", min_length=1, max_length=256,
+    author_name: Annotated[str, Field(default="selfbootstrap-operator", min_length=1, max_length=256, pattern=PRINTABLE,
                                       description="Author and committer name.")]
     author_email: Annotated[str, Field(default="selfbootstrap-operator@users.noreply.local", min_length=3,
-                                       max_length=256, description="Author and committer email.")]
+                                       pattern=PRINTABLE, max_length=256, description="Author and committer email.")]
 
 
 class SecretKeyRef(Model):
     name: Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN,
                                description="Secret in the run's namespace.")]
-    key: Annotated[str, Field(default="token", min_length=1, max_length=253, description="Key holding the token.")]
+    key: Annotated[str, Field(default="token", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$",
+                              description="Key holding the token.")]
 
 
 class Credentials(Model):
@@ -322,6 +341,7 @@ class Credentials(Model):
 
     secret_ref: Annotated[SecretKeyRef, Field(description="Where the token is.")]
     username: Annotated[str, Field(default="x-access-token", min_length=1, max_length=256,
+                                   pattern=rf"^[^:\s{HIDDEN}]+$",
                                    description="User name sent with the token to the git server.")]
 
 
@@ -381,10 +401,10 @@ class ForgeSettings(Model):
     ]})
 
     kind: Annotated[ForgeKind, Field(default=ForgeKind.GITHUB, description="The forge's API flavour.")]
-    api_url: Annotated[str, Field(default="https://api.github.com", min_length=1, max_length=2048,
+    api_url: Annotated[str, Field(default="https://api.github.com", min_length=1, max_length=2048, pattern=URL,
                                   description="Base URL of the forge's REST API.")]
     repository: Annotated[str | None, Field(
-        default=None, pattern=r"^[^/\s]+/[^/\s]+$",
+        default=None, max_length=512, pattern=rf"^[^/\s{HIDDEN}]+/[^/\s{HIDDEN}]+$",
         description="owner/name on the forge; default: taken from the repository URL.")]
 
 
@@ -412,7 +432,7 @@ class GitWorkflow(Model):
             ".forge.repository"),
     ]})
 
-    repository_url: Annotated[str, Field(min_length=1, max_length=2048, description="Clone URL.")]
+    repository_url: Annotated[str, Field(min_length=1, max_length=2048, pattern=URL, description="Clone URL.")]
     base_branch: Annotated[str, Field(default="main", min_length=1, max_length=200, pattern=BRANCH,
                                       description="Branch the change starts from and merges into.")]
     branch: Annotated[str | None, Field(default=None, min_length=1, max_length=200, pattern=BRANCH,
@@ -461,6 +481,19 @@ class RunSpec(Model):
 
 
 # --- status -----------------------------------------------------------------
+
+URL_LIMIT = 2048
+
+
+def _shown(limit: int) -> tuple[AfterValidator, Any]:
+    """Status text is data: hidden characters escaped and the length bounded however it got there
+    (core/text.py); the CRD says the bound too, so a status written by anyone else is refused beyond it."""
+    return AfterValidator(lambda v: printable(v, limit)), Field(json_schema_extra={"maxLength": limit})
+
+
+Message = Annotated[str, *_shown(MESSAGE_LIMIT)]  # for a person: what happened
+Name = Annotated[str, *_shown(NAME_LIMIT)]  # an identifier shown back: a release id, a reason, a branch
+Link = Annotated[str, *_shown(URL_LIMIT)]  # a URL a forge answered with
 
 
 class Phase(StrEnum):
@@ -523,13 +556,13 @@ class Condition(Model):
 
     model_config = ConfigDict(use_attribute_docstrings=True)
 
-    type: str
+    type: Name
     """Reconciling, Progressing, Ready, Complete, Stalled, Failed, Degraded or RolledBack."""
     status: Annotated[str, Field(json_schema_extra={"enum": ["True", "False", "Unknown"]})]
     """True, False or Unknown."""
-    reason: str
+    reason: Name
     """Why, in one CamelCase word."""
-    message: str = ""
+    message: Message = ""
     """Why, for a person."""
     observed_generation: int | None = None
     """The run's metadata.generation the condition was set for."""
@@ -555,19 +588,19 @@ class ValidationState(StrEnum):
 class GitStatus(StatusModel):
     """Where the git workflow is; every remote side effect is recorded here."""
 
-    branch: str | None = None
+    branch: Name | None = None
     """The run's branch on the remote."""
-    base_sha: str | None = None
+    base_sha: Name | None = None
     """The base branch's head the change started from."""
-    commit_sha: str | None = None
+    commit_sha: Name | None = None
     """The run's commit (deterministic: a resumed run rebuilds the same one)."""
     pushed_at: datetime | None = None
     """When the branch was pushed (or found already pushed)."""
     pull_request_number: int | None = None
     """The branch's pull request."""
-    pull_request_url: str | None = None
+    pull_request_url: Link | None = None
     """Its web address."""
-    merge_commit_sha: str | None = None
+    merge_commit_sha: Name | None = None
     """The commit the merge made on the base branch."""
     merged_at: datetime | None = None
     """When the pull request was merged."""
@@ -579,13 +612,13 @@ class GitStatus(StatusModel):
     """When the run began waiting for CI."""
     ci_checked_at: datetime | None = None
     """When CI was last asked."""
-    ci_description: str | None = None
+    ci_description: Message | None = None
     """What CI said last (e.g. which checks failed)."""
-    validation_job: str | None = None
+    validation_job: Name | None = None
     """The validation Job in the run's namespace."""
     validation_state: ValidationState | None = None
     """running, succeeded, failed or timedOut."""
-    validation_message: str | None = None
+    validation_message: Message | None = None
     """How the validation went: the container's termination message when it failed (at most 1 KiB)."""
     validation_started_at: datetime | None = None
     """When the Job was started."""
@@ -595,15 +628,15 @@ class GitStatus(StatusModel):
     """True when the Job was deleted as the delete policy says; false when deleting it failed."""
     revert_status: RevertStatus | None = None
     """After a rollback: notNeeded (never merged), disabled, opened, merged or failed."""
-    revert_branch: str | None = None
+    revert_branch: Name | None = None
     """The branch that reverts the run's merge."""
     revert_pull_request_number: int | None = None
     """Its pull request."""
-    revert_pull_request_url: str | None = None
+    revert_pull_request_url: Link | None = None
     """Its web address."""
-    revert_commit_sha: str | None = None
+    revert_commit_sha: Name | None = None
     """The revert commit (the one CI is asked about before the revert is merged)."""
-    revert_merge_commit_sha: str | None = None
+    revert_merge_commit_sha: Name | None = None
     """The commit the revert's merge made on the base branch."""
     revert_ci_checks: int = 0
     """How often CI was asked about the revert commit."""
@@ -624,7 +657,7 @@ class RetryStatus(StatusModel):
     """The phase whose step is retried."""
     attempts: int = 0
     """Attempts that met a passing fault so far."""
-    last_error: str | None = None
+    last_error: Message | None = None
     """What the last one met."""
     next_attempt_at: datetime | None = None
     """Not before then."""
@@ -637,11 +670,11 @@ class EventRecord(StatusModel):
 
     seq: int
     """Its number among the run's Events (it names the Event)."""
-    type: str
+    type: Name
     """Normal or Warning."""
-    reason: str
+    reason: Name
     """The Event's reason."""
-    message: str = ""
+    message: Message = ""
     """The Event's note."""
     count: int = 1
     """How often it happened (more than once: a series)."""
@@ -656,9 +689,9 @@ class Transition(Model):
 
     phase: Phase
     """The phase entered (or stayed in, with a new reason)."""
-    reason: str
+    reason: Name
     """Why."""
-    message: str = ""
+    message: Message = ""
     """Why, for a person."""
     at: datetime
     """When."""
@@ -670,9 +703,9 @@ class RunStatus(StatusModel):
     phase: Phase | None = None
     """Where the run is: Pending, the git phases, Deploying, VerifyingHealth, WatchingRestarts, RollingBack;
     or how it ended: Succeeded, RolledBack, Failed, Superseded."""
-    reason: str | None = None
+    reason: Name | None = None
     """Why the run is in its phase, in one CamelCase word."""
-    message: str | None = None
+    message: Message | None = None
     """Why, for a person; after a rollback it also names what failed."""
     observed_generation: int | None = None
     """The run's metadata.generation this status was written for."""
@@ -682,48 +715,48 @@ class RunStatus(StatusModel):
     """When the run ended."""
     phase_started_at: datetime | None = None
     """When the run entered its current phase."""
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list, json_schema_extra={"maxItems": 16})
     """Kubernetes-style conditions: Job-style Complete/Failed, kstatus Reconciling/Ready/Stalled, and
     Progressing, Degraded (what failed) and RolledBack."""
     history: Annotated[list[Transition], Field(default_factory=list, max_length=HISTORY_LIMIT)]
     """The last transitions, oldest first (bounded)."""
 
-    deployed_release_id: str | None = None
+    deployed_release_id: Name | None = None
     """The release this run deploys."""
     deployed_revision: int | None = None
     """The Deployment revision of that release."""
-    deployed_replica_set: str | None = None
+    deployed_replica_set: Name | None = None
     """The ReplicaSet that runs it."""
-    previous_release_id: str | None = None
+    previous_release_id: Name | None = None
     """The release that ran before this run."""
     previous_revision: int | None = None
     """Its revision, as recorded before the deploy."""
-    previous_replica_set: str | None = None
+    previous_replica_set: Name | None = None
     """Its ReplicaSet."""
-    rollback_target_release_id: str | None = None
+    rollback_target_release_id: Name | None = None
     """The release a rollback goes back to."""
     rollback_target_revision: int | None = None
     """Its revision, recorded before the undo (the controller renumbers it afterwards)."""
-    rollback_target_replica_set: str | None = None
+    rollback_target_replica_set: Name | None = None
     """Its ReplicaSet, by name (which the undo does not change)."""
-    release_metadata_source: str | None = None
+    release_metadata_source: Name | None = None
     """Where the release metadata came from: spec, or deploymentRevisions when the Deployment's revisions
     were read for any of it."""
-    retry_of: str | None = None
+    retry_of: Name | None = None
     """The run this one retries (from its selfbootstrap.dev/retry-of annotation)."""
-    retried_as: list[str] = Field(default_factory=list)
+    retried_as: list[Name] = Field(default_factory=list)
     """The runs made to retry this one (selfbootstrap.dev/retry)."""
-    retry_request: str | None = None
+    retry_request: Name | None = None
     """The value of the last selfbootstrap.dev/retry annotation acted on (set it to a new value to retry again)."""
-    failure_reason: str | None = None
+    failure_reason: Name | None = None
     """What failed first (it stays when a rollback follows)."""
-    failure_message: str | None = None
+    failure_message: Message | None = None
     """What failed, for a person."""
     retry: RetryStatus | None = None
     """Retries of the current phase's step after passing faults; cleared when the phase changes."""
     event_seq: int = 0
     """How many Events the run has posted (their numbers name them)."""
-    last_events: list[EventRecord] = Field(default_factory=list)
+    last_events: list[EventRecord] = Field(default_factory=list, json_schema_extra={"maxItems": 64})
     """The Events of the latest status write, posted again (once) after an operator restart."""
 
     git: GitStatus | None = None
@@ -732,7 +765,7 @@ class RunStatus(StatusModel):
     """When the deploy patch was accepted."""
     rollout_reported_at: datetime | None = None
     """When the rollout's progress was last written into message (refreshed at most every 10 s)."""
-    deployed_template_digest: str | None = None
+    deployed_template_digest: Name | None = None
     """A digest of the pod template this run deployed: any other template means someone changed it."""
     crd_generation_at_deploy: int | None = None
     """selfHosted: the generation of the operator's CRD at the deploy (no rollback across a CRD change)."""
@@ -746,7 +779,7 @@ class RunStatus(StatusModel):
     """When the last HTTP check was made."""
     restart_watchdog_status: WatchdogStatus = WatchdogStatus.NOT_RUN
     """The restart watchdog: notRun, stable or unstable."""
-    restart_watchdog_reason: str | None = None
+    restart_watchdog_reason: Name | None = None
     """Its verdict: stable, crashLoopBackOff, oomKilled, imagePullBackOff, containerRestarted:<n> or
     podsNotReady."""
     restart_watchdog_attempts: int = 0
@@ -756,7 +789,7 @@ class RunStatus(StatusModel):
 
     rollback_policy_status: PolicyStatus = PolicyStatus.NOT_EVALUATED
     """The rollback policy's outcome: notEvaluated, allowed or denied."""
-    rollback_policy_reason: str | None = None
+    rollback_policy_reason: Name | None = None
     """The rule that decided it (e.g. rollbackTargetValidated, rollbackDisabledForDeployFailure)."""
     rollback_target_valid: bool | None = None
     """Whether the rollback target release was found and differs from the deployed one."""

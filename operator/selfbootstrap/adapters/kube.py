@@ -26,6 +26,7 @@ from ..core.actions import Deployed, Failed, KubeAction, PatchDeployment, Rollba
 from ..core.decision import Event
 from ..core.jsontypes import JsonObject, JsonValue, integer, obj, objects, path, strings, text
 from ..core.run import Run
+from ..core.text import printable
 from ..core.world import ContainerState, DeploymentState, PodState, Revision, World
 from .kubeapi import KubeApi, resource_path
 
@@ -205,7 +206,7 @@ def event_body(o: JsonObject, event: Event, now: str, instance: str,
         "metadata": {**named, "namespace": md.get("namespace")},
         "regarding": {"apiVersion": about.get("apiVersion"), "kind": about.get("kind"), "name": name_of(about),
                       "namespace": md.get("namespace"), "uid": meta(about).get("uid")},
-        "type": str(event.type), "reason": event.reason, "action": event.reason, "note": event.message[:1024],
+        "type": str(event.type), "reason": event.reason, "action": event.reason, "note": printable(event.message),
         "eventTime": now, "reportingController": f"{m.GROUP}/operator", "reportingInstance": instance[:128],
     }
     if event.count > 1:

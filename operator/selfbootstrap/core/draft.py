@@ -10,6 +10,7 @@ from . import conditions, reasons
 from .actions import Action
 from .decision import Decision, Event, EventType
 from .run import Run
+from .text import printable
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Draft:
 
     def event(self, type_: EventType, reason: str, message: str, count: int = 1, seq: int = 0,
               on_deployment: bool = False) -> None:
-        self.events.append(Event(type_, reason, message, count, seq, on_deployment))
+        self.events.append(Event(type_, reason, printable(message), count, seq, on_deployment))
 
     def normal(self, reason: str, message: str) -> None:
         self.event(EventType.NORMAL, reason, message)
@@ -72,7 +73,7 @@ class Draft:
             else:
                 s.event_seq += 1
                 numbered.append(replace(event, seq=s.event_seq))
-        s.last_events = [EventRecord(seq=e.seq, type=e.type, reason=e.reason, message=e.message[:1024],
+        s.last_events = [EventRecord(seq=e.seq, type=e.type, reason=e.reason, message=e.message,
                                      count=e.count, on_deployment=e.on_deployment) for e in numbered]
         return tuple(numbered)
 

@@ -14,6 +14,7 @@ from ..models import (
 from . import releases, replay
 from .jsontypes import JsonObject, JsonPatch, JsonValue, obj, objects, path, text
 from .run import Run
+from .text import printable
 from .world import DeploymentState, Revision
 
 # Deployment annotations `kubectl rollout undo` keeps from the Deployment rather than the ReplicaSet.
@@ -45,7 +46,8 @@ def deploy_patch(run: Run, release_id: str | None, dep: DeploymentState, contain
     meta["annotations"] = {**obj(meta.get("annotations")), RELEASE_ANNOTATION: release_id,
                            RELEASE_IMAGES_ANNOTATION: releases.images_text(images)}
     template["metadata"] = meta
-    cause = spec.release.change_cause or f"SelfBootstrapRun {run.name}: deploy release {release_id}"
+    # `kubectl rollout history` prints it to whoever looks: the author's text as data
+    cause = printable(spec.release.change_cause or f"SelfBootstrapRun {run.name}: deploy release {release_id}")
     record = replay.recorded(replay.parse(dep.annotations.get(RUNS_ANNOTATION)), run.name, run.uid, release_id,
                              replay.DEPLOYED, now)
     return {

@@ -37,8 +37,7 @@ def is_hidden(char: str) -> bool:
 def printable(value: str, limit: int = MESSAGE_LIMIT) -> str:
     """The text with every character that does not print as itself escaped, then bounded to `limit`
     characters (the end cut and marked). Idempotent: printable(printable(x)) == printable(x)."""
-    out = value if not any(is_hidden(c) for c in value) else "".join(
-        _escape(c) if is_hidden(c) else c for c in value)
+    out = value if not has_hidden(value) else "".join(_escape(c) if is_hidden(c) else c for c in value)
     if len(out) <= limit:
         return out
     return out[: max(0, limit - len(TRUNCATED))] + TRUNCATED
@@ -46,4 +45,5 @@ def printable(value: str, limit: int = MESSAGE_LIMIT) -> str:
 
 def has_hidden(value: str) -> bool:
     """Whether the text holds a character printable() would escape."""
-    return any(is_hidden(c) for c in value)
+    # str.isprintable() (in C) is False for every hidden character, and True for almost all text.
+    return not value.isprintable() and any(is_hidden(c) for c in value)
