@@ -60,7 +60,7 @@ class QuietCaches(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         return not (message.endswith((" succeeded.", " is invoked.")) and message.startswith(
-            ("Indexer 'sbr_", "Handler 'deployment_gone'")))
+            ("Indexer 'sbr_", "Handler 'deployment_gone'", "Handler 'run_gone'")))
 
 
 def parse_args(argv: list[str] | None, env: Settings) -> tuple[argparse.Namespace, Settings]:
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     from . import handlers
 
     registry = handlers.register(settings)
-    api = services.api_client(settings.tick_threads)
+    api = services.api_client(settings.tick_threads + 2)  # the tick threads and the handlers' two
     if settings.peering:
         ensure_peering_objects(api, settings.peering, args.namespace)
         if args.priority is None:

@@ -19,6 +19,19 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+    if not value >= 0:
+        raise SystemExit(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
 def metrics_endpoint(address: str) -> tuple[str, int] | None:
     """ "0" → off; ":9090" → every interface; "127.0.0.1:9090", "[::1]:9090" → that address only."""
     if address.strip() in ("", "0"):
@@ -37,6 +50,8 @@ class Settings:
     resync_seconds: int = 300  # a run in flight reads its world from the API this often, in case a watch missed
     list_chunk_size: int = 50  # objects per page of a watch's initial LIST (0: one page); handlers.py says why
     tick_threads: int = 8  # the pool the runs' ticks borrow a thread from for their writes (only those block)
+    max_runs_per_namespace: int = 100  # runs of one namespace past Pending at once (0: no bound); the rest wait
+    settle_seconds: float = 2.0  # a sequenced run on a workload with no record waits for this long a quiet moment
     shard: str | None = None  # this instance serves the runs labelled selfbootstrap.dev/shard=<shard>
     workdir: Path = Path(tempfile.gettempdir()) / "selfbootstrap"  # git working trees
     standalone: bool = False  # no peering with other instances
@@ -65,6 +80,8 @@ class Settings:
             peering_lifetime=_int(env, "SELFBOOTSTRAP_PEERING_LIFETIME", d.peering_lifetime),
             max_workers=_int(env, "SELFBOOTSTRAP_MAX_WORKERS", d.max_workers),
             tick_threads=_int(env, "SELFBOOTSTRAP_TICK_THREADS", d.tick_threads),
+            max_runs_per_namespace=_int(env, "SELFBOOTSTRAP_MAX_RUNS_PER_NAMESPACE", d.max_runs_per_namespace),
+            settle_seconds=_float(env, "SELFBOOTSTRAP_SETTLE_SECONDS", d.settle_seconds),
             resync_seconds=_int(env, "SELFBOOTSTRAP_RESYNC_SECONDS", d.resync_seconds),
             list_chunk_size=_int(env, "SELFBOOTSTRAP_LIST_CHUNK_SIZE", d.list_chunk_size),
             shard=env.get("SELFBOOTSTRAP_SHARD") or None,

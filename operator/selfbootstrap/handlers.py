@@ -81,7 +81,9 @@ async def await_discovery(memo: Any, logger: Logger, **_: Any) -> None:
 
 
 def cleanup(memo: Any, **_: Any) -> None:
-    services_of(memo).pool.shutdown(wait=False, cancel_futures=True)
+    services = services_of(memo)
+    services.pool.shutdown(wait=False, cancel_futures=True)
+    services.ticks.shutdown()
 
 
 # --- the caches -----------------------------------------------------------------------
@@ -125,12 +127,20 @@ async def sbr_runs(body: kopf.Body, namespace: str | None, name: str | None, mem
                    **_: Any) -> dict[cache.Key, cache.RunEntry]:
     run = _json(body)
     target = text(path(run, "spec", "target", "deployment")) or ""
-    wakeups = services_of(memo).wakeups
-    wakeups.wake(("run", namespace or "", name or ""))
-    wakeups.wake(("deployment", namespace or "", target))  # a run that ends frees its Deployment for the next
-    if is_finished(run.get("status")):  # type: ignore[arg-type]
+    services = services_of(memo)
+    services.wakeups.wake(("run", namespace or "", name or ""))
+    services.wakeups.wake(("deployment", namespace or "", target))  # a run that ends frees its Deployment
+    entry = cache.run_entry(run)
+    if is_finished(run.get("status")) or meta(run).get("deletionTimestamp"):  # type: ignore[arg-type]
+        services.ledger.gone(namespace or "", entry.uid)
         return {}
-    return {(namespace or "", target): cache.run_entry(run)}
+    services.ledger.saw(namespace or "", entry.uid, entry.active)
+    return {(namespace or "", target): entry}
+
+
+async def run_gone(type: str | None, namespace: str | None, uid: str | None, memo: Any, **_: Any) -> None:
+    if type == "DELETED":  # an index forgets a deleted object without calling its function
+        services_of(memo).ledger.gone(namespace or "", uid or "")
 
 
 def _json(body: kopf.Body) -> JsonObject:
@@ -207,6 +217,7 @@ def register(settings: Settings) -> kopf.OperatorRegistry:
     kopf.index("apps", "v1", "replicasets", registry=registry)(sbr_replicasets)
     kopf.index("v1", "pods", registry=registry)(sbr_pods)
     kopf.index(m.GROUP, m.VERSION, m.PLURAL, registry=registry)(sbr_runs)
+    kopf.on.event(m.GROUP, m.VERSION, m.PLURAL, registry=registry)(run_gone)
     kopf.on.event(m.GROUP, m.VERSION, m.PLURAL, registry=registry, labels=shard_of(settings),
                   annotations={m.RETRY_ANNOTATION: kopf.PRESENT})(retry_requested)
     kopf.on.event(m.GROUP, m.VERSION, m.PLURAL, registry=registry, labels=shard_of(settings),

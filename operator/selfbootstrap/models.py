@@ -131,6 +131,13 @@ class Release(Model):
         default=None, min_length=1, max_length=128, pattern=PRINTABLE,
         description="Deploy only if the Deployment runs this release now; otherwise the run fails "
                     "CurrentReleaseMismatch without touching it.")]
+    sequence: Annotated[int | None, Field(
+        default=None, ge=0, le=2**53 - 1,
+        description="Orders this run among the runs of its workload: a higher sequence is newer (e.g. a CI build "
+                    "number or a commit's time). A run older than one that already took the workload is superseded, "
+                    "however long ago that was, and when several are applied at once (a restore from git) only the "
+                    "newest deploys. Without it runs are ordered by creation time, then name; a run without one "
+                    "counts as older than every run with one.")]
     redeploy: Annotated[bool, Field(
         default=False,
         description="Deploy even if the Deployment's record says a run of this name, or a newer release, was "

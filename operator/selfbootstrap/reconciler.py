@@ -24,7 +24,7 @@ from . import metrics
 from .adapters.executor import Executor
 from .adapters.kube import Kube, StatusConflictError, api_message, meta, name_of, namespace_of
 from .core import machine, reasons
-from .core.actions import Deployed, Failed, Undone
+from .core.actions import Claimed, Deployed, Failed, Released, Undone
 from .core.decision import Decision, Event, EventType
 from .core.jsontypes import JsonObject, integer, obj, strings, text
 from .core.run import Run
@@ -114,7 +114,8 @@ class Reconciler:
         result = self.executor.perform(run, decision.action)
         settled = machine.settle(run, world, decision.action, result, self.clock())
         written = self._record(written, run.status, settled, settled.events, world)
-        changed = isinstance(result, Deployed | Undone) or (isinstance(result, Failed) and result.stale)
+        changed = isinstance(result, Claimed | Deployed | Undone | Released) or (
+            isinstance(result, Failed) and result.stale)
         guard = world.deployment.resource_version if world.deployment and changed else None
         return Tick(settled.requeue_after, written, guard)
 

@@ -17,6 +17,8 @@ from .adapters.http import HttpExecutor
 from .adapters.jobs import JobExecutor
 from .adapters.kube import Kube, KubeExecutor
 from .config import Settings
+from .core.world import Limits
+from .scheduling import FairExecutor, Ledger
 
 MEMO_KEY = "services"
 WakeKey = tuple[str, str, str]  # ("deployment" | "run", namespace, name)
@@ -48,8 +50,15 @@ class Services:
     settings: Settings
     kube: Kube
     executor: Executor
-    pool: ThreadPoolExecutor  # where ticks run: their writes block; waiting runs hold no thread
+    pool: ThreadPoolExecutor  # for the handlers' occasional blocking calls (discovery, retries)
+    ticks: FairExecutor  # where ticks run, fair across namespaces: their writes block; waiting runs hold no thread
     wakeups: Wakeups = field(default_factory=Wakeups)
+    ledger: Ledger = field(default_factory=Ledger)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(namespace_runs=self.settings.max_runs_per_namespace,
+                      settle_seconds=self.settings.settle_seconds)
 
 
 def api_client(connections: int) -> client.ApiClient:
@@ -68,8 +77,8 @@ def build(settings: Settings, api: client.ApiClient) -> Services:
     kube = Kube(api)
     executor = Executor(KubeExecutor(kube), HttpExecutor(), GitExecutor(kube, settings.workdir),
                         JobExecutor(kube, settings.checkout_image))
-    pool = ThreadPoolExecutor(max_workers=settings.tick_threads, thread_name_prefix="tick")
-    return Services(settings, kube, executor, pool)
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="handler")
+    return Services(settings, kube, executor, pool, FairExecutor(settings.tick_threads))
 
 
 def memo_with(services: Services) -> kopf.Memo:

@@ -22,12 +22,12 @@ from . import metrics
 from . import models as m
 from .adapters import cache
 from .adapters.kube import api_message, meta, namespace_of
-from .core import reasons
+from .core import reasons, record
 from .core.decision import Event, EventType
 from .core.jsontypes import JsonObject, integer, obj, path, text
 from .core.world import World
 from .models import RunStatus
-from .reconciler import INFRASTRUCTURE_ERRORS, Logger, Reconciler, Tick
+from .reconciler import INFRASTRUCTURE_ERRORS, Logger, Reconciler, Tick, is_finished
 from .services import Services, WakeKey, Wakeups
 
 T = TypeVar("T")
@@ -62,11 +62,23 @@ class RunWorker:
                 metrics.track(uid, run_info(self.current()))
                 if delay is None:
                     return
+                self._wait_for_slot(wake)
                 resync = self.resync_at - time.monotonic()  # a long sleep still ends for the safety resync
                 await _first(wake.wait(), stopped.wait(), timeout=max(min(delay, resync), MIN_DELAY))
         finally:
             self.wakeups.remove(keys, wake)
+            self.services.ledger.stop_waiting(uid)
             metrics.forget(uid)
+
+    def _wait_for_slot(self, wake: asyncio.Event) -> None:
+        """A run held back by its namespace's bound is woken when a slot frees (not by every change)."""
+        run, ledger, limit = self.current(), self.services.ledger, self.services.settings.max_runs_per_namespace
+        uid, namespace = text(meta(run).get("uid")) or "", namespace_of(run)
+        if limit and path(run, "status", "phase") == m.Phase.PENDING and ledger.active(namespace, uid) >= limit:
+            ledger.wait_for_slot(namespace, (text(meta(run).get("creationTimestamp")) or "",
+                                             text(meta(run).get("name")) or ""), uid, wake)
+        else:
+            ledger.stop_waiting(uid)
 
     def _keys(self) -> list[WakeKey]:
         run = self.current()
@@ -122,15 +134,33 @@ class RunWorker:
             world = None
         if world is None:  # not in the cache (gone, or not seen yet), stale, or time for the resync
             world = await self._in_pool(self.services.kube.observe, run, container)
-            world = replace(world, blocking_run=cache.blocker(self.indices, run))
             self.resync_at = time.monotonic() + self.services.settings.resync_seconds
         self.guard = None
+        world = await self._with_gate(run, world)
         if path(run, "spec", "target", "deploymentContext") == m.DeploymentContext.SELF_HOSTED:
             world = replace(world, crd_generation=await self._in_pool(self.services.kube.crd_generation))
         return world
 
+    async def _with_gate(self, run: JsonObject, world: World) -> World:
+        """What the gate decides on besides the workload: the workload's other runs, whether the run its
+        record names as holder is still in flight, the namespace's runs in flight, the installer's bounds."""
+        ledger, uid, namespace = self.services.ledger, text(meta(run).get("uid")) or "", namespace_of(run)
+        entries = cache.peers_of(self.indices, run)
+        world = replace(world, peers=tuple(e.peer(ledger.seen_seconds(e.uid)) for e in entries),
+                        namespace_active=ledger.active(namespace, uid), seen_seconds=ledger.seen_seconds(uid),
+                        limits=self.services.limits)
+        holder = record.parse(world.deployment.annotations.get(m.RUNS_ANNOTATION)).holder \
+            if world.deployment is not None else None
+        if holder is None or holder.uid == uid or any(e.uid == holder.uid for e in entries):
+            return world
+        # The watches do not show the holder in flight: ask the API (it may have ended without letting go).
+        found = await self._in_pool(self.services.kube.read_run, namespace, holder.run)
+        running = found is not None and meta(found).get("uid") == holder.uid and not is_finished(
+            obj(found.get("status")))
+        return replace(world, holder_running=running)
+
     async def _in_pool(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.services.pool, fn, *args)
+        return await self.services.ticks.run(namespace_of(self.current()), fn, *args)
 
     async def deleted(self) -> None:
         """The run was deleted mid-flight: say on its Deployment what state it left things in."""

@@ -7,13 +7,15 @@ The default scenario: Deployment "web" ran release v1 (rs-1, revision 1), then v
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from selfbootstrap.core import record
 from selfbootstrap.core.releases import template_digest
 from selfbootstrap.core.run import Run
 from selfbootstrap.core.world import ContainerState, DeploymentState, PodState, Revision, World
-from selfbootstrap.models import RELEASE_ANNOTATION, RunSpec, RunStatus
+from selfbootstrap.models import RELEASE_ANNOTATION, RUNS_ANNOTATION, RunSpec, RunStatus
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 IMAGE = "registry.local:5000/team/web"
@@ -77,6 +79,20 @@ def rolled_back(**fields: Any) -> DeploymentState:
     """After `kubectl rollout undo` to rs-2: v2's template, rs-2 renumbered to 4."""
     fields.setdefault("revisions", (REV1, rev("rs-2", 4, "v2", history=(2,)), REV3))
     return deployment(tmpl("v2"), **fields)
+
+
+def held_record(uid: str = "u-1", outcome: str = record.DEPLOYED, previous: str | None = "rs-2",
+                release: str = "v3", name: str = RUN) -> str:
+    """The workload's record with the run holding it (by default: it deployed v3 over rs-2)."""
+    claimant = record.Claimant(name, uid, release, created="2030-01-01T11:00:00Z", previous=previous)
+    rec = record.claimed(record.Record(), claimant, T0)
+    rec = record.outcome(record.deployed(rec, uid, T0), uid, outcome, T0, release=False)
+    return record.render(rec)
+
+
+def holding(dep: DeploymentState, **fields: Any) -> DeploymentState:
+    """The Deployment with the run holding it in its record (see held_record)."""
+    return replace(dep, annotations={**dep.annotations, RUNS_ANNOTATION: held_record(**fields)})
 
 
 def container(name: str = "app", **fields: Any) -> ContainerState:

@@ -70,34 +70,25 @@ def test_a_cache_that_still_shows_the_deployment_before_our_patch_is_stale():
     assert cache.stale(world, "42") and not cache.stale(world, "41") and not cache.stale(world, None)
 
 
-def entry(name: str, created: str, phase: str | None, resolved: bool = False, git: bool = False) -> cache.RunEntry:
-    return cache.RunEntry(name, created, phase, resolved, git)
+def a_run(name: str, uid: str, phase: str | None, sequence: int | None = None) -> dict:
+    release = {"image": "reg/web:v3", **({"sequence": sequence} if sequence is not None else {})}
+    return {"metadata": {"name": name, "namespace": "apps", "uid": uid, "creationTimestamp": "2030-01-01T00:00:00Z"},
+            "spec": {"target": {"deployment": "web"}, "release": release}, "status": {"phase": phase}}
 
 
-ME = entry("me", "2030-01-02", "Pending")
+@pytest.mark.parametrize("phase, active", [(None, False), ("Pending", False), ("Deploying", True),
+                                           ("AwaitingCI", True), ("RollingBack", True)])
+def test_a_run_entry_says_who_the_run_is_and_whether_it_is_past_pending(phase, active):
+    entry = cache.run_entry(a_run("r", "u", phase, sequence=7))
+    assert (entry.name, entry.uid, entry.sequence, entry.created, entry.active) == (
+        "r", "u", 7, "2030-01-01T00:00:00Z", active)
+    assert cache.run_entry(a_run("r", "u", phase, sequence=None)).sequence is None
 
 
-@pytest.mark.parametrize("others, expected", [
-    ([], None),
-    ([entry("old", "2030-01-01", "Pending")], "old"),
-    ([entry("old", "2030-01-01", None)], "old"),
-    ([entry("young", "2030-01-03", "Pending")], None),
-    ([entry("young", "2030-01-03", "WatchingRestarts")], "young"),
-    ([entry("young", "2030-01-03", "Deploying", resolved=True)], "young"),
-    ([entry("young", "2030-01-03", "Deploying")], None),
-    ([entry("old", "2030-01-01", "Deploying")], "old"),
-    ([entry("old-git", "2030-01-01", "AwaitingCI", git=True)], None),
-    ([entry("old-git", "2030-01-01", "Pending", git=True)], None),
-    ([entry("me", "2030-01-02", "Pending")], None),
-    ([entry("b", "2030-01-03", "RollingBack"), entry("a", "2030-01-01", "Pending")], "b"),
-], ids=["alone", "older-waiting", "older-new", "younger-waiting", "younger-holding", "younger-resolved",
-        "younger-at-the-deploy-gate", "older-at-the-deploy-gate", "git-phase-holds-nothing", "git-run-pending",
-        "itself", "holder-first"])
-def test_which_run_waits_for_which(others, expected):
-    assert cache.blocking_run(ME, others) == expected
-
-
-def test_only_a_run_at_the_gate_looks_for_a_blocker():
-    runs = {("apps", "web"): [entry("other", "2030-01-01", "WatchingRestarts")]}
-    assert cache.blocker(indices(runs=runs), RUN) == "other"
-    assert cache.blocker(indices(runs=runs), {**RUN, "status": {"phase": "VerifyingHealth"}}) is None
+def test_the_peers_of_a_run_are_the_other_unfinished_runs_of_its_workload():
+    runs = {("apps", "web"): [cache.run_entry(a_run("r", "u", "Pending")),
+                              cache.run_entry(a_run("other", "u-2", "WatchingRestarts"))],
+            ("apps", "db"): [cache.run_entry(a_run("elsewhere", "u-3", "Pending"))]}
+    me = {**RUN, "metadata": {**RUN["metadata"], "uid": "u"}}
+    assert [e.name for e in cache.peers_of(indices(runs=runs), me)] == ["other"]
+    assert cache.peers_of(indices(runs={}), me) == []

@@ -19,7 +19,7 @@ from .factories import run
 
 COMMIT = a.CommitChange("b", "s" * 40, "m", "t")
 ACTIONS: dict[str, list[a.Action]] = {
-    "kube": [a.PatchDeployment({}), a.RollbackDeployment("rs", [])],
+    "kube": [a.ClaimWorkload([]), a.PatchDeployment({}), a.RollbackDeployment("rs", []), a.ReleaseWorkload([])],
     "http": [a.ProbeHttp(HttpCheck(url="http://web/"))],
     "jobs": [a.CreateValidationJob("j", "c" * 40, "b", "https://g/r.git", "img", ("make",), "default", False, 60,
                                    None, None, ""),

@@ -15,6 +15,7 @@ from selfbootstrap.core.actions import (
     PullRequestObserved,
     PullRequestOpened,
     Pushed,
+    ReleaseWorkload,
     Result,
     RevertOpened,
 )
@@ -22,11 +23,16 @@ from selfbootstrap.core.decision import Decision
 from selfbootstrap.core.run import Run
 from selfbootstrap.models import GitStatus, Phase, RunStatus
 
-from .factories import T0, at, deployed, rolled_back, rolling_back, spec, world
+from .factories import T0, at, deployed, holding, rolled_back, rolling_back, spec, world
 
 GIT = {"repositoryUrl": "https://git.example.com/acme/web.git",
        "change": {"setImage": {"path": "deploy/web.yaml"}}}
 SHA, BASE, MERGE = "c" * 40, "b" * 40, "m" * 40
+
+
+def after_undo():
+    """The Deployment rolled back to rs-2, still held by the run (it lets go when it ends)."""
+    return world(holding(rolled_back()))
 
 
 def git_run(phase: str | None, spec_git: dict | None = None, gs: dict | None = None, **status) -> Run:
@@ -203,13 +209,13 @@ def rolled_back_run(git: dict | None = None, **git_status) -> Run:
 
 def test_rolled_back_git_run_opens_a_revert_pull_request_before_finishing():
     run = rolled_back_run(merge_commit_sha=MERGE)
-    d = machine.decide(run, world(rolled_back()), at(5))
+    d = machine.decide(run, after_undo(), at(5))
     assert isinstance(d.action, gitflow.OpenRevertPullRequest)
     assert (d.action.branch, d.action.base, d.action.merge_sha) == ("b-revert", "main", MERGE)
 
-    settled = machine.settle(run, world(rolled_back()), d.action, RevertOpened("b-revert", 9, "u9", "r" * 40), at(6))
+    settled = machine.settle(run, after_undo(), d.action, RevertOpened("b-revert", 9, "u9", "r" * 40), at(6))
     assert settled.status.git.revert_status == "opened" and settled.status.phase == "RollingBack"
-    final = machine.decide(Run(run.name, 1, run.spec, settled.status, "apps", "u-1"), world(rolled_back()), at(7))
+    final = machine.decide(Run(run.name, 1, run.spec, settled.status, "apps", "u-1"), after_undo(), at(7))
     assert (final.status.phase, final.status.git.revert_pull_request_number) == ("RolledBack", 9)
 
 
@@ -218,16 +224,17 @@ def test_rolled_back_git_run_opens_a_revert_pull_request_before_finishing():
     ({}, {}, "notNeeded"),
 ], ids=["disabled-by-policy", "never-merged"])
 def test_no_revert_pull_request(git, git_status, revert):
-    d = machine.decide(rolled_back_run(git, **git_status), world(rolled_back()), at(5))
-    assert (d.status.phase, d.status.git.revert_status, d.action) == ("RolledBack", revert, None)
+    d = machine.decide(rolled_back_run(git, **git_status), after_undo(), at(5))
+    assert (d.status.phase, d.status.git.revert_status) == ("RolledBack", revert)
+    assert isinstance(d.action, ReleaseWorkload), "nothing to do in git; the run lets go of the Deployment"
 
 
 def test_failed_revert_is_recorded_and_the_rollback_still_finishes():
     run = rolled_back_run(merge_commit_sha=MERGE)
-    action = machine.decide(run, world(rolled_back()), at(5)).action
-    settled = machine.settle(run, world(rolled_back()), action, Failed("RevertFailed", "push refused"), at(6))
+    action = machine.decide(run, after_undo(), at(5)).action
+    settled = machine.settle(run, after_undo(), action, Failed("RevertFailed", "push refused"), at(6))
     assert settled.status.git.revert_status == "failed"
-    final = machine.decide(Run(run.name, 1, run.spec, settled.status, "apps", "u-1"), world(rolled_back()), at(7))
+    final = machine.decide(Run(run.name, 1, run.spec, settled.status, "apps", "u-1"), after_undo(), at(7))
     assert final.status.phase == "RolledBack" and final.status.rollback_healthy is True
 
 
@@ -238,43 +245,43 @@ def revert_opened(git: dict | None = None) -> Run:
 
 def test_revert_merge_mode_waits_for_the_reverts_ci_then_merges_it():
     run = revert_opened()
-    d = machine.decide(run, world(rolled_back()), at(5))
+    d = machine.decide(run, after_undo(), at(5))
     assert d.action == gitflow.CheckCI("r" * 40)
     assert d.status.phase == "RollingBack" and d.status.git.revert_ci_status == "pending"
-    pending = machine.settle(Run(run.name, 1, run.spec, d.status, "apps", "u-1"), world(rolled_back()), d.action,
+    pending = machine.settle(Run(run.name, 1, run.spec, d.status, "apps", "u-1"), after_undo(), d.action,
                              CIReported("pending", "build"), at(5))
     assert (pending.status.git.revert_ci_status, pending.requeue_after) == ("pending", 10)
-    passed = machine.settle(Run(run.name, 1, run.spec, pending.status, "apps", "u-1"), world(rolled_back()),
+    passed = machine.settle(Run(run.name, 1, run.spec, pending.status, "apps", "u-1"), after_undo(),
                             gitflow.CheckCI("r" * 40), CIReported("success", "ok"), at(15))
-    merge = machine.decide(Run(run.name, 1, run.spec, passed.status, "apps", "u-1"), world(rolled_back()), at(15))
+    merge = machine.decide(Run(run.name, 1, run.spec, passed.status, "apps", "u-1"), after_undo(), at(15))
     assert merge.action == gitflow.MergePullRequest(9, "r" * 40, "merge", "Revert release v3 (#9)")
-    merged = machine.settle(Run(run.name, 1, run.spec, merge.status, "apps", "u-1"), world(rolled_back()),
+    merged = machine.settle(Run(run.name, 1, run.spec, merge.status, "apps", "u-1"), after_undo(),
                             merge.action, Merged("m2" * 20), at(16))
     assert (merged.status.git.revert_status, merged.status.git.revert_merge_commit_sha) == ("merged", "m2" * 20)
-    final = machine.decide(Run(run.name, 1, run.spec, merged.status, "apps", "u-1"), world(rolled_back()), at(17))
+    final = machine.decide(Run(run.name, 1, run.spec, merged.status, "apps", "u-1"), after_undo(), at(17))
     assert final.status.phase == "RolledBack"
 
 
 def test_revert_ci_failure_leaves_the_revert_open_and_the_rollback_finishes():
     run = revert_opened()
-    d = machine.decide(run, world(rolled_back()), at(5))
-    failed = machine.settle(Run(run.name, 1, run.spec, d.status, "apps", "u-1"), world(rolled_back()), d.action,
+    d = machine.decide(run, after_undo(), at(5))
+    failed = machine.settle(Run(run.name, 1, run.spec, d.status, "apps", "u-1"), after_undo(), d.action,
                             CIReported("failure", "failed: build"), at(6))
     assert failed.status.git.revert_status == "failed"
     assert ("Warning", "RevertPullRequestFailed") in [(e.type, e.reason) for e in failed.events]
-    final = machine.decide(Run(run.name, 1, run.spec, failed.status, "apps", "u-1"), world(rolled_back()), at(7))
+    final = machine.decide(Run(run.name, 1, run.spec, failed.status, "apps", "u-1"), after_undo(), at(7))
     assert (final.status.phase, final.status.rollback_healthy) == ("RolledBack", True)
 
 
 def test_a_refused_revert_merge_is_recorded():
     run = revert_opened({"ci": {"required": False}})
-    d = machine.decide(run, world(rolled_back()), at(5))
+    d = machine.decide(run, after_undo(), at(5))
     assert isinstance(d.action, gitflow.MergePullRequest)
-    refused = machine.settle(Run(run.name, 1, run.spec, d.status, "apps", "u-1"), world(rolled_back()), d.action,
+    refused = machine.settle(Run(run.name, 1, run.spec, d.status, "apps", "u-1"), after_undo(), d.action,
                              Failed("MergeRefused", "not mergeable"), at(6))
     assert refused.status.git.revert_status == "failed" and refused.status.phase == "RollingBack"
 
 
 def test_pull_request_mode_leaves_the_revert_to_a_person():
     run = rolled_back_run(merge_commit_sha=MERGE, revert_status="opened", revert_pull_request_number=9)
-    assert machine.decide(run, world(rolled_back()), at(5)).status.phase == "RolledBack"
+    assert machine.decide(run, after_undo(), at(5)).status.phase == "RolledBack"

@@ -7,16 +7,21 @@ the run deploys v3. The clock is fixed: T0 and at(seconds).
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 
-from selfbootstrap.core import machine, replay
+from selfbootstrap.core import machine, record
 from selfbootstrap.core.actions import (
+    Claimed,
+    ClaimWorkload,
     Deployed,
     Failed,
     PatchDeployment,
     Probed,
     ProbeHttp,
+    Released,
+    ReleaseWorkload,
     Result,
     RollbackDeployment,
     Undone,
@@ -49,6 +54,8 @@ from .factories import (
     container,
     deployed,
     deployment,
+    held_record,
+    holding,
     image,
     pod,
     resolved,
@@ -74,12 +81,21 @@ NO_WATCHDOG = {"restartWatchdog": {"enabled": False}}
 SELF_HOSTED = {"target": {"deploymentContext": "selfHosted"}}
 
 
+def held(st: RunStatus | None, w):
+    """A run past Pending holds its workload: unless the test gives the Deployment a record of its own, the
+    record says the run holds it (tests of the gate and of lost claims set the record themselves)."""
+    if st is None or st.phase in (None, "Pending") or w.deployment is None or RUNS_ANNOTATION in \
+            w.deployment.annotations:
+        return w
+    return replace(w, deployment=holding(w.deployment))
+
+
 def decide(st: RunStatus | None, w, sp=None, now=T0, generation: int = 1) -> Decision:
-    return machine.decide(run(st, sp, generation=generation), w, now)
+    return machine.decide(run(st, sp, generation=generation), held(st, w), now)
 
 
 def settle(st: RunStatus, w, action, outcome: Result, sp=None, now=T0) -> Decision:
-    return machine.settle(run(st, sp), w, action, outcome, now)
+    return machine.settle(run(st, sp), held(st, w), action, outcome, now)
 
 
 def where(decision) -> tuple[str | None, str | None]:
@@ -108,7 +124,7 @@ def assert_finished(decision, phase: str, reason: str, now=T0) -> None:
     assert where(decision) == (phase, reason)
     assert decision.status.finished_at == now
     assert decision.requeue_after is None
-    assert decision.action is None
+    assert decision.action is None or isinstance(decision.action, ReleaseWorkload)
     assert transitions(decision)[-1] == (phase, reason)
 
 
@@ -128,26 +144,61 @@ def test_new_run_is_accepted(dep):
     assert all(c.observed_generation == 3 for c in d.status.conditions)
 
 
-def test_pending_run_is_queued_behind_a_blocking_run():
+def other_holder() -> str:
+    """The workload's record with another run (run-0) holding it."""
+    return held_record(uid="u-0", name="run-0", release="v2")
+
+
+def test_pending_run_is_queued_behind_the_holder():
     accepted = decide(None, world(deployment())).status
-    d = decide(accepted, world(deployment(), blocking_run="run-0"), now=at(1))
+    busy = deployment(annotations={RUNS_ANNOTATION: other_holder()})
+    d = decide(accepted, world(busy), now=at(1))
     assert where(d) == ("Pending", "Queued")
-    assert "run-0" in d.status.message and "'web'" in d.status.message
+    assert "run-0" in d.status.message
     assert (d.action, d.requeue_after, d.status.started_at) == (None, QUEUE_SECONDS, None)
     assert transitions(d) == [("Pending", "Accepted"), ("Pending", "Queued")]
     assert d.status.phase_started_at == T0, "a new reason within the phase keeps the phase's start"
 
-    again = decide(d.status, world(deployment(), blocking_run="run-0"), now=at(6))
+    again = decide(d.status, world(busy), now=at(6))
     assert unchanged(d.status, again.status), "waiting in the queue adds no history"
 
 
-@pytest.mark.parametrize("blocking", [pytest.param(None, id="free"), pytest.param("", id="empty-name")])
-def test_pending_run_starts_deploying(blocking):
-    d = decide(status(phase="Pending", reason="Queued"), world(deployment(), blocking_run=blocking), now=at(7))
-    assert where(d) == ("Deploying", "Started")
+def test_a_holder_that_ended_without_letting_go_is_taken_over():
+    busy = deployment(annotations={RUNS_ANNOTATION: other_holder()})
+    d = decide(status(phase="Pending", reason="Queued"), world(busy, holder_running=False), now=at(7))
+    assert isinstance(d.action, ClaimWorkload)
+    assert where(d) == ("Pending", "Queued"), "still Pending until the claim is won"
+
+
+def test_pending_run_claims_a_free_workload_then_starts_deploying():
+    st = status(phase="Pending", reason="Queued")
+    d = decide(st, world(deployment()), now=at(7))
+    assert isinstance(d.action, ClaimWorkload) and d.requeue_after == POLL_SECONDS
+    assert unchanged(st, d.status) and d.events == (), "nothing is written before the claim is won"
+    claim = d.action.patch
+    assert claim[0] == {"op": "test", "path": "/metadata/resourceVersion", "value": "100"}
+    written = claim[-1]["value"]
+    assert record.parse(written).held_by("u-1") and record.parse(written).newest.run == RUN
+    d = settle(st, world(deployment()), d.action, Claimed(), now=at(7))
+    assert where(d) == ("Deploying", "Claimed")
     assert (d.status.started_at, d.status.phase_started_at) == (at(7), at(7))
     assert (d.action, d.requeue_after) == (None, 0)
     assert events(d) == [("Normal", "Started")]
+
+
+def test_a_lost_claim_race_decides_again_on_the_newer_record():
+    st = status(phase="Pending", reason="Accepted")
+    claim = decide(st, world(deployment())).action
+    d = settle(st, world(deployment()), claim, Failed("DeployRefused", "422: test failed", retryable=True,
+                                                            stale=True))
+    assert where(d) == ("Pending", "Accepted") and d.requeue_after == 0
+    d = decide(d.status, world(deployment(annotations={RUNS_ANNOTATION: other_holder()})), now=at(1))
+    assert where(d) == ("Pending", "Queued") and d.action is None
+
+
+def test_a_run_that_claimed_and_stopped_before_saying_so_goes_on():
+    d = decide(status(phase="Pending", reason="Accepted"), world(holding(deployment(), outcome="claimed")))
+    assert where(d) == ("Deploying", "Claimed") and d.action is None
 
 
 def test_started_at_is_kept_when_already_set():
@@ -260,9 +311,10 @@ def test_container_is_optional_with_a_pod_template_patch():
 # --- Deploying: the patch -----------------------------------------------------------------
 
 
-def record(release: str, outcome: str, when) -> str:
-    """The Deployment's record of runs holding this run's one entry."""
-    return replay.render([replay.Entry(RUN, "u-1", release, outcome, when.isoformat())])
+def deployed_record(release: str, when) -> str:
+    """The record the deploy patch writes over the default one: the run's entry deployed over rs-2."""
+    rec = record.parse(held_record(outcome="claimed", release=release))
+    return record.render(record.deployed(rec, "u-1", when))
 
 
 def test_deploying_patches_the_deployment():
@@ -271,7 +323,7 @@ def test_deploying_patches_the_deployment():
     assert d.action == PatchDeployment({
         "metadata": {"resourceVersion": "4711",
                      "annotations": {CHANGE_CAUSE_ANNOTATION: f"SelfBootstrapRun {RUN}: deploy release v3",
-                                     RUN_ANNOTATION: RUN, RUNS_ANNOTATION: record("v3", "deployed", at(2))}},
+                                     RUN_ANNOTATION: RUN, RUNS_ANNOTATION: deployed_record("v3", at(2))}},
         "spec": {"template": {"metadata": {"annotations": {RELEASE_ANNOTATION: "v3",
                                                            RELEASE_IMAGES_ANNOTATION: f"app={image('v3')}"}},
                               "spec": {"containers": [{"name": "app", "image": image("v3")}]}}},
@@ -296,11 +348,12 @@ def test_pod_template_patch_variant():
     template_patch = {"metadata": {"labels": {"tier": "canary"}, "annotations": {"team": "web"}},
                       "spec": {"containers": [{"name": "app", "env": [{"name": "MODE", "value": "fast"}]}]}}
     sp = spec(release={"image": None, "podTemplatePatch": template_patch, "id": "p1"})
-    d = decide(resolved(deployed_release_id="p1"), world(deployment(resource_version="9")), sp=sp)
+    d = decide(resolved(deployed_release_id="p1"), world(holding(deployment(resource_version="9"), release="p1")),
+               sp=sp)
     assert d.action == PatchDeployment({
         "metadata": {"resourceVersion": "9",
                      "annotations": {CHANGE_CAUSE_ANNOTATION: f"SelfBootstrapRun {RUN}: deploy release p1",
-                                     RUN_ANNOTATION: RUN, RUNS_ANNOTATION: record("p1", "deployed", T0)}},
+                                     RUN_ANNOTATION: RUN, RUNS_ANNOTATION: deployed_record("p1", T0)}},
         "spec": {"template": {
             "metadata": {"labels": {"tier": "canary"},
                          "annotations": {"team": "web", RELEASE_ANNOTATION: "p1",
@@ -507,20 +560,30 @@ def test_crash_signal_with_watchdog_rollback_disabled_fails():
     assert d.status.restart_watchdog_status == "unstable"
 
 
+UNNAMED_PREVIOUS = (REV1, rev("rs-2", 2, None), REV3)  # the release that ran before carries no release id
+
+
+# The rollback target comes from the spec and the workload's record (the ReplicaSet that ran before the deploy),
+# never from status alone: status fields that say otherwise are ignored.
 @pytest.mark.parametrize("sp, st, w, reason, policy_reason, target", [
-    pytest.param(spec(**SELF_HOSTED), verifying(rollback_target_release_id=None), world(deployed()),
-                 "rollbackTargetUnspecified", "rollbackTargetUnspecified", ("rs-2", 2, "v2"),
+    pytest.param(spec(**SELF_HOSTED), verifying(rollback_target_release_id="v1"),
+                 world(deployed(revisions=UNNAMED_PREVIOUS)),
+                 "rollbackTargetUnspecified", "rollbackTargetUnspecified", ("rs-2", 2, None),
                  id="self-hosted-falls-back-to-previous-replica-set"),
-    pytest.param(spec(**SELF_HOSTED), verifying(rollback_target_release_id=None, previous_replica_set="rs-9"),
-                 world(deployed()), "rollbackTargetUnspecified", "rollbackTargetUnspecified", ("rs-2", 2, "v2"),
-                 id="self-hosted-previous-gone-newest-other"),
-    pytest.param(spec(), verifying(rollback_target_release_id=None), world(deployed()),
+    pytest.param(spec(**SELF_HOSTED), verifying(rollback_target_release_id=None),
+                 world(holding(deployed(), previous="rs-9")), "rollbackTargetUnspecified",
+                 "rollbackTargetUnspecified", ("rs-2", 2, "v2"), id="self-hosted-previous-gone-newest-other"),
+    pytest.param(spec(), verifying(rollback_target_release_id="v1"), world(deployed(revisions=UNNAMED_PREVIOUS)),
                  "Failed", "rollbackTargetRequiredForExternalContext", None, id="external-without-target"),
+    pytest.param(spec(release={"rollbackReleaseId": "v1"}), verifying(rollback_target_release_id="v2"),
+                 world(deployed()), "rollbackTargetValidated", "rollbackTargetValidated", ("rs-1", 1, "v1"),
+                 id="explicit-target"),
     pytest.param(spec(), verifying(rollback_target_release_id="v1"), world(deployed()),
-                 "rollbackTargetValidated", "rollbackTargetValidated", ("rs-1", 1, "v1"), id="explicit-target"),
-    pytest.param(spec(), verifying(rollback_target_release_id="v0"), world(deployed()),
+                 "rollbackTargetValidated", "rollbackTargetValidated", ("rs-2", 2, "v2"),
+                 id="status-target-ignored"),
+    pytest.param(spec(release={"rollbackReleaseId": "v0"}), verifying(), world(deployed()),
                  "Failed", "rollbackTargetNotFound", None, id="target-not-found"),
-    pytest.param(spec(), verifying(rollback_target_release_id="v3"), world(deployed()),
+    pytest.param(spec(release={"rollbackReleaseId": "v3"}), verifying(), world(deployed()),
                  "Failed", "rollbackTargetSameAsDeployed", None, id="target-same-as-deployed"),
     pytest.param(spec(), verifying(), world(deployed(revisions=(REV3,))),
                  "Failed", "noPreviousRevision", None, id="no-previous-revision"),
@@ -830,6 +893,10 @@ def test_watchdog_loop_observes_retries_times(retries):
 # --- RollingBack ------------------------------------------------------------------------------
 
 
+def rolled_back_record(when) -> str:
+    return record.render(record.outcome(record.parse(held_record()), "u-1", "rolledBack", when, release=False))
+
+
 def test_rolling_back_issues_the_undo_patch():
     target = rev("rs-2", 2, "v2", annotations={
         "deployment.kubernetes.io/revision": "2", "deployment.kubernetes.io/revision-history": "1",
@@ -845,7 +912,7 @@ def test_rolling_back_issues_the_undo_patch():
         {"op": "replace", "path": "/spec/template", "value": tmpl("v2")},
         {"op": "replace", "path": "/metadata/annotations", "value": {
             "deployment.kubernetes.io/revision": "3", "kubectl.kubernetes.io/last-applied-configuration": "{}",
-            CHANGE_CAUSE_ANNOTATION: "deploy v2", "team": "web", RUNS_ANNOTATION: record("v3", "rolledBack", at(1))}},
+            CHANGE_CAUSE_ANNOTATION: "deploy v2", "team": "web", RUNS_ANNOTATION: rolled_back_record(at(1))}},
     ])
     assert "pod-template-hash" not in d.action.patch[1]["value"]["metadata"]["labels"]
     assert d.requeue_after == POLL_SECONDS
@@ -1011,10 +1078,10 @@ def test_rollback_patch_refused_fails():
 
 def test_history_is_bounded():
     old = [Transition(phase="Pending", reason=f"R{i}", at=T0) for i in range(HISTORY_LIMIT)]
-    d = decide(status(phase="Pending", reason=f"R{HISTORY_LIMIT - 1}", history=old), world(deployment()),
-               now=at(1))
+    d = decide(status(phase="Pending", reason=f"R{HISTORY_LIMIT - 1}", history=old),
+               world(deployment(annotations={RUNS_ANNOTATION: other_holder()})), now=at(1))
     assert len(d.status.history) == HISTORY_LIMIT
-    assert [t.reason for t in d.status.history] == [f"R{i}" for i in range(1, HISTORY_LIMIT)] + ["Started"]
+    assert [t.reason for t in d.status.history] == [f"R{i}" for i in range(1, HISTORY_LIMIT)] + ["Queued"]
     assert d.status.history[-1].at == at(1)
 
 
@@ -1030,7 +1097,8 @@ def test_same_reason_with_a_new_message_updates_the_message_only():
 
 
 class FakeCluster:
-    """Just enough of a cluster to drive a run: the Deployment follows the actions it is given."""
+    """Just enough of a cluster to drive a run: the Deployment follows the actions it is given, and keeps the
+    record its patches write."""
 
     def __init__(self, pods=(HEALTHY_POD,)):
         self.dep, self.pods, self.actions = deployment(), pods, []
@@ -1038,14 +1106,23 @@ class FakeCluster:
     def world(self):
         return world(self.dep, self.pods)
 
-    def perform(self, action) -> Result:
+    def _keep(self, dep, written):
+        annotations = {**dep.annotations, RUNS_ANNOTATION: written} if written else dep.annotations
+        return replace(dep, annotations=annotations)
+
+    def perform(self, action):
         self.actions.append(type(action).__name__)
+        if isinstance(action, ClaimWorkload | ReleaseWorkload):
+            self.dep = self._keep(self.dep, action.patch[-1]["value"])
+            return Claimed() if isinstance(action, ClaimWorkload) else Released()
         if isinstance(action, PatchDeployment):
-            self.dep = deployed(resource_version="101")
-        elif isinstance(action, RollbackDeployment):
-            self.dep, self.pods = rolled_back(resource_version="102"), (HEALTHY_POD,)
-            return Undone(action.replica_set)
-        return Deployed(V3_DIGEST)
+            self.dep = self._keep(deployed(resource_version="101"),
+                                  action.patch["metadata"]["annotations"][RUNS_ANNOTATION])
+            return Deployed(V3_DIGEST)
+        assert isinstance(action, RollbackDeployment)
+        self.dep = self._keep(rolled_back(resource_version="102"), action.patch[2]["value"][RUNS_ANNOTATION])
+        self.pods = (HEALTHY_POD,)
+        return Undone(action.replica_set)
 
 
 def drive(cluster: FakeCluster, sp, steps: int = 40) -> tuple[RunStatus, list[tuple[str, str]]]:
@@ -1053,6 +1130,7 @@ def drive(cluster: FakeCluster, sp, steps: int = 40) -> tuple[RunStatus, list[tu
     for _ in range(steps):
         d = decide(st, cluster.world(), sp=sp, now=now)
         if d.action is not None:
+            seen += events(d)  # posted with the status written before the action
             outcome = cluster.perform(d.action)
             d = settle(d.status, cluster.world(), d.action, outcome, sp=sp, now=now)
         seen += events(d)
@@ -1067,10 +1145,12 @@ def test_whole_run_succeeds():
     cluster = FakeCluster()
     st, seen = drive(cluster, spec())
     assert [(t.phase, t.reason) for t in st.history] == [
-        ("Pending", "Accepted"), ("Deploying", "Started"), ("Deploying", "ReleasesResolved"),
+        ("Pending", "Accepted"), ("Deploying", "Claimed"), ("Deploying", "ReleasesResolved"),
         ("VerifyingHealth", "Deployed"), ("WatchingRestarts", "Healthy"), ("WatchingRestarts", "Observing"),
         ("Succeeded", "Succeeded")]
-    assert cluster.actions == ["PatchDeployment"]
+    assert cluster.actions == ["ClaimWorkload", "PatchDeployment", "ReleaseWorkload"]
+    kept = record.parse(cluster.dep.annotations[RUNS_ANNOTATION])
+    assert kept.holder is None and [(e.run, e.outcome) for e in kept.runs] == [(RUN, "succeeded")]
     assert (st.deployed_release_id, st.deployed_revision, st.previous_release_id, st.health_status,
             st.restart_watchdog_status, st.rollback_policy_status) == ("v3", 3, "v2", "healthy", "stable",
                                                                        "notEvaluated")
@@ -1082,7 +1162,9 @@ def test_whole_run_rolls_back_a_crash_looping_release():
     st, seen = drive(cluster, spec())
     assert [(t.phase, t.reason) for t in st.history][-3:] == [
         ("RollingBack", "RestartWatchdogFailed"), ("RollingBack", "RollbackPatched"), ("RolledBack", "RolledBack")]
-    assert cluster.actions == ["PatchDeployment", "RollbackDeployment"]
+    assert cluster.actions == ["ClaimWorkload", "PatchDeployment", "RollbackDeployment", "ReleaseWorkload"]
+    kept = record.parse(cluster.dep.annotations[RUNS_ANNOTATION])
+    assert kept.holder is None and [(e.run, e.outcome) for e in kept.runs] == [(RUN, "rolledBack")]
     assert (st.rollback_target_release_id, st.rollback_target_replica_set, st.rollback_target_revision,
             st.rollback_healthy) == ("v2", "rs-2", 2, True)
     assert ("Warning", "RollingBack") in seen and seen[-1] == ("Normal", "RolledBack")
@@ -1093,7 +1175,7 @@ def test_disabled_watchdog_does_not_fail_fast_on_crash_signals():
 
     crashing = pod("web-3", container(waiting_reason="CrashLoopBackOff", restart_count=3), ready=False)
     d = m.decide(run(verifying(), spec(restartWatchdog={"enabled": False})),
-                 world(deployed(updated_replicas=0, available_replicas=0), (crashing,)), at(11))
+                 world(holding(deployed(updated_replicas=0, available_replicas=0)), (crashing,)), at(11))
     assert (d.status.phase, d.status.reason) == ("VerifyingHealth", "RolloutInProgress")
 
 
@@ -1135,21 +1217,23 @@ def test_the_gate_failure_is_recorded_as_the_cause():
 
 def test_a_queued_run_says_so_with_an_event_once():
     accepted = decide(None, world(deployment())).status
-    d = decide(accepted, world(deployment(), blocking_run="run-0"), now=at(1))
+    busy = deployment(annotations={RUNS_ANNOTATION: other_holder()})
+    d = decide(accepted, world(busy), now=at(1))
     assert events(d) == [("Normal", "Queued")]
-    again = decide(d.status, world(deployment(), blocking_run="run-0"), now=at(6))
+    again = decide(d.status, world(busy), now=at(6))
     assert events(again) == []
 
 
 def test_a_git_run_waits_for_the_deployment_only_when_it_deploys():
     sp = spec(git={"repositoryUrl": "https://git.example.com/a/b.git", "change": {"setImage": {"path": "x.yaml"}}})
-    d = decide(status(phase="Pending", reason="Accepted"), world(deployment(), blocking_run="run-0"), sp=sp)
+    busy = deployment(annotations={RUNS_ANNOTATION: other_holder()})
+    d = decide(status(phase="Pending", reason="Accepted"), world(busy), sp=sp)
     assert where(d) == ("Branching", "Started"), "a git run does not hold or wait for the Deployment"
     merged = status(phase="Deploying", reason="Merged", started_at=T0, phase_started_at=T0)
-    d = decide(merged, world(deployment(), blocking_run="run-0"), sp=sp, now=at(5))
+    d = decide(merged, world(busy), sp=sp, now=at(5))
     assert where(d) == ("Deploying", "Queued") and d.action is None
-    d = decide(d.status, world(deployment()), sp=sp, now=at(10))
-    assert where(d) == ("Deploying", "ReleasesResolved")
+    d = decide(d.status, world(deployment(annotations={RUNS_ANNOTATION: "{}"})), sp=sp, now=at(10))
+    assert isinstance(d.action, ClaimWorkload)
 
 
 def test_new_pods_of_a_scale_up_that_are_not_started_do_not_fail_the_watchdog():

@@ -85,11 +85,12 @@ def test_kopf_is_configured_from_the_settings(env, chunk_size):
     from selfbootstrap import handlers
     from selfbootstrap.adapters.executor import Executor
     from selfbootstrap.adapters.kube import Kube
+    from selfbootstrap.scheduling import FairExecutor
     from selfbootstrap.services import Services, memo_with
 
     config = Settings.from_env({"SELFBOOTSTRAP_WATCH_SERVER_TIMEOUT": "45", **env})
     services = Services(config, create_autospec(Kube, instance=True), create_autospec(Executor, instance=True),
-                        ThreadPoolExecutor(1))
+                        ThreadPoolExecutor(1), FairExecutor(1))
     settings = kopf.OperatorSettings()
     handlers.configure(settings, memo_with(services))
     assert settings.watching.chunk_size == chunk_size

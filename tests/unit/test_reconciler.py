@@ -18,7 +18,7 @@ from selfbootstrap.adapters.kube import Kube, KubeExecutor, StatusConflictError
 from selfbootstrap.core.world import World
 from selfbootstrap.reconciler import Reconciler
 
-from .factories import T0, deployment, resolved, world
+from .factories import T0, deployment, holding, resolved, world
 
 SPEC = {"target": {"deployment": "web"}, "release": {"image": "registry.local:5000/team/web:v3"}}
 
@@ -54,26 +54,35 @@ def writes(kube) -> list[dict]:
     return [c.args[1] for c in kube.write_status.call_args_list]
 
 
-def test_a_new_run_gets_to_its_deploy_patch_with_one_status_write_before_it(kube):
+def test_a_new_run_claims_its_workload_then_gets_to_its_deploy_patch(kube):
     tick = reconciler(kube).tick(run_obj(), world(deployment()))
 
     names = [c[0] for c in kube.mock_calls if c[0] in ("write_status", "patch_deployment")]
     assert names == ["write_status", "patch_deployment", "write_status"]
-    first, last = writes(kube)
-    assert [h["reason"] for h in first["history"]] == ["Accepted", "Started", "ReleasesResolved"]
-    assert first["phase"] == "Deploying" and first["deployedReleaseId"] == "v3"
-    assert last["phase"] == "VerifyingHealth"
-    assert tick.patched_from == "100" and tick.run["status"] == last
+    accepted, claimed = writes(kube)
+    assert accepted["phase"] == "Pending", "nothing says the run holds the workload before the claim is won"
+    assert claimed["phase"] == "Deploying" and claimed["reason"] == "Claimed"
+    assert tick.patched_from == "100", "the worker waits for the watch to show the claim"
+
+    kube.reset_mock()
+    tick = reconciler(kube).tick(tick.run, world(holding(deployment(), outcome="claimed")))
+    names = [c[0] for c in kube.mock_calls if c[0] in ("write_status", "patch_deployment")]
+    assert names == ["write_status", "patch_deployment", "write_status"]
+    resolved_, deployed_ = writes(kube)
+    assert resolved_["phase"] == "Deploying" and resolved_["deployedReleaseId"] == "v3"
+    assert deployed_["phase"] == "VerifyingHealth"
+    assert tick.patched_from == "100" and tick.run["status"] == deployed_
 
 
 def test_the_events_of_a_write_are_numbered_and_kept_with_it(kube):
-    reconciler(kube).tick(run_obj(), world(deployment()))
-    first, last = writes(kube)
+    first = reconciler(kube).tick(run_obj(), world(deployment()))
+    reconciler(kube).tick(first.run, world(holding(deployment(), outcome="claimed")))
+    *_, last = writes(kube)
     posted = [(c.args[1].reason, c.args[1].seq, c.args[2]["kind"] if len(c.args) > 2 else "SelfBootstrapRun")
               for c in kube.post_event.call_args_list]
     assert posted == [("Started", 1, "SelfBootstrapRun"), ("Deployed", 2, "SelfBootstrapRun"),
                       ("Deployed", 2, "Deployment")], "a key step is told on the Deployment too"
-    assert [(e["reason"], e["seq"]) for e in first["lastEvents"]] == [("Started", 1)]
+    assert [(e["reason"], e["seq"]) for e in writes(kube)[1]["lastEvents"]] == [("Started", 1)]
     assert [(e["reason"], e["seq"]) for e in last["lastEvents"]] == [("Deployed", 2)]
     assert last["eventSeq"] == 2
 
@@ -89,7 +98,7 @@ def test_repost_posts_the_kept_events_again(kube):
 def test_a_status_conflict_skips_the_side_effect_and_reads_the_run_again(kube):
     kube.write_status.side_effect = StatusConflictError("changed")
     kube.read_run.return_value = run_obj({"phase": "Pending"})
-    tick = reconciler(kube).tick(run_obj(resolved().dump()), world(deployment()))
+    tick = reconciler(kube).tick(run_obj(resolved().dump()), world(holding(deployment())))
     assert (tick.requeue, tick.run) == (0.0, kube.read_run.return_value)
     kube.patch_deployment.assert_not_called()
 
@@ -98,7 +107,7 @@ def test_conflicts_in_a_row_back_off_and_a_write_that_passes_resets_them(kube):
     kube.write_status.side_effect = StatusConflictError("changed")
     kube.read_run.return_value = run_obj({"phase": "Pending"})
     r = reconciler(kube)
-    waits = [r.tick(run_obj(resolved().dump()), world(deployment())).requeue for _ in range(10)]
+    waits = [r.tick(run_obj(resolved().dump()), world(holding(deployment()))).requeue for _ in range(10)]
     assert waits == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
     kube.write_status.side_effect = lambda run, status: {**run, "status": status}
     r.tick(run_obj({"phase": "Pending"}), world(deployment()))
@@ -108,7 +117,7 @@ def test_conflicts_in_a_row_back_off_and_a_write_that_passes_resets_them(kube):
 def test_a_refused_patch_is_a_deploy_failure_denied_by_default(kube):
     kube.patch_deployment.side_effect = api_error(422, 'spec.template.spec.containers[0].image: Required value')
 
-    reconciler(kube).tick(run_obj(resolved().dump()), world(deployment()))
+    reconciler(kube).tick(run_obj(resolved().dump()), world(holding(deployment())))
 
     final = writes(kube)[-1]
     assert (final["phase"], final["reason"], final["rollbackPolicyReason"]) == (
@@ -118,7 +127,7 @@ def test_a_refused_patch_is_a_deploy_failure_denied_by_default(kube):
 
 def test_a_conflicting_patch_is_decided_again_once_the_cache_moves_past_it(kube):
     kube.patch_deployment.side_effect = api_error(409)
-    tick = reconciler(kube).tick(run_obj(resolved().dump()), world(deployment()))
+    tick = reconciler(kube).tick(run_obj(resolved().dump()), world(holding(deployment())))
     assert (tick.requeue, tick.patched_from) == (0, "100"), "the worker waits for a newer Deployment"
     final = writes(kube)[-1]
     assert (final["phase"], final["retry"]["attempts"]) == ("Deploying", 1)
@@ -127,7 +136,7 @@ def test_a_conflicting_patch_is_decided_again_once_the_cache_moves_past_it(kube)
 
 def test_a_passing_fault_of_the_api_server_is_retried_after_a_backoff(kube):
     kube.patch_deployment.side_effect = api_error(503)
-    tick = reconciler(kube).tick(run_obj(resolved().dump()), world(deployment()))
+    tick = reconciler(kube).tick(run_obj(resolved().dump()), world(holding(deployment())))
     assert (tick.requeue, tick.patched_from) == (2.0, None)
     assert kube.post_event.call_args.args[1].reason == "Retrying"
 
@@ -155,7 +164,7 @@ def test_missing_deployment_fails_the_run(kube):
 def test_api_errors_reach_the_caller_which_backs_off(kube):
     kube.write_status.side_effect = api_error(503)
     with pytest.raises(ApiException):
-        reconciler(kube).tick(run_obj(resolved().dump()), world(deployment()))
+        reconciler(kube).tick(run_obj(resolved().dump()), world(holding(deployment())))
 
 
 def test_an_unexpected_error_fails_the_run_with_internal_error(kube):
@@ -166,7 +175,7 @@ def test_an_unexpected_error_fails_the_run_with_internal_error(kube):
     spec = {**SPEC, "health": {"http": {"url": "http://web/healthz"}}}
     from .factories import deployed
 
-    tick = reconciler(kube, http).tick(run_obj(st, spec), world(deployed()))
+    tick = reconciler(kube, http).tick(run_obj(st, spec), world(holding(deployed())))
 
     assert tick.requeue is None
     final = writes(kube)[-1]

@@ -21,6 +21,7 @@ from selfbootstrap.config import Settings
 from selfbootstrap.core.world import World
 from selfbootstrap.models import Phase, RunStatus
 from selfbootstrap.reconciler import Reconciler, Tick
+from selfbootstrap.scheduling import FairExecutor
 from selfbootstrap.services import Services, Wakeups
 
 from .factories import deployment
@@ -33,9 +34,11 @@ RUN: dict = {"metadata": {"name": "r", "namespace": "apps", "uid": "u", "resourc
 
 @pytest.fixture
 def services():
-    pool = ThreadPoolExecutor(2)
-    yield Services(Settings(), create_autospec(Kube, instance=True), create_autospec(Executor, instance=True), pool)
+    pool, ticks = ThreadPoolExecutor(2), FairExecutor(2)
+    yield Services(Settings(), create_autospec(Kube, instance=True), create_autospec(Executor, instance=True), pool,
+                   ticks)
     pool.shutdown()
+    ticks.shutdown()
 
 
 def make_worker(services, live=None, idx=None) -> w.RunWorker:

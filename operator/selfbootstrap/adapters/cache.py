@@ -19,15 +19,11 @@ from typing import Protocol, TypeVar, cast
 from .. import models as m
 from ..core import releases
 from ..core.jsontypes import JsonObject, integer, obj, objects, path, text
-from ..core.world import ContainerState, DeploymentState, PodState, World
+from ..core.world import ContainerState, DeploymentState, Peer, PodState, World
 from . import kube as k
 
 Key = tuple[str, str]
 T_co = TypeVar("T_co", covariant=True)
-
-# Phases in which a run holds its Deployment: it has resolved its releases and may patch or undo.
-HOLDING = frozenset({m.Phase.VERIFYING_HEALTH, m.Phase.WATCHING_RESTARTS, m.Phase.ROLLING_BACK})
-
 
 class Index(Protocol[T_co]):
     """What a kopf index is to its readers: per key, the values of every object indexed under it."""
@@ -74,13 +70,18 @@ class PodEntry:
         return PodState(**fields, containers=containers)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunEntry:
+    """An unfinished run as the gate sees its peers: who it is and how new."""
+
     name: str
+    uid: str
     created: str
-    phase: str | None
-    resolved: bool  # has recorded its releases: it is past the gate into Deploying
-    git: bool
+    sequence: int | None
+    active: bool  # past Pending: it holds its workload or works on its git change
+
+    def peer(self, seen_seconds: float) -> Peer:
+        return Peer(self.name, self.uid, self.sequence, self.created, seen_seconds)
 
 
 def _trim_meta(o: JsonObject, *keys: str) -> JsonObject:
@@ -113,27 +114,12 @@ def replica_set_entry(rs: JsonObject) -> ReplicaSetEntry:
 
 
 def run_entry(run: JsonObject) -> RunEntry:
-    status = obj(run.get("status"))
-    return RunEntry(name=k.name_of(run), created=text(k.meta(run).get("creationTimestamp")) or "",
-                    phase=text(status.get("phase")), resolved=status.get("releaseMetadataSource") is not None,
-                    git=path(run, "spec", "git") is not None)
-
-
-def blocking_run(me: RunEntry, others: Iterable[RunEntry]) -> str | None:
-    """The run this one waits for before it may take the Deployment, if any.
-
-    A run holds its Deployment from the moment it resolves its releases until it ends; a git
-    run in its git phases holds nothing. Runs waiting at the gate go in creation order.
-    """
-    def waiting(r: RunEntry) -> bool:
-        return (r.phase in (None, m.Phase.PENDING) and not r.git) or (r.phase == m.Phase.DEPLOYING and not r.resolved)
-
-    holders = [r for r in others if r.name != me.name and (
-        r.phase in HOLDING or (r.phase == m.Phase.DEPLOYING and r.resolved))]
-    if holders:
-        return min(holders, key=lambda r: (r.created, r.name)).name
-    ahead = [r for r in others if r.name != me.name and waiting(r) and (r.created, r.name) < (me.created, me.name)]
-    return min(ahead, key=lambda r: (r.created, r.name)).name if ahead else None
+    phase = path(run, "status", "phase")
+    sequence = path(run, "spec", "release", "sequence")
+    return RunEntry(name=k.name_of(run), uid=text(k.meta(run).get("uid")) or "",
+                    created=text(k.meta(run).get("creationTimestamp")) or "",
+                    sequence=sequence if isinstance(sequence, int) and not isinstance(sequence, bool) else None,
+                    active=phase not in (None, m.Phase.PENDING))
 
 
 @dataclass(frozen=True)
@@ -156,8 +142,7 @@ def world_from(indices: Indices, run: JsonObject, container: str | None) -> Worl
     owned = (namespace, text(k.meta(dep).get("uid")) or "")
     replica_sets = [rs.body for rs in indices.replica_sets[owned]] if owned in indices.replica_sets else []
     state = k.deployment_state(dep, replica_sets, container)
-    return World(deployment=state, pods=_pods(indices, namespace, state, replica_sets),
-                 blocking_run=blocker(indices, run))
+    return World(deployment=state, pods=_pods(indices, namespace, state, replica_sets))
 
 
 def _pods(indices: Indices, namespace: str, state: DeploymentState,
@@ -170,12 +155,11 @@ def _pods(indices: Indices, namespace: str, state: DeploymentState,
     return tuple(sorted((p.state for p in indices.pods[key]), key=lambda p: p.name)) if key in indices.pods else ()
 
 
-def blocker(indices: Indices, run: JsonObject) -> str | None:
-    """The run this one waits for (only a run at the gate waits), from the runs of its Deployment."""
-    if path(run, "status", "phase") not in (None, m.Phase.PENDING, m.Phase.DEPLOYING):
-        return None
+def peers_of(indices: Indices, run: JsonObject) -> list[RunEntry]:
+    """The other unfinished runs of the run's workload."""
     key = (k.namespace_of(run), text(path(run, "spec", "target", "deployment")) or "")
-    return blocking_run(run_entry(run), indices.runs[key]) if key in indices.runs else None
+    uid = text(k.meta(run).get("uid"))
+    return [e for e in indices.runs[key] if e.uid != uid] if key in indices.runs else []
 
 
 def stale(world: World, guard: str | None) -> bool:

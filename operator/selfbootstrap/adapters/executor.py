@@ -9,6 +9,7 @@ from ..core.actions import (
     CheckCI,
     CheckPullRequest,
     CheckValidationJob,
+    ClaimWorkload,
     CommitChange,
     CreateValidationJob,
     DeleteValidationJob,
@@ -18,6 +19,7 @@ from ..core.actions import (
     PatchDeployment,
     ProbeHttp,
     PushBranch,
+    ReleaseWorkload,
     ResolveBranch,
     Result,
     RollbackDeployment,
@@ -35,7 +37,7 @@ class Executor:
 
     def perform(self, run: Run, action: Action) -> Result:
         match action:
-            case PatchDeployment() | RollbackDeployment():
+            case ClaimWorkload() | PatchDeployment() | RollbackDeployment() | ReleaseWorkload():
                 return self.kube.perform(run, action)
             case ProbeHttp():
                 return self.http.perform(action)

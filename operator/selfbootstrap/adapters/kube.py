@@ -22,7 +22,18 @@ from urllib3.exceptions import HTTPError as TransportError
 
 from .. import models as m
 from ..core import credentials, reasons, releases
-from ..core.actions import Deployed, Failed, KubeAction, PatchDeployment, RollbackDeployment, Undone
+from ..core.actions import (
+    Claimed,
+    ClaimWorkload,
+    Deployed,
+    Failed,
+    KubeAction,
+    PatchDeployment,
+    Released,
+    ReleaseWorkload,
+    RollbackDeployment,
+    Undone,
+)
 from ..core.decision import Event
 from ..core.jsontypes import JsonObject, JsonValue, integer, obj, objects, path, strings, text
 from ..core.run import Run
@@ -375,10 +386,16 @@ class KubeExecutor:
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
 
-    def perform(self, run: Run, action: KubeAction) -> Deployed | Undone | Failed:
+    def perform(self, run: Run, action: KubeAction) -> Claimed | Deployed | Undone | Released | Failed:
         namespace, deployment = run.namespace, run.spec.target.deployment
         try:
             match action:
+                case ClaimWorkload():
+                    self.kube.patch_deployment(namespace, deployment, action.patch, JSON_PATCH)
+                    return Claimed()
+                case ReleaseWorkload():
+                    self.kube.patch_deployment(namespace, deployment, action.patch, JSON_PATCH)
+                    return Released()
                 case PatchDeployment():
                     patched = self.kube.patch_deployment(namespace, deployment, action.patch, STRATEGIC)
                     return Deployed(releases.template_digest(obj(path(patched, "spec", "template"))))
@@ -388,9 +405,10 @@ class KubeExecutor:
                 case _:
                     assert_never(action)
         except ApiException as err:
-            reason = reasons.DEPLOY_REFUSED if isinstance(action, PatchDeployment) else reasons.ROLLBACK_REFUSED
-            return Failed(reason, f"{err.status}: {api_message(err)}", retryable=err.status in RETRYABLE_STATUS,
-                          stale=err.status == 409)
+            reason = reasons.ROLLBACK_REFUSED if isinstance(action, RollbackDeployment) else reasons.DEPLOY_REFUSED
+            stale = err.status == 409 or (isinstance(action, ClaimWorkload | ReleaseWorkload) and _failed_test(err))
+            return Failed(reason, f"{err.status}: {api_message(err)}",
+                          retryable=stale or err.status in RETRYABLE_STATUS, stale=stale)
         except (TransportError, OSError) as err:
             return Failed(reasons.RETRYING, f"the API server could not be reached ({type(err).__name__})",
                           retryable=True)

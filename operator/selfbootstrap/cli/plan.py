@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from .. import models as m
 from ..core import machine, policy, reasons, releases
-from ..core.actions import PatchDeployment
-from ..core.jsontypes import JsonObject
+from ..core.actions import Claimed, ClaimWorkload, PatchDeployment
+from ..core.jsontypes import JsonObject, text
 from ..core.run import Run
 from ..core.world import World
 from ..models import FailureClass, Phase, RunSpec, RunStatus
@@ -41,9 +41,17 @@ def plan(spec: RunSpec, name: str, namespace: str, world: World, now: datetime |
     run = Run(name, 1, spec, RunStatus(), namespace, uid="plan", created=now.isoformat())
     start = RunStatus(phase=Phase.DEPLOYING, reason=reasons.STARTED) if spec.git else RunStatus()
     decision, _ = machine.decide_chained(replace(run, status=start), world, now)
+    if isinstance(decision.action, ClaimWorkload) and world.deployment is not None:
+        # Take the workload in memory (as the claim would), and decide on to the deploy.
+        written = text(decision.action.patch[-1].get("value")) or ""
+        held = replace(world.deployment, annotations={**world.deployment.annotations, m.RUNS_ANNOTATION: written})
+        world = replace(world, deployment=held)
+        claimed = machine.settle(replace(run, status=decision.status), world, decision.action, Claimed(), now)
+        decision, _ = machine.decide_chained(replace(run, status=claimed.status), world, now)
     s = decision.status
     patch = decision.action.patch if isinstance(decision.action, PatchDeployment) else None
-    ends = s.phase if s.phase in m.TERMINAL_PHASES else (s.phase if s.reason == reasons.QUEUED else None)
+    waiting = s.reason in (reasons.QUEUED, reasons.SETTLING)
+    ends = s.phase if s.phase in m.TERMINAL_PHASES or waiting else None
     return Plan(ends, s.reason, s.message, spec.git is not None, patch, s, _policies(spec, s, world))
 
 

@@ -12,7 +12,7 @@ from rich.tree import Tree
 
 from .. import models as m
 from ..adapters import kube as k
-from ..core import replay
+from ..core import record
 from ..core.jsontypes import JsonObject, integer, obj, objects, path, strings, text
 from ..core.releases import image_of, release_id_of, strip_hash
 from .plan import Plan
@@ -128,8 +128,10 @@ def history_table(dep: JsonObject, replica_sets: list[JsonObject], runs: list[Js
                       image_of(template, None) or "-", age(text(k.meta(rs).get("creationTimestamp")), now),
                       ", ".join(_runs_of(rev.replica_set, runs)) or "-",
                       rev.annotations.get(m.CHANGE_CAUSE_ANNOTATION, ""))
-    record = replay.parse(strings(k.meta(dep).get("annotations")).get(m.RUNS_ANNOTATION))
-    lines = [Text(f"{e.at[:19]}  {e.run}  release {e.release}  {e.outcome}") for e in record]
+    kept = record.parse(strings(k.meta(dep).get("annotations")).get(m.RUNS_ANNOTATION))
+    lines = [Text(f"{e.at[:19]}  {e.run}  release {e.release}  {e.outcome}") for e in kept.runs]
+    if kept.holder is not None:
+        lines.append(Text(f"held by run {kept.holder.run} since {kept.holder.since[:19]}"))
     return Group(table, Text("record of runs (oldest first):", style="bold"), *lines) if lines else Group(table)
 
 

@@ -29,6 +29,21 @@ class PatchDeployment:
 
 
 @dataclass(frozen=True)
+class ClaimWorkload:
+    """Become the holder in the workload's record: a JSON patch that applies only to the record as it was
+    read, so one of two runs claiming at once wins. -> Claimed"""
+
+    patch: JsonPatch
+
+
+@dataclass(frozen=True)
+class ReleaseWorkload:
+    """Let go of the workload, the record saying how the run ended; guarded like the claim. -> Released"""
+
+    patch: JsonPatch
+
+
+@dataclass(frozen=True)
 class RollbackDeployment:
     """`kubectl rollout undo`: a JSON patch restoring a ReplicaSet's template, guarded by resourceVersion.
     -> Undone"""
@@ -160,7 +175,7 @@ class DeleteValidationJob:
     name: str
 
 
-KubeAction: TypeAlias = PatchDeployment | RollbackDeployment
+KubeAction: TypeAlias = ClaimWorkload | PatchDeployment | RollbackDeployment | ReleaseWorkload
 HttpAction: TypeAlias = ProbeHttp
 GitAction: TypeAlias = (ResolveBranch | CommitChange | PushBranch | OpenPullRequest | CheckCI | MergePullRequest
                         | CheckPullRequest | OpenRevertPullRequest)
@@ -176,6 +191,16 @@ class Deployed:
     """The deploy patch was accepted; the digest of the pod template the API server now holds."""
 
     template_digest: str
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """The run holds the workload."""
+
+
+@dataclass(frozen=True)
+class Released:
+    """The run let go of the workload."""
 
 
 @dataclass(frozen=True)
@@ -275,4 +300,4 @@ class Failed:
 GitResult: TypeAlias = (BranchResolved | Committed | NothingToCommit | Pushed | PullRequestOpened | CIReported
                         | Merged | PullRequestObserved | RevertOpened)
 JobResult: TypeAlias = ValidationJobStarted | ValidationJobObserved | ValidationJobDeleted
-Result: TypeAlias = Deployed | Undone | Probed | GitResult | JobResult | Failed
+Result: TypeAlias = Claimed | Deployed | Undone | Released | Probed | GitResult | JobResult | Failed

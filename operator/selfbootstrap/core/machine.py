@@ -26,12 +26,14 @@ from ..models import (
     RunStatus,
     WatchdogStatus,
 )
-from . import gitflow, policy, reasons, releases, replay, rollout, validation, watchdog
+from . import gate, gitflow, policy, reasons, record, releases, rollout, validation, watchdog
 from .actions import (
     Action,
     BranchResolved,
     CheckValidationJob,
     CIReported,
+    Claimed,
+    ClaimWorkload,
     Committed,
     CreateValidationJob,
     DeleteValidationJob,
@@ -45,6 +47,8 @@ from .actions import (
     PullRequestObserved,
     PullRequestOpened,
     Pushed,
+    Released,
+    ReleaseWorkload,
     Result,
     RevertOpened,
     RollbackDeployment,
@@ -55,15 +59,15 @@ from .actions import (
 )
 from .decision import Decision, Event, EventType
 from .draft import Draft
-from .patches import deploy_patch, rollback_patch
+from .patches import claim_patch, deploy_patch, release_patch, rollback_patch
 from .run import Run
-from .world import DeploymentState, World
+from .world import DeploymentState, Revision, World
 
 POLL_SECONDS = 2.0  # how soon to look again after a patch, before the watches show it
 WATCH_SECONDS = 30.0  # a run following a rollout looks again on its own at most this long after: every change
 # of its Deployment, ReplicaSets and pods wakes it before (a poll every few seconds cost a tick per run each time)
 MIN_WAIT_SECONDS = 0.1
-QUEUE_SECONDS = 5.0  # how often a queued run looks whether the Deployment is free
+QUEUE_SECONDS = 300.0  # a waiting run looks on its own only this rarely: the end of the run it waits for wakes it
 ROLLOUT_REPORT_SECONDS = 10.0  # a rollout's progress message is written at most this often (a write per change
 # would cost a status write per pod step; phase and reason are always written at once)
 POD_LAG_SECONDS = 0.5  # how soon to look again when fewer pods are seen than the Deployment counts
@@ -74,6 +78,34 @@ CHAIN_LIMIT = 8  # decisions chained in memory before an action or a write, at m
 
 
 def decide(run: Run, world: World, now: datetime) -> Decision:
+    decision = _decide(run, world, now)
+    return _releasing(run, world, decision, now)
+
+
+def _releasing(run: Run, world: World, decision: Decision, now: datetime) -> Decision:
+    """A run that ends while it holds its workload lets go of it, the record saying how it ended: after its
+    final status is written, so a run that dies in between is seen finished and the hold taken over."""
+    dep = world.deployment
+    ended = run.status.phase not in TERMINAL_PHASES and decision.status.phase in TERMINAL_PHASES
+    if not ended or decision.action is not None or dep is None or not _record(dep).held_by(run.uid):
+        return decision
+    return replace(decision, action=ReleaseWorkload(release_patch(dep, run.uid, _outcome(decision.status), now)))
+
+
+def _outcome(s: RunStatus) -> str:
+    """How the run ended, as the workload's record says it."""
+    if s.rollback_patched_at is not None:
+        return record.ROLLED_BACK
+    if s.phase == Phase.SUCCEEDED:
+        return record.SUCCEEDED
+    return record.FAILED if s.deploy_patched_at is not None else record.NOT_DEPLOYED
+
+
+def _record(dep: DeploymentState) -> record.Record:
+    return record.parse(dep.annotations.get(RUNS_ANNOTATION))
+
+
+def _decide(run: Run, world: World, now: datetime) -> Decision:
     draft = Draft(run, now)
     phase = run.status.phase or Phase.PENDING
     if phase in TERMINAL_PHASES:
@@ -106,7 +138,7 @@ def decide(run: Run, world: World, now: datetime) -> Decision:
         case Phase.WATCHING_RESTARTS:
             return _watching_restarts(draft, world, dep)
         case Phase.ROLLING_BACK:
-            return _rolling_back(draft, dep)
+            return _rolling_back(draft, world, dep)
     raise AssertionError(f"no handler for phase {phase}")
 
 
@@ -130,12 +162,11 @@ def internal_error(run: Run, now: datetime, message: str) -> Decision:
     return d.fail(reasons.INTERNAL_ERROR, message)
 
 
-def _queued(d: Draft, phase: Phase, world: World, dep: DeploymentState) -> Decision:
-    message = f"waiting for run {world.blocking_run!r}, which holds deployment {dep.name!r}"
-    if d.status.reason != reasons.QUEUED:
-        d.normal(reasons.QUEUED, message)
-    d.enter(phase, reasons.QUEUED, message)
-    return d.decision(QUEUE_SECONDS)
+def _wait(d: Draft, phase: Phase, wait: gate.Wait) -> Decision:
+    if d.status.reason != wait.reason or d.status.message != wait.message:
+        d.normal(wait.reason, wait.message)
+    d.enter(phase, wait.reason, wait.message)
+    return d.decision(QUEUE_SECONDS if wait.seconds is None else max(MIN_WAIT_SECONDS, wait.seconds))
 
 
 def _abort(d: Draft, world: World) -> Decision:
@@ -149,53 +180,85 @@ def _abort(d: Draft, world: World) -> Decision:
     return _gate_failed(d, world, FailureClass.ABORTED, reasons.ABORTED, message)
 
 
-def _precheck(d: Draft, dep: DeploymentState) -> Decision | None:
-    """Before a run takes a Deployment: is its release still wanted there?"""
-    spec = d.run.spec
-    release = releases.requested_release_id(spec.release)
-    if not spec.release.redeploy:
-        record = replay.parse(dep.annotations.get(RUNS_ANNOTATION))
-        why = replay.superseded_by(record, d.run.name, d.run.uid, release)
-        if why:
-            d.enter(Phase.SUPERSEDED, reasons.SUPERSEDED, f"{why}; the Deployment was not touched")
+def _expected_release(d: Draft, dep: DeploymentState) -> Decision | None:
+    """spec.release.expectedCurrentReleaseId: deploy only over that release."""
+    expected = d.run.spec.release.expected_current_release_id
+    if expected is None:
+        return None
+    current = releases.release_id_of(dep.template, _container_or_none(d.run.spec, dep))
+    if current == expected:
+        return None
+    return d.fail(reasons.CURRENT_RELEASE_MISMATCH,
+                  f"deployment {dep.name!r} runs release {current}, not {expected} as "
+                  f"spec.release.expectedCurrentReleaseId asks; the Deployment was not touched")
+
+
+def _at_the_gate(d: Draft, world: World, dep: DeploymentState, phase: Phase) -> Decision:
+    """Before the run takes the workload: go (claim it), wait, or end superseded."""
+    stopped = _expected_release(d, dep)
+    if stopped:
+        return stopped
+    verdict = gate.verdict(d.run, releases.requested_release_id(d.run.spec.release), _record(dep), world)
+    match verdict:
+        case gate.Supersede():
+            d.enter(Phase.SUPERSEDED, reasons.SUPERSEDED, f"{verdict.message}; the Deployment was not touched")
             d.normal(reasons.SUPERSEDED, d.status.message or "")
             return d.decision(None)
-    expected = spec.release.expected_current_release_id
-    if expected is not None:
-        current = releases.release_id_of(dep.template, _container_or_none(spec, dep))
-        if current != expected:
-            return d.fail(reasons.CURRENT_RELEASE_MISMATCH,
-                          f"deployment {dep.name!r} runs release {current}, not {expected} as "
-                          f"spec.release.expectedCurrentReleaseId asks; the Deployment was not touched")
-    return None
+        case gate.Wait():
+            return _wait(d, phase, verdict)
+        case gate.Go():
+            requested = releases.requested_release_id(d.run.spec.release)
+            before = releases.answer_from_deployment(dep, requested, _container_or_none(d.run.spec, dep))
+            me = gate.claimant(d.run, requested, before.previous_revision.replica_set
+                               if before.previous_revision else None)
+            return d.decision(POLL_SECONDS, ClaimWorkload(claim_patch(dep, me, d.now)))
+        case _:
+            assert_never(verdict)
+
+
+def _claimed(d: Draft, dep: DeploymentState) -> Decision:
+    """The run holds the workload: a deploy-only run starts, a git run goes on to resolve its releases."""
+    if d.status.phase in (None, Phase.PENDING):
+        d.set(started_at=d.status.started_at or d.now)
+        d.normal(reasons.STARTED, f"run started for deployment {dep.name!r}")
+    d.enter(Phase.DEPLOYING, reasons.CLAIMED, f"holds deployment {dep.name!r}")
+    return d.decision(0)
 
 
 def _pending(d: Draft, world: World, dep: DeploymentState) -> Decision:
-    stopped = _precheck(d, dep)
+    if _record(dep).held_by(d.run.uid):  # claimed, and stopped before it could say so
+        return _claimed(d, dep)
+    if not d.run.spec.git:
+        return _at_the_gate(d, world, dep, Phase.PENDING)
+    stopped = _expected_release(d, dep)
     if stopped:
         return stopped
-    if world.blocking_run and not d.run.spec.git:  # a git run takes the Deployment only when it deploys
-        return _queued(d, Phase.PENDING, world, dep)
-    d.set(started_at=d.status.started_at or d.now)
-    first = gitflow.first_phase(d)
-    what = "proposing the change in git for" if d.run.spec.git else "deploying to"
-    d.enter(first, reasons.STARTED, f"{what} deployment {dep.name!r}")
+    d.set(started_at=d.status.started_at or d.now)  # a git run takes the workload only when it deploys
+    d.enter(gitflow.first_phase(d), reasons.STARTED, f"proposing the change in git for deployment {dep.name!r}")
     d.normal(reasons.STARTED, f"run started for deployment {dep.name!r}")
     return d.decision(0)
 
 
+def _lost(d: Draft, dep: DeploymentState) -> Decision:
+    """Status says the run holds the workload; the workload's record, which only the claim writes, says it
+    does not (someone else took it, or the status was not written by the run): act on nothing."""
+    if d.status.phase == Phase.ROLLING_BACK:
+        d.set(rollback_healthy=False)
+    return d.fail(reasons.CLAIM_LOST, f"the record on deployment {dep.name!r} does not show this run holding it; "
+                                      f"its status is not acted on and the Deployment is left alone")
+
+
 def _deploying(d: Draft, world: World, dep: DeploymentState) -> Decision:
     spec, s = d.run.spec, d.status
+    if not _record(dep).held_by(d.run.uid):
+        if s.release_metadata_source is not None or s.deploy_patched_at is not None:
+            return _lost(d, dep)
+        return _at_the_gate(d, world, dep, Phase.DEPLOYING)  # a git run, ready to deploy
     try:
         container = _container(spec, dep)
     except ValueError as err:
         return d.fail(reasons.INVALID_TARGET, str(err))
     if s.release_metadata_source is None:
-        if world.blocking_run:
-            return _queued(d, Phase.DEPLOYING, world, dep)
-        stopped = _precheck(d, dep)
-        if stopped:
-            return stopped
         return _resolve_releases(d, world, dep, container)
     if _carries_release(dep, spec, s.deployed_release_id, container):
         return _deployed(d, releases.template_digest(dep.template))
@@ -256,7 +319,10 @@ def _runs_this_release(d: Draft, dep: DeploymentState) -> bool:
 
 
 def _superseded(d: Draft, dep: DeploymentState) -> Decision | None:
-    """Someone else changed the Deployment's template during the run: stop, touch nothing."""
+    """Someone else took the workload, or changed the Deployment's template during the run: stop, touch
+    nothing."""
+    if not _record(dep).held_by(d.run.uid):
+        return _lost(d, dep)
     if _runs_this_release(d, dep):
         return None
     if d.status.restart_watchdog_status == WatchdogStatus.NOT_RUN:
@@ -368,8 +434,10 @@ def _watching_restarts(d: Draft, world: World, dep: DeploymentState) -> Decision
     return d.decision(cfg.interval_seconds)
 
 
-def _rolling_back(d: Draft, dep: DeploymentState) -> Decision:
+def _rolling_back(d: Draft, world: World, dep: DeploymentState) -> Decision:
     s = d.status
+    if not _record(dep).held_by(d.run.uid):
+        return _lost(d, dep)
     target = next((r for r in dep.revisions if r.replica_set == s.rollback_target_replica_set), None)
     if target is None:
         d.set(rollback_healthy=False)
@@ -390,6 +458,10 @@ def _rolling_back(d: Draft, dep: DeploymentState) -> Decision:
         if dep.paused:
             d.set(rollback_healthy=False)
             return d.fail(reasons.ROLLBACK_REFUSED, f"deployment {dep.name!r} is paused; cannot roll back")
+        untrusted = _untrusted_rollback(d, world, target)
+        if untrusted:
+            d.set(rollback_healthy=False)
+            return d.fail(reasons.CLAIM_LOST, untrusted)
         return d.decision(POLL_SECONDS, RollbackDeployment(target.replica_set,
                                                            rollback_patch(dep, target, d.run, d.now)))
     if s.rollback_patched_at is None:
@@ -431,10 +503,17 @@ def _rolling_back(d: Draft, dep: DeploymentState) -> Decision:
 def settle(run: Run, world: World, action: Action, result: Result, now: datetime) -> Decision:
     d = Draft(run, now)
     match result:
+        case Failed() if isinstance(action, ReleaseWorkload):
+            return d.decision(None)  # the run has ended either way; its hold is taken over by the next run
         case Failed(retryable=True):
             return _retry(d, result)
         case Failed():
             return _failed(d, world, action, result)
+        case Claimed():
+            assert world.deployment is not None, "a claim was made, so the workload was there"
+            return _claimed(d, world.deployment)
+        case Released():
+            return d.decision(None)
         case Deployed():
             return _deployed(d, result.template_digest)
         case Undone():
@@ -495,6 +574,10 @@ def _retry_wait(s: RunStatus, now: datetime) -> float:
 def _failed(d: Draft, world: World, action: Action, failure: Failed) -> Decision:
     """A side effect that did not happen and will not by trying again."""
     match action:
+        case ClaimWorkload():
+            return d.fail(reasons.DEPLOY_REFUSED, f"the workload could not be claimed: {failure.message}")
+        case ReleaseWorkload():  # the run has ended; the next run takes over a hold of a finished run
+            return d.decision(None)
         case PatchDeployment():
             return _gate_failed(d, world, FailureClass.DEPLOY, reasons.DEPLOY_REFUSED, failure.message)
         case RollbackDeployment():
@@ -529,21 +612,8 @@ def _probed(d: Draft, world: World, probe: Probed) -> Decision:
 
 def _gate_failed(d: Draft, world: World, failure: FailureClass, reason: str, message: str) -> Decision:
     """A gate failed: evaluate the rollback policy, then roll back or fail."""
-    spec, s, dep = d.run.spec, d.status, world.deployment
-    current = releases.current_revision(dep) if dep else None
-    deployed_rs = s.deployed_replica_set or (current.replica_set if current and s.deploy_patched_at else None)
-    verdict = policy.evaluate(policy.PolicyInput(
-        failure_class=failure,
-        context=spec.target.deployment_context,
-        policy=spec.rollback_policy,
-        deployed_release_id=s.deployed_release_id,
-        rollback_target_release_id=s.rollback_target_release_id,
-        revisions=dep.revisions if dep else (),
-        deployed_replica_set=deployed_rs,
-        previous_replica_set=s.previous_replica_set,
-        crd_changed=world.crd_generation is not None and s.crd_generation_at_deploy is not None
-        and world.crd_generation != s.crd_generation_at_deploy,
-    ))
+    spec = d.run.spec
+    verdict = policy.evaluate(_policy_input(d, world, failure))
     d.set(rollback_policy_status=verdict.status, rollback_policy_reason=verdict.reason,
           rollback_target_valid=verdict.target_valid, rollback_failure_class=failure,
           rollback_deployment_context=spec.target.deployment_context,
@@ -553,11 +623,51 @@ def _gate_failed(d: Draft, world: World, failure: FailureClass, reason: str, mes
         return d.fail(reason, f"{message}; rollback denied: {verdict.reason}")
     target = verdict.target
     d.set(rollback_target_replica_set=target.replica_set, rollback_target_revision=target.revision,
-          rollback_target_release_id=s.rollback_target_release_id or target.release_id)
+          rollback_target_release_id=target.release_id)
     d.enter(Phase.ROLLING_BACK, reason,
             f"{message}; rolling back to revision {target.revision} ({target.replica_set}, {verdict.reason})")
     d.warning(reasons.ROLLING_BACK, d.status.message or "")
     return d.decision(0)
+
+
+def _policy_input(d: Draft, world: World, failure: FailureClass) -> policy.PolicyInput:
+    """What the rollback policy decides on, from the spec, the workload and its record: never from status
+    alone (status says what happened; the record, written only with the run's own patches, says what the
+    run may undo)."""
+    spec, s, dep = d.run.spec, d.status, world.deployment
+    entry = _record(dep).entry(d.run.uid) if dep else None
+    current = releases.current_revision(dep) if dep else None
+    deployed_rs = current.replica_set if current and s.deploy_patched_at else s.deployed_replica_set
+    previous = entry.previous if entry else None
+    before = next((r for r in dep.revisions if r.replica_set == previous), None) if dep and previous else None
+    recorded = before.release_id if before else None
+    target_id = spec.release.rollback_release_id or spec.release.previous_release_id or (
+        recorded if entry else s.rollback_target_release_id)  # no entry: deployed by a version before the record
+    return policy.PolicyInput(
+        failure_class=failure,
+        context=spec.target.deployment_context,
+        policy=spec.rollback_policy,
+        deployed_release_id=entry.release if entry else s.deployed_release_id,
+        rollback_target_release_id=target_id,
+        revisions=dep.revisions if dep else (),
+        deployed_replica_set=deployed_rs,
+        previous_replica_set=previous,
+        crd_changed=world.crd_generation is not None and s.crd_generation_at_deploy is not None
+        and world.crd_generation != s.crd_generation_at_deploy,
+    )
+
+
+def _untrusted_rollback(d: Draft, world: World, target: Revision) -> str | None:
+    """Why the rollback that status asks for is not one the policy allows from the spec, the workload and its
+    record (a status not written by this run), or None."""
+    s = d.status
+    if s.rollback_failure_class is None:
+        return "status asks for a rollback without a failed gate; the Deployment is left alone"
+    verdict = policy.evaluate(_policy_input(d, world, FailureClass(s.rollback_failure_class)))
+    if not verdict.allowed or verdict.target is None or verdict.target.replica_set != target.replica_set:
+        return (f"status asks for a rollback to {target.replica_set}, which the rollback policy does not allow from "
+                f"the spec and the workload's record ({verdict.reason}); the Deployment is left alone")
+    return None
 
 
 def _succeed(d: Draft, message: str) -> Decision:

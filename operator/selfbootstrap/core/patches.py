@@ -1,4 +1,4 @@
-"""The two patches the core sends to a Deployment: deploy a release, and undo to a ReplicaSet."""
+"""The patches the core sends to a Deployment: take it, deploy a release, undo to a ReplicaSet, let go of it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ..models import (
     RUN_ANNOTATION,
     RUNS_ANNOTATION,
 )
-from . import releases, replay
+from . import record, releases
 from .jsontypes import JsonObject, JsonPatch, JsonValue, obj, objects, path, text
 from .run import Run
 from .text import printable
@@ -29,10 +29,42 @@ UNDO_SKIPPED_ANNOTATIONS = frozenset({
 })
 
 
+def _record_of(dep: DeploymentState) -> record.Record:
+    return record.parse(dep.annotations.get(RUNS_ANNOTATION))
+
+
+RECORD_POINTER = "/metadata/annotations/" + RUNS_ANNOTATION.replace("~", "~0").replace("/", "~1")
+
+
+def record_patch(dep: DeploymentState, new: record.Record) -> JsonPatch:
+    """A JSON patch writing the workload's record, applied only if the record is still the one read: the
+    API server lets exactly one of two writers that read the same record win (the other's `test` fails).
+    A Deployment without a record is guarded by its resourceVersion instead."""
+    written = record.render(new)
+    old = dep.annotations.get(RUNS_ANNOTATION)
+    if old is not None:
+        return [{"op": "test", "path": RECORD_POINTER, "value": old},
+                {"op": "replace", "path": RECORD_POINTER, "value": written}]
+    ops: list[JsonObject] = [{"op": "test", "path": "/metadata/resourceVersion", "value": dep.resource_version}]
+    if not dep.annotations:
+        ops.append({"op": "add", "path": "/metadata/annotations", "value": {}})
+    return [*ops, {"op": "add", "path": RECORD_POINTER, "value": written}]
+
+
+def claim_patch(dep: DeploymentState, claimant: record.Claimant, now: datetime) -> JsonPatch:
+    """Take the workload: the run becomes the holder in the record."""
+    return record_patch(dep, record.claimed(_record_of(dep), claimant, now))
+
+
+def release_patch(dep: DeploymentState, uid: str, outcome: str, now: datetime) -> JsonPatch:
+    """Let go of the workload, saying how the run ended."""
+    return record_patch(dep, record.outcome(_record_of(dep), uid, outcome, now, release=True))
+
+
 def deploy_patch(run: Run, release_id: str | None, dep: DeploymentState, container: str | None,
                  now: datetime) -> JsonObject:
-    """The strategic-merge patch that deploys the run's release, guarded by resourceVersion; it adds the run
-    to the Deployment's record of runs (replay safety)."""
+    """The strategic-merge patch that deploys the run's release, guarded by resourceVersion; the record
+    says the holder's release is live."""
     spec = run.spec
     template: dict[str, JsonValue] = dict(spec.release.pod_template_patch or {})
     if spec.release.image:
@@ -48,12 +80,11 @@ def deploy_patch(run: Run, release_id: str | None, dep: DeploymentState, contain
     template["metadata"] = meta
     # `kubectl rollout history` prints it to whoever looks: the author's text as data
     cause = printable(spec.release.change_cause or f"SelfBootstrapRun {run.name}: deploy release {release_id}")
-    record = replay.recorded(replay.parse(dep.annotations.get(RUNS_ANNOTATION)), run.name, run.uid, release_id,
-                             replay.DEPLOYED, now)
+    written = record.deployed(_record_of(dep), run.uid, now)
     return {
         "metadata": {"resourceVersion": dep.resource_version,
                      "annotations": {CHANGE_CAUSE_ANNOTATION: cause, RUN_ANNOTATION: run.name,
-                                     RUNS_ANNOTATION: replay.render(record)}},
+                                     RUNS_ANNOTATION: record.render(written)}},
         "spec": {"template": template},
     }
 
@@ -61,16 +92,12 @@ def deploy_patch(run: Run, release_id: str | None, dep: DeploymentState, contain
 def rollback_patch(dep: DeploymentState, target: Revision, run: Run | None = None,
                    now: datetime | None = None) -> JsonPatch:
     """The JSON patch `kubectl rollout undo` sends, plus a resourceVersion guard; the run's entry in the
-    Deployment's record of runs says it rolled back."""
+    workload's record says it rolled back (the run keeps holding the workload until it ends)."""
     annotations = {k: v for k, v in dep.annotations.items() if k in UNDO_SKIPPED_ANNOTATIONS}
     annotations.update({k: v for k, v in target.annotations.items() if k not in UNDO_SKIPPED_ANNOTATIONS})
-    record = replay.parse(dep.annotations.get(RUNS_ANNOTATION))
     if run is not None and now is not None:
-        entry = next((e for e in record if e.uid == run.uid), None)
-        release = entry.release if entry else run.status.deployed_release_id
-        record = replay.recorded(record, run.name, run.uid, release, replay.ROLLED_BACK, now)
-    if record:
-        annotations[RUNS_ANNOTATION] = replay.render(record)
+        annotations[RUNS_ANNOTATION] = record.render(
+            record.outcome(_record_of(dep), run.uid, record.ROLLED_BACK, now, release=False))
     return [
         {"op": "replace", "path": "/metadata/resourceVersion", "value": dep.resource_version},
         {"op": "replace", "path": "/spec/template", "value": target.template},

@@ -10,7 +10,9 @@ from typing import Final
 
 # --- Pending ----------------------------------------------------------------
 ACCEPTED: Final = "Accepted"
-QUEUED: Final = "Queued"
+QUEUED: Final = "Queued"  # another run holds the workload, or the namespace has its bound of runs in flight
+SETTLING: Final = "Settling"  # runs applied together (a restore): waiting until they have all arrived
+CLAIMED: Final = "Claimed"  # the run holds the workload
 STARTED: Final = "Started"
 
 # --- the git workflow -----------------------------------------------------------
@@ -71,6 +73,7 @@ DEPLOYMENT_PAUSED: Final = "DeploymentPaused"
 DEPLOYMENT_CHANGED: Final = "DeploymentChanged"
 DEPLOYED: Final = "Deployed"
 DEPLOY_REFUSED: Final = "DeployRefused"
+CLAIM_LOST: Final = "ClaimLost"  # the workload's record does not show this run holding it: its status is not acted on
 
 # --- VerifyingHealth and WatchingRestarts ---------------------------------------
 ROLLOUT_IN_PROGRESS: Final = "RolloutInProgress"

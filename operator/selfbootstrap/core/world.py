@@ -60,10 +60,33 @@ class DeploymentState:
 
 
 @dataclass(frozen=True)
+class Peer:
+    """Another unfinished run of the same workload, as the watches show it."""
+
+    name: str
+    uid: str
+    sequence: int | None = None
+    created: str = ""
+    seen_seconds: float = float("inf")  # how long this operator has known it
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The installer's bounds on how runs go (operator settings, not a run's spec)."""
+
+    namespace_runs: int = 0  # runs of one namespace past Pending at once; 0: no bound
+    settle_seconds: float = 2.0  # a sequenced run on a workload with no record waits this long for a quiet moment
+
+
+@dataclass(frozen=True)
 class World:
     """One observation of the run's surroundings, taken at the start of a tick."""
 
     deployment: DeploymentState | None
     pods: tuple[PodState, ...] = ()  # pods of the Deployment's current ReplicaSet
-    blocking_run: str | None = None  # another active run that holds the same Deployment
+    peers: tuple[Peer, ...] = ()  # the workload's other unfinished runs
+    holder_running: bool = True  # the run the workload's record names as holder is unfinished (the shell checks)
+    namespace_active: int = 0  # runs of the run's namespace past Pending, other than this one
+    seen_seconds: float = float("inf")  # how long this operator has known the run itself
+    limits: Limits = field(default_factory=Limits)
     crd_generation: int | None = None  # of this operator's own CRD; observed for selfHosted runs

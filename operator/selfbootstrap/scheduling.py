@@ -1,0 +1,149 @@
+"""Fair to every tenant: what one namespace's runs may cost the others.
+
+- `FairExecutor`: the ticks' blocking work (API writes, git, probes) runs on a few threads; work waits
+  in one queue per namespace and the threads take from the namespaces in turn, so a namespace with a
+  thousand runs to serve delays another's next step by at most one step of its own per thread.
+- `Ledger`: how many runs of each namespace are past Pending (for the installer's bound on runs in
+  flight per namespace), who waits for a slot, and since when this operator has known each run (the
+  gate's quiet moment). A run waiting for a slot is woken only when one frees, oldest first: waiting
+  costs nothing, and a run that ends wakes one waiter, not all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import heapq
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Job:
+    future: asyncio.Future[Any]
+    fn: Callable[..., Any]
+    args: tuple[object, ...]
+
+
+class FairExecutor:
+    """A thread pool whose queue is fair across keys (namespaces): round robin, one job per key per turn."""
+
+    def __init__(self, threads: int, name: str = "tick") -> None:
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        self.threads = threads
+        self._queues: dict[str, deque[_Job]] = {}
+        self._turns: deque[str] = deque()  # keys with jobs waiting, in the order they are served
+        self._running = 0
+
+    async def run(self, key: str, fn: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        job = _Job(loop.create_future(), fn, args)
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = deque()
+            self._turns.append(key)
+        queue.append(job)
+        self._dispatch(loop)
+        result: T = await job.future
+        return result
+
+    def waiting(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        while self._running < self.threads and self._turns:
+            key = self._turns.popleft()
+            queue = self._queues[key]
+            job = queue.popleft()
+            if queue:
+                self._turns.append(key)  # its next job waits for every other key's turn
+            else:
+                del self._queues[key]
+            if job.future.cancelled():
+                continue
+            self._running += 1
+            done = self.pool.submit(job.fn, *job.args)
+            done.add_done_callback(functools.partial(self._finished, loop, job))
+
+    def _finished(self, loop: asyncio.AbstractEventLoop, job: _Job, done: Future[Any]) -> None:
+        """In the worker thread: hand the outcome back to the event loop."""
+        loop.call_soon_threadsafe(self._finish, loop, done, job)
+
+    def _finish(self, loop: asyncio.AbstractEventLoop, done: Future[Any], job: _Job) -> None:
+        self._running -= 1
+        if not job.future.cancelled():
+            error = done.exception()
+            if error is not None:
+                job.future.set_exception(error)
+            else:
+                job.future.set_result(done.result())
+        self._dispatch(loop)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class Ledger:
+    """Runs per namespace past Pending, the runs waiting for a slot, and when each run was first seen."""
+
+    _active: dict[str, set[str]] = field(default_factory=dict)  # namespace -> uids past Pending
+    _waiting: dict[str, list[tuple[tuple[str, str], str]]] = field(default_factory=dict)  # a heap per namespace
+    _waiters: dict[str, asyncio.Event] = field(default_factory=dict)  # uid -> how to wake it
+    _seen: dict[str, float] = field(default_factory=dict)  # uid -> monotonic time first seen
+
+    def saw(self, namespace: str, uid: str, active: bool) -> None:
+        """A watch event of an unfinished run."""
+        self._seen.setdefault(uid, time.monotonic())
+        uids = self._active.setdefault(namespace, set())
+        if active:
+            uids.add(uid)
+        elif uid in uids:
+            self._freed(namespace, uid)
+        elif not uids:
+            del self._active[namespace]
+
+    def gone(self, namespace: str, uid: str) -> None:
+        """The run finished or was deleted."""
+        self._seen.pop(uid, None)
+        self._waiters.pop(uid, None)
+        if uid in self._active.get(namespace, ()):
+            self._freed(namespace, uid)
+
+    def _freed(self, namespace: str, uid: str) -> None:
+        self._active[namespace].discard(uid)
+        if not self._active[namespace]:
+            del self._active[namespace]
+        waiting = self._waiting.get(namespace, [])
+        while waiting:  # the oldest run still waiting takes the slot
+            _, waiter = heapq.heappop(waiting)
+            event = self._waiters.pop(waiter, None)
+            if event is not None:
+                event.set()
+                break
+        if not waiting:
+            self._waiting.pop(namespace, None)
+
+    def active(self, namespace: str, uid: str) -> int:
+        """Runs of the namespace past Pending, other than this one."""
+        uids = self._active.get(namespace, set())
+        return len(uids) - (uid in uids)
+
+    def seen_seconds(self, uid: str) -> float:
+        first = self._seen.get(uid)
+        return float("inf") if first is None else time.monotonic() - first
+
+    def wait_for_slot(self, namespace: str, order: tuple[str, str], uid: str, event: asyncio.Event) -> None:
+        """Wake this run when a slot of the namespace frees (once; a run still waiting then asks again)."""
+        if uid not in self._waiters:
+            heapq.heappush(self._waiting.setdefault(namespace, []), (order, uid))
+        self._waiters[uid] = event
+
+    def stop_waiting(self, uid: str) -> None:
+        self._waiters.pop(uid, None)

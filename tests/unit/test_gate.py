@@ -1,0 +1,114 @@
+"""The gate: which run takes a workload when several want it, and which wait or end superseded."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from selfbootstrap.core import gate, record
+from selfbootstrap.core.record import Claimant, Record
+from selfbootstrap.core.world import Limits, Peer, World
+
+from .factories import T0, deployment, run, spec, status
+
+ME_CREATED = "2030-01-01T11:00:00Z"  # factories.run()
+
+
+def me(sequence: int | None = None, redeploy: bool = False):
+    release = {"redeploy": redeploy, **({"sequence": sequence} if sequence is not None else {})}
+    return run(status(phase="Pending"), spec(release=release))
+
+
+def peer(name: str, created: str = ME_CREATED, sequence: int | None = None, seen: float = 60.0) -> Peer:
+    return Peer(name, f"u-{name}", sequence, created, seen)
+
+
+def held_by(name: str, release: str = "v2", sequence: int | None = None) -> Record:
+    return record.claimed(Record(), Claimant(name, f"u-{name}", release, sequence, "2030-01-01T10:00:00Z"), T0)
+
+
+def verdict(r, rec: Record = Record(), **world):  # noqa: B008  (an empty record: immutable)
+    fields = {"seen_seconds": 60.0, **world}
+    return gate.verdict(r, "v3", rec, World(deployment=deployment(), **fields))
+
+
+def test_a_free_workload_is_taken():
+    assert verdict(me()) == gate.Go()
+
+
+def test_a_held_workload_is_waited_for_naming_the_holder():
+    got = verdict(me(), held_by("run-0"))
+    assert isinstance(got, gate.Wait) and got.reason == "Queued" and "run-0" in got.message
+    assert got.seconds is None, "waiting costs nothing: the holder's end wakes the run"
+
+
+def test_a_holder_that_ended_without_letting_go_is_taken_over():
+    assert verdict(me(), held_by("run-0"), holder_running=False) == gate.Go()
+
+
+def test_a_run_keeps_the_workload_it_holds():
+    rec = record.claimed(Record(), Claimant("run-1", "u-1", "v3"), T0)
+    assert verdict(me(), rec, peers=(peer("newer", "2030-01-01T12:00:00Z"),)) == gate.Go()
+
+
+@pytest.mark.parametrize("mine, others, winner", [
+    (None, [peer("b", "2030-01-01T11:00:01Z")], "b"),
+    (None, [peer("a", "2030-01-01T10:59:59Z")], None),
+    (None, [peer("run-2", ME_CREATED)], "run-2"),  # same second: the name decides
+    (None, [peer("run-0", ME_CREATED)], None),
+    (5, [peer("b", "2030-01-01T10:00:00Z", sequence=6)], "b"),  # a sequence outranks creation time
+    (5, [peer("b", "2030-01-01T12:00:00Z", sequence=4)], None),
+    (None, [peer("b", "2030-01-01T10:00:00Z", sequence=1)], "b"),  # any sequence outranks none
+    (3, [peer("b", "2030-01-01T12:00:00Z"), peer("c", "2030-01-01T12:00:00Z", sequence=9)], "c"),
+], ids=["younger", "older", "same-second-by-name", "same-second-older-name", "higher-sequence",
+        "lower-sequence", "sequence-beats-none", "newest-of-several"])
+def test_the_newest_intent_wins_and_older_waiting_runs_end(mine, others, winner):
+    got = verdict(me(mine), peers=tuple(others))
+    if winner is None:
+        assert got == gate.Go()
+    else:
+        assert isinstance(got, gate.Supersede) and f"run {winner!r}" in got.message
+
+
+def test_a_newer_run_that_is_itself_a_replay_does_not_win():
+    rec = held_by("old-name")
+    rec = record.outcome(rec, "u-old-name", record.SUCCEEDED, T0, release=True)
+    got = verdict(me(), rec, peers=(peer("old-name", "2030-01-01T12:00:00Z"),))
+    assert got == gate.Go()
+
+
+def test_a_replayed_run_is_superseded_even_with_redeploy_off_and_goes_with_it_on():
+    rec = record.outcome(held_by("run-1", release="v3"), "u-run-1", record.SUCCEEDED, T0, release=True)
+    rec = replace(rec, holder=None)
+    assert isinstance(verdict(me(), rec), gate.Supersede)
+    assert verdict(me(redeploy=True), rec) == gate.Go()
+
+
+def test_the_namespace_bound_holds_runs_back_at_no_cost():
+    got = verdict(me(), namespace_active=3, limits=Limits(namespace_runs=3))
+    assert isinstance(got, gate.Wait) and got.seconds is None and "3 runs" in got.message
+    assert verdict(me(), namespace_active=2, limits=Limits(namespace_runs=3)) == gate.Go()
+    assert verdict(me(), namespace_active=50, limits=Limits(namespace_runs=0)) == gate.Go()
+
+
+@pytest.mark.parametrize("seen, peer_seen, has_record, waits", [
+    (0.5, 60.0, False, 1.5),
+    (60.0, 1.2, False, 0.8),
+    (60.0, 60.0, False, None),
+    (0.5, 60.0, True, None),
+], ids=["just-seen", "a-peer-just-seen", "quiet", "workload-has-a-record"])
+def test_a_sequenced_run_on_a_workload_without_a_record_waits_for_a_quiet_moment(seen, peer_seen, has_record,
+                                                                                  waits):
+    rec = record.outcome(held_by("earlier", sequence=1), "u-earlier", record.SUCCEEDED, T0, release=True) \
+        if has_record else Record()
+    got = verdict(me(sequence=5), rec, seen_seconds=seen, peers=(peer("p", "2030-01-01T10:00:00Z", 2, peer_seen),),
+                  limits=Limits(settle_seconds=2.0))
+    if waits is None:
+        assert got == gate.Go()
+    else:
+        assert isinstance(got, gate.Wait) and got.reason == "Settling" and got.seconds == pytest.approx(waits)
+
+
+def test_an_unsequenced_run_does_not_wait_for_a_quiet_moment():
+    assert verdict(me(), seen_seconds=0.0) == gate.Go()
