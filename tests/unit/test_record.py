@@ -76,9 +76,9 @@ def test_another_runs_release_does_not_free_the_holder():
 
 @pytest.mark.parametrize("rec, run, why", [
     (Record(), Claimant("r1", "u1", "v1", 1), None),
-    (history(12), Claimant("r1", "u-new", "v1", 1), "a run named 'r1' already deployed"),
+    (history(12), Claimant("r1", "u-new", "v1", 1), "a run named 'r1' already ran"),
     (history(12, sequenced=False), Claimant("r1", "u-new", "v1", None, "2030-02-01T00:00:00Z"),
-     "a run named 'r1' already deployed"),
+     "a run named 'r1' already ran"),
     (history(12), Claimant("renamed", "u-x", "v5", 5), "run 'r12' (release v12, sequence 12) is newer"),
     (history(12), Claimant("r13", "u13", "v13", 13), None),
     (history(12), Claimant("r12b", "u-y", "v12", 12, "2030-02-01T00:00:00Z"), None),

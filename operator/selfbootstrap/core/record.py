@@ -205,7 +205,9 @@ def _with(runs: tuple[Entry, ...], entry: Entry) -> tuple[Entry, ...]:
 def replayed(record: Record, run: Claimant) -> str | None:
     """Why this run must not deploy because of what already ran here (naming the newer run), or None."""
     if record.knows_name(run.run) and not record.held_by(run.uid):
-        return f"a run named {run.run!r} already deployed to this workload (it was deleted and made again)"
+        entry = next((e for e in reversed(record.runs) if e.run == run.run), None)
+        what = f"deployed release {entry.release}" if entry and entry.outcome != CLAIMED else "ran"
+        return f"a run named {run.run!r} already {what} on this workload (it was deleted and made again)"
     newest = record.newest
     if newest is not None and newest.uid != run.uid and run.key < newest.key:
         return (f"run {newest.run!r} (release {newest.release}{_seq(newest.sequence)}) is newer and already "
