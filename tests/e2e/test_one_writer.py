@@ -1,0 +1,180 @@
+"""End-to-end: one writer per Deployment, the newest intent wins, and replay safety for any history and for
+restores. Runs created at the same instant race for real (threads against the real API server); the
+Recorder (invariants.py) replays every change in the API server's order and checks the promises."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from .cluster import NAMESPACES, wait_for
+from .invariants import Recorder
+from .kube_helpers import (
+    create_deployment,
+    create_run,
+    deployment,
+    deployment_image,
+    get_run,
+    replica_sets,
+    wait_phase,
+)
+from .operator_fixtures import OperatorProcess
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+FINISHED = {"Succeeded", "Failed", "RolledBack", "Superseded"}
+WATCHDOG = {"retries": 1, "intervalSeconds": 0.5}
+
+
+def image(version: str) -> str:
+    return f"registry.example.com/app:{version}"
+
+
+def spec(version: str, sequence: int | None = None) -> dict:
+    release: dict = {"id": version, "image": image(version)}
+    if sequence is not None:
+        release["sequence"] = sequence
+    return {"target": {"deployment": "app"}, "release": release, "restartWatchdog": WATCHDOG}
+
+
+def at_once(namespace: str, runs: list[tuple[str, dict, dict | None]]) -> None:
+    """Create the runs from one thread each, released together."""
+    start = threading.Barrier(len(runs))
+    errors: list[BaseException] = []
+
+    def create(name: str, body: dict, labels: dict | None) -> None:
+        start.wait()
+        try:
+            manifest = {"apiVersion": "selfbootstrap.dev/v1alpha1", "kind": "SelfBootstrapRun",
+                        "metadata": {"name": name, "labels": labels or {}}, "spec": body}
+            client.CustomObjectsApi().create_namespaced_custom_object(
+                "selfbootstrap.dev", "v1alpha1", namespace, "selfbootstrapruns", manifest)
+        except BaseException as err:  # reported below, in the test's thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=create, args=run) for run in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
+@pytest.fixture
+def recorder(namespace) -> Iterator[Recorder]:
+    create_deployment(namespace, "app", image("v0"), "v0", replicas=1)
+    rec = Recorder(namespace, "app").start()
+    yield rec
+    rec.stop()
+
+
+def rounds(namespace: str, recorder: Recorder, count: int, size: int, shard: str | None = None) -> None:
+    """Rounds of runs created at the same instant on one Deployment. A run the operator saw before the others
+    arrived may take the Deployment (the rest then wait for it); a waiting run ends Superseded by a newer one;
+    the newest goes last, so the Deployment always ends on the newest intent. The recorder checks that no two
+    runs were ever past Pending at once and that each template change was its holder's."""
+    succeeded = 0
+    for r in range(count):
+        names = [f"r{r}-{i}" for i in range(size)]
+        labels = [{"selfbootstrap.dev/shard": shard} if shard and i % 2 else None for i in range(size)]
+        at_once(namespace, [(n, spec(f"v{r}-{i}"), labels[i]) for i, n in enumerate(names)])
+        created = {n: get_run(namespace, n)["metadata"]["creationTimestamp"] for n in names}
+        newest = max(names, key=lambda n: (created[n], n))  # the order without a sequence: creation, then name
+        ends = {n: wait_phase(namespace, n, FINISHED, timeout=120) for n in names}
+        seen = {n: (st["phase"], st.get("message")) for n, st in ends.items()}
+        assert ends[newest]["phase"] == "Succeeded", seen
+        for n in names:  # a run ends Superseded only by a newer one
+            newer = [m for m in names if (created[m], m) > (created[n], n) and f"run {m!r}" in ends[n]["message"]]
+            assert ends[n]["phase"] == "Succeeded" or (ends[n]["phase"] == "Superseded" and newer), seen
+        succeeded += sum(st["phase"] == "Succeeded" for st in ends.values())
+        assert deployment_image(namespace, "app") == image(f"v{r}-{names.index(newest)}")
+    assert recorder.violations() == []
+    assert len(recorder.deploys()) == succeeded, recorder.deploys()
+
+
+def test_twenty_rounds_of_two_runs_created_at_the_same_instant(namespace, recorder):
+    rounds(namespace, recorder, 20, 2)
+
+
+def test_twenty_rounds_of_ten_runs_created_at_the_same_instant(namespace, recorder):
+    rounds(namespace, recorder, 20, 10)
+
+
+@pytest.fixture
+def second_operator(operator, tmp_path) -> Iterator[OperatorProcess]:
+    """Another operator instance serving the same namespaces: the runs labelled shard b."""
+    other = OperatorProcess(operator.kubeconfig, tmp_path, ("--standalone", f"--namespace={NAMESPACES}",
+                                                            "--shard=b"), name="operator-b", env=operator.env)
+    other.start()
+    yield other
+    other.stop()
+
+
+def test_two_operator_instances_still_serve_one_writer_at_a_time(namespace, recorder, second_operator):
+    wait_for(lambda: second_operator.watching(namespace), 60, "the second operator never watched the namespace")
+    rounds(namespace, recorder, 10, 4, shard="b")
+    served = second_operator.log()
+    assert any(f"{namespace}/r{r}-1 " in served for r in range(10)), "the second instance served its shard"
+
+
+@pytest.mark.parametrize("sequenced", [False, True], ids=["by-name", "by-sequence"])
+def test_re_creating_any_of_twenty_five_sequential_runs_changes_nothing(namespace, recorder, sequenced):
+    def body(i: int) -> dict:
+        return spec(f"v{i}", sequence=i if sequenced else None)
+
+    for i in range(1, 26):
+        create_run(namespace, f"r{i}", body(i))
+        assert wait_phase(namespace, f"r{i}", FINISHED, timeout=120)["phase"] == "Succeeded"
+    template = deployment(namespace, "app").spec.template
+    for i in random.sample(range(1, 26), 25):
+        client.CustomObjectsApi().delete_namespaced_custom_object("selfbootstrap.dev", "v1alpha1", namespace,
+                                                                  "selfbootstrapruns", f"r{i}")
+        wait_for(lambda i=i: _gone(namespace, f"r{i}"), 30, f"r{i} was not deleted")
+        create_run(namespace, f"r{i}", body(i))
+        st = wait_phase(namespace, f"r{i}", FINISHED, timeout=60)
+        assert st["phase"] == "Superseded", (i, st)
+    assert deployment(namespace, "app").spec.template == template, "no re-created run changed the template"
+    assert deployment_image(namespace, "app") == image("v25")
+    assert recorder.violations() == []
+
+
+def _gone(namespace: str, name: str) -> bool:
+    try:
+        get_run(namespace, name)
+    except client.exceptions.ApiException as err:
+        return err.status == 404
+    return False
+
+
+def restore(namespace: str) -> list[str]:
+    """Every run file of a GitOps repository applied at once, in a random order."""
+    order = list(range(1, 26))
+    random.shuffle(order)
+    at_once(namespace, [(f"r{i}", spec(f"v{i}", sequence=i), None) for i in order])
+    ends = {i: wait_phase(namespace, f"r{i}", FINISHED, timeout=120) for i in order}
+    return [f"r{i}" for i, st in ends.items() if st["phase"] == "Succeeded"]
+
+
+def test_a_restore_over_a_deployment_at_v0_rolls_out_only_the_newest(namespace, recorder):
+    assert restore(namespace) == ["r25"]
+    assert deployment_image(namespace, "app") == image("v25")
+    assert sorted(replica_sets(namespace, "app")) == [image("v0"), image("v25")], "no other release rolled out"
+    assert recorder.deploys() == [("r25", "v25")]
+    assert recorder.violations() == []
+
+
+def test_a_restore_over_a_deployment_at_v25_rolls_out_nothing(namespace):
+    create_deployment(namespace, "app", image("v25"), "v25", replicas=1)
+    template = deployment(namespace, "app").spec.template
+    rec = Recorder(namespace, "app").start()
+    try:
+        assert restore(namespace) == ["r25"]
+    finally:
+        rec.stop()
+    assert deployment(namespace, "app").spec.template == template
+    assert list(replica_sets(namespace, "app")) == [image("v25")]
+    assert rec.deploys() == [] and rec.violations() == []
