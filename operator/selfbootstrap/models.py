@@ -307,6 +307,35 @@ class Validation(Model):
     """A check of the pushed commit, run as a Job in the run's namespace (never inside the operator);
     the pull request opens only when it passes."""
 
+    # Nested: these types describe the validation Job's container and nothing else.
+    class Quantities(Model):
+        """CPU and memory as Kubernetes quantities; a field left out is not set."""
+
+        cpu: Annotated[str | None, Field(
+            default=None, max_length=32, pattern=r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$",
+            description="CPU, e.g. 100m or 2.")]
+        memory: Annotated[str | None, Field(
+            default=None, max_length=32, pattern=r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$",
+            description="Memory, e.g. 128Mi or 1Gi.")]
+
+    class Resources(Model):
+        """The validate container's compute resources (the checkout step has small fixed ones); each map,
+        when given, replaces its default whole."""
+
+        # The API server would admit the Job and refuse its pod, and the run would wait for its deadline.
+        model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+            cel(f"!has(self.requests.{q}) || !has(self.limits.{q}) || "
+                f"quantity(self.requests.{q}).compareTo(quantity(self.limits.{q})) <= 0",
+                f"spec.git.validation.resources.requests.{q} must not exceed its limit", f".requests.{q}")
+            for q in ("cpu", "memory")]})
+
+        requests: Annotated[Validation.Quantities, Field(
+            default=Validation.Quantities(cpu="100m", memory="128Mi"),
+            description="What the container is guaranteed.")]
+        limits: Annotated[Validation.Quantities, Field(
+            default=Validation.Quantities(cpu="1", memory="512Mi"),
+            description="What the container may use at most.")]
+
     image: Annotated[str, Field(min_length=1, max_length=512, pattern=IMAGE,
                                 description="Image of the check's container (e.g. your CI image).")]
     command: Annotated[list[str], Field(
@@ -324,7 +353,17 @@ class Validation(Model):
     delete_policy: Annotated[JobDeletePolicy, Field(
         default=JobDeletePolicy.ON_SUCCESS,
         description="When the operator deletes the Job: Always, OnSuccess (failed Jobs stay for inspection) "
-                    "or Never. Jobs are owned by the run either way and go when it is deleted.")]
+                    "or Never. A Job it keeps goes after ttlSecondsAfterFinished, and with the run.")]
+    ttl_seconds_after_finished: Annotated[int, Field(
+        default=3600, ge=60, le=2592000,
+        description="The Job's ttlSecondsAfterFinished: the Job controller deletes a finished Job the operator "
+                    "kept after this long (at least a minute, so that the operator reads its outcome first).")]
+    run_as_user: Annotated[int, Field(
+        default=65532, ge=1, le=2147483647,
+        description="UID of both containers and the pod's fsGroup (never root: the pod meets the restricted "
+                    "Pod Security Standard).")]
+    resources: Annotated[Validation.Resources, Field(
+        default=Validation.Resources(), description="The validate container's requests and limits.")]
 
 
 class CommitSettings(Model):

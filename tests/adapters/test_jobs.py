@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 from unittest.mock import create_autospec
 
 import pytest
 
-from selfbootstrap.adapters.jobs import CHECKOUT_SCRIPT, JobExecutor, job_outcome, render_job
+from selfbootstrap.adapters.jobs import CHECKOUT_SCRIPT, HOME, JobExecutor, job_outcome, render_job
 from selfbootstrap.adapters.kube import Kube, SecretValue
 from selfbootstrap.core.actions import (
     CheckValidationJob,
@@ -22,7 +25,7 @@ from selfbootstrap.core.actions import (
     ValidationJobStarted,
 )
 from selfbootstrap.core.run import Run
-from selfbootstrap.models import RunSpec, RunStatus
+from selfbootstrap.models import RunSpec, RunStatus, Validation
 from tests.gitserver.git_http import GitHttpServer, git
 
 SHA = "c" * 40
@@ -32,7 +35,7 @@ ACTION = CreateValidationJob(
     name="web-v2-validate", sha=SHA, branch="selfbootstrap/web-v2", repository_url="https://git.example.com/a/w.git",
     image="registry.example.com/ci:1", command=("make", "lint"), service_account_name="ci",
     automount_service_account_token=False, timeout_seconds=120, secret_name="git-token", secret_key="token",
-    username="x-access-token")
+    username="x-access-token", run_as_user=65532, resources=Validation.Resources(), ttl_seconds_after_finished=3600)
 
 
 def test_the_job_runs_the_authors_image_and_command_with_the_authors_service_account():
@@ -51,8 +54,8 @@ def test_the_token_reaches_only_the_checkout_step():
     pod = render_job(RUN, ACTION, "checkout:1")["spec"]["template"]["spec"]
     (checkout,) = pod["initContainers"]
     (validate,) = pod["containers"]
-    assert [v["name"] for v in validate["volumeMounts"]] == ["workspace"]
-    assert "env" not in validate and "envFrom" not in validate
+    assert [v["name"] for v in validate["volumeMounts"]] == ["workspace", "home"]
+    assert validate["env"] == [{"name": "HOME", "value": HOME}] and "envFrom" not in validate
     assert {"name": "credentials", "mountPath": "/credentials", "readOnly": True} in checkout["volumeMounts"]
     secret = next(v for v in pod["volumes"] if v["name"] == "credentials")["secret"]
     assert (secret["secretName"], secret["items"]) == ("git-token", [{"key": "token", "path": "token"}])
@@ -63,7 +66,40 @@ def test_the_token_reaches_only_the_checkout_step():
 def test_without_credentials_nothing_is_mounted():
     pod = render_job(RUN, CreateValidationJob(**{**ACTION.__dict__, "secret_name": None, "secret_key": None}),
                      "checkout:1")["spec"]["template"]["spec"]
-    assert [v["name"] for v in pod["volumes"]] == ["workspace"]
+    assert [v["name"] for v in pod["volumes"]] == ["workspace", "home"]
+
+
+def test_the_pod_meets_the_restricted_pod_security_standard():
+    pod = render_job(RUN, ACTION, "checkout:1")["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": 65532, "fsGroup": 65532,
+                                      "seccompProfile": {"type": "RuntimeDefault"}}
+    for container in pod["initContainers"] + pod["containers"]:
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"}}, container["name"]
+        assert {m["mountPath"] for m in container["volumeMounts"]} >= {"/workspace", HOME}
+        assert not {"privileged", "runAsUser", "procMount"} & set(container["securityContext"])
+    assert not {"hostNetwork", "hostPID", "hostIPC"} & set(pod)
+    assert all(set(v) <= {"name", "emptyDir", "secret"} for v in pod["volumes"]), "no hostPath"
+
+
+def test_resources_and_ttl_come_from_the_spec_with_defaults():
+    asked = Validation.model_validate({"image": "i", "command": ["c"], "runAsUser": 1000,
+                                       "ttlSecondsAfterFinished": 600,
+                                       "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "4"}}})
+    action = CreateValidationJob(**{**ACTION.__dict__, "run_as_user": asked.run_as_user,
+                                    "resources": asked.resources,
+                                    "ttl_seconds_after_finished": asked.ttl_seconds_after_finished})
+    for made, (user, ttl, resources) in [
+            (ACTION, (65532, 3600, {"requests": {"cpu": "100m", "memory": "128Mi"},
+                                    "limits": {"cpu": "1", "memory": "512Mi"}})),
+            (action, (1000, 600, {"requests": {"cpu": "2"}, "limits": {"cpu": "4"}}))]:
+        job = render_job(RUN, made, "checkout:1")
+        pod = job["spec"]["template"]["spec"]
+        assert (pod["securityContext"]["runAsUser"], job["spec"]["ttlSecondsAfterFinished"]) == (user, ttl)
+        assert pod["containers"][0]["resources"] == resources
+        checkout = pod["initContainers"][0]["resources"]
+        assert set(checkout) == {"requests", "limits"} and set(checkout["limits"]) == {"cpu", "memory"}
 
 
 def failed_pod(container: str, code: int, message: str, init: bool = False) -> dict:
@@ -133,7 +169,8 @@ def test_check_and_delete(kube):
     kube.delete_job.assert_called_once_with("apps", "j")
     kube.read_job.return_value = None
     result = executor.perform(RUN, CheckValidationJob("j"))
-    assert isinstance(result, Failed) and "disappeared" in result.message
+    assert isinstance(result, Failed) and not result.retryable
+    assert "deleted before its outcome was read" in result.message
 
 
 TOKEN = "checkout-t0ken"
@@ -145,16 +182,51 @@ def git_server(tmp_path):
         yield server
 
 
-def run_checkout(tmp_path, url: str, branch: str, sha: str, token: str | None) -> subprocess.CompletedProcess:
-    """The checkout step's own script, on this machine instead of in a pod (paths moved into tmp_path)."""
-    workspace, credentials = tmp_path / "workspace", tmp_path / "credentials"
+def run_checkout(tmp_path, url: str, branch: str, sha: str, token: str | None,
+                 as_user: int | None = None) -> subprocess.CompletedProcess:
+    """The checkout step's own script, on this machine instead of in a pod (paths moved into tmp_path).
+    as_user: run it as that uid, with the workspace and HOME made as the kubelet makes emptyDirs (owned by
+    root, mode 0777) and the token as fsGroup leaves it (group-readable only)."""
+    workspace, credentials, home = tmp_path / "workspace", tmp_path / "credentials", tmp_path / "home"
     credentials.mkdir(exist_ok=True)
+    home.mkdir(exist_ok=True)
     if token:
         (credentials / "token").write_text(token + "\n")
-    script = CHECKOUT_SCRIPT.replace("/workspace", str(workspace)).replace("/credentials", str(credentials))
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "REPO_URL": url, "BRANCH": branch, "SHA": sha,
+    argv = ["/bin/sh", "-c", CHECKOUT_SCRIPT.replace("/workspace", str(workspace))
+            .replace("/credentials", str(credentials))]
+    if as_user is not None:
+        workspace.mkdir()
+        for emptydir in (workspace, home):
+            emptydir.chmod(0o777)
+        tmp_path.chmod(0o755)
+        if token:
+            os.chown(credentials / "token", 0, as_user)
+            (credentials / "token").chmod(0o440)
+        argv = ["setpriv", f"--reuid={as_user}", f"--regid={as_user}", f"--groups={as_user}", *argv]
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "REPO_URL": url, "BRANCH": branch, "SHA": sha,
            "GIT_USERNAME": "x-access-token", "GIT_CONFIG_NOSYSTEM": "1"}
-    return subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True, check=False)
+    return subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to switch users")
+def test_the_checkout_step_works_as_a_non_root_user_in_a_root_owned_workspace(git_server):
+    """The pod runs as runAsUser in emptyDirs owned by root: git would refuse the workspace as "dubious
+    ownership" without safe.directory, both in the checkout and in the validate step after it."""
+    tmp_path = Path(tempfile.mkdtemp(dir="/tmp"))  # pytest's own base directory is closed to other users
+    try:
+        url = git_server.create_repo("acme/web", {"Makefile": "lint:\n\ttrue\n"}, branch="feature")
+        sha = git_server.branches("acme/web")["feature"]
+        done = run_checkout(tmp_path, url, "feature", sha, TOKEN, as_user=65532)
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "workspace").stat().st_uid == 0
+        validate = subprocess.run(
+            ["setpriv", "--reuid=65532", "--regid=65532", "--groups=65532", "git", "rev-parse", "HEAD"],
+            cwd=tmp_path / "workspace", env={"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home")},
+            capture_output=True, text=True, check=False)
+        assert validate.stdout.strip() == sha, validate.stderr
+        assert TOKEN not in (tmp_path / "home" / ".gitconfig").read_text()
+    finally:
+        shutil.rmtree(tmp_path)
 
 
 def test_the_checkout_step_fetches_exactly_the_pushed_commit(git_server, tmp_path):

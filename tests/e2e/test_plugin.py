@@ -14,9 +14,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import client
 from tools import localcluster
 
-from .kube_helpers import create_deployment, create_run, get_run, poll, replica_sets, status, wait_phase
+from selfbootstrap.core.text import is_hidden
+from selfbootstrap.models import ABORT_ANNOTATION, GROUP, PLURAL, VERSION
+
+from .kube_helpers import create_deployment, create_run, get_run, poll, replica_sets, run_body, status, wait_phase
 
 pytestmark = [pytest.mark.e2e]
 
@@ -173,3 +177,19 @@ def test_get_watch_ends_with_the_run(operator, namespace):
     assert done.returncode == 0, done.stderr
     assert "Succeeded" in done.stdout, done.stdout
     assert status(namespace, "watched")["phase"] == "Succeeded"
+
+
+def test_text_from_the_cluster_reaches_the_terminal_escaped(operator, namespace):
+    """A run's author wrote a screen clear and a forged line into the abort reason, which the run's status
+    message quotes: `get` and `list` show it as visible escapes, and no control character at all."""
+    create_deployment(namespace, "app", V1, "v1")
+    body = run_body("hostile", spec(V2, "v2"))
+    body["metadata"]["annotations"] = {ABORT_ANNOTATION: "\x1b[2J\r\nFAKE"}
+    client.CustomObjectsApi().create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+    st = wait_phase(namespace, "hostile", {"Failed", "RolledBack", "Succeeded"})
+    assert st["reason"] == "Aborted", st
+
+    for args in (("get", "hostile"), ("list",)):
+        shown = ok("-n", namespace, *args)
+        assert [c for c in shown if is_hidden(c) and c != "\n"] == [], (args, shown)
+        assert "\\x1b[2J\\x0d\\x0aFAKE" in shown, (args, shown)

@@ -30,7 +30,8 @@ def job_of(namespace: str) -> client.V1Job:
 
 
 def test_validation_runs_as_a_job_with_the_authors_image_and_service_account(namespace, repo, forge):
-    client.CoreV1Api().create_namespaced_service_account(namespace, {"metadata": {"name": "ci"}})
+    core = client.CoreV1Api()
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "ci"}})
     marker = Path(f"/tmp/selfbootstrap-validation-{uuid.uuid4().hex}")
     check = validation(serviceAccountName="ci", deletePolicy="Never",
                        command=["sh", "-c", f"touch {marker}; make lint"])
@@ -49,8 +50,20 @@ def test_validation_runs_as_a_job_with_the_authors_image_and_service_account(nam
     (validate,) = pod.containers
     assert (validate.image, validate.command) == ("registry.example.com/ci:1", check["command"])
     assert (pod.service_account_name, pod.automount_service_account_token) == ("ci", False)
-    assert not validate.env and not validate.env_from, "no credentials and no operator settings"
-    assert [m.name for m in validate.volume_mounts] == ["workspace"]
+    assert [(e.name, e.value) for e in validate.env] == [("HOME", "/home/validation")] and not validate.env_from, \
+        "no credentials and no operator settings"
+    assert [m.name for m in validate.volume_mounts] == ["workspace", "home"]
+    assert (pod.security_context.run_as_non_root, pod.security_context.run_as_user) == (True, 65532)
+    assert validate.security_context.allow_privilege_escalation is False
+    assert validate.security_context.capabilities.drop == ["ALL"]
+    assert validate.resources.limits == {"cpu": "1", "memory": "512Mi"}
+    assert job.spec.ttl_seconds_after_finished == 3600
+    # The API server's own Pod Security admission passes the Job's pod as restricted (a dry run: the
+    # namespace's sample app is not meant to be restricted, and is not touched).
+    core.patch_namespace(namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    template = client.ApiClient().sanitize_for_serialization(job.spec.template)
+    core.create_namespaced_pod(namespace, {"metadata": {"generateName": "restricted-"}, "spec": template["spec"]},
+                               dry_run="All")
     (checkout,) = pod.init_containers
     assert "credentials" in [m.name for m in checkout.volume_mounts]
     assert {e.name: e.value for e in checkout.env}["SHA"] == g["commitSha"]

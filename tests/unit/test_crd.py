@@ -133,6 +133,10 @@ def rules_at(root: dict[str, Any], *path: str) -> list[str]:
                  id="rollback-id-differs"),
     pytest.param(("spec", "health", "http"), "self.url.startsWith('http://') || self.url.startsWith('https://')",
                  id="http-url"),
+    pytest.param(("spec", "git", "validation", "resources"),
+                 "!has(self.requests.memory) || !has(self.limits.memory) || "
+                 "quantity(self.requests.memory).compareTo(quantity(self.limits.memory)) <= 0",
+                 id="validation-requests-within-limits"),
 ])
 def test_cel_rules(root, path, rule):
     assert rule in rules_at(root, *path)
@@ -194,6 +198,22 @@ def test_required_fields(root):
 MINIMAL = {"target": {"deployment": "web"}, "release": {"image": "reg/app:v2"}}
 
 
+GIT: dict[str, Any] = {"repositoryUrl": "https://git.example.com/a/b.git",
+                       "change": {"setImage": {"path": "app.yaml"}}}
+CHECK: dict[str, Any] = {"image": "ci:1", "command": ["make"]}
+BAD_CHECKS: dict[str, dict[str, Any]] = {
+    "run-as-root": {"runAsUser": 0}, "ttl-below-a-minute": {"ttlSecondsAfterFinished": 0},
+    "cpu-not-a-quantity": {"resources": {"limits": {"cpu": "one"}}},
+    "memory-unit-unknown": {"resources": {"requests": {"memory": "128MB"}}}}
+
+
+def test_validation_defaults():
+    check = RunSpec.model_validate({**MINIMAL, "git": {**GIT, "validation": CHECK}}).git.validation
+    assert (check.run_as_user, check.ttl_seconds_after_finished) == (65532, 3600)
+    assert check.resources.dump() == {"requests": {"cpu": "100m", "memory": "128Mi"},
+                                      "limits": {"cpu": "1", "memory": "512Mi"}}
+
+
 def test_spec_defaults():
     spec = RunSpec.model_validate(MINIMAL)
     rp, wd, health = spec.rollback_policy, spec.restart_watchdog, spec.health
@@ -219,6 +239,8 @@ def test_http_check_defaults():
     pytest.param({"target": {"deployment": "Web_App"}}, id="deployment-not-dns"),
     pytest.param({"target": {"deployment": "web", "deploymentContext": "cluster"}}, id="unknown-context"),
     pytest.param({"rollbackPolicy": {"timeoutSeconds": 0}}, id="rollback-timeout-zero"),
+    *[pytest.param({"git": {**GIT, "validation": {**CHECK, **bad}}}, id=f"validation-{name}")
+      for name, bad in BAD_CHECKS.items()],
 ])
 def test_spec_rejects(extra):
     with pytest.raises(pydantic.ValidationError):

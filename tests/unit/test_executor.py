@@ -13,7 +13,7 @@ from selfbootstrap.adapters.http import HttpExecutor
 from selfbootstrap.adapters.jobs import JobExecutor
 from selfbootstrap.adapters.kube import KubeExecutor
 from selfbootstrap.core import actions as a
-from selfbootstrap.models import HttpCheck
+from selfbootstrap.models import HttpCheck, Validation
 
 from .factories import run
 
@@ -22,7 +22,7 @@ ACTIONS: dict[str, list[a.Action]] = {
     "kube": [a.ClaimWorkload([]), a.PatchDeployment({}), a.RollbackDeployment("rs", []), a.ReleaseWorkload([])],
     "http": [a.ProbeHttp(HttpCheck(url="http://web/"))],
     "jobs": [a.CreateValidationJob("j", "c" * 40, "b", "https://g/r.git", "img", ("make",), "default", False, 60,
-                                   None, None, ""),
+                                   None, None, "", 65532, Validation.Resources(), 3600),
              a.CheckValidationJob("j"), a.DeleteValidationJob("j")],
     "git": [a.ResolveBranch("b", "main", "t"), COMMIT, a.PushBranch(COMMIT, "c" * 40),
             a.OpenPullRequest("b", "main", "t", "b"), a.CheckCI("c" * 40),

@@ -20,7 +20,7 @@ from selfbootstrap.core.actions import (
 )
 from selfbootstrap.core.run import Run
 from selfbootstrap.core.validation import GRACE_SECONDS, job_name
-from selfbootstrap.models import GitStatus, Phase, RunStatus
+from selfbootstrap.models import GitStatus, Phase, RunStatus, Validation
 
 from .factories import T0, at, deployed, spec, world
 
@@ -61,7 +61,16 @@ def test_validation_starts_a_job_for_the_pushed_commit():
         name=job_name(run_at(Phase.VALIDATING), SHA), sha=SHA, branch="selfbootstrap/run-1",
         repository_url="https://git.example.com/acme/web.git", image="registry.example.com/ci:1",
         command=("make", "lint"), service_account_name="default", automount_service_account_token=False,
-        timeout_seconds=60, secret_name="git-token", secret_key="token", username="x-access-token")
+        timeout_seconds=60, secret_name="git-token", secret_key="token", username="x-access-token",
+        run_as_user=65532, resources=Validation.Resources(), ttl_seconds_after_finished=3600)
+
+
+def test_the_job_carries_the_user_resources_and_ttl_the_spec_asks_for():
+    asked = {"runAsUser": 1000, "ttlSecondsAfterFinished": 600, "resources": {"limits": {"memory": "2Gi"}}}
+    d = decide(run_at(Phase.VALIDATING, asked))
+    assert isinstance(d.action, CreateValidationJob)
+    assert (d.action.run_as_user, d.action.ttl_seconds_after_finished) == (1000, 600)
+    assert d.action.resources.dump() == {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "2Gi"}}
 
 
 def test_the_job_names_its_service_account_and_token_mount_as_asked():
@@ -137,10 +146,36 @@ def test_a_job_past_its_deadline_is_a_timeout():
 
 def test_the_run_stops_waiting_when_the_job_controller_does_not_end_the_job():
     run = run_at(Phase.VALIDATING, **RUNNING)
-    assert decide(run, at(60 + GRACE_SECONDS)).action == CheckValidationJob("j")
-    d = decide(run, at(61 + GRACE_SECONDS))
+    running = ValidationJobObserved("running", "validation Job running")
+    assert settle(run, CheckValidationJob("j"), running, at(60 + GRACE_SECONDS)).status.phase == "Validating"
+    late = at(61 + GRACE_SECONDS)
+    assert decide(run, late).action == CheckValidationJob("j"), "the Job is looked at before giving up"
+    d = settle(run, CheckValidationJob("j"), running, late)
+    assert d.status.git.validation_state == "timedOut"
+    d = decide(then(run, d), late)
     assert (d.status.phase, d.status.reason) == ("Failed", "ValidationTimedOut")
     assert "did not finish within 60s" in d.status.message
+
+
+def test_an_outcome_read_after_the_deadline_counts():
+    """The operator was away past the Job's deadline: the Job had passed, and that is what the run records."""
+    run = run_at(Phase.VALIDATING, **RUNNING)
+    late = at(3600)
+    assert decide(run, late).action == CheckValidationJob("j")
+    d = settle(run, CheckValidationJob("j"), ValidationJobObserved("succeeded", "validation passed"), late)
+    assert d.status.git.validation_state == "succeeded"
+
+
+def test_a_job_deleted_before_its_outcome_was_read_ends_the_run():
+    """E.g. by its ttlSecondsAfterFinished while the operator was away: the outcome is unknown, so the run
+    fails (it neither waits for a Job that will not come back nor takes the check for passed)."""
+    run = run_at(Phase.VALIDATING, **RUNNING)
+    gone = Failed("ValidationFailed", "the validation Job j was deleted before its outcome was read")
+    d = settle(run, CheckValidationJob("j"), gone, at(7200))
+    assert (d.status.phase, d.status.reason) == ("Failed", "ValidationFailed")
+    assert "deleted before its outcome was read" in d.status.message and "nothing was deployed" in d.status.message
+    assert d.status.git.validation_state == "failed"
+    assert decide(then(run, d), at(7201)).action is None
 
 
 def test_a_refused_job_ends_the_run():

@@ -36,7 +36,10 @@ MESSAGE_LIMIT = 1024
 
 # The checkout step: ours, never the author's. It fetches the branch, insists on the recorded
 # commit, and sends the token (if any) as a header from the environment, never in a URL or argv.
+# It runs as a non-root user in the root-owned emptyDir, which git refuses as "dubious ownership"
+# unless the directory is declared safe in the global config (in HOME, shared with the validate step).
 CHECKOUT_SCRIPT = r"""set -eu
+git config --global --add safe.directory /workspace
 git init -q /workspace
 cd /workspace
 if [ -f /credentials/token ]; then
@@ -55,6 +58,14 @@ git -c core.hooksPath=/dev/null -c core.symlinks=false checkout -q --detach FETC
 """
 
 
+HOME = "/home/validation"  # an emptyDir: the image's HOME may not exist, or not be writable, for runAsUser
+CHECKOUT_RESOURCES: JsonObject = {"requests": {"cpu": "50m", "memory": "64Mi"},
+                                  "limits": {"cpu": "500m", "memory": "256Mi"}}
+# The restricted Pod Security Standard, for each container (the pod says runAsNonRoot and seccomp too).
+LOCKED_DOWN: JsonObject = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                           "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
 def labels_of(run: Run, sha: str) -> dict[str, str]:
     return {"app.kubernetes.io/managed-by": "selfbootstrap-operator", RUN_UID_LABEL: run.uid,
             COMMIT_LABEL: sha[:40]}
@@ -63,15 +74,15 @@ def labels_of(run: Run, sha: str) -> dict[str, str]:
 def render_job(run: Run, action: CreateValidationJob, checkout_image: str) -> JsonObject:
     """The Job manifest for an action (pure)."""
     labels = labels_of(run, action.sha)
-    volumes: list[JsonObject] = [{"name": "workspace", "emptyDir": {}}]
-    checkout_mounts: list[JsonObject] = [{"name": "workspace", "mountPath": "/workspace"}]
+    volumes: list[JsonObject] = [{"name": "workspace", "emptyDir": {}}, {"name": "home", "emptyDir": {}}]
+    mounts: list[JsonObject] = [{"name": "workspace", "mountPath": "/workspace"}, {"name": "home", "mountPath": HOME}]
+    checkout_mounts = list(mounts)
     if action.secret_name:
         volumes.append({"name": "credentials", "secret": {
             "secretName": action.secret_name, "defaultMode": 0o400,
             "items": [{"key": action.secret_key or "token", "path": "token"}]}})
         checkout_mounts.append({"name": "credentials", "mountPath": "/credentials", "readOnly": True})
-    locked_down: JsonObject = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-    env = {"REPO_URL": action.repository_url, "BRANCH": action.branch, "SHA": action.sha,
+    env = {"HOME": HOME, "REPO_URL": action.repository_url, "BRANCH": action.branch, "SHA": action.sha,
            "GIT_USERNAME": action.username}
     return {
         "apiVersion": "batch/v1",
@@ -85,6 +96,7 @@ def render_job(run: Run, action: CreateValidationJob, checkout_image: str) -> Js
         "spec": {
             "backoffLimit": 0,
             "activeDeadlineSeconds": action.timeout_seconds,
+            "ttlSecondsAfterFinished": action.ttl_seconds_after_finished,
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
@@ -92,18 +104,22 @@ def render_job(run: Run, action: CreateValidationJob, checkout_image: str) -> Js
                     "serviceAccountName": action.service_account_name,
                     "automountServiceAccountToken": action.automount_service_account_token,
                     "enableServiceLinks": False,
+                    # fsGroup: the secret's token file (mode 0400) becomes group-readable for the checkout.
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": action.run_as_user,
+                                        "fsGroup": action.run_as_user,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
                     "volumes": volumes,
                     "initContainers": [{
                         "name": "checkout", "image": checkout_image, "command": ["/bin/sh", "-c", CHECKOUT_SCRIPT],
                         "env": [{"name": k, "value": v} for k, v in env.items()],
-                        "volumeMounts": checkout_mounts, "securityContext": locked_down,
-                        "terminationMessagePolicy": "FallbackToLogsOnError",
+                        "volumeMounts": checkout_mounts, "securityContext": LOCKED_DOWN,
+                        "resources": CHECKOUT_RESOURCES, "terminationMessagePolicy": "FallbackToLogsOnError",
                     }],
                     "containers": [{
                         "name": "validate", "image": action.image, "command": list(action.command),
-                        "workingDir": "/workspace",
-                        "volumeMounts": [{"name": "workspace", "mountPath": "/workspace"}],
-                        "terminationMessagePolicy": "FallbackToLogsOnError",
+                        "workingDir": "/workspace", "env": [{"name": "HOME", "value": HOME}],
+                        "volumeMounts": mounts, "securityContext": LOCKED_DOWN,
+                        "resources": action.resources.dump(), "terminationMessagePolicy": "FallbackToLogsOnError",
                     }],
                 },
             },
@@ -152,7 +168,9 @@ class JobExecutor:
                 case CheckValidationJob():
                     job = self.kube.read_job(run.namespace, action.name)
                     if job is None:
-                        return Failed(reasons.VALIDATION_FAILED, f"the validation Job {action.name} disappeared")
+                        return Failed(reasons.VALIDATION_FAILED, f"the validation Job {action.name} was deleted "
+                                                                 "before its outcome was read (by someone, or by its "
+                                                                 "ttlSecondsAfterFinished)")
                     state, message = job_outcome(job, self.kube.pods_of_job(run.namespace, action.name))
                     return ValidationJobObserved(state, message)
                 case DeleteValidationJob():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -19,8 +18,9 @@ from rich.live import Live
 
 from .. import __version__
 from .. import models as m
-from ..adapters.kube import api_message, name_of
+from ..adapters.kube import api_message
 from ..core.jsontypes import JsonObject, obj, path, text
+from ..core.text import MESSAGE_LIMIT
 from ..models import RunSpec, RunStatus
 from . import views
 from .cluster import Cluster, NotFoundError
@@ -38,17 +38,22 @@ def _cluster() -> Cluster:
 
 
 def _errors(fn: F) -> F:
-    """A missing object or a refusal is one line on stderr and exit 3, never a traceback."""
+    """A missing object or a refusal is one line on stderr and exit 3, never a traceback (escaped like
+    the views: the API server's message may quote what a run's author wrote)."""
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except NotFoundError as err:
-            raise click.ClickException(str(err)) from None
+            raise click.ClickException(_plain(str(err))) from None
         except ApiException as err:
-            raise click.ClickException(f"{err.status}: {api_message(err)}") from None
+            raise click.ClickException(_plain(f"{err.status}: {api_message(err)}")) from None
 
     wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
     return wrapped  # type: ignore[return-value]
+
+
+def _plain(message: str) -> str:
+    return views.line(message, limit=MESSAGE_LIMIT).plain
 
 
 click.ClickException.exit_code = EXIT_ERROR
@@ -134,7 +139,7 @@ def plan(filename: Path, output: str) -> None:
     world = cluster.kube.observe(run, spec.target.container)
     planned = make_plan(spec, name, namespace, world)
     if output == "json":
-        click.echo(json.dumps(views.plan_json(planned), indent=2, sort_keys=True))
+        click.echo(views.json_text(views.plan_json(planned)))
     else:
         console.print(views.plan_view(planned, name, spec.target.deployment))
 
@@ -146,7 +151,7 @@ def plan(filename: Path, output: str) -> None:
 def abort(run: str, reason: str) -> None:
     """Stop a run in flight (it rolls back if it had deployed and its policy allows)."""
     _cluster().annotate(run, {m.ABORT_ANNOTATION: reason})
-    console.print(f"run {run}: abort requested")
+    console.print(views.line("run ", run, ": abort requested"))
 
 
 @main.command()
@@ -163,7 +168,7 @@ def retry(run: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if made in RunStatus.model_validate(obj(cluster.run(run).get("status"))).retried_as:
-            console.print(f"run {run}: retried as {made}")
+            console.print(views.line("run ", run, ": retried as ", made))
             return
         time.sleep(0.5)
     raise click.ClickException(f"asked for a retry of {run}, but the operator made none within 30s")
@@ -182,14 +187,14 @@ def status(run: str, timeout: str) -> None:
         s = obj(found.get("status"))
         phase = text(s.get("phase"))
         if phase in m.TERMINAL_PHASES:
-            line = f"{name_of(found)}: {phase} ({text(s.get('reason'))}): {text(s.get('message'))}"
+            line = views.status_line(found)
             if phase == m.Phase.SUCCEEDED:
                 console.print(line)
                 return
-            click.echo(line, err=True)
+            click.echo(line.plain, err=True)
             sys.exit(EXIT_FAILED)
         if time.monotonic() >= deadline:
-            click.echo(f"{run}: still {phase or 'Pending'} after {timeout}", err=True)
+            click.echo(_plain(f"{run}: still {phase or 'Pending'} after {timeout}"), err=True)
             sys.exit(EXIT_TIMEOUT)
         time.sleep(0.5)
 

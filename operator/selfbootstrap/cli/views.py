@@ -1,4 +1,10 @@
-"""How the plugin shows things: rich trees and tables, facts first."""
+"""How the plugin shows things: rich trees and tables, facts first.
+
+Everything shown comes from the cluster, where anyone who may edit a run, a Deployment or a pod wrote
+it, so every piece of text reaches rich through `line()` only: it escapes control, bidi and zero-width
+characters (no escape sequence from a status message or an annotation reaches the reader's terminal)
+and bounds each piece, and it returns a `Text`, which rich never parses as markup.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +21,25 @@ from ..adapters import kube as k
 from ..core import record
 from ..core.jsontypes import JsonObject, integer, obj, objects, path, strings, text
 from ..core.releases import image_of, release_id_of, strip_hash
+from ..core.text import MESSAGE_LIMIT, NAME_LIMIT, printable
 from .plan import Plan
 
 STYLE = {"Succeeded": "green", "Superseded": "cyan", "RolledBack": "yellow", "Failed": "red"}
+CELL_LIMIT = NAME_LIMIT  # a name, id, image or reason: a Kubernetes name is never cut
+LIST_MESSAGE_LIMIT = 100  # the message column of `list`: `get` shows it whole
+DOCUMENT_LIMIT = 65536  # a line of the planned patch: the author's own manifest, shown whole
+
+Part = str | tuple[str, str]  # plain text, or (text, style)
+
+
+def line(*parts: Part, style: str = "", limit: int = CELL_LIMIT) -> Text:
+    """The one way text reaches rich: each part escaped and bounded to `limit` by core.text.printable,
+    in a Text, which rich never parses as markup (so `[bold red]` in a release id prints as itself)."""
+    out = Text(style=style)
+    for part in parts:
+        body, part_style = (part, "") if isinstance(part, str) else part
+        out.append(printable(body, limit), style=part_style)
+    return out
 
 
 def age(when: str | None, now: datetime) -> str:
@@ -30,8 +52,8 @@ def age(when: str | None, now: datetime) -> str:
     return f"{max(seconds, 0)}s"
 
 
-def phase_text(phase: str | None) -> Text:
-    return Text(phase or "-", style=STYLE.get(phase or "", "bold"))
+def phase_part(phase: str | None) -> tuple[str, str]:
+    return phase or "-", STYLE.get(phase or "", "bold")
 
 
 def phase_times(status: JsonObject) -> list[tuple[str, float]]:
@@ -55,18 +77,20 @@ def phase_times(status: JsonObject) -> list[tuple[str, float]]:
 def run_tree(run: JsonObject, dep: JsonObject | None, replica_sets: list[JsonObject], pods: list[JsonObject],
              now: datetime) -> Tree:
     s = obj(run.get("status"))
-    head = Text.assemble(("run ", "dim"), (k.name_of(run), "bold"), "  ", phase_text(text(s.get("phase"))),
-                         f"  {text(s.get('reason')) or ''}")
-    tree = Tree(head)
-    tree.add(f"release {text(s.get('deployedReleaseId')) or '?'} (previous {text(s.get('previousReleaseId')) or '-'}"
-             f", rollback target {text(s.get('rollbackTargetReleaseId')) or '-'})")
+    tree = Tree(line(("run ", "dim"), (k.name_of(run), "bold"), "  ", phase_part(text(s.get("phase"))), "  ",
+                     text(s.get("reason")) or ""))
+    tree.add(line("release ", text(s.get("deployedReleaseId")) or "?", " (previous ",
+                  text(s.get("previousReleaseId")) or "-", ", rollback target ",
+                  text(s.get("rollbackTargetReleaseId")) or "-", ")"))
     if s.get("message"):
-        tree.add(Text(text(s.get("message")) or "", style="italic"))
+        tree.add(line(text(s.get("message")) or "", style="italic", limit=MESSAGE_LIMIT))
     times = phase_times(s)
     if times:
-        tree.add("phases: " + " · ".join(f"{phase} {spent:.1f}s" for phase, spent in times))
+        tree.add(line("phases: " + " · ".join(f"{phase} {spent:.1f}s" for phase, spent in times),
+                      limit=MESSAGE_LIMIT))
     if dep is None:
-        tree.add(Text(f"deployment {text(path(run, 'spec', 'target', 'deployment'))} not found", style="red"))
+        tree.add(line("deployment ", text(path(run, "spec", "target", "deployment")) or "", " not found",
+                      style="red"))
         return tree
     tree.children.append(deployment_tree(dep, replica_sets, pods, s, now))
     return tree
@@ -75,64 +99,63 @@ def run_tree(run: JsonObject, dep: JsonObject | None, replica_sets: list[JsonObj
 def deployment_tree(dep: JsonObject, replica_sets: list[JsonObject], pods: list[JsonObject], s: JsonObject,
                     now: datetime) -> Tree:
     st = obj(dep.get("status"))
-    node = Tree(f"deployment {k.name_of(dep)}  {integer(st.get('availableReplicas'))}/"
-                f"{integer(path(dep, 'spec', 'replicas'), 1)} available, revision "
-                f"{strings(k.meta(dep).get('annotations')).get(k.REVISION, '?')}")
-    marks = {text(s.get("deployedReplicaSet")): "deployed by this run",
-             text(s.get("rollbackTargetReplicaSet")): "rollback target"}
+    node = Tree(line("deployment ", k.name_of(dep), f"  {integer(st.get('availableReplicas'))}/"
+                     f"{integer(path(dep, 'spec', 'replicas'), 1)} available, revision ",
+                     strings(k.meta(dep).get("annotations")).get(k.REVISION, "?")))
+    marks = {text(s.get("deployedReplicaSet")): "  ← deployed by this run",
+             text(s.get("rollbackTargetReplicaSet")): "  ← rollback target"}
     for rs in sorted(replica_sets, key=lambda r: -k.revision_of(r, None).revision):
         rev = k.revision_of(rs, None)
         template = strip_hash(obj(path(rs, "spec", "template")))
-        label = (f"replicaset {rev.replica_set}  revision {rev.revision}  release {release_id_of(template) or '-'}  "
-                 f"{image_of(template, None) or '-'}  {age(text(k.meta(rs).get('creationTimestamp')), now)}")
-        if marks.get(rev.replica_set):
-            label += f"  ← {marks[rev.replica_set]}"
-        branch = node.add(label)
+        branch = node.add(line("replicaset ", rev.replica_set, f"  revision {rev.revision}  release ",
+                               release_id_of(template) or "-", "  ", image_of(template, None) or "-", "  ",
+                               age(text(k.meta(rs).get("creationTimestamp")), now), marks.get(rev.replica_set, "")))
         uid = text(k.meta(rs).get("uid")) or ""
         for pod in sorted((p for p in pods if k.controlled_by(p, uid)), key=k.name_of):
             state = k.pod_state(pod)
             restarts = sum(c.restart_count for c in state.containers)
             waiting = next((c.waiting_reason for c in state.containers if c.waiting_reason), "")
-            style = "green" if state.ready else "red"
-            branch.add(Text(f"pod {state.name}  {state.phase}  {'ready' if state.ready else 'not ready'}  "
-                            f"restarts {restarts}  {waiting}".rstrip(), style=style))
+            branch.add(line("pod ", state.name, "  ", state.phase, "  ready" if state.ready else "  not ready",
+                            f"  restarts {restarts}", f"  {waiting}" if waiting else "",
+                            style="green" if state.ready else "red"))
     return node
 
 
 def runs_table(runs: list[JsonObject], now: datetime, namespaces: bool) -> Table:
     table = Table(box=None, header_style="bold")
     for column in (["NAMESPACE"] if namespaces else []) + ["NAME", "PHASE", "TARGET", "RELEASE", "PREVIOUS",
-                                                          "REASON", "AGE"]:
+                                                          "REASON", "AGE", "MESSAGE"]:
         table.add_column(column)
     for run in sorted(runs, key=lambda r: text(k.meta(r).get("creationTimestamp")) or ""):
         s = obj(run.get("status"))
-        row: list[str | Text] = [
-            k.name_of(run), phase_text(text(s.get("phase"))), text(path(run, "spec", "target", "deployment")) or "",
-            text(s.get("deployedReleaseId")) or "", text(s.get("previousReleaseId")) or "",
-            text(s.get("reason")) or "", age(text(k.meta(run).get("creationTimestamp")), now)]
+        row = [line(k.name_of(run)), line(phase_part(text(s.get("phase")))),
+               line(text(path(run, "spec", "target", "deployment")) or ""),
+               line(text(s.get("deployedReleaseId")) or ""), line(text(s.get("previousReleaseId")) or ""),
+               line(text(s.get("reason")) or ""), line(age(text(k.meta(run).get("creationTimestamp")), now)),
+               line(text(s.get("message")) or "", limit=LIST_MESSAGE_LIMIT)]
         if namespaces:
-            row.insert(0, k.namespace_of(run))
+            row.insert(0, line(k.namespace_of(run)))
         table.add_row(*row)
     return table
 
 
 def history_table(dep: JsonObject, replica_sets: list[JsonObject], runs: list[JsonObject], now: datetime) -> Group:
-    """Revisions, newest first, each beside the runs that deployed or restored it."""
-    table = Table(box=None, header_style="bold", title=f"deployment {k.name_of(dep)}", title_justify="left")
+    """Revisions, newest first, each beside the runs that deployed or restored them."""
+    table = Table(box=None, header_style="bold", title=line("deployment ", k.name_of(dep)), title_justify="left")
     for column in ("REVISION", "REPLICASET", "RELEASE", "IMAGE", "AGE", "RUNS", "CHANGE-CAUSE"):
         table.add_column(column)
     for rs in sorted(replica_sets, key=lambda r: -k.revision_of(r, None).revision):
         rev = k.revision_of(rs, None)
         template = strip_hash(obj(path(rs, "spec", "template")))
-        table.add_row(str(rev.revision), rev.replica_set, release_id_of(template) or "-",
-                      image_of(template, None) or "-", age(text(k.meta(rs).get("creationTimestamp")), now),
-                      ", ".join(_runs_of(rev.replica_set, runs)) or "-",
-                      rev.annotations.get(m.CHANGE_CAUSE_ANNOTATION, ""))
+        table.add_row(line(str(rev.revision)), line(rev.replica_set), line(release_id_of(template) or "-"),
+                      line(image_of(template, None) or "-"), line(age(text(k.meta(rs).get("creationTimestamp")), now)),
+                      line(", ".join(_runs_of(rev.replica_set, runs)) or "-", limit=MESSAGE_LIMIT),
+                      line(rev.annotations.get(m.CHANGE_CAUSE_ANNOTATION, "")))
     kept = record.parse(strings(k.meta(dep).get("annotations")).get(m.RUNS_ANNOTATION))
-    lines = [Text(f"{e.at[:19]}  {e.run}  release {e.release}  {e.outcome}") for e in kept.runs]
+    lines = [line(e.at[:19], "  ", e.run, "  release ", e.release or "-", "  ", e.outcome) for e in kept.runs]
     if kept.holder is not None:
-        lines.append(Text(f"held by run {kept.holder.run} since {kept.holder.since[:19]}"))
-    return Group(table, Text("record of runs (oldest first):", style="bold"), *lines) if lines else Group(table)
+        lines.append(line("held by run ", kept.holder.run, " since ", kept.holder.since[:19]))
+    return Group(table, line("record of runs (oldest first):", style="bold"), *lines) if lines else Group(table)
 
 
 def _runs_of(replica_set: str, runs: list[JsonObject]) -> list[str]:
@@ -146,29 +169,44 @@ def _runs_of(replica_set: str, runs: list[JsonObject]) -> list[str]:
     return out
 
 
+def status_line(run: JsonObject) -> Text:
+    """`kubectl sbr status`'s last word on a run that ended."""
+    s = obj(run.get("status"))
+    return line(k.name_of(run), ": ", phase_part(text(s.get("phase"))), " (", text(s.get("reason")) or "", "): ",
+                text(s.get("message")) or "", limit=MESSAGE_LIMIT)
+
+
 def plan_view(p: Plan, name: str, target: str) -> Group:
     s = p.status
-    parts: list[Text | Table] = [Text(f"run {name} → deployment {target}", style="bold")]
+    parts: list[Text | Table] = [line("run ", name, " → deployment ", target, style="bold")]
     if p.git_first:
-        parts.append(Text("first proposes the change in git (branch, commit, push, pull request, CI, merge); then:"))
+        parts.append(line("first proposes the change in git (branch, commit, push, pull request, CI, merge); then:"))
     if p.ends:
-        parts.append(Text(f"would end {p.ends} ({p.reason}): {p.message}", style=STYLE.get(p.ends, "yellow")))
+        parts.append(line("would end ", p.ends, " (", p.reason or "", "): ", p.message or "",
+                          style=STYLE.get(p.ends, "yellow"), limit=MESSAGE_LIMIT))
         return Group(*parts)
-    parts.append(Text(f"deploys release {s.deployed_release_id} over {s.previous_release_id or '-'} "
-                      f"(revision {s.previous_revision or '-'}, {s.previous_replica_set or '-'}); "
-                      f"release metadata from {s.release_metadata_source}"))
-    parts.append(Text(f"rollback target: release {s.rollback_target_release_id or '-'}"))
+    parts.append(line("deploys release ", s.deployed_release_id or "-", " over ", s.previous_release_id or "-",
+                      f" (revision {s.previous_revision or '-'}, ", s.previous_replica_set or "-",
+                      "); release metadata from ", s.release_metadata_source or "-"))
+    parts.append(line("rollback target: release ", s.rollback_target_release_id or "-"))
     if p.patch is not None:
-        parts.append(Text("patch (strategic merge, guarded by the resourceVersion):", style="bold"))
-        parts.append(Text(json.dumps(p.patch, indent=2, sort_keys=True)))
+        parts.append(line("patch (strategic merge, guarded by the resourceVersion):", style="bold"))
+        parts.extend(line(row, limit=DOCUMENT_LIMIT) for row in json_text(p.patch).splitlines())
     policies = Table(box=None, header_style="bold", title="rollback policy if a gate fails", title_justify="left")
     for column in ("FAILURE CLASS", "OUTCOME", "REASON", "TARGET"):
         policies.add_column(column)
     for o in p.policies:
-        target = f"{o.target_replica_set} (revision {o.target_revision})" if o.target_replica_set else "-"
-        policies.add_row(o.failure_class, o.status, o.reason, target)
+        target_set = line(o.target_replica_set, f" (revision {o.target_revision})") if o.target_replica_set \
+            else line("-")
+        policies.add_row(line(o.failure_class), line(o.status), line(o.reason), target_set)
     parts.append(policies)
     return Group(*parts)
+
+
+def json_text(value: object) -> str:
+    """JSON for a terminal: ensure_ascii writes every control and non-ASCII character (bidi overrides
+    included) as an escape, so the document holds nothing but printable ASCII."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=True)
 
 
 def plan_json(p: Plan) -> JsonObject:

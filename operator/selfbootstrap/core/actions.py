@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from ..models import CIStatus, HttpCheck, ValidationState
+from ..models import CIStatus, HttpCheck, Validation, ValidationState
 from .jsontypes import JsonObject, JsonPatch
 
 # --- Kubernetes -------------------------------------------------------------------
@@ -159,6 +159,9 @@ class CreateValidationJob:
     secret_name: str | None  # the run's git credentials, mounted only into the checkout step
     secret_key: str | None
     username: str
+    run_as_user: int
+    resources: Validation.Resources  # the validate container's
+    ttl_seconds_after_finished: int
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,8 @@ def create_action(run: Run, git: GitWorkflow, gs: GitStatus) -> CreateValidation
         automount_service_account_token=check.automount_service_account_token,
         timeout_seconds=check.timeout_seconds,
         secret_name=creds.secret_ref.name if creds else None, secret_key=creds.secret_ref.key if creds else None,
-        username=creds.username if creds else "",
+        username=creds.username if creds else "", run_as_user=check.run_as_user, resources=check.resources,
+        ttl_seconds_after_finished=check.ttl_seconds_after_finished,
     )
 
 
@@ -57,17 +58,10 @@ def _wants_deletion(git: GitWorkflow, state: ValidationState) -> bool:
 def decide(d: Draft, git: GitWorkflow, gs: GitStatus) -> tuple[Decision | None, JobAction | None]:
     """(a decision, None) when the phase ends or waits; (None, action) when a Job action is due;
     (None, None) when validation passed and the git workflow goes on."""
-    check = git.validation
-    assert check is not None
     if gs.validation_job is None:
         return None, create_action(d.run, git, gs)
     state = gs.validation_state
     if state in (None, ValidationState.RUNNING):
-        started = gs.validation_started_at or d.now
-        if (d.now - started).total_seconds() > check.timeout_seconds + GRACE_SECONDS:
-            _record(d, ValidationState.TIMED_OUT, f"the validation Job did not finish within "
-                                                  f"{check.timeout_seconds}s")
-            return decide(d, git, d.status.git or gs)
         return None, CheckValidationJob(gs.validation_job)
     assert state is not None
     if _wants_deletion(git, state) and gs.validation_job_deleted is None:
@@ -99,6 +93,15 @@ def started(d: Draft, name: str) -> Decision:
 
 
 def observed(d: Draft, state: ValidationState, message: str) -> Decision:
+    check = d.run.spec.git.validation if d.run.spec.git else None
+    assert check is not None, "the Validating phase implies spec.git.validation"
+    started = (d.status.git or GitStatus()).validation_started_at or d.now
+    if state == ValidationState.RUNNING and \
+            (d.now - started).total_seconds() > check.timeout_seconds + GRACE_SECONDS:
+        # The Job controller missed the Job's deadline. Decided only after a look at the Job, so that an
+        # operator back from an absence reads an outcome that is there instead of calling it a timeout.
+        state, message = ValidationState.TIMED_OUT, f"the validation Job did not finish within " \
+                                                    f"{check.timeout_seconds}s"
     _record(d, state, message)
     if state == ValidationState.RUNNING:
         d.enter(Phase.VALIDATING, reasons.VALIDATION_RUNNING, message or "validation Job running")
@@ -124,4 +127,6 @@ def failed(d: Draft, action: JobAction, failure: Failed) -> Decision:
     if isinstance(action, DeleteValidationJob):
         d.warning(reasons.VALIDATION_JOB_DELETE_FAILED, f"could not delete Job {action.name}: {failure.message}")
         return deleted(d, ok=False)
+    if isinstance(action, CheckValidationJob):  # e.g. the Job is gone: its outcome is unknown, never a pass
+        _record(d, ValidationState.FAILED, failure.message)
     return d.fail(failure.reason, f"{failure.message}; nothing was deployed")
