@@ -149,3 +149,76 @@ def test_refused_names_the_rule_not_the_answer():
     assert checked.message == ("the operator's egress policy refuses http://metadata.internal/: 169.254.169.254 is "
                                "link-local (cloud metadata) (169.254.0.0/16); the operator's installer may allow it "
                                "with --egress-allow")
+
+
+# --- settings and startup discovery ---------------------------------------------------------------
+
+
+def test_flags_replace_the_environment_entries_and_bad_ones_stop_the_operator(capsys):
+    from selfbootstrap.__main__ import parse_args
+    from selfbootstrap.config import Settings
+
+    env = Settings.from_env({"SELFBOOTSTRAP_EGRESS_ALLOW": "10.0.0.0/8, https://git.internal/acme/",
+                             "SELFBOOTSTRAP_EGRESS_DENY": "10.244.0.0/16"})
+    assert (env.egress_allow, env.egress_deny) == (("10.0.0.0/8", "https://git.internal/acme/"), ("10.244.0.0/16",))
+    _, settings = parse_args([], env)
+    assert settings.egress_allow == env.egress_allow
+    _, settings = parse_args(["--egress-allow=127.0.0.0/8", "--egress-allow", "::1/128,fd00::/8"], env)
+    assert (settings.egress_allow, settings.egress_deny) == (("127.0.0.0/8", "::1/128", "fd00::/8"), ("10.244.0.0/16",))
+    with pytest.raises(SystemExit):
+        parse_args(["--egress-deny=10.0.0.1/8"], env)
+    assert "egress policy: '10.0.0.1/8' is not a CIDR" in capsys.readouterr().err
+
+
+class FakeApi:
+    """What discovery reads of the client: its configuration's host."""
+
+    class configuration:  # noqa: N801  (the client's attribute name)
+        host = "https://kube.example:6443"
+
+
+def test_discovery_adds_the_api_server_service_ranges_and_own_endpoints(mocker):
+    from selfbootstrap.adapters import egress as adapter
+    from selfbootstrap.config import Settings
+
+    listed = mocker.patch("selfbootstrap.adapters.kubeapi.KubeApi.list", return_value=[
+        {"metadata": {"name": "kubernetes"}, "spec": {"cidrs": ["10.96.0.0/12", "fd00:10:96::/112"]}}])
+    mocker.patch("socket.gethostname", return_value="operator-pod")
+    names = {"kube.example": ["192.0.2.10"], "operator-pod": ["10.244.1.7"]}
+    settings = Settings(liveness="http://0.0.0.0:8080/healthz", metrics_bind_address=":9090",
+                        egress_allow=("10.0.0.0/8",))
+    policy = adapter.discover(settings, FakeApi(), {"KUBERNETES_SERVICE_HOST": "10.96.0.1",  # type: ignore[arg-type]
+                                                    "KUBERNETES_SERVICE_PORT": "443"},
+                              lambda host, port: names[host])
+    assert listed.call_args.args[0] == "/apis/networking.k8s.io/v1/servicecidrs"
+
+    def refused(url: str, *addresses: str) -> str | None:
+        decision = decide(policy.policy, url, addresses)
+        return decision.rule if isinstance(decision, Refused) else None
+
+    assert "the cluster's service range (kubernetes)" in (refused("http://svc/", "fd00:10:96::5") or "")
+    assert "the Kubernetes API server" in (refused("https://kube.example:6443/", "192.0.2.10") or "")
+    assert "the Kubernetes API server" in (refused("http://x:8080/", "192.0.2.10") or ""), "every port of it"
+    # allowed by 10.0.0.0/8, but the API server's service address and the operator's own ports are never
+    assert refused("http://svc/", "10.96.0.5") is None
+    assert "the Kubernetes API server" in (refused("https://kubernetes.default/", "10.96.0.1") or "")
+    assert "own metrics endpoint" in (refused("http://pod:9090/metrics", "10.244.1.7") or "")
+    assert "own liveness endpoint" in (refused("http://localhost:8080/healthz", "127.0.0.1") or "")
+    assert refused("http://other-pod:9090/metrics", "10.244.1.8") is None, "another pod's port 9090 is not ours"
+
+
+def test_discovery_failures_are_logged_not_fatal(mocker, caplog):
+    from kubernetes.client.exceptions import ApiException
+
+    from selfbootstrap.adapters import egress as adapter
+    from selfbootstrap.config import Settings
+
+    mocker.patch("selfbootstrap.adapters.kubeapi.KubeApi.list", side_effect=ApiException(status=403))
+
+    def unresolvable(host: str, port: int) -> list[str]:
+        raise OSError("no such host")
+
+    policy = adapter.discover(Settings(), FakeApi(), {}, unresolvable)  # type: ignore[arg-type]
+    assert policy.policy.deny == egress.DEFAULT_DENY
+    assert "service ranges were not discovered (HTTP 403)" in caplog.text
+    assert "forbidden" not in caplog.text.lower()

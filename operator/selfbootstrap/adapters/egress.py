@@ -132,9 +132,9 @@ class EgressPolicy:
             case _:
                 assert_never(decision)
 
-    def redirect_location(self, url: str, timeout: float = 10.0) -> str | None:
-        """Where url redirects to, asked once without credentials through the policy; None when it does
-        not redirect or cannot be asked. Bounded and escaped: it is the server's text."""
+    def redirect_location(self, url: str, method: str = "GET", timeout: float = 10.0) -> str | None:
+        """Where url redirects to, asked once without credentials (nor a body) through the policy; None
+        when it does not redirect or cannot be asked. Bounded and escaped: it is the server's text."""
         import httpx
 
         target = self.check(url)
@@ -143,7 +143,7 @@ class EgressPolicy:
         request = pinned(target, url)
         try:
             with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as http, \
-                    http.stream("GET", request.url, headers=request.headers, extensions=request.extensions) as got:
+                    http.stream(method, request.url, headers=request.headers, extensions=request.extensions) as got:
                 location = got.headers.get("Location") if got.is_redirect else None
         except (httpx.HTTPError, httpx.InvalidURL, ValueError):
             return None

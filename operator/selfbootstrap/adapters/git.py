@@ -121,11 +121,11 @@ class Identity:
 
 class GitRemote:
     """One remote repository, reached with an optional token, at the addresses `pin` names
-    (host:port:addresses, git's http.curloptResolve) when given; `locate_redirect` asks, without
-    credentials, where a URL redirects to (for the message of a refused redirect)."""
+    (host:port:addresses, git's http.curloptResolve) when given; `locate_redirect(url, method)` asks,
+    without credentials, where a URL redirects to (for the message of a refused redirect)."""
 
     def __init__(self, url: str, token: str | None, username: str, workdir: Path, pin: str | None = None,
-                 locate_redirect: Callable[[str], str | None] | None = None) -> None:
+                 locate_redirect: Callable[[str, str], str | None] | None = None) -> None:
         self.url = url
         self.workdir = workdir
         self.locate_redirect = locate_redirect
@@ -181,8 +181,10 @@ class GitRemote:
     def _redirect_message(self, command: str, status: int) -> str:
         """Both URLs of a refused redirect: where it leads comes from one request without credentials."""
         service = "git-receive-pack" if command == "push" else "git-upload-pack"
-        location = self.locate_redirect(f"{self.url.rstrip('/')}/info/refs?service={service}") \
-            if self.locate_redirect else None
+        base, location = self.url.rstrip("/"), None
+        if self.locate_redirect is not None:  # the refs first; a server may redirect only the pack's POST
+            location = self.locate_redirect(f"{base}/info/refs?service={service}", "GET") \
+                or self.locate_redirect(f"{base}/{service}", "POST")
         return (f"git {command}: {self.url} answered {http_status(status)}, a redirect to "
                 f"{location or 'an address git does not name'}; credentials never follow a redirect")
 
