@@ -17,6 +17,7 @@ from prometheus_client import start_http_server
 from . import __version__, metrics, services
 from .adapters.kubeapi import KubeApi, resource_path
 from .config import Settings
+from .core import egress
 from .core.jsontypes import JsonObject
 
 
@@ -82,6 +83,13 @@ def parse_args(argv: list[str] | None, env: Settings) -> tuple[argparse.Namespac
     parser.add_argument("--shard", default=env.shard,
                         help="serve only the runs labelled selfbootstrap.dev/shard=<shard> (default: the runs "
                              "without that label); use a peering name of the shard's own with --peering")
+    parser.add_argument("--egress-allow", action="append", default=None, metavar="CIDR|URL-PREFIX",
+                        help="let runs make the operator reach these addresses, or URLs under this prefix whatever "
+                             "they resolve to (repeatable; default: SELFBOOTSTRAP_EGRESS_ALLOW, comma-separated)")
+    parser.add_argument("--egress-deny", action="append", default=None, metavar="CIDR",
+                        help="refuse these addresses besides loopback, link-local, multicast, the API server and "
+                             "the service ranges, e.g. the pod ranges (repeatable; default: "
+                             "SELFBOOTSTRAP_EGRESS_DENY)")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
@@ -89,8 +97,19 @@ def parse_args(argv: list[str] | None, env: Settings) -> tuple[argparse.Namespac
                                    metrics_bind_address=(f":{args.metrics_port}" if args.metrics_port is not None
                                                          else args.metrics_bind_address),
                                    log_format=args.log_format,
-                                   namespaces=tuple(args.namespace), shard=args.shard)
+                                   namespaces=tuple(args.namespace), shard=args.shard,
+                                   egress_allow=_entries(args.egress_allow, env.egress_allow),
+                                   egress_deny=_entries(args.egress_deny, env.egress_deny))
+    try:
+        egress.policy_of(settings.egress_allow, settings.egress_deny)
+    except ValueError as err:
+        parser.error(f"egress policy: {err}")
     return args, settings
+
+
+def _entries(flags: list[str] | None, env: tuple[str, ...]) -> tuple[str, ...]:
+    """Repeated flags (each may hold several, comma-separated) replace the environment's entries."""
+    return env if flags is None else tuple(e for flag in flags for e in egress.entries_of(flag))
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter

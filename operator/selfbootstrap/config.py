@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .core.egress import entries_of
+
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
@@ -61,6 +63,8 @@ class Settings:
     log_format: str = "full"  # plain | full | json
     namespaces: tuple[str, ...] = ()  # watched namespaces (or patterns); empty: cluster-wide
     checkout_image: str = "docker.io/alpine/git:2.47.2"  # the validation Job's checkout step (git, sh, base64)
+    egress_allow: tuple[str, ...] = ()  # CIDRs and URL prefixes runs may make the operator reach (core/egress.py)
+    egress_deny: tuple[str, ...] = ()  # CIDRs refused besides the defaults, e.g. the cluster's pod ranges
 
     @property
     def metrics_endpoint(self) -> tuple[str, int] | None:
@@ -92,4 +96,6 @@ class Settings:
             metrics_bind_address=env.get("SELFBOOTSTRAP_METRICS_BIND_ADDRESS") or d.metrics_bind_address,
             log_format=env.get("SELFBOOTSTRAP_LOG_FORMAT") or d.log_format,
             checkout_image=env.get("SELFBOOTSTRAP_CHECKOUT_IMAGE") or d.checkout_image,
+            egress_allow=entries_of(env.get("SELFBOOTSTRAP_EGRESS_ALLOW")),
+            egress_deny=entries_of(env.get("SELFBOOTSTRAP_EGRESS_DENY")),
         )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import kopf
 from kubernetes import client, config
 
+from .adapters import egress
 from .adapters.executor import Executor
 from .adapters.gitexec import GitExecutor
 from .adapters.http import HttpExecutor
@@ -75,7 +76,8 @@ def api_client(connections: int) -> client.ApiClient:
 
 def build(settings: Settings, api: client.ApiClient) -> Services:
     kube = Kube(api)
-    executor = Executor(KubeExecutor(kube), HttpExecutor(), GitExecutor(kube, settings.workdir),
+    policy = egress.discover(settings, api)  # every URL a run makes the operator contact passes it
+    executor = Executor(KubeExecutor(kube), HttpExecutor(policy), GitExecutor(kube, settings.workdir, policy),
                         JobExecutor(kube, settings.checkout_image))
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="handler")
     return Services(settings, kube, executor, pool, FairExecutor(settings.tick_threads))

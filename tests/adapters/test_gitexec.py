@@ -8,6 +8,7 @@ from unittest.mock import create_autospec
 
 import pytest
 
+from selfbootstrap.adapters.egress import EgressPolicy
 from selfbootstrap.adapters.gitexec import GitExecutor
 from selfbootstrap.adapters.kube import Kube, SecretUnavailableError, SecretValue
 from selfbootstrap.core import gitflow
@@ -31,6 +32,7 @@ from selfbootstrap.core.actions import (
     ResolveBranch,
     RevertOpened,
 )
+from selfbootstrap.core.egress import policy_of
 from selfbootstrap.core.run import Run
 from selfbootstrap.models import CIStatus, GitFile, RunSpec, RunStatus
 from tests.gitserver.fake_github import FakeGitHub
@@ -49,6 +51,9 @@ spec:
         - name: app
           image: reg/web:v1
 """
+
+
+LOOPBACK_SERVERS = EgressPolicy(policy_of(("127.0.0.1/32",), ()))  # where the test servers listen
 
 
 @pytest.fixture
@@ -82,7 +87,7 @@ def make_run(url: str, forge: FakeGitHub, **git) -> Run:
 
 @pytest.fixture
 def executor(kube, tmp_path) -> GitExecutor:
-    return GitExecutor(kube, tmp_path / "work")
+    return GitExecutor(kube, tmp_path / "work", LOOPBACK_SERVERS)
 
 
 def commit_action(base_sha: str, run: Run) -> CommitChange:
@@ -219,7 +224,7 @@ def test_pull_request_ci_and_merge(executor, servers, repo):
     assert observed == PullRequestObserved(False, True, merged.merge_sha)
 
 
-def test_a_refused_merge_carries_the_forge_reason(executor, servers, repo):
+def test_a_refused_merge_carries_the_status_not_the_forge_text(executor, servers, repo):
     git_server, forge = servers
     run = make_run(repo, forge)
     sha = pushed_branch(executor, git_server, run)
@@ -227,8 +232,9 @@ def test_a_refused_merge_carries_the_forge_reason(executor, servers, repo):
     assert isinstance(opened, PullRequestOpened)
     forge.refuse_merges("Required status check is expected")
     result = executor.perform(run, MergePullRequest(opened.number, sha, "merge", "t"))
-    assert isinstance(result, Failed) and result.reason == "MergeRefused"
-    assert "Required status check" in result.message and not result.retryable
+    assert isinstance(result, Failed) and result.reason == "MergeRefused" and not result.retryable
+    assert result.message == f"the forge refused the merge: PUT /pulls/{opened.number}/merge returned 405 " \
+                             f"(Method Not Allowed)"
 
 
 def test_revert_pull_request(executor, servers, repo):

@@ -251,3 +251,19 @@ def test_the_checkout_step_needs_the_token(git_server, tmp_path):
     url = git_server.create_repo("acme/web", {"a": "1"}, branch="feature")
     done = run_checkout(tmp_path, url, "feature", git_server.branches("acme/web")["feature"], None)
     assert done.returncode != 0
+
+
+@pytest.mark.parametrize("redirected", [
+    lambda method, path: True,
+    lambda method, path: method == "POST",
+], ids=["everything", "the-pack-only"])
+def test_the_checkout_step_takes_the_token_along_no_redirect(git_server, tmp_path, redirected):
+    from tests.gitserver.hostile import RecordingListener, RedirectingServer
+
+    url = git_server.create_repo("acme/web", {"a": "1"}, branch="feature")
+    sha = git_server.branches("acme/web")["feature"]
+    with RecordingListener("127.0.0.2") as sink, \
+            RedirectingServer(sink.base_url, 307, upstream=git_server.base_url, redirects=redirected) as redirector:
+        done = run_checkout(tmp_path, url.replace(git_server.base_url, redirector.base_url), "feature", sha, TOKEN)
+    assert done.returncode != 0 and "returned error: 307" in done.stderr, done.stderr
+    assert (sink.connections, sink.requests) == (0, [])

@@ -116,7 +116,8 @@ def crd(cluster, kubectl) -> None:
 
 @pytest.fixture(scope="session")
 def operator(cluster, crd, tmp_path_factory) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(str(cluster.kubeconfig), tmp_path_factory.mktemp("operator"))
+    proc = OperatorProcess(str(cluster.kubeconfig), tmp_path_factory.mktemp("operator"),
+                           ("--standalone", f"--namespace={NAMESPACES}", "--egress-allow=127.0.0.0/8"))
     proc.start()
     yield proc
     proc.stop()

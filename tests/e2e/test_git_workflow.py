@@ -67,14 +67,14 @@ def test_ci_that_does_not_pass_ends_the_run_without_deploying(namespace, repo, f
     assert_deployment_untouched(namespace)
 
 
-def test_refused_merge_ends_the_run_with_the_forge_reason(namespace, repo, forge):
+def test_refused_merge_ends_the_run_with_the_status_not_the_forge_text(namespace, repo, forge):
     forge.refuse_merges("Required status check \"security\" is expected.")
     create_run(namespace, "refused", git_spec(repo, forge))
 
     st = wait_phase(namespace, "refused", FINISHED, timeout=60)
 
     assert (st["phase"], st["reason"]) == ("Failed", "MergeRefused")
-    assert "Required status check" in st["message"]
+    assert "returned 405 (Method Not Allowed)" in st["message"] and "Required status check" not in st["message"]
     assert_deployment_untouched(namespace)
 
 
@@ -119,7 +119,7 @@ def test_wrong_token_fails_clearly_and_never_shows_the_token(namespace, repo, fo
     st = wait_phase(namespace, "denied", FINISHED, timeout=60)
 
     assert (st["phase"], st["reason"]) == ("Failed", "RemoteUnreachable")
-    assert "git ls-remote failed" in st["message"]
+    assert "git ls-remote failed: authentication failed" in st["message"]
     assert_deployment_untouched(namespace)
     seen = json.dumps(status(namespace, "denied")) + json.dumps(events_of(namespace, "denied")) + operator.log()
     seen += kubectl("get", "events", "-n", namespace, "-o", "json")

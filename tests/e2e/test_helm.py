@@ -87,6 +87,7 @@ def test_lint_passes_in_both_modes(helm):
     (["operator.logFormat=xml"], "/operator/logFormat"),
     (["metrics.serviceMonitor.enabled=true", "metrics.service.enabled=false"], "needs metrics.service.enabled"),
     (["colour=blue"], "additional properties 'colour' not allowed"),
+    (["egress.allow={10.0.0.0/8 https://x/}"], "/egress/allow/0"),
 ])
 def test_bad_values_are_refused_naming_the_value(helm, values, message):
     done = run_helm(helm, "template", "x", str(CHART), *[a for v in values for a in ("--set", v)], check=False)
@@ -187,6 +188,11 @@ def test_optional_parts(helm):
     tuned_container = tuned["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "SELFBOOTSTRAP_TICK_THREADS", "value": "8"} in tuned_container["env"]
     assert "--shard=blue" in tuned_container["args"]
+    walled = one(template(helm, "egress.allow={10.20.0.0/16,https://git.internal/acme/}",
+                          "egress.deny={10.244.0.0/16}"), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    walled = walled["env"]
+    assert {"name": "SELFBOOTSTRAP_EGRESS_ALLOW", "value": "10.20.0.0/16,https://git.internal/acme/"} in walled
+    assert {"name": "SELFBOOTSTRAP_EGRESS_DENY", "value": "10.244.0.0/16"} in walled
 
 
 # --- on the cluster ---------------------------------------------------------------

@@ -77,6 +77,7 @@ def test_the_namespaced_install_has_no_cluster_wide_rights_but_reading_its_crd(n
     assert can(kubectl, account, "patch", "deployments", "-n", namespace)
     assert can(kubectl, account, "get", "secrets", "-n", namespace)
     assert can(kubectl, account, "get", "customresourcedefinitions/selfbootstrapruns.selfbootstrap.dev")
+    assert can(kubectl, account, "list", "servicecidrs.networking.k8s.io")  # the egress policy's service ranges
     for args in (("patch", "deployments", "-n", "default"), ("get", "secrets", "-n", "kube-system"),
                  ("get", "secrets", "--all-namespaces"), ("list", "namespaces"),
                  ("list", "customresourcedefinitions"), ("create", "jobs", "-n", "default"),

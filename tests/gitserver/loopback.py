@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import ssl
 import threading
 from typing import Any
 
@@ -29,16 +30,22 @@ class QuietHandler(http.server.BaseHTTPRequestHandler):
 
 
 class LoopbackServer:
-    """Subclasses provide handler_class(); start/stop or use as a context manager."""
+    """Subclasses provide handler_class(); start/stop or use as a context manager. `host` and `port`
+    choose where it listens (another loopback address such as 127.0.0.2; port 0: any free one)."""
 
     _server: http.server.ThreadingHTTPServer | None = None
+    host = "127.0.0.1"
+    port = 0
+    tls: ssl.SSLContext | None = None  # a server context: HTTPS
 
     def handler_class(self) -> type[http.server.BaseHTTPRequestHandler]:
         raise NotImplementedError
 
     def start(self) -> Any:
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self.handler_class())
+        server = http.server.ThreadingHTTPServer((self.host, self.port), self.handler_class())
         server.daemon_threads = True
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self._server = server
         return self
@@ -57,4 +64,4 @@ class LoopbackServer:
     @property
     def base_url(self) -> str:
         assert self._server is not None, "server not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self._server.server_address[1]}"

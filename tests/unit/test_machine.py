@@ -794,6 +794,22 @@ def test_http_check_failure_at_the_last_attempt_is_unhealthy(sp, attempts_before
     assert d.requeue_after == (None if expected[0] == "Failed" else 0), "no wait after the last attempt"
 
 
+@pytest.mark.parametrize("sp, expected", [
+    pytest.param(spec(**HTTP), ("RollingBack", "EgressRefused"), id="rolls-back"),
+    pytest.param(spec(rollbackPolicy={"onHealthFailure": False}, **HTTP), ("Failed", "EgressRefused"),
+                 id="health-rollback-disabled"),
+])
+def test_a_refused_http_check_fails_the_gate_at_once(sp, expected):
+    """No later attempt can be allowed (the policy is the installer's): the first refusal ends the check."""
+    st = verifying(reason="CheckingHttp")
+    refused = Failed("EgressRefused", "the operator's egress policy refuses http://web/: 127.0.0.1 is loopback")
+    d = settle(st, world(deployed()), probe(sp), refused, sp=sp, now=at(6))
+    s = d.status
+    assert where(d) == expected
+    assert (s.health_status, s.health_attempts, s.failure_reason) == ("unhealthy", 1, "EgressRefused")
+    assert s.failure_message == refused.message and s.rollback_failure_class == "healthFailure"
+
+
 @pytest.mark.parametrize("answers, probes, end", [
     pytest.param([True], 1, ("WatchingRestarts", "Healthy"), id="first-success-ends-the-loop"),
     pytest.param([False, True], 2, ("WatchingRestarts", "Healthy"), id="success-on-second"),

@@ -63,3 +63,14 @@ def test_git_runs_with_hardening_and_a_scratch_environment(mocker, tmp_path, mon
     assert "KUBECONFIG" not in env and "GIT_DIR" not in env
     assert env["GIT_ALLOW_PROTOCOL"] == "http:https" and env["GIT_CONFIG_NOSYSTEM"] == "1"
     assert not any("tok" in a for a in argv), "the token never appears in an argument list"
+    assert "http.followRedirects=false" in HARDENING, "the credential header never follows a redirect"
+
+
+def test_git_connects_only_to_the_pinned_addresses(mocker, tmp_path):
+    run = mocker.patch("subprocess.run", return_value=subprocess.CompletedProcess([], 0, "ok", ""))
+    GitRemote("https://git.example.com/a/b.git", "tok", "x-access-token", tmp_path,
+              pin="git.example.com:443:203.0.113.7").git("ls-remote", "x")
+    env = run.call_args.kwargs["env"]
+    config = {env[f"GIT_CONFIG_KEY_{i}"]: env[f"GIT_CONFIG_VALUE_{i}"] for i in range(int(env["GIT_CONFIG_COUNT"]))}
+    assert config["http.curloptResolve"] == "git.example.com:443:203.0.113.7"
+    assert config["http.extraHeader"].startswith("Authorization: Basic ")

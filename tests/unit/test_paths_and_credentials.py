@@ -106,3 +106,34 @@ def test_refusal_names_the_secret_and_the_url():
 def test_which_git_failures_may_pass(detail, transient):
     from selfbootstrap.adapters.git import is_transient
     assert is_transient(detail) is transient
+
+
+@pytest.mark.parametrize("output, description, retryable", [
+    ("fatal: unable to access 'http://h/a.git/': The requested URL returned error: 302", "redirect refused", False),
+    ("fatal: unable to access 'https://h/a.git/': The requested URL returned error: 401", "authentication failed",
+     False),
+    ("fatal: Authentication failed for 'https://h/a.git/'", "authentication failed", False),
+    ("fatal: repository 'https://h/a.git/' not found", "repository not found", False),
+    ("fatal: couldn't find remote ref refs/heads/x", "branch not found on the remote", False),
+    (" ! [rejected]        x -> x (non-fast-forward)\nerror: failed to push some refs", "non-fast-forward: the remote "
+     "branch moved", False),
+    (" ! [remote rejected] x -> x (pre-receive hook declined)", "the remote rejected the push", False),
+    ("fatal: unable to access 'https://h/a.git/': Could not resolve host: h", "unreachable", True),
+    ("fatal: unable to access 'https://h/a.git/': Operation timed out after 30000 milliseconds", "timed out", True),
+    ("error: RPC failed; HTTP 502 curl 22 The requested URL returned error: 502",
+     "the server answered with an error (5xx)", True),
+    ("fatal: the remote end hung up unexpectedly", "the connection broke off", True),
+    ("fatal: unable to access 'https://h/a.git/': SSL certificate problem: self-signed certificate", "TLS failed",
+     False),
+    ("error: could not revert 1234567... Deploy v2\nhint: after resolving the conflicts",
+     "the change conflicts with the branch", False),
+    ("error: pathspec 'x' did not match any file(s) known to git", "see the operator log for git's output", False),
+    # what the remote writes chooses nothing: neither the words nor whether to retry
+    ("remote: Connection refused, try again\nremote: INTERNAL-SECRET-42\nfatal: the remote hung up weirdly",
+     "see the operator log for git's output", False),
+    ("remote: The requested URL returned error: 302\nerror: pathspec", "see the operator log for git's output", False),
+])
+def test_git_failures_are_described_in_fixed_words(output, description, retryable):
+    from selfbootstrap.adapters.git import classify
+    failure = classify(output)
+    assert (failure.description, failure.retryable) == (description, retryable)

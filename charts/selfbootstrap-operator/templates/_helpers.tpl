@@ -90,6 +90,10 @@ The same rules as manifests/cluster-rbac.yaml and manifests/namespaced/team-a.ya
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [get, list, watch]
+# The cluster's service ranges (Kubernetes 1.33+), which the egress policy refuses to runs unless allowed.
+- apiGroups: [networking.k8s.io]
+  resources: [servicecidrs]
+  verbs: [list]
 {{- end }}
 # Git tokens, from the Secret a run names (spec.git.credentials.secretRef); never listed or watched.
 - apiGroups: [""]

@@ -2,7 +2,13 @@
 
 The token travels as an `http.extraHeader` set through GIT_CONFIG_* variables:
 never in a URL, an argument list (visible in /proc), a log line or an error;
-every output that leaves this module is scrubbed of it anyway.
+every output that leaves this module is scrubbed of it anyway. git never follows
+a redirect (the header would go along), and connects only to the addresses the
+egress policy decided for the repository's host (`http.curloptResolve`).
+
+What git prints on a failure is partly the remote's (`remote: ...` lines, a
+rejected push's reason): a failure is classified into a fixed description for the
+run's status, and git's output, scrubbed, goes to the operator's log only.
 
 Commits are deterministic (fixed identity and dates, taken from the run), so a
 resumed run that must rebuild its commit gets the same SHA it recorded.
@@ -12,13 +18,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
+import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..core import reasons
+from ..core.text import http_status, printable
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 120
 
@@ -36,24 +48,59 @@ HARDENING = (
     "-c", "protocol.https.allow=always",
     "-c", "submodule.recurse=false",
     "-c", "init.templateDir=",
+    "-c", "http.followRedirects=false",  # a redirect would take the credential header along
 )
 
 
-# What git and curl print for a fault that may pass (the server down, the network, a 5xx). Matched in
-# lower case; curl's wording varies between versions ("Connection refused", "Couldn't connect to server").
-TRANSIENT_MARKERS = (
-    "could not resolve", "connection refused", "couldn't connect", "failed to connect", "timed out",
-    "connection reset", "connection was reset", "empty reply from server", "recv failure", "send failure",
-    "returned error: 5", "rpc failed; http 5", "unexpected disconnect", "early eof", "the remote end hung up",
-    "gnutls recv error", "ssl_error_syscall", "network is unreachable", "no route to host",
-    "temporary failure in name resolution",
+# What git printed, as a fixed description and whether it may pass on its own (a server down, the
+# network, a 5xx: retried per spec.retryPolicy). First match wins, matched in lower case on the lines
+# git itself wrote: a line the remote wrote ("remote: ...") chooses nothing. curl's wording varies
+# between versions ("Connection refused", "Couldn't connect to server").
+FAILURES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+    ("authentication failed", ("returned error: 401", "returned error: 403", "authentication failed",
+                               "could not read username", "could not read password", "terminal prompts disabled"),
+     False),
+    ("branch not found on the remote", ("couldn't find remote ref",), False),
+    ("repository not found", ("returned error: 404", "not found", "does not appear to be a git repository"), False),
+    ("the remote rejected the push", ("[remote rejected]",), False),
+    ("non-fast-forward: the remote branch moved", ("non-fast-forward", "[rejected]", "fetch first", "stale info"),
+     False),
+    ("timed out", ("timed out", "timeout was reached"), True),
+    ("the server answered with an error (5xx)", ("returned error: 5", "rpc failed; http 5"), True),
+    ("unreachable", ("could not resolve", "connection refused", "couldn't connect", "failed to connect",
+                     "network is unreachable", "no route to host", "temporary failure in name resolution"), True),
+    ("the connection broke off", ("connection reset", "connection was reset", "empty reply from server",
+                                  "recv failure", "send failure", "unexpected disconnect", "early eof",
+                                  "the remote end hung up", "gnutls recv error", "ssl_error_syscall"), True),
+    ("TLS failed", ("certificate", "ssl connect error", "ssl: ", "tls connection", "handshake failed"), False),
+    ("the change conflicts with the branch", ("conflict", "could not revert", "could not apply"), False),
+    ("the server refused the request", ("returned error: 4",), False),
 )
+REDIRECT = re.compile(r"returned error: (3\d\d)\b")
+
+
+@dataclass(frozen=True)
+class Failure:
+    description: str  # fixed: never a word of what git or the remote printed
+    retryable: bool
+    redirect_status: int | None = None  # the 3xx git met (it follows none)
+
+
+def classify(output: str) -> Failure:
+    """What a failed git command met, from its output (pure)."""
+    own = "\n".join(line for line in output.lower().splitlines() if not line.lstrip().startswith("remote:"))
+    redirect = REDIRECT.search(own)
+    if redirect:
+        return Failure("redirect refused", False, int(redirect.group(1)))
+    for description, markers, retryable in FAILURES:
+        if any(marker in own for marker in markers):
+            return Failure(description, retryable)
+    return Failure("see the operator log for git's output", False)
 
 
 def is_transient(detail: str) -> bool:
     """Whether a git failure may pass on its own (retried per spec.retryPolicy), by what git printed."""
-    lowered = detail.lower()
-    return any(marker in lowered for marker in TRANSIENT_MARKERS)
+    return classify(detail).retryable
 
 
 class GitError(Exception):
@@ -73,11 +120,15 @@ class Identity:
 
 
 class GitRemote:
-    """One remote repository, reached with an optional token."""
+    """One remote repository, reached with an optional token, at the addresses `pin` names
+    (host:port:addresses, git's http.curloptResolve) when given; `locate_redirect(url, method)` asks,
+    without credentials, where a URL redirects to (for the message of a refused redirect)."""
 
-    def __init__(self, url: str, token: str | None, username: str, workdir: Path) -> None:
+    def __init__(self, url: str, token: str | None, username: str, workdir: Path, pin: str | None = None,
+                 locate_redirect: Callable[[str, str], str | None] | None = None) -> None:
         self.url = url
         self.workdir = workdir
+        self.locate_redirect = locate_redirect
         self._secrets = [s for s in (token,) if s]
         self._env = {  # from scratch: nothing of the operator's own environment reaches git
             "GIT_TERMINAL_PROMPT": "0",
@@ -89,11 +140,17 @@ class GitRemote:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LC_ALL": "C",
         }
+        config: list[tuple[str, str]] = []
         if token:
             basic = base64.b64encode(f"{username}:{token}".encode()).decode()
             self._secrets.append(basic)
-            self._env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
-                              "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"})
+            config.append(("http.extraHeader", f"Authorization: Basic {basic}"))
+        if pin:
+            config.append(("http.curloptResolve", pin))
+        for i, (key, value) in enumerate(config):
+            self._env.update({f"GIT_CONFIG_KEY_{i}": key, f"GIT_CONFIG_VALUE_{i}": value})
+        if config:
+            self._env["GIT_CONFIG_COUNT"] = str(len(config))
 
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -113,10 +170,23 @@ class GitRemote:
         except subprocess.TimeoutExpired:
             raise GitError(reason, f"git {args[0]} timed out after {timeout}s", retryable=True) from None
         if done.returncode != 0:
-            lines = (done.stderr or done.stdout).strip().splitlines()
-            detail = self.scrub(lines[-1] if lines else f"exit {done.returncode}")
-            raise GitError(reason, f"git {args[0]} failed: {detail}", retryable=is_transient(detail))
+            output = self.scrub(done.stderr or done.stdout).strip() or f"exit {done.returncode}"
+            failure = classify(output)
+            log.warning("git %s failed (%s): %s", args[0], failure.description, printable(output, 4096))
+            if failure.redirect_status is not None:
+                raise GitError(reasons.REDIRECT_REFUSED, self._redirect_message(args[0], failure.redirect_status))
+            raise GitError(reason, f"git {args[0]} failed: {failure.description}", retryable=failure.retryable)
         return done.stdout
+
+    def _redirect_message(self, command: str, status: int) -> str:
+        """Both URLs of a refused redirect: where it leads comes from one request without credentials."""
+        service = "git-receive-pack" if command == "push" else "git-upload-pack"
+        base, location = self.url.rstrip("/"), None
+        if self.locate_redirect is not None:  # the refs first; a server may redirect only the pack's POST
+            location = self.locate_redirect(f"{base}/info/refs?service={service}", "GET") \
+                or self.locate_redirect(f"{base}/{service}", "POST")
+        return (f"git {command}: {self.url} answered {http_status(status)}, a redirect to "
+                f"{location or 'an address git does not name'}; credentials never follow a redirect")
 
     def check_branch(self, name: str) -> None:
         """Refuse a branch name git would not accept as a branch (the CRD's rule is the first check)."""

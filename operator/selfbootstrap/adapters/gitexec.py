@@ -34,9 +34,11 @@ from ..core.actions import (
     ResolveBranch,
     RevertOpened,
 )
+from ..core.egress import Refused
 from ..core.paths import UnsafePathError, repository_path
 from ..core.run import Run
 from ..models import GitWorkflow
+from .egress import EgressPolicy, Target, Unresolved
 from .forge import Forge, ForgeError, connect, repository_from_url
 from .git import GitError, GitRemote, Identity
 from .kube import Kube, SecretUnavailableError
@@ -52,9 +54,10 @@ _FORGE_FAILURES: dict[type, str] = {
 
 
 class GitExecutor:
-    def __init__(self, kube: Kube, workdir: Path) -> None:
+    def __init__(self, kube: Kube, workdir: Path, egress: EgressPolicy) -> None:
         self.kube = kube
         self.workdir = workdir
+        self.egress = egress
 
     def perform(self, run: Run, action: GitAction) -> GitResult | Failed:
         git = run.spec.git
@@ -65,16 +68,27 @@ class GitExecutor:
             return Failed(reasons.CREDENTIALS_UNAVAILABLE, str(err))
         except CredentialsNotAllowedError as err:
             return Failed(reasons.CREDENTIALS_NOT_ALLOWED, str(err))
+        target = self.egress.check(git.repository_url)  # before anything is contacted
+        match target:
+            case Refused():
+                return Failed(reasons.EGRESS_REFUSED, target.message)
+            case Unresolved():
+                return Failed(reasons.REMOTE_UNREACHABLE, target.message, retryable=True)
+            case Target():
+                pass
+            case _:
+                assert_never(target)
         username = git.credentials.username if git.credentials else ""
-        remote = GitRemote(git.repository_url, token, username, self.workdir / run.uid)
+        remote = GitRemote(git.repository_url, token, username, self.workdir / run.uid, pin=target.curl_resolve,
+                           locate_redirect=self.egress.redirect_location)
         step = _Step(run, git, remote, Identity(git.commit.author_name, git.commit.author_email, run.created),
-                     token)
+                     token, self.egress)
         try:
             return step.perform(action)
         except GitError as err:
             return Failed(err.reason, str(err), err.retryable)
         except ForgeError as err:
-            reason = _FORGE_FAILURES.get(type(action), reasons.FORGE_FAILED)
+            reason = err.reason or _FORGE_FAILURES.get(type(action), reasons.FORGE_FAILED)
             return Failed(reason, remote.scrub(str(err)), err.retryable)
         except UnsafePathError as err:
             return Failed(reasons.UNSAFE_PATH, str(err))
@@ -113,15 +127,17 @@ def destinations(git: GitWorkflow) -> list[str]:
 
 class _Step:
     def __init__(self, run: Run, git: GitWorkflow, remote: GitRemote, identity: Identity,
-                 token: str | None) -> None:
+                 token: str | None, egress: EgressPolicy) -> None:
         self.run, self.git, self.remote, self.identity, self.token = run, git, remote, identity, token
+        self.egress = egress
         self._forge: Forge | None = None
 
     @property
     def forge(self) -> Forge:
+        """The forge client, made (its API checked by the egress policy, nothing sent) on first use."""
         if self._forge is None:
             try:
-                self._forge = connect(self.git.forge, self.git.repository_url, self.token)
+                self._forge = connect(self.git.forge, self.git.repository_url, self.token, self.egress)
             except ValueError as err:
                 raise ForgeError(str(err)) from None
         return self._forge
@@ -162,6 +178,7 @@ class _Step:
                 self.git.forge.repository or repository_from_url(self.git.repository_url)
             except ValueError as err:
                 raise GitError(reasons.INVALID_REPOSITORY, str(err)) from None
+            _ = self.forge  # a forge API the egress policy refuses fails the run now
         base_sha = self.remote.head_of(a.base_branch)
         if base_sha is None:
             raise GitError(reasons.BASE_BRANCH_NOT_FOUND, f"base branch {a.base_branch!r} not found on the remote")
@@ -226,7 +243,7 @@ class _Step:
         try:
             sha = self.forge.merge(a.number, a.sha, a.method, a.title)
         except ForgeError as err:
-            if err.retryable:
+            if err.retryable or err.reason:
                 raise
             return Failed(reasons.MERGE_REFUSED, f"the forge refused the merge: {self.remote.scrub(str(err))}")
         return Merged(sha)

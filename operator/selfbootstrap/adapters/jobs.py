@@ -35,7 +35,9 @@ COMMIT_LABEL = f"{m.GROUP}/commit"
 MESSAGE_LIMIT = 1024
 
 # The checkout step: ours, never the author's. It fetches the branch, insists on the recorded
-# commit, and sends the token (if any) as a header from the environment, never in a URL or argv.
+# commit, and sends the token (if any) as a header from the environment, never in a URL or argv;
+# it follows no redirect (the header would go along). Its output becomes the Job's termination
+# message, read into the run's status: lines the remote wrote ("remote: ...") are left out.
 # It runs as a non-root user in the root-owned emptyDir, which git refuses as "dubious ownership"
 # unless the directory is declared safe in the global config (in HOME, shared with the validate step).
 CHECKOUT_SCRIPT = r"""set -eu
@@ -47,8 +49,12 @@ if [ -f /credentials/token ]; then
   export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=http.extraHeader GIT_CONFIG_VALUE_0="Authorization: Basic $basic"
 fi
 export GIT_ALLOW_PROTOCOL=http:https GIT_TERMINAL_PROMPT=0
-git -c core.hooksPath=/dev/null -c protocol.allow=never -c protocol.https.allow=always \
-  -c protocol.http.allow=always fetch -q --depth=1 "$REPO_URL" "refs/heads/$BRANCH"
+if ! err=$(git -c core.hooksPath=/dev/null -c protocol.allow=never -c protocol.https.allow=always \
+  -c protocol.http.allow=always -c http.followRedirects=false \
+  fetch -q --depth=1 "$REPO_URL" "refs/heads/$BRANCH" 2>&1); then
+  printf '%s\n' "$err" | grep -v '^remote:' >&2 || true
+  exit 1
+fi
 head=$(git rev-parse FETCH_HEAD)
 if [ "$head" != "$SHA" ]; then
   echo "branch $BRANCH is at $head, not at the pushed commit $SHA" >&2

@@ -157,8 +157,9 @@ def settle(d: Draft, result: GitResult) -> Decision:
             d.normal(reasons.PUSHED, f"pushed {_short(_git(d).commit_sha)} to {_git(d).branch}")
             return _after_push(d)
         case PullRequestOpened():
-            _set_git(d, pull_request_number=result.number, pull_request_url=result.url)
-            d.normal(reasons.PULL_REQUEST_OPENED, f"pull request #{result.number}: {result.url}")
+            _set_git(d, pull_request_number=result.number, pull_request_url=result.url or None)
+            d.normal(reasons.PULL_REQUEST_OPENED, f"pull request #{result.number}" + (f": {result.url}" if result.url
+                                                                                     else ""))
             return _after_pull_request(d)
         case CIReported():
             return _settle_ci(d, result)
@@ -168,7 +169,7 @@ def settle(d: Draft, result: GitResult) -> Decision:
             return _observed(d, result)
         case RevertOpened():
             _set_git(d, revert_status=RevertStatus.OPENED, revert_branch=result.branch,
-                     revert_pull_request_number=result.number, revert_pull_request_url=result.url,
+                     revert_pull_request_number=result.number, revert_pull_request_url=result.url or None,
                      revert_commit_sha=result.sha)
             d.normal(reasons.REVERT_PULL_REQUEST_OPENED, f"revert pull request #{result.number}: {result.url}")
             return d.decision(0)

@@ -583,6 +583,10 @@ def _failed(d: Draft, world: World, action: Action, failure: Failed) -> Decision
         case RollbackDeployment():
             d.set(rollback_healthy=False)
             return d.fail(reasons.ROLLBACK_REFUSED, failure.message)
+        case ProbeHttp() if failure.reason == reasons.EGRESS_REFUSED:  # no later attempt can be allowed
+            d.set(health_attempts=d.status.health_attempts + 1, health_checked_at=d.now,
+                  health_status=HealthStatus.UNHEALTHY)
+            return _gate_failed(d, world, FailureClass.HEALTH, reasons.EGRESS_REFUSED, failure.message)
         case ProbeHttp():
             return _probed(d, world, Probed(healthy=False, detail=failure.message))
         case CreateValidationJob() | CheckValidationJob() | DeleteValidationJob():

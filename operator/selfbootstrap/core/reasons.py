@@ -105,6 +105,8 @@ RETRYING: Final = "Retrying"
 RETRIES_EXHAUSTED: Final = "RetriesExhausted"
 INTERNAL_ERROR: Final = "InternalError"
 INVALID_REPOSITORY: Final = "InvalidRepository"
+EGRESS_REFUSED: Final = "EgressRefused"  # the operator's egress policy refuses a URL the run names
+REDIRECT_REFUSED: Final = "RedirectRefused"  # a server holding a run's token redirected: never followed
 SELF_BOOTSTRAP_RUN_DELETED: Final = "SelfBootstrapRunDeleted"  # Event on the Deployment
 
 # --- conditions ---------------------------------------------------------------------

@@ -9,6 +9,7 @@ text is bounded, so that no reader's terminal is driven by it and no field grows
 
 from __future__ import annotations
 
+import http
 import unicodedata
 
 MESSAGE_LIMIT = 1024  # characters of one message in status or an Event
@@ -47,3 +48,11 @@ def has_hidden(value: str) -> bool:
     """Whether the text holds a character printable() would escape."""
     # str.isprintable() (in C) is False for every hidden character, and True for almost all text.
     return not value.isprintable() and any(is_hidden(c) for c in value)
+
+
+def http_status(code: int) -> str:
+    """'503 (Service Unavailable)': a status code and its standard phrase, whatever the server called it."""
+    try:
+        return f"{code} ({http.HTTPStatus(code).phrase})"
+    except ValueError:
+        return f"{code} (unexpected status)"
