@@ -91,9 +91,17 @@ class FairExecutor:
 
 @dataclass
 class Ledger:
-    """Runs per namespace past Pending, the runs waiting for a slot, and when each run was first seen."""
+    """Runs per namespace past Pending, the runs waiting for a slot, and when each run was first seen.
 
+    A slot that frees goes to the oldest waiter, reserved for it until it has either taken the slot (the
+    watch shows it past Pending) or let it go (it ended, e.g. superseded, or waits again): then the next
+    waiter is woken. The bound is kept from the watches' view, so two operator instances (or one slot
+    freeing while a run starts) may admit one run more for a moment.
+    """
+
+    limit: int = 0  # runs of a namespace past Pending at once; 0: no bound
     _active: dict[str, set[str]] = field(default_factory=dict)  # namespace -> uids past Pending
+    _reserved: dict[str, set[str]] = field(default_factory=dict)  # namespace -> uids woken for a slot
     _waiting: dict[str, list[tuple[tuple[str, str], str]]] = field(default_factory=dict)  # a heap per namespace
     _waiters: dict[str, asyncio.Event] = field(default_factory=dict)  # uid -> how to wake it
     _seen: dict[str, float] = field(default_factory=dict)  # uid -> monotonic time first seen
@@ -101,34 +109,20 @@ class Ledger:
     def saw(self, namespace: str, uid: str, active: bool) -> None:
         """A watch event of an unfinished run."""
         self._seen.setdefault(uid, time.monotonic())
-        uids = self._active.setdefault(namespace, set())
         if active:
-            uids.add(uid)
-        elif uid in uids:
-            self._freed(namespace, uid)
-        elif not uids:
-            del self._active[namespace]
+            self._active.setdefault(namespace, set()).add(uid)
+            self._unreserve(namespace, uid)
+        elif uid in self._active.get(namespace, ()):
+            self._active[namespace].discard(uid)
+            self._wake(namespace)
 
     def gone(self, namespace: str, uid: str) -> None:
         """The run finished or was deleted."""
         self._seen.pop(uid, None)
         self._waiters.pop(uid, None)
-        if uid in self._active.get(namespace, ()):
-            self._freed(namespace, uid)
-
-    def _freed(self, namespace: str, uid: str) -> None:
-        self._active[namespace].discard(uid)
-        if not self._active[namespace]:
-            del self._active[namespace]
-        waiting = self._waiting.get(namespace, [])
-        while waiting:  # the oldest run still waiting takes the slot
-            _, waiter = heapq.heappop(waiting)
-            event = self._waiters.pop(waiter, None)
-            if event is not None:
-                event.set()
-                break
-        if not waiting:
-            self._waiting.pop(namespace, None)
+        self._active.get(namespace, set()).discard(uid)
+        self._unreserve(namespace, uid)
+        self._wake(namespace)
 
     def active(self, namespace: str, uid: str) -> int:
         """Runs of the namespace past Pending, other than this one."""
@@ -141,9 +135,41 @@ class Ledger:
 
     def wait_for_slot(self, namespace: str, order: tuple[str, str], uid: str, event: asyncio.Event) -> None:
         """Wake this run when a slot of the namespace frees (once; a run still waiting then asks again)."""
+        self._unreserve(namespace, uid)
         if uid not in self._waiters:
             heapq.heappush(self._waiting.setdefault(namespace, []), (order, uid))
         self._waiters[uid] = event
 
-    def stop_waiting(self, uid: str) -> None:
+    def stop_waiting(self, namespace: str, uid: str) -> None:
+        """The run does not wait for a slot (any more): it has taken one (past Pending)."""
         self._waiters.pop(uid, None)
+
+    def let_go(self, namespace: str, uid: str) -> None:
+        """The run stays in Pending for another reason than the bound (e.g. another run holds its workload):
+        it waits at no cost, and the slot it may have been woken for goes to the next waiter."""
+        self._waiters.pop(uid, None)
+        self._unreserve(namespace, uid)
+
+    def _unreserve(self, namespace: str, uid: str) -> None:
+        reserved = self._reserved.get(namespace)
+        if reserved is not None and uid in reserved:
+            reserved.discard(uid)
+            if not reserved:
+                del self._reserved[namespace]
+            self._wake(namespace)
+
+    def _wake(self, namespace: str) -> None:
+        """Wake the oldest waiters for the slots that are free, reserving each one's."""
+        waiting = self._waiting.get(namespace, [])
+        taken = len(self._active.get(namespace, ())) + len(self._reserved.get(namespace, ()))
+        while waiting and (self.limit == 0 or taken < self.limit):
+            _, uid = heapq.heappop(waiting)
+            event = self._waiters.pop(uid, None)
+            if event is not None:
+                self._reserved.setdefault(namespace, set()).add(uid)
+                event.set()
+                taken += 1
+        if not waiting:
+            self._waiting.pop(namespace, None)
+        if not self._active.get(namespace, True):
+            del self._active[namespace]

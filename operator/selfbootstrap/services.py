@@ -56,6 +56,9 @@ class Services:
     wakeups: Wakeups = field(default_factory=Wakeups)
     ledger: Ledger = field(default_factory=Ledger)
 
+    def __post_init__(self) -> None:
+        self.ledger.limit = self.settings.max_runs_per_namespace
+
     @property
     def limits(self) -> Limits:
         return Limits(namespace_runs=self.settings.max_runs_per_namespace,

@@ -67,18 +67,20 @@ class RunWorker:
                 await _first(wake.wait(), stopped.wait(), timeout=max(min(delay, resync), MIN_DELAY))
         finally:
             self.wakeups.remove(keys, wake)
-            self.services.ledger.stop_waiting(uid)
+            self.services.ledger.stop_waiting(namespace_of(self.current()), uid)
             metrics.forget(uid)
 
     def _wait_for_slot(self, wake: asyncio.Event) -> None:
         """A run held back by its namespace's bound is woken when a slot frees (not by every change)."""
         run, ledger, limit = self.current(), self.services.ledger, self.services.settings.max_runs_per_namespace
         uid, namespace = text(meta(run).get("uid")) or "", namespace_of(run)
-        if limit and path(run, "status", "phase") == m.Phase.PENDING and ledger.active(namespace, uid) >= limit:
+        if path(run, "status", "phase") not in (None, m.Phase.PENDING):
+            ledger.stop_waiting(namespace, uid)
+        elif limit and ledger.active(namespace, uid) >= limit:
             ledger.wait_for_slot(namespace, (text(meta(run).get("creationTimestamp")) or "",
                                              text(meta(run).get("name")) or ""), uid, wake)
         else:
-            ledger.stop_waiting(uid)
+            ledger.let_go(namespace, uid)
 
     def _keys(self) -> list[WakeKey]:
         run = self.current()
@@ -127,7 +129,10 @@ class RunWorker:
 
     async def _world(self, run: JsonObject) -> World | None:
         container = text(path(run, "spec", "target", "container"))
-        world = None if time.monotonic() >= self.resync_at else cache.world_from(self.indices, run, container)
+        # A run in Pending only waits (for a slot, a holder, a quiet moment): it never pays for the API resync.
+        waiting = path(run, "status", "phase") in (None, m.Phase.PENDING)
+        resync = time.monotonic() >= self.resync_at and not waiting
+        world = None if resync else cache.world_from(self.indices, run, container)
         if world is not None and cache.stale(world, self.guard):
             if time.monotonic() - self.guard_since < STALE_SECONDS:
                 return None

@@ -26,6 +26,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from selfbootstrap.adapters.kube import api_message
+from selfbootstrap.core.text import printable
 from selfbootstrap.models import TERMINAL_PHASES
 from tests.gitserver.fake_github import FakeGitHub
 from tests.gitserver.git_http import GitHttpServer
@@ -284,8 +285,8 @@ def assert_deployed_as_given(launched: Launched) -> None:
         assert next(c.image for c in template.spec.containers if c.name == wanted) == release["image"]
     if "id" in release:
         assert template.metadata.annotations[RELEASE_ANNOTATION] == release["id"]
-    if "changeCause" in release:
-        assert dep.metadata.annotations[CHANGE_CAUSE] == release["changeCause"]
+    if "changeCause" in release:  # free text: kept as data, its control characters escaped (core/text.py)
+        assert dep.metadata.annotations[CHANGE_CAUSE] == printable(release["changeCause"])
 
 
 def assert_merged_as_given(launched: Launched, git: GitHttpServer) -> None:

@@ -79,16 +79,57 @@ def test_the_ledger_counts_runs_past_pending_per_namespace():
     assert ledger.seen_seconds("u2") < 1 and ledger.seen_seconds("u1") == float("inf")
 
 
-def test_a_freed_slot_wakes_the_oldest_waiter_only():
-    async def main() -> list[bool]:
-        ledger = Ledger()
-        ledger.saw("a", "busy", active=True)
-        events = {name: asyncio.Event() for name in ("late", "early", "gave-up")}
-        ledger.wait_for_slot("a", ("2030-01-03", "late"), "late", events["late"])
-        ledger.wait_for_slot("a", ("2030-01-01", "early"), "early", events["early"])
-        ledger.wait_for_slot("a", ("2030-01-00", "gave-up"), "gave-up", events["gave-up"])
-        ledger.stop_waiting("gave-up")
-        ledger.gone("a", "busy")
-        return [events[n].is_set() for n in ("early", "late", "gave-up")]
+def waiters(ledger: Ledger, *names: str) -> dict[str, asyncio.Event]:
+    events = {}
+    for i, name in enumerate(names):
+        events[name] = asyncio.Event()
+        ledger.wait_for_slot("a", (f"2030-01-0{i + 1}", name), name, events[name])
+    return events
 
-    assert asyncio.run(main()) == [True, False, False]
+
+def woken(events: dict[str, asyncio.Event]) -> list[str]:
+    return [name for name, event in events.items() if event.is_set()]
+
+
+def test_a_freed_slot_wakes_the_oldest_waiter_only():
+    async def main() -> None:
+        ledger = Ledger(limit=1)
+        ledger.saw("a", "busy", active=True)
+        events = waiters(ledger, "gave-up", "early", "late")
+        ledger.let_go("a", "gave-up")
+        ledger.gone("a", "busy")
+        assert woken(events) == ["early"]
+
+    asyncio.run(main())
+
+
+def test_a_woken_run_that_does_not_take_its_slot_hands_it_on():
+    async def main() -> None:
+        ledger = Ledger(limit=1)
+        ledger.saw("a", "busy", active=True)
+        events = waiters(ledger, "first", "second", "third")
+        ledger.gone("a", "busy")
+        assert woken(events) == ["first"]
+        ledger.gone("a", "first")  # it ended superseded without taking the slot
+        assert woken(events) == ["first", "second"]
+        ledger.let_go("a", "second")  # it waits for its Deployment's holder instead
+        assert woken(events) == ["first", "second", "third"]
+        ledger.saw("a", "third", active=True)  # it took the slot
+        ledger.wait_for_slot("a", ("2030-01-09", "fourth"), "fourth", asyncio.Event())
+        assert ledger.active("a", "fourth") == 1
+
+    asyncio.run(main())
+
+
+def test_a_run_that_takes_its_slot_keeps_it_reserved_until_the_watch_shows_it():
+    async def main() -> None:
+        ledger = Ledger(limit=1)
+        ledger.saw("a", "busy", active=True)
+        events = waiters(ledger, "first", "second")
+        ledger.gone("a", "busy")
+        ledger.stop_waiting("a", "first")  # past Pending in its own status, not yet in the watch
+        assert woken(events) == ["first"], "the slot stays the first one's"
+        ledger.saw("a", "first", active=True)
+        assert woken(events) == ["first"]
+
+    asyncio.run(main())

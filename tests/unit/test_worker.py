@@ -118,16 +118,20 @@ class Stopped:
         await self.event.wait()
 
 
-def test_a_long_sleep_still_ends_for_the_safety_resync(services):
-    """A run waiting on the watches (no change for minutes) still reads its world from the API now and then."""
+@pytest.mark.parametrize("phase, reads", [("VerifyingHealth", 1), ("Pending", 0)])
+def test_a_long_sleep_still_ends_for_the_safety_resync(services, phase, reads):
+    """A run waiting on the watches (no change for minutes) still reads its world from the API now and then;
+    a run that only waits in Pending (for a slot, a holder) never pays for that read."""
+    in_phase = {**with_rv("11"), "status": {"phase": phase}}
+
     async def scenario() -> list[float]:
-        worker, stopped, ticks = make_worker(services), Stopped(), []
+        worker, stopped, ticks = make_worker(services, live=in_phase), Stopped(), []
 
         def tick(run: dict, world: World) -> Tick:
             ticks.append(time.monotonic())
             if len(ticks) == 2:
                 stopped.event.set()
-            return Tick(3600.0, with_rv("11"))
+            return Tick(3600.0, in_phase)
 
         reconciler: Any = worker.reconciler  # an autospec'd mock
         reconciler.tick.side_effect = tick
@@ -138,7 +142,7 @@ def test_a_long_sleep_still_ends_for_the_safety_resync(services):
 
     ticks = asyncio.run(scenario())
     assert len(ticks) == 2 and ticks[1] - ticks[0] < 5, "woke for the resync, not after the hour"
-    services.kube.observe.assert_called_once()
+    assert services.kube.observe.call_count == reads
 
 
 def test_events_of_the_latest_decision_are_posted_again_once_after_a_start(services):

@@ -55,6 +55,10 @@ def verdict(run: Run, release: str | None, record: Record, world: World) -> Verd
     me = claimant(run, release)
     if record.held_by(run.uid):
         return Go()
+    limit = world.limits.namespace_runs
+    if limit and world.namespace_active >= limit:  # judged only once it has a slot: waiting costs nothing
+        return Wait(reasons.QUEUED, f"{world.namespace_active} runs of this namespace are in flight (the bound is "
+                                    f"{limit}); waiting for one to end")
     if not run.spec.release.redeploy:
         why = replayed(record, me)
         if why:
@@ -63,10 +67,6 @@ def verdict(run: Run, release: str | None, record: Record, world: World) -> Verd
     if newer:
         winner = max(newer, key=lambda p: _as_claimant(p).key)
         return Supersede(f"run {winner.name!r} for the same workload is newer and was applied while this one waited")
-    limit = world.limits.namespace_runs
-    if limit and world.namespace_active >= limit:
-        return Wait(reasons.QUEUED, f"{world.namespace_active} runs of this namespace are in flight (the bound is "
-                                    f"{limit}); waiting for one to end")
     if run.spec.release.sequence is not None and record.newest is None:
         quiet = min([world.seen_seconds, *(p.seen_seconds for p in world.peers)])
         if quiet < world.limits.settle_seconds:
