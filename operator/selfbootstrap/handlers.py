@@ -129,12 +129,13 @@ async def sbr_runs(body: kopf.Body, namespace: str | None, name: str | None, mem
     target = text(path(run, "spec", "target", "deployment")) or ""
     services = services_of(memo)
     services.wakeups.wake(("run", namespace or "", name or ""))
-    services.wakeups.wake(("deployment", namespace or "", target))  # a run that ends frees its Deployment
     entry = cache.run_entry(run)
     if is_finished(run.get("status")) or meta(run).get("deletionTimestamp"):  # type: ignore[arg-type]
         services.ledger.gone(namespace or "", entry.uid)
+        services.wakeups.wake(("deployment", namespace or "", target))  # a run that ends frees its Deployment
         return {}
-    services.ledger.saw(namespace or "", entry.uid, entry.active)
+    if services.ledger.saw(namespace or "", entry.uid, entry.active):  # a new run: older waiting ones may end
+        services.wakeups.wake(("deployment", namespace or "", target))
     return {(namespace or "", target): entry}
 
 

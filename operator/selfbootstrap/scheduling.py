@@ -106,8 +106,9 @@ class Ledger:
     _waiters: dict[str, asyncio.Event] = field(default_factory=dict)  # uid -> how to wake it
     _seen: dict[str, float] = field(default_factory=dict)  # uid -> monotonic time first seen
 
-    def saw(self, namespace: str, uid: str, active: bool) -> None:
-        """A watch event of an unfinished run."""
+    def saw(self, namespace: str, uid: str, active: bool) -> bool:
+        """A watch event of an unfinished run; True when it is the first of that run."""
+        new = uid not in self._seen
         self._seen.setdefault(uid, time.monotonic())
         if active:
             self._active.setdefault(namespace, set()).add(uid)
@@ -115,6 +116,7 @@ class Ledger:
         elif uid in self._active.get(namespace, ()):
             self._active[namespace].discard(uid)
             self._wake(namespace)
+        return new
 
     def gone(self, namespace: str, uid: str) -> None:
         """The run finished or was deleted."""

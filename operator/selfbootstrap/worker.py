@@ -52,9 +52,10 @@ class RunWorker:
     async def run(self, stopped: Any) -> None:
         """Tick until the run is finished or the daemon is stopped."""
         wake = asyncio.Event()
-        keys = self._keys()
+        run_key, workload_key = self._keys()
         uid = text(meta(self.current()).get("uid")) or ""
-        self.wakeups.add(keys, wake)
+        self.wakeups.add([run_key, workload_key], wake)
+        listening = True  # to its workload's changes
         try:
             while not stopped:
                 wake.clear()
@@ -62,16 +63,20 @@ class RunWorker:
                 metrics.track(uid, run_info(self.current()))
                 if delay is None:
                     return
-                self._wait_for_slot(wake)
+                held_back = self._wait_for_slot(wake)
+                if held_back == listening:  # a run held back by its namespace's bound ignores its workload
+                    (self.wakeups.remove if listening else self.wakeups.add)([workload_key], wake)
+                    listening = not listening
                 resync = self.resync_at - time.monotonic()  # a long sleep still ends for the safety resync
                 await _first(wake.wait(), stopped.wait(), timeout=max(min(delay, resync), MIN_DELAY))
         finally:
-            self.wakeups.remove(keys, wake)
+            self.wakeups.remove([run_key, workload_key] if listening else [run_key], wake)
             self.services.ledger.stop_waiting(namespace_of(self.current()), uid)
             metrics.forget(uid)
 
-    def _wait_for_slot(self, wake: asyncio.Event) -> None:
-        """A run held back by its namespace's bound is woken when a slot frees (not by every change)."""
+    def _wait_for_slot(self, wake: asyncio.Event) -> bool:
+        """A run held back by its namespace's bound is woken when a slot frees, not by every change of its
+        workload (a thousand runs queued behind one namespace's bound cost nothing); True when it is."""
         run, ledger, limit = self.current(), self.services.ledger, self.services.settings.max_runs_per_namespace
         uid, namespace = text(meta(run).get("uid")) or "", namespace_of(run)
         if path(run, "status", "phase") not in (None, m.Phase.PENDING):
@@ -79,14 +84,16 @@ class RunWorker:
         elif limit and ledger.active(namespace, uid) >= limit:
             ledger.wait_for_slot(namespace, (text(meta(run).get("creationTimestamp")) or "",
                                              text(meta(run).get("name")) or ""), uid, wake)
+            return True
         else:
             ledger.let_go(namespace, uid)
+        return False
 
-    def _keys(self) -> list[WakeKey]:
+    def _keys(self) -> tuple[WakeKey, WakeKey]:
         run = self.current()
         namespace = namespace_of(run)
         target = text(path(run, "spec", "target", "deployment")) or ""
-        return [("run", namespace, text(meta(run).get("name")) or ""), ("deployment", namespace, target)]
+        return ("run", namespace, text(meta(run).get("name")) or ""), ("deployment", namespace, target)
 
     def current(self) -> JsonObject:
         """The newest of what the watch shows and what this worker last wrote (the watch may lag)."""
