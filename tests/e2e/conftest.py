@@ -1,8 +1,9 @@
-"""End-to-end fixtures: the real control plane (see cluster.py), kubectl, a namespace per test.
+"""End-to-end fixtures: the session's own control plane (see cluster.py), kubectl, a namespace per test.
 
 Every test under tests/e2e is marked `e2e`; `pytest -m "not e2e"` runs without a cluster.
 Namespaces carry this session's id (`e2e-<session>-<test>`) and the operator watches only
-those, so two test sessions can share one control plane without touching each other's runs.
+those, so that even on a shared cluster (SELFBOOTSTRAP_TEST_CLUSTER=reuse, or an existing one)
+no session touches another's runs.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from . import cluster as cluster_lib
 from .cluster import SESSION, Cluster, wait_for
 from .git_fixtures import forge, git_server, repo  # noqa: F401  (fixtures)
-from .operator_fixtures import crd, operator  # noqa: F401  (fixtures)
+from .operator_fixtures import author_rights, crd, operator, operator_kubeconfig  # noqa: F401  (fixtures)
 
 E2E_DIR = Path(__file__).parent
 
@@ -37,7 +38,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    """The control plane, up for the whole session; sets KUBECONFIG and the Python client's config.
+    """The session's control plane, up for the whole session and removed at its end; sets KUBECONFIG
+    and the Python client's config.
 
     Its first start builds the binaries (about 15 minutes on a cold machine): the build's
     output is shown as it happens rather than captured.
@@ -57,6 +59,13 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
 def kubectl(cluster: Cluster) -> Callable[..., str]:
     """kubectl(*args, input=None, timeout=120) -> stdout; AssertionError with stderr on failure."""
     return cluster_lib.kubectl
+
+
+@pytest.fixture(scope="session")
+def kubectl_as(cluster: Cluster) -> Callable[..., str]:
+    """kubectl_as(user, *args, groups=(), input=None) -> stdout: kubectl impersonating the user
+    (--as, --as-group); AssertionError with stderr on failure, e.g. a refusal."""
+    return cluster_lib.kubectl_as
 
 
 @pytest.fixture

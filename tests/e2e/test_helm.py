@@ -8,6 +8,7 @@ installed, upgraded (from one install mode to the other) and uninstalled on the 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from tools import localcluster
 
-from .cluster import SESSION, wait_for
+from .cluster import SESSION, refuse_unless_owned, wait_for
 
 pytestmark = [pytest.mark.e2e]
 
@@ -39,7 +40,7 @@ def helm(request: pytest.FixtureRequest) -> Path:
 
 def run_helm(helm: Path, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([str(helm), *args], capture_output=True, text=True, timeout=timeout, check=False,
-                          env={"HOME": "/tmp", "KUBECONFIG": str(localcluster.kubeconfig_path()),
+                          env={"HOME": "/tmp", "KUBECONFIG": os.environ["KUBECONFIG"],  # the session's
                                "HELM_CACHE_HOME": "/tmp/selfbootstrap-helm/cache",
                                "HELM_CONFIG_HOME": "/tmp/selfbootstrap-helm/config",
                                "HELM_DATA_HOME": "/tmp/selfbootstrap-helm/data"})
@@ -218,7 +219,8 @@ def exists(read, *args: str) -> bool:
     return True
 
 
-def test_install_upgrade_uninstall(helm, crd, namespaces):
+def test_install_upgrade_uninstall(cluster, helm, crd, namespaces):
+    refuse_unless_owned(cluster, "installs the chart (CRDs, ClusterRoles, admission policies) with helm")
     namespace, served = namespaces
     release = f"sbo-{SESSION}"
     fullname = f"{release}-selfbootstrap-operator"

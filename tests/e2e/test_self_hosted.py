@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from .cluster import refuse_unless_owned
 from .kube_helpers import create_deployment, create_run, deployment_image, replica_sets, wait_phase
 from .operator_fixtures import CRD, OperatorProcess
 from .test_resume import crash_pods
@@ -41,7 +42,8 @@ def test_crash_looping_operator_release_is_rolled_back(operator, namespace):
     assert deployment_image(namespace, "app") == OLD
 
 
-def test_operator_crd_change_blocks_automatic_rollback(operator, namespace, kubectl):
+def test_operator_crd_change_blocks_automatic_rollback(cluster, operator, namespace, kubectl):
+    refuse_unless_owned(cluster, "changes the runs' CRD")
     create_deployment(namespace, "app", OLD, "0.1.0")
     create_run(namespace, "with-crd", self_hosted_spec(NEW, "0.1.1", retries=60))
     wait_phase(namespace, "with-crd", "WatchingRestarts", timeout=60)
@@ -66,8 +68,9 @@ def test_operator_crd_change_blocks_automatic_rollback(operator, namespace, kube
 
 
 @pytest.fixture
-def peering(operator, kubectl, tmp_path, namespace):
+def peering(cluster, operator, kubectl, tmp_path, namespace):
     """Two peered operator instances for the test's namespace instead of the standalone one."""
+    refuse_unless_owned(cluster, "installs kopf's peering CRDs")
     kubectl("apply", "-f", str(ROOT / "manifests" / "common" / "peering.yaml"))
     kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/kopfpeerings.kopf.dev")
     operator.stop()

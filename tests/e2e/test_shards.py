@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from .cluster import refuse_unless_owned
 from .kube_helpers import create_deployment, run_body, wait_phase
 from .operator_fixtures import OperatorProcess
 
@@ -22,7 +23,8 @@ GROUP, VERSION, PLURAL = "selfbootstrap.dev", "v1alpha1", "selfbootstrapruns"
 
 
 @pytest.fixture
-def shards(operator, kubectl, tmp_path, namespace):
+def shards(cluster, operator, kubectl, tmp_path, namespace):
+    refuse_unless_owned(cluster, "installs kopf's peering CRDs")
     kubectl("apply", "-f", str(ROOT / "manifests" / "common" / "peering.yaml"))
     kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/kopfpeerings.kopf.dev")
     scope = f"--namespace={namespace}"
