@@ -154,11 +154,14 @@ def test_crds_admission_policy_and_user_roles_are_kustomize_s(helm, kubectl):
         assert crd["spec"] == crds.pop(crd["metadata"]["name"])["spec"], crd["metadata"]["name"]
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert crds == {}, "every CRD of kustomize's is in the chart"
-    policy = "selfbootstrap-operator-run-author-rights"
-    assert one(chart, "ValidatingAdmissionPolicy", policy)["spec"] == \
-        one(kust, "ValidatingAdmissionPolicy", "selfbootstrap-run-author-rights")["spec"]
-    assert one(chart, "ValidatingAdmissionPolicyBinding", policy)["spec"] == \
-        {**one(kust, "ValidatingAdmissionPolicyBinding")["spec"], "policyName": policy}
+    policies = [d["metadata"]["name"] for d in kust if d["kind"] == "ValidatingAdmissionPolicy"]
+    assert policies == ["selfbootstrap-run-author-rights", "selfbootstrap-run-status-writers"]
+    for theirs in policies:
+        ours = theirs.replace("selfbootstrap-", "selfbootstrap-operator-", 1)
+        assert one(chart, "ValidatingAdmissionPolicy", ours)["spec"] == \
+            one(kust, "ValidatingAdmissionPolicy", theirs)["spec"]
+        assert one(chart, "ValidatingAdmissionPolicyBinding", ours)["spec"] == \
+            {**one(kust, "ValidatingAdmissionPolicyBinding", theirs)["spec"], "policyName": ours}
     for role in ("run-editor", "run-viewer"):
         ours, theirs = one(chart, "ClusterRole", f"selfbootstrap-operator-{role}"), one(kust, "ClusterRole",
                                                                                          f"selfbootstrap-{role}")
@@ -233,6 +236,7 @@ def test_install_upgrade_uninstall(cluster, helm, crd, namespaces):
         assert dep.status.available_replicas == 1
         assert exists(rbac.read_cluster_role, fullname)
         assert exists(admission.read_validating_admission_policy, f"{fullname}-run-author-rights")
+        assert exists(admission.read_validating_admission_policy, f"{fullname}-run-status-writers")
         crd_meta = client.ApiextensionsV1Api().read_custom_resource_definition(
             "selfbootstrapruns.selfbootstrap.dev").metadata
         assert crd_meta.annotations["meta.helm.sh/release-name"] == release
