@@ -28,12 +28,22 @@ E2E_DIR = Path(__file__).parent
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: runs against the real local control plane")
+    config.addinivalue_line("markers", "cluster_scoped(what): changes cluster-scoped objects (what it does), "
+                            "so it is refused on an existing cluster (SELFBOOTSTRAP_USE_EXISTING_CLUSTER=1)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if E2E_DIR in item.path.parents:
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A cluster_scoped test is refused on an existing cluster before any of its fixtures runs."""
+    marker = item.get_closest_marker("cluster_scoped")
+    if marker is not None:
+        cluster_lib.refuse_unless_owned(None, marker.args[0])
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pytest
 
 from .cluster import kubectl_as, wait_for
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster_scoped("installs the admission policies and the roles for people")]
 
 
 def run_manifest(name: str, secret: bool = False, validation: bool = False) -> str:

@@ -21,7 +21,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from tools import localcluster
 
-from .cluster import SESSION, refuse_unless_owned, wait_for
+from .cluster import SESSION, wait_for
 
 pytestmark = [pytest.mark.e2e]
 
@@ -222,8 +222,8 @@ def exists(read, *args: str) -> bool:
     return True
 
 
-def test_install_upgrade_uninstall(cluster, helm, crd, namespaces):
-    refuse_unless_owned(cluster, "installs the chart (CRDs, ClusterRoles, admission policies) with helm")
+@pytest.mark.cluster_scoped("installs the chart (CRDs, ClusterRoles, admission policies) with helm")
+def test_install_upgrade_uninstall(helm, crd, namespaces):
     namespace, served = namespaces
     release = f"sbo-{SESSION}"
     fullname = f"{release}-selfbootstrap-operator"

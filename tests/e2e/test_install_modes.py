@@ -14,7 +14,7 @@ from .cluster import refuse_unless_owned
 from .kube_helpers import create_deployment, create_run, deployment_image, wait_phase
 from .operator_fixtures import OperatorProcess, service_account_token, token_kubeconfig
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster_scoped("installs kopf's peering CRDs and a ClusterRoleBinding")]
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_NS = "selfbootstrap-system"

@@ -43,6 +43,7 @@ def least_privileged_operator(operator, cluster, tmp_path, namespace):
         operator.start()
 
 
+@pytest.mark.cluster_scoped("installs the operator with kubectl apply -k manifests/ (CRDs, RBAC, policies)")
 def test_operator_needs_nothing_beyond_its_cluster_role(least_privileged_operator, namespace):
     create_deployment(namespace, "app", "registry.example.com/app:v1", "v1")
     create_run(namespace, "as-sa", {"target": {"deployment": "app", "deploymentContext": "selfHosted"},

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from .cluster import refuse_unless_owned
 from .kube_helpers import create_deployment, create_run, deployment_image, replica_sets, wait_phase
 from .operator_fixtures import CRD, OperatorProcess
 from .test_resume import crash_pods
@@ -42,8 +41,8 @@ def test_crash_looping_operator_release_is_rolled_back(operator, namespace):
     assert deployment_image(namespace, "app") == OLD
 
 
-def test_operator_crd_change_blocks_automatic_rollback(cluster, operator, namespace, kubectl):
-    refuse_unless_owned(cluster, "changes the runs' CRD")
+@pytest.mark.cluster_scoped("changes the runs' CRD")
+def test_operator_crd_change_blocks_automatic_rollback(operator, namespace, kubectl):
     create_deployment(namespace, "app", OLD, "0.1.0")
     create_run(namespace, "with-crd", self_hosted_spec(NEW, "0.1.1", retries=60))
     wait_phase(namespace, "with-crd", "WatchingRestarts", timeout=60)
@@ -68,9 +67,8 @@ def test_operator_crd_change_blocks_automatic_rollback(cluster, operator, namesp
 
 
 @pytest.fixture
-def peering(cluster, operator, kubectl, tmp_path, namespace):
+def peering(operator, kubectl, tmp_path, namespace):
     """Two peered operator instances for the test's namespace instead of the standalone one."""
-    refuse_unless_owned(cluster, "installs kopf's peering CRDs")
     kubectl("apply", "-f", str(ROOT / "manifests" / "common" / "peering.yaml"))
     kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/kopfpeerings.kopf.dev")
     operator.stop()
@@ -91,6 +89,7 @@ def peering(cluster, operator, kubectl, tmp_path, namespace):
         operator.start()
 
 
+@pytest.mark.cluster_scoped("installs kopf's peering CRDs")
 def test_old_operator_keeps_the_run_until_it_is_replaced(peering, namespace):
     old, new = peering
     create_deployment(namespace, "app", OLD, "0.1.0")

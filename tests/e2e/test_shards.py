@@ -12,19 +12,17 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from .cluster import refuse_unless_owned
 from .kube_helpers import create_deployment, run_body, wait_phase
 from .operator_fixtures import OperatorProcess
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster_scoped("installs kopf's peering CRDs")]
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION, PLURAL = "selfbootstrap.dev", "v1alpha1", "selfbootstrapruns"
 
 
 @pytest.fixture
-def shards(cluster, operator, kubectl, tmp_path, namespace):
-    refuse_unless_owned(cluster, "installs kopf's peering CRDs")
+def shards(operator, kubectl, tmp_path, namespace):
     kubectl("apply", "-f", str(ROOT / "manifests" / "common" / "peering.yaml"))
     kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/kopfpeerings.kopf.dev")
     scope = f"--namespace={namespace}"

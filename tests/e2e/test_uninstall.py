@@ -21,7 +21,7 @@ from .cluster import kubectl as run_kubectl
 from .kube_helpers import deployment_body, run_body
 from .operator_fixtures import OPERATOR_NS, OPERATOR_SA, OperatorProcess, token_kubeconfig
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster_scoped("deletes the CRDs, and with them every run")]
 
 ROOT = Path(__file__).resolve().parents[2]
 FINISHED = {"Succeeded", "Failed", "RolledBack"}
