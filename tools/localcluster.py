@@ -237,6 +237,8 @@ class LocalCluster:
         there is stopped and removed first). Its ports and its owner's pid are written beside its state, for
         `scripts/local-cluster --state` and so that reap_orphans() stops it when its owner dies first."""
         state = state_root() / name
+        if (owner := _owner(state)) not in (None, os.getpid()) and Path(f"/proc/{owner}").exists():
+            raise SystemExit(f"{state} belongs to process {owner}, which still runs")
         if state.exists():
             cls.at(state).down(purge=True)
         state.mkdir(parents=True)
@@ -494,17 +496,21 @@ class LocalCluster:
         return 0 if healthy else 1
 
 
+def _owner(state: Path) -> int | None:
+    """The pid of the process that made this private control plane (None: not a private one)."""
+    try:
+        return int((state / "owner.pid").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def reap_orphans() -> None:
     """Stop and remove the private control planes whose owner is gone (a test session killed before its
     teardown): their processes run in sessions of their own and would outlive it."""
-    for owner in state_root().glob("*/owner.pid"):
-        try:
-            pid = int(owner.read_text())
-        except (OSError, ValueError):
-            continue
-        if not Path(f"/proc/{pid}").exists():
-            log(f"{owner.parent}: its owner (pid {pid}) is gone")
-            LocalCluster.at(owner.parent).down(purge=True)
+    for state in state_root().iterdir() if state_root().is_dir() else ():
+        if (pid := _owner(state)) is not None and not Path(f"/proc/{pid}").exists():
+            log(f"{state}: its owner (pid {pid}) is gone")
+            LocalCluster.at(state).down(purge=True)
 
 
 def _wait_port_free(port: int, timeout: float = 30) -> None:
