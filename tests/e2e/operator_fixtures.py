@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from .cluster import NAMESPACES, free_port, refuse_unless_owned
+from .cluster import NAMESPACES, free_port, refuse_unless_owned, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "selfbootstrap.dev_selfbootstrapruns.yaml"
@@ -114,6 +114,16 @@ class OperatorProcess:
             return "(no log)"
 
 
+def wait_established(kubectl, *crds: str, timeout: float = 60) -> None:
+    """Wait until the CRDs are served. Not `kubectl wait --for=condition=Established`: on a CRD created a
+    moment before (a fresh control plane), whose status.conditions is still null, it fails at once."""
+    def established(name: str) -> bool:
+        jsonpath = '{.status.conditions[?(@.type=="Established")].status}'
+        return kubectl("get", "crd", name, "-o", f"jsonpath={jsonpath}") == "True"
+
+    wait_for(lambda: all(established(name) for name in crds), timeout, f"{', '.join(crds)} never became Established")
+
+
 def token_kubeconfig(kubectl, token: str, path: Path) -> Path:
     """A kubeconfig for the session's cluster that authenticates with the token instead."""
     config = json.loads(kubectl("config", "view", "--minify", "--flatten", "-o", "json"))
@@ -140,8 +150,7 @@ def crd(cluster, kubectl) -> None:
                         f"did not start; install it first (kubectl apply --server-side -f {CRD.relative_to(ROOT)})")
     else:
         kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kubectl("wait", "--for=condition=Established", "--timeout=30s",
-            "crd/selfbootstrapruns.selfbootstrap.dev")
+    wait_established(kubectl, "selfbootstrapruns.selfbootstrap.dev")
 
 
 @pytest.fixture(scope="session")

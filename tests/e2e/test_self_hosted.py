@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 
 from .kube_helpers import create_deployment, create_run, deployment_image, replica_sets, wait_phase
-from .operator_fixtures import CRD, OperatorProcess
+from .operator_fixtures import CRD, OperatorProcess, wait_established
 from .test_resume import crash_pods
 
 pytestmark = pytest.mark.e2e
@@ -70,7 +70,7 @@ def test_operator_crd_change_blocks_automatic_rollback(operator, namespace, kube
 def peering(operator, kubectl, tmp_path, namespace):
     """Two peered operator instances for the test's namespace instead of the standalone one."""
     kubectl("apply", "-f", str(ROOT / "manifests" / "common" / "peering.yaml"))
-    kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/kopfpeerings.kopf.dev")
+    wait_established(kubectl, "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev")
     operator.stop()
     scope = f"--namespace={namespace}"
     peers = [

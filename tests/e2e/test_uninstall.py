@@ -19,7 +19,7 @@ import pytest
 from .cluster import SESSION, localcluster, refuse_unless_owned, wait_for
 from .cluster import kubectl as run_kubectl
 from .kube_helpers import deployment_body, run_body
-from .operator_fixtures import OPERATOR_NS, OPERATOR_SA, OperatorProcess, token_kubeconfig
+from .operator_fixtures import OPERATOR_NS, OPERATOR_SA, OperatorProcess, token_kubeconfig, wait_established
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster_scoped("deletes the CRDs, and with them every run")]
 
@@ -41,7 +41,7 @@ def own_plane() -> Iterator[localcluster.LocalCluster]:
 def test_uninstall_with_finished_runs_and_the_operator_stopped_completes(own_plane, tmp_path):
     kubectl = functools.partial(run_kubectl, kubeconfig=own_plane.kubeconfig)
     kubectl("apply", "-k", str(ROOT / "manifests"))
-    kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/selfbootstrapruns.selfbootstrap.dev")
+    wait_established(kubectl, "selfbootstrapruns.selfbootstrap.dev")
     kubectl("create", "namespace", "shop")
     kubectl("-n", "shop", "apply", "-f", "-",
             input=json.dumps(deployment_body("app", "registry.example.com/app:v1", "v1", replicas=1)))
