@@ -93,7 +93,9 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
              30, f"namespace {name} never got its default ServiceAccount (is kube-controller-manager running?)")
     if "operator" in request.fixturenames:
         operator = request.getfixturevalue("operator")
-        wait_for(lambda: operator.watching(name), 90, f"the operator never started to watch namespace {name}")
+        # A namespace watch that stalls silently is re-established after the server's and then the
+        # client's timeout (30 s + 60 s in the tests): allow for one such stall.
+        wait_for(lambda: operator.watching(name), 120, f"the operator never started to watch namespace {name}")
     yield name
     release_runs(name)
     try:
