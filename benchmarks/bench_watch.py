@@ -489,10 +489,10 @@ def operator_identity(sid: str, workdir: Path) -> Iterator[Identity]:
 
 def component_pid(name: str) -> int | None:
     """The pid of the local control plane's component, if it runs here."""
-    if localcluster.USE_EXISTING:
+    if localcluster.use_existing():
         return None
     try:
-        pid = int((localcluster.STATE / f"{name}.pid").read_text())
+        pid = int((localcluster.LocalCluster.default().state / f"{name}.pid").read_text())
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None

@@ -31,6 +31,10 @@ RUNS_ANNOTATION = "selfbootstrap.dev/runs"  # on a Deployment: the runs that dep
 ABORT_ANNOTATION = "selfbootstrap.dev/abort"  # on a run: stop (and roll back, if it deployed)
 RETRY_ANNOTATION = "selfbootstrap.dev/retry"  # on a finished run: start a new run with the same spec
 RETRY_OF_ANNOTATION = "selfbootstrap.dev/retry-of"  # on a run made by a retry: the run it retries
+# On a run to retry: who asks (admission: only that user may set it); copied to the successor as
+# REQUESTED_BY_ANNOTATION, which, like retry-of, only the operator may write.
+RETRY_REQUESTED_BY_ANNOTATION = "selfbootstrap.dev/retry-requested-by"
+REQUESTED_BY_ANNOTATION = "selfbootstrap.dev/requested-by"
 DEPLOYMENT_LABEL = "selfbootstrap.dev/deployment"  # on a run: its target, for kubectl get sbr -l
 CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
 

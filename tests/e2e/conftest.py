@@ -1,8 +1,9 @@
-"""End-to-end fixtures: the real control plane (see cluster.py), kubectl, a namespace per test.
+"""End-to-end fixtures: the session's own control plane (see cluster.py), kubectl, a namespace per test.
 
 Every test under tests/e2e is marked `e2e`; `pytest -m "not e2e"` runs without a cluster.
 Namespaces carry this session's id (`e2e-<session>-<test>`) and the operator watches only
-those, so two test sessions can share one control plane without touching each other's runs.
+those, so that even on a shared cluster (SELFBOOTSTRAP_TEST_CLUSTER=reuse, or an existing one)
+no session touches another's runs.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from kubernetes.client.exceptions import ApiException
 from . import cluster as cluster_lib
 from .cluster import SESSION, Cluster, wait_for
 from .git_fixtures import forge, git_server, repo  # noqa: F401  (fixtures)
-from .operator_fixtures import crd, operator  # noqa: F401  (fixtures)
+from .operator_fixtures import author_rights, crd, operator, operator_kubeconfig  # noqa: F401  (fixtures)
 
 E2E_DIR = Path(__file__).parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: runs against the real local control plane")
+    config.addinivalue_line("markers", "cluster_scoped(what): changes cluster-scoped objects (what it does), "
+                            "so it is refused on an existing cluster (SELFBOOTSTRAP_USE_EXISTING_CLUSTER=1)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -35,9 +38,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A cluster_scoped test is refused on an existing cluster before any of its fixtures runs."""
+    marker = item.get_closest_marker("cluster_scoped")
+    if marker is not None:
+        cluster_lib.refuse_unless_owned(None, marker.args[0])
+
+
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    """The control plane, up for the whole session; sets KUBECONFIG and the Python client's config.
+    """The session's control plane, up for the whole session and removed at its end; sets KUBECONFIG
+    and the Python client's config.
 
     Its first start builds the binaries (about 15 minutes on a cold machine): the build's
     output is shown as it happens rather than captured.
@@ -59,6 +71,13 @@ def kubectl(cluster: Cluster) -> Callable[..., str]:
     return cluster_lib.kubectl
 
 
+@pytest.fixture(scope="session")
+def kubectl_as(cluster: Cluster) -> Callable[..., str]:
+    """kubectl_as(user, *args, groups=(), input=None) -> stdout: kubectl impersonating the user
+    (--as, --as-group); AssertionError with stderr on failure, e.g. a refusal."""
+    return cluster_lib.kubectl_as
+
+
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace (with its default ServiceAccount), deleted after the test.
@@ -74,7 +93,9 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
              30, f"namespace {name} never got its default ServiceAccount (is kube-controller-manager running?)")
     if "operator" in request.fixturenames:
         operator = request.getfixturevalue("operator")
-        wait_for(lambda: operator.watching(name), 90, f"the operator never started to watch namespace {name}")
+        # A namespace watch that stalls silently is re-established after the server's and then the
+        # client's timeout (30 s + 60 s in the tests): allow for one such stall.
+        wait_for(lambda: operator.watching(name), 120, f"the operator never started to watch namespace {name}")
     yield name
     release_runs(name)
     try:

@@ -15,7 +15,17 @@ REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 
 def create_deployment(namespace: str, name: str, image: str, release: str, replicas: int = 2,
                       progress_deadline: int = 60) -> dict[str, Any]:
-    body = {
+    body = deployment_body(name, image, release, replicas, progress_deadline)
+    apps = client.AppsV1Api()
+    apps.create_namespaced_deployment(namespace, body)
+    poll(lambda: _available(namespace, name, replicas), 60,
+         lambda: f"deployment {name} never became available: {apps.read_namespaced_deployment(name, namespace).status}")
+    return body
+
+
+def deployment_body(name: str, image: str, release: str, replicas: int = 2,
+                    progress_deadline: int = 60) -> dict[str, Any]:
+    return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "labels": {"app": name}},
         "spec": {
@@ -28,11 +38,6 @@ def create_deployment(namespace: str, name: str, image: str, release: str, repli
             },
         },
     }
-    apps = client.AppsV1Api()
-    apps.create_namespaced_deployment(namespace, body)
-    poll(lambda: _available(namespace, name, replicas), 60,
-         lambda: f"deployment {name} never became available: {apps.read_namespaced_deployment(name, namespace).status}")
-    return body
 
 
 def _available(namespace: str, name: str, replicas: int) -> bool:

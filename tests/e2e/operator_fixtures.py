@@ -1,7 +1,9 @@
-"""Fixtures that install the CRD and run the operator as a real subprocess."""
+"""Fixtures that install the CRD, the operator's RBAC and the admission policy, and run the operator
+as a real subprocess with the identity it is shipped with."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,11 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
-from .cluster import NAMESPACES, free_port
+from .cluster import NAMESPACES, free_port, refuse_unless_owned, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "selfbootstrap.dev_selfbootstrapruns.yaml"
+COMMON = ROOT / "manifests" / "common"
+POLICY = COMMON / "admission-policy.yaml"
+USER_ROLES = COMMON / "user-roles.yaml"
+OPERATOR_NS, OPERATOR_SA = "selfbootstrap-system", "selfbootstrap-operator"
 
 
 class OperatorProcess:
@@ -107,18 +114,78 @@ class OperatorProcess:
             return "(no log)"
 
 
+def wait_established(kubectl, *crds: str, timeout: float = 60) -> None:
+    """Wait until the CRDs are served. Not `kubectl wait --for=condition=Established`: on a CRD created a
+    moment before (a fresh control plane), whose status.conditions is still null, it fails at once."""
+    def established(name: str) -> bool:
+        jsonpath = '{.status.conditions[?(@.type=="Established")].status}'
+        return kubectl("get", "crd", name, "-o", f"jsonpath={jsonpath}") == "True"
+
+    wait_for(lambda: all(established(name) for name in crds), timeout, f"{', '.join(crds)} never became Established")
+
+
+def token_kubeconfig(kubectl, token: str, path: Path) -> Path:
+    """A kubeconfig for the session's cluster that authenticates with the token instead."""
+    config = json.loads(kubectl("config", "view", "--minify", "--flatten", "-o", "json"))
+    config["users"] = [{"name": config["contexts"][0]["context"]["user"], "user": {"token": token}}]
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
+    return path
+
+
+def service_account_token(namespace: str, name: str, seconds: int = 24 * 3600) -> str:
+    """A token of the ServiceAccount from the TokenRequest API (a day outlasts any session)."""
+    request = {"spec": {"expirationSeconds": seconds}}
+    return client.CoreV1Api().create_namespaced_service_account_token(name, namespace, request).status.token
+
+
 @pytest.fixture(scope="session")
 def crd(cluster, kubectl) -> None:
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kubectl("wait", "--for=condition=Established", "--timeout=30s",
-            "crd/selfbootstrapruns.selfbootstrap.dev")
+    """The runs' CRD, applied on a control plane of ours; on an existing cluster it must be there already."""
+    if cluster.existing:
+        try:
+            kubectl("get", "crd/selfbootstrapruns.selfbootstrap.dev")
+        except AssertionError:
+            pytest.skip("SELFBOOTSTRAP_USE_EXISTING_CLUSTER=1: the tests do not install CRDs on a cluster they "
+                        f"did not start; install it first (kubectl apply --server-side -f {CRD.relative_to(ROOT)})")
+    else:
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    wait_established(kubectl, "selfbootstrapruns.selfbootstrap.dev")
 
 
 @pytest.fixture(scope="session")
-def operator(cluster, crd, tmp_path_factory) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(str(cluster.kubeconfig), tmp_path_factory.mktemp("operator"),
+def operator_kubeconfig(cluster, kubectl, tmp_path_factory) -> str:
+    """A kubeconfig as the shipped ServiceAccount selfbootstrap-system/selfbootstrap-operator, bound to the
+    shipped ClusterRole (manifests/cluster-rbac.yaml): the operator in the tests has exactly its
+    installed rights, not the admin's. On an existing cluster: that ServiceAccount if it is installed
+    there, else the kubeconfig's own user (the tests install no RBAC there)."""
+    if cluster.existing:
+        try:
+            kubectl("get", "clusterrolebinding", OPERATOR_SA)
+            kubectl("-n", OPERATOR_NS, "get", "serviceaccount", OPERATOR_SA)
+        except AssertionError:
+            return str(cluster.kubeconfig)
+    else:
+        kubectl("apply", "-f", str(COMMON / "namespace.yaml"))
+        kubectl("-n", OPERATOR_NS, "apply", "-f", str(COMMON / "serviceaccount.yaml"),
+                "-f", str(ROOT / "manifests" / "cluster-rbac.yaml"))
+    path = tmp_path_factory.mktemp("identity") / "operator-kubeconfig"
+    return str(token_kubeconfig(kubectl, service_account_token(OPERATOR_NS, OPERATOR_SA), path))
+
+
+@pytest.fixture(scope="session")
+def operator(cluster, crd, operator_kubeconfig, tmp_path_factory) -> Iterator[OperatorProcess]:
+    proc = OperatorProcess(operator_kubeconfig, tmp_path_factory.mktemp("operator"),
                            ("--standalone", f"--namespace={NAMESPACES}", "--egress-allow=127.0.0.0/8"))
     proc.start()
     yield proc
     proc.stop()
     print(f"operator logs: {proc.log_dir}")
+
+
+@pytest.fixture(scope="session")
+def author_rights(cluster, kubectl, crd) -> None:
+    """The admission policies (a run can do no more than its author; status is never an instruction) and
+    the roles for people, as shipped."""
+    refuse_unless_owned(cluster, "installs the admission policies and the ClusterRoles for people")
+    kubectl("apply", "-f", str(POLICY), "-f", str(USER_ROLES))

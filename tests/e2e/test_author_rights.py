@@ -7,22 +7,12 @@ rights a test needs, and admission must refuse a run naming the permission that 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from .cluster import wait_for
+from .cluster import kubectl_as, wait_for
 
-pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
-POLICY = ROOT / "manifests" / "common" / "admission-policy.yaml"
-USER_ROLES = ROOT / "manifests" / "common" / "user-roles.yaml"
-
-
-@pytest.fixture(scope="session")
-def author_rights(kubectl, crd) -> None:
-    kubectl("apply", "-f", str(POLICY), "-f", str(USER_ROLES))
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster_scoped("installs the admission policies and the roles for people")]
 
 
 def run_manifest(name: str, secret: bool = False, validation: bool = False) -> str:
@@ -57,8 +47,13 @@ CREATE_JOB = ("batch", "jobs", "create")
 
 def create_as(kubectl, namespace: str, user: str, manifest: str) -> str:
     """kubectl create as the user: '' when admitted, else the refusal."""
+    return refusal_of(user, "-n", namespace, "create", "-f", "-", input=manifest)
+
+
+def refusal_of(user: str, *args: str, **kwargs) -> str:
+    """kubectl as the user: '' when admitted, else the refusal."""
     try:
-        kubectl("--as", user, "-n", namespace, "create", "-f", "-", input=manifest)
+        kubectl_as(user, *args, **kwargs)
     except AssertionError as refused:
         return str(refused)
     return ""

@@ -8,6 +8,7 @@ installed, upgraded (from one install mode to the other) and uninstalled on the 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -39,7 +40,7 @@ def helm(request: pytest.FixtureRequest) -> Path:
 
 def run_helm(helm: Path, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([str(helm), *args], capture_output=True, text=True, timeout=timeout, check=False,
-                          env={"HOME": "/tmp", "KUBECONFIG": str(localcluster.kubeconfig_path()),
+                          env={"HOME": "/tmp", "KUBECONFIG": os.environ["KUBECONFIG"],  # the session's
                                "HELM_CACHE_HOME": "/tmp/selfbootstrap-helm/cache",
                                "HELM_CONFIG_HOME": "/tmp/selfbootstrap-helm/config",
                                "HELM_DATA_HOME": "/tmp/selfbootstrap-helm/data"})
@@ -154,11 +155,14 @@ def test_crds_admission_policy_and_user_roles_are_kustomize_s(helm, kubectl):
         assert crd["spec"] == crds.pop(crd["metadata"]["name"])["spec"], crd["metadata"]["name"]
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert crds == {}, "every CRD of kustomize's is in the chart"
-    policy = "selfbootstrap-operator-run-author-rights"
-    assert one(chart, "ValidatingAdmissionPolicy", policy)["spec"] == \
-        one(kust, "ValidatingAdmissionPolicy", "selfbootstrap-run-author-rights")["spec"]
-    assert one(chart, "ValidatingAdmissionPolicyBinding", policy)["spec"] == \
-        {**one(kust, "ValidatingAdmissionPolicyBinding")["spec"], "policyName": policy}
+    policies = [d["metadata"]["name"] for d in kust if d["kind"] == "ValidatingAdmissionPolicy"]
+    assert policies == ["selfbootstrap-run-author-rights", "selfbootstrap-run-status-writers"]
+    for theirs in policies:
+        ours = theirs.replace("selfbootstrap-", "selfbootstrap-operator-", 1)
+        assert one(chart, "ValidatingAdmissionPolicy", ours)["spec"] == \
+            one(kust, "ValidatingAdmissionPolicy", theirs)["spec"]
+        assert one(chart, "ValidatingAdmissionPolicyBinding", ours)["spec"] == \
+            {**one(kust, "ValidatingAdmissionPolicyBinding", theirs)["spec"], "policyName": ours}
     for role in ("run-editor", "run-viewer"):
         ours, theirs = one(chart, "ClusterRole", f"selfbootstrap-operator-{role}"), one(kust, "ClusterRole",
                                                                                          f"selfbootstrap-{role}")
@@ -224,6 +228,7 @@ def exists(read, *args: str) -> bool:
     return True
 
 
+@pytest.mark.cluster_scoped("installs the chart (CRDs, ClusterRoles, admission policies) with helm")
 def test_install_upgrade_uninstall(helm, crd, namespaces):
     namespace, served = namespaces
     release = f"sbo-{SESSION}"
@@ -237,6 +242,7 @@ def test_install_upgrade_uninstall(helm, crd, namespaces):
         assert dep.status.available_replicas == 1
         assert exists(rbac.read_cluster_role, fullname)
         assert exists(admission.read_validating_admission_policy, f"{fullname}-run-author-rights")
+        assert exists(admission.read_validating_admission_policy, f"{fullname}-run-status-writers")
         crd_meta = client.ApiextensionsV1Api().read_custom_resource_definition(
             "selfbootstrapruns.selfbootstrap.dev").metadata
         assert crd_meta.annotations["meta.helm.sh/release-name"] == release

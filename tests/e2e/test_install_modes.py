@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .cluster import refuse_unless_owned
 from .kube_helpers import create_deployment, create_run, deployment_image, wait_phase
-from .operator_fixtures import OperatorProcess
+from .operator_fixtures import OperatorProcess, service_account_token, token_kubeconfig
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster_scoped("installs kopf's peering CRDs and a ClusterRoleBinding")]
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_NS = "selfbootstrap-system"
@@ -49,15 +50,13 @@ def can(kubectl, account: str, *args: str) -> bool:
 
 @pytest.fixture
 def namespaced_operator(operator, cluster, kubectl, namespace, tmp_path):
+    refuse_unless_owned(cluster, "installs kopf's peering CRDs and a ClusterRoleBinding")
     account = f"sbr-ns-{uuid.uuid4().hex[:6]}"
     kubectl("apply", "-f", str(ROOT / "manifests" / "common" / "peering.yaml"))
     kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
                                                   "items": namespaced_install(kubectl, namespace, account)}))
-    token = kubectl("-n", OPERATOR_NS, "create", "token", account, "--duration=1h").strip()
-    config = json.loads(Path(cluster.kubeconfig).read_text())
-    config["users"] = [{"name": "admin", "user": {"token": token}}]
-    kubeconfig = tmp_path / "namespaced-kubeconfig"
-    kubeconfig.write_text(json.dumps(config))
+    kubeconfig = token_kubeconfig(kubectl, service_account_token(OPERATOR_NS, account),
+                                  tmp_path / "namespaced-kubeconfig")
     operator.stop()
     proc = OperatorProcess(str(kubeconfig), tmp_path, ("--peering=selfbootstrap", f"--namespace={namespace}"),
                            name="namespaced")

@@ -37,7 +37,7 @@ def spec(image: str, release: str, **extra) -> dict:
 def sbr(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """`kubectl sbr ARGS` through the real kubectl, which finds the plugin on PATH as `kubectl-sbr`."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "KUBECONFIG": str(localcluster.kubeconfig_path())}  # kubectl takes no flags before a plugin's name
+           "KUBECONFIG": os.environ["KUBECONFIG"]}  # the session's; kubectl takes no flags before a plugin's name
     argv = [str(localcluster.kubectl_path()), "sbr", *args]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)
 

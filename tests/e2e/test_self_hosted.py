@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 
 from .kube_helpers import create_deployment, create_run, deployment_image, replica_sets, wait_phase
-from .operator_fixtures import CRD, OperatorProcess
+from .operator_fixtures import CRD, OperatorProcess, wait_established
 from .test_resume import crash_pods
 
 pytestmark = pytest.mark.e2e
@@ -41,6 +41,7 @@ def test_crash_looping_operator_release_is_rolled_back(operator, namespace):
     assert deployment_image(namespace, "app") == OLD
 
 
+@pytest.mark.cluster_scoped("changes the runs' CRD")
 def test_operator_crd_change_blocks_automatic_rollback(operator, namespace, kubectl):
     create_deployment(namespace, "app", OLD, "0.1.0")
     create_run(namespace, "with-crd", self_hosted_spec(NEW, "0.1.1", retries=60))
@@ -69,7 +70,7 @@ def test_operator_crd_change_blocks_automatic_rollback(operator, namespace, kube
 def peering(operator, kubectl, tmp_path, namespace):
     """Two peered operator instances for the test's namespace instead of the standalone one."""
     kubectl("apply", "-f", str(ROOT / "manifests" / "common" / "peering.yaml"))
-    kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/kopfpeerings.kopf.dev")
+    wait_established(kubectl, "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev")
     operator.stop()
     scope = f"--namespace={namespace}"
     peers = [
@@ -88,6 +89,7 @@ def peering(operator, kubectl, tmp_path, namespace):
         operator.start()
 
 
+@pytest.mark.cluster_scoped("installs kopf's peering CRDs")
 def test_old_operator_keeps_the_run_until_it_is_replaced(peering, namespace):
     old, new = peering
     create_deployment(namespace, "app", OLD, "0.1.0")

@@ -13,9 +13,9 @@ import pytest
 from kubernetes import client
 
 from .kube_helpers import create_deployment, run_body, wait_phase
-from .operator_fixtures import OperatorProcess
+from .operator_fixtures import OperatorProcess, wait_established
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster_scoped("installs kopf's peering CRDs")]
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION, PLURAL = "selfbootstrap.dev", "v1alpha1", "selfbootstrapruns"
@@ -24,7 +24,7 @@ GROUP, VERSION, PLURAL = "selfbootstrap.dev", "v1alpha1", "selfbootstrapruns"
 @pytest.fixture
 def shards(operator, kubectl, tmp_path, namespace):
     kubectl("apply", "-f", str(ROOT / "manifests" / "common" / "peering.yaml"))
-    kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/kopfpeerings.kopf.dev")
+    wait_established(kubectl, "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev")
     scope = f"--namespace={namespace}"
     instances = {
         "a-active": OperatorProcess(operator.kubeconfig, tmp_path, ("--shard=a", "--peering=selfbootstrap-a",

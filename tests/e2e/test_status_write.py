@@ -18,6 +18,7 @@ from selfbootstrap.adapters.kube import Kube, StatusConflictError
 from selfbootstrap.core.text import printable
 from selfbootstrap.models import Phase, RunStatus
 
+from .cluster import SESSION
 from .kube_helpers import create_run, get_run
 
 pytestmark = pytest.mark.e2e
@@ -27,8 +28,9 @@ SPEC = {"target": {"deployment": "app"}, "release": {"id": "v2", "image": "regis
 
 @pytest.fixture
 def unwatched_namespace(cluster, crd) -> Iterator[str]:
-    """A namespace no operator of this session watches: the test is the only writer."""
-    name = f"e2e-raw-{uuid.uuid4().hex[:8]}"
+    """A namespace no operator of this session watches (e2e-raw-<session>-*, not e2e-<session>-*): the test is
+    the only writer."""
+    name = f"e2e-raw-{SESSION}-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api()
     core.create_namespace({"metadata": {"name": name}})
     yield name

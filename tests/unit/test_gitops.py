@@ -69,6 +69,13 @@ def test_retry_action_asks_for_one_more_retry_each_time():
     assert obj["metadata"]["annotations"]["selfbootstrap.dev/retry"] == "2"
 
 
+def test_retry_action_names_nobody():
+    """Argo CD cannot say who asked; a previous retry's name would be refused at admission."""
+    run = run_obj("RolledBack", retried_as=["web-v2-retry-1"])
+    run["metadata"]["annotations"] = {"selfbootstrap.dev/retry-requested-by": "alice"}
+    assert "selfbootstrap.dev/retry-requested-by" not in argocd_action("retry", run)["metadata"]["annotations"]
+
+
 def test_the_argocd_cm_snippet_is_current():
     done = subprocess.run([sys.executable, str(ROOT / "tools" / "argocd_snippet.py"), "--check"],
                           capture_output=True, text=True, check=False)

@@ -66,9 +66,10 @@ What the operator may do, in a ClusterRole (cluster mode) or a Role per watched 
 The same rules as manifests/cluster-rbac.yaml and manifests/namespaced/team-a.yaml (a test compares them).
 */}}
 {{- define "selfbootstrap.operatorRules" -}}
+# create: the successor of a retried run (selfbootstrap.dev/retry; admission checks who asked).
 - apiGroups: [selfbootstrap.dev]
   resources: [selfbootstrapruns]
-  verbs: [get, list, watch, patch]
+  verbs: [get, list, watch, patch, create]
 - apiGroups: [selfbootstrap.dev]
   resources: [selfbootstrapruns/status]
   verbs: [get, patch]
@@ -94,6 +95,10 @@ The same rules as manifests/cluster-rbac.yaml and manifests/namespaced/team-a.ya
 - apiGroups: [networking.k8s.io]
   resources: [servicecidrs]
   verbs: [list]
+# --namespace with a pattern (e.g. --namespace='team-*'): kopf finds the matching namespaces by watching them.
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [list, watch]
 {{- end }}
 # Git tokens, from the Secret a run names (spec.git.credentials.secretRef); never listed or watched.
 - apiGroups: [""]
