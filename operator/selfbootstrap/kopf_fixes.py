@@ -17,19 +17,26 @@ Events are trimmed as they arrive: `metadata.managedFields` (half of a typical o
 resource, and a pod's `spec` (the pod cache reads metadata and status). At 1,000 Deployments
 this took about 20 MiB off the idle operator (most of the rest is kopf's per-object state and
 allocator fragmentation; see README "How it scales").
+
+And a bound: kopf sends its own writes (a run's finalizer, its label, kopf's annotations) on a
+connection pool without limit, so a thousand runs created at once become a thousand PATCHes at
+once, which the API server answers 429 (its bound on mutating requests in flight) and kopf retries
+with growing waits: the flood took minutes to settle. At most KOPF_WRITES of them now run at once;
+the others wait their turn, in order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from kopf._cogs.clients import watching
+from kopf._cogs.clients import api, watching
 from kopf._cogs.structs import references
 from kopf._core.reactor import queueing
 
-_MARK = "_selfbootstrap_drops_its_toggle"
+_MARK = "_selfbootstrap_wrapped"  # on a kopf function this module wrapped (apply() is idempotent)
 
 
 def _dropping_its_toggle(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
@@ -73,6 +80,20 @@ def _trimming(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncItera
     return wrapper
 
 
+KOPF_WRITES = 16
+_writes = asyncio.Semaphore(KOPF_WRITES)  # bound to the event loop of its first use (the operator's)
+
+
+def _bounded(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        async with _writes:
+            return await fn(*args, **kwargs)
+
+    setattr(wrapper, _MARK, True)
+    return wrapper
+
+
 def apply() -> None:
     """Wrap kopf's watcher and worker and its watch stream (each is looked up in its module when
     called); idempotent."""
@@ -82,3 +103,7 @@ def apply() -> None:
             setattr(queueing, name, _dropping_its_toggle(fn))
     if not getattr(watching.infinite_watch, _MARK, False):
         watching.infinite_watch = _trimming(watching.infinite_watch)
+    for name in ("patch", "post", "delete"):
+        fn = getattr(api, name)
+        if not getattr(fn, _MARK, False):
+            setattr(api, name, _bounded(fn))

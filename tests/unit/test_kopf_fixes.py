@@ -131,3 +131,33 @@ def test_other_resources_keep_their_spec() -> None:
 def test_an_error_event_passes_untouched() -> None:
     status = {"kind": "Status", "code": 410, "reason": "Expired"}
     assert watched(status)[0]["object"] == status
+
+
+def test_kopf_s_own_writes_are_bounded_and_all_done() -> None:
+    """A thousand runs at once must not become a thousand PATCHes in flight (the API server answers 429)."""
+    in_flight, most, done = 0, 0, []
+
+    async def write(n: int) -> int:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.001)
+        in_flight -= 1
+        done.append(n)
+        return n
+
+    async def main() -> list[int]:
+        kopf_fixes._writes = asyncio.Semaphore(kopf_fixes.KOPF_WRITES)  # one of this test's own loop
+        bounded = kopf_fixes._bounded(write)
+        return list(await asyncio.gather(*(bounded(n) for n in range(200))))
+
+    assert asyncio.run(main()) == list(range(200))
+    assert most == kopf_fixes.KOPF_WRITES and sorted(done) == list(range(200))
+
+
+def test_apply_bounds_kopf_s_writes() -> None:
+    from kopf._cogs.clients import api
+
+    kopf_fixes.apply()
+    assert all(getattr(getattr(api, name), kopf_fixes._MARK, False)
+               for name in ("patch", "post", "delete"))
