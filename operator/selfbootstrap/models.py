@@ -35,6 +35,7 @@ RETRY_OF_ANNOTATION = "selfbootstrap.dev/retry-of"  # on a run made by a retry: 
 # REQUESTED_BY_ANNOTATION, which, like retry-of, only the operator may write.
 RETRY_REQUESTED_BY_ANNOTATION = "selfbootstrap.dev/retry-requested-by"
 REQUESTED_BY_ANNOTATION = "selfbootstrap.dev/requested-by"
+FINALIZER = "selfbootstrap.dev/finalizer"  # on a run in flight: kopf's, held while its worker runs
 DEPLOYMENT_LABEL = "selfbootstrap.dev/deployment"  # on a run: its target, for kubectl get sbr -l
 CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
 

@@ -24,7 +24,7 @@ from .adapters import cache
 from .adapters.kube import api_message, meta, namespace_of
 from .core import reasons, record
 from .core.decision import Event, EventType
-from .core.jsontypes import JsonObject, integer, obj, path, text
+from .core.jsontypes import JsonObject, integer, obj, path, text, texts
 from .core.world import World
 from .models import RunStatus
 from .reconciler import INFRASTRUCTURE_ERRORS, Logger, Reconciler, Tick, is_finished
@@ -34,6 +34,7 @@ T = TypeVar("T")
 STALE_SECONDS = 2.0  # how long a cache may lag behind this run's own patch before the API is asked
 MIN_DELAY = 0.02
 MAX_BACKOFF = 60.0
+FINALIZER_WAIT_SECONDS = 5.0  # the run's own event (kopf's patch) wakes it before
 
 
 class RunWorker:
@@ -109,6 +110,11 @@ class RunWorker:
         run = self.current()
         if meta(run).get("deletionTimestamp"):
             return None
+        if m.FINALIZER not in texts(meta(run).get("finalizers")):
+            # kopf adds it (with the run's label) in a patch guarded by the run's resourceVersion: a status
+            # written first would void that patch, and a thousand runs at once would retry it for minutes.
+            # Nothing is done before it either: a run deleted mid-flight must be noticed.
+            return FINALIZER_WAIT_SECONDS
         try:
             world = await self._world(run)
             if world is None:  # the cache lags behind this run's own patch: wait for the watch
@@ -158,9 +164,11 @@ class RunWorker:
         record names as holder is still in flight, the namespace's runs in flight, the installer's bounds."""
         ledger, uid, namespace = self.services.ledger, text(meta(run).get("uid")) or "", namespace_of(run)
         entries = cache.peers_of(self.indices, run)
-        world = replace(world, peers=tuple(e.peer(ledger.seen_seconds(e.uid)) for e in entries),
-                        namespace_active=ledger.active(namespace, uid), seen_seconds=ledger.seen_seconds(uid),
-                        limits=self.services.limits)
+        world = replace(world, namespace_active=ledger.active(namespace, uid), limits=self.services.limits)
+        if path(run, "status", "phase") in (None, m.Phase.PENDING, m.Phase.DEPLOYING):  # at the gate
+            quiet = min((ledger.seen_seconds(e.uid) for e in entries), default=ledger.seen_seconds(uid))
+            quiet = min(quiet, ledger.seen_seconds(uid))
+            world = replace(world, peers=cache.newer_than(entries, run), quiet_seconds=quiet)
         holder = record.parse(world.deployment.annotations.get(m.RUNS_ANNOTATION)).holder \
             if world.deployment is not None else None
         if holder is None or holder.uid == uid or any(e.uid == holder.uid for e in entries):

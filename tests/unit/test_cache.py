@@ -92,3 +92,12 @@ def test_the_peers_of_a_run_are_the_other_unfinished_runs_of_its_workload():
     me = {**RUN, "metadata": {**RUN["metadata"], "uid": "u"}}
     assert [e.name for e in cache.peers_of(indices(runs=runs), me)] == ["other"]
     assert cache.peers_of(indices(runs={}), me) == []
+
+
+def test_only_newer_runs_are_peers_the_gate_weighs():
+    me = a_run("m", "u", "Pending")
+    me["metadata"]["creationTimestamp"] = "2030-01-01T00:00:05Z"
+    older, newer = a_run("a", "u-a", "Pending"), a_run("z", "u-z", "Pending")
+    newer["metadata"]["creationTimestamp"] = "2030-01-01T00:00:09Z"
+    entries = [cache.run_entry(older), cache.run_entry(newer)]
+    assert [p.name for p in cache.newer_than(entries, me)] == ["z"]

@@ -28,7 +28,7 @@ from .factories import deployment
 from .test_cache import indices
 
 RUN: dict = {"metadata": {"name": "r", "namespace": "apps", "uid": "u", "resourceVersion": "10",
-                    "creationTimestamp": "2030-01-01T00:00:00Z"},
+                    "creationTimestamp": "2030-01-01T00:00:00Z", "finalizers": ["selfbootstrap.dev/finalizer"]},
        "spec": {"target": {"deployment": "web"}, "release": {"image": "reg/web:v3"}}, "status": {}}
 
 
@@ -205,3 +205,13 @@ def test_the_operator_goes_on_without_the_crd_after_a_while_saying_so(services, 
 
 async def _no_sleep(_: float) -> None:
     return None
+
+
+def test_nothing_is_done_before_kopf_has_added_the_finalizer(services):
+    """kopf's finalizer patch is guarded by the run's resourceVersion: a status written first would void it
+    (and a deleted run must be noticed, so nothing happens without it)."""
+    bare = {**RUN, "metadata": {k: v for k, v in RUN["metadata"].items() if k != "finalizers"}}
+    worker = make_worker(services, live=bare)
+    assert asyncio.run(worker.step()) == w.FINALIZER_WAIT_SECONDS
+    worker.reconciler.tick.assert_not_called()  # type: ignore[attr-defined]
+    services.kube.observe.assert_not_called()

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Protocol, TypeVar, cast
 
 from .. import models as m
-from ..core import releases
+from ..core import record, releases
 from ..core.jsontypes import JsonObject, integer, obj, objects, path, text
 from ..core.world import ContainerState, DeploymentState, Peer, PodState, World
 from . import kube as k
@@ -80,8 +80,12 @@ class RunEntry:
     sequence: int | None
     active: bool  # past Pending: it holds its workload or works on its git change
 
-    def peer(self, seen_seconds: float) -> Peer:
-        return Peer(self.name, self.uid, self.sequence, self.created, seen_seconds)
+    @property
+    def key(self) -> record.OrderKey:
+        return record.order_key(self.sequence, self.created, self.name)
+
+    def peer(self) -> Peer:
+        return Peer(self.name, self.uid, self.sequence, self.created)
 
 
 def _trim_meta(o: JsonObject, *keys: str) -> JsonObject:
@@ -160,6 +164,13 @@ def peers_of(indices: Indices, run: JsonObject) -> list[RunEntry]:
     key = (k.namespace_of(run), text(path(run, "spec", "target", "deployment")) or "")
     uid = text(k.meta(run).get("uid"))
     return [e for e in indices.runs[key] if e.uid != uid] if key in indices.runs else []
+
+
+def newer_than(entries: list[RunEntry], run: JsonObject) -> tuple[Peer, ...]:
+    """The entries of runs newer than this one (the only ones the gate weighs against it; most runs have
+    none, so no object is made for the many older ones)."""
+    mine = run_entry(run).key
+    return tuple(e.peer() for e in entries if e.key > mine)
 
 
 def stale(world: World, guard: str | None) -> bool:

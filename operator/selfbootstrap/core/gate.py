@@ -68,7 +68,7 @@ def verdict(run: Run, release: str | None, record: Record, world: World) -> Verd
         winner = max(newer, key=lambda p: _as_claimant(p).key)
         return Supersede(f"run {winner.name!r} for the same workload is newer and was applied while this one waited")
     if run.spec.release.sequence is not None and record.newest is None:
-        quiet = min([world.seen_seconds, *(p.seen_seconds for p in world.peers)])
+        quiet = world.quiet_seconds
         if quiet < world.limits.settle_seconds:
             return Wait(reasons.SETTLING, "the workload has no record of runs yet: waiting a moment for runs "
                                           "applied together with this one", world.limits.settle_seconds - quiet)

@@ -37,6 +37,13 @@ def strings(value: JsonValue) -> dict[str, str]:
     return {k: v for k, v in obj(value).items() if isinstance(v, str)}
 
 
+def texts(value: JsonValue) -> list[str]:
+    """The strings of an array; [] when the value is not an array."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
 def integer(value: JsonValue, default: int = 0) -> int:
     if isinstance(value, bool):
         return default
