@@ -34,7 +34,7 @@ QUEUE_IDLE_SECONDS = 0.5
 def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     config = services_of(memo).settings
     prefix = m.GROUP
-    settings.persistence.finalizer = m.FINALIZER
+    settings.persistence.finalizer = m.finalizer_of(config.shard)
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=prefix)
     # Watches can stall silently: bound them on both the server and the client side.

@@ -36,6 +36,13 @@ RETRY_OF_ANNOTATION = "selfbootstrap.dev/retry-of"  # on a run made by a retry: 
 RETRY_REQUESTED_BY_ANNOTATION = "selfbootstrap.dev/retry-requested-by"
 REQUESTED_BY_ANNOTATION = "selfbootstrap.dev/requested-by"
 FINALIZER = "selfbootstrap.dev/finalizer"  # on a run in flight: kopf's, held while its worker runs
+
+
+def finalizer_of(shard: str | None) -> str:
+    """The finalizer of the instances serving a shard. One of their own, so that an instance of another
+    shard (which also watches the run, for its indices) never takes it for one it may let go of."""
+    return f"shard.{GROUP}/{shard}" if shard else FINALIZER
+
 DEPLOYMENT_LABEL = "selfbootstrap.dev/deployment"  # on a run: its target, for kubectl get sbr -l
 CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
 

@@ -110,7 +110,7 @@ class RunWorker:
         run = self.current()
         if meta(run).get("deletionTimestamp"):
             return None
-        if m.FINALIZER not in texts(meta(run).get("finalizers")):
+        if m.finalizer_of(self.services.settings.shard) not in texts(meta(run).get("finalizers")):
             # kopf adds it (with the run's label) in a patch guarded by the run's resourceVersion: a status
             # written first would void that patch, and a thousand runs at once would retry it for minutes.
             # Nothing is done before it either: a run deleted mid-flight must be noticed.

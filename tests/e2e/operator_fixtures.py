@@ -118,8 +118,8 @@ def wait_established(kubectl, *crds: str, timeout: float = 60) -> None:
     """Wait until the CRDs are served. Not `kubectl wait --for=condition=Established`: on a CRD created a
     moment before (a fresh control plane), whose status.conditions is still null, it fails at once."""
     def established(name: str) -> bool:
-        jsonpath = '{.status.conditions[?(@.type=="Established")].status}'
-        return kubectl("get", "crd", name, "-o", f"jsonpath={jsonpath}") == "True"
+        conditions = json.loads(kubectl("get", "crd", name, "-o", "json")).get("status", {}).get("conditions") or []
+        return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
     wait_for(lambda: all(established(name) for name in crds), timeout, f"{', '.join(crds)} never became Established")
 

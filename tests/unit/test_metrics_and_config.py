@@ -97,3 +97,13 @@ def test_kopf_is_configured_from_the_settings(env, chunk_size):
     assert (settings.watching.server_timeout, settings.watching.client_timeout) == (45, 75), "stalled watches end"
     assert settings.persistence.finalizer == "selfbootstrap.dev/finalizer"
     assert settings.queueing.idle_timeout == handlers.QUEUE_IDLE_SECONDS < 5, "idle object workers go soon"
+
+
+def test_each_shard_has_a_finalizer_of_its_own():
+    """Instances of two shards watch the same runs (for their indices); kopf lets go of a finalizer it holds
+    no handler for, so with one name the two would take each other's away, over and over."""
+    from selfbootstrap.models import finalizer_of
+
+    assert finalizer_of(None) == "selfbootstrap.dev/finalizer"
+    assert finalizer_of("a") != finalizer_of("b") != finalizer_of(None)
+    assert finalizer_of("team-a.eu_1") == "shard.selfbootstrap.dev/team-a.eu_1"
