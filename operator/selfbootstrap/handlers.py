@@ -2,9 +2,10 @@
 
 Four indices keep what the runs need from the watches (Deployments, ReplicaSets, pods, runs),
 trimmed, and wake the runs a change concerns. One daemon per unfinished run of this
-instance's shard runs its worker; the daemon exits when the run finishes (kopf then drops
-its finalizer, so a finished run is deleted without the operator) and is respawned for
-unfinished runs when the operator restarts, which resumes them from status. Kopf holds a
+instance's shard that has a slot (the namespace's bound, scheduling.Ledger) runs its worker; a
+run in line for a slot has none, only a Queued status. The daemon exits when the run finishes
+(kopf then drops its finalizer, so a finished run is deleted without the operator) and is
+respawned for unfinished runs when the operator restarts, which resumes them from status. Kopf holds a
 run's other handlers until every index is filled, so no run decides on an empty cache.
 """
 
@@ -16,15 +17,17 @@ import logging
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from . import kopf_fixes, retry
 from . import models as m
 from .adapters import cache
-from .adapters.kube import meta, pod_state
+from .adapters.kube import api_message, meta, pod_state
 from .config import Settings
+from .core import gate, reasons
 from .core.jsontypes import JsonObject, path, strings, text
-from .reconciler import Logger, is_finished
-from .services import services_of
+from .reconciler import INFRASTRUCTURE_ERRORS, Logger, is_finished
+from .services import Services, services_of
 from .worker import RunWorker
 
 SHARD_LABEL = f"{m.GROUP}/shard"
@@ -32,7 +35,9 @@ QUEUE_IDLE_SECONDS = 0.5
 
 
 def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
-    config = services_of(memo).settings
+    services = services_of(memo)
+    services.ledger.admit = functools.partial(admit, services)
+    config = services.settings
     prefix = m.GROUP
     settings.persistence.finalizer = m.finalizer_of(config.shard)
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
@@ -131,7 +136,10 @@ async def sbr_runs(body: kopf.Body, namespace: str | None, name: str | None, mem
     services.wakeups.wake(("run", namespace or "", name or ""))
     entry = cache.run_entry(run)
     if is_finished(run.get("status")) or meta(run).get("deletionTimestamp"):  # type: ignore[arg-type]
-        services.ledger.gone(namespace or "", entry.uid)
+        if is_finished(run.get("status")):  # type: ignore[arg-type]
+            services.ledger.gone(namespace or "", entry.uid)
+        else:  # its worker keeps the slot until the run is gone (it says on the Deployment what it left)
+            services.ledger.leave_line(namespace or "", entry.uid)
         services.wakeups.wake(("deployment", namespace or "", target))  # a run that ends frees its Deployment
         return {}
     if services.ledger.saw(namespace or "", entry.uid, entry.active):  # a new run: older waiting ones may end
@@ -164,6 +172,56 @@ def _active(status: kopf.Status, **_: Any) -> bool:
     return not is_finished(dict(status))
 
 
+def _admitted(body: kopf.Body, status: kopf.Status, memo: Any, **_: Any) -> bool:
+    """Has the run a slot (so a worker)? Asking puts a run without one in line (scheduling.Ledger)."""
+    if not _active(status):
+        return False
+    ledger, namespace, uid = services_of(memo).ledger, body.metadata.namespace or "", body.metadata.uid or ""
+    if body.metadata.deletion_timestamp:  # a worker keeps its run's finalizer until it has said what it left
+        return ledger.serves(namespace, uid)
+    return ledger.admits(namespace, uid, (body.metadata.get("creationTimestamp") or "", body.metadata.name or ""))
+
+
+def _in_line(body: kopf.Body, status: kopf.Status, memo: Any, **_: Any) -> bool:
+    """A run that waits in line for a slot and does not say so yet."""
+    return (not body.metadata.deletion_timestamp and _active(status) and not _admitted(body, status, memo)
+            and status.get("reason") != reasons.QUEUED)
+
+
+async def hold_back(body: kopf.Body, logger: Logger, memo: Any, **indices: Any) -> None:
+    """A run in line has no worker: say in its status that it is Queued (its worker starts with its slot)."""
+    services = services_of(memo)
+    await RunWorker(services, services.wakeups, _indices(indices), body, logger).hold_back()
+
+
+def admit(services: Services, namespace: str, name: str) -> None:
+    """The oldest run in line has a slot: a write to it brings the watch event that spawns its worker."""
+    task = asyncio.get_running_loop().create_task(_admit(services, namespace, name))
+    _admitting.add(task)
+    task.add_done_callback(_admitting.discard)
+
+
+_admitting: set[asyncio.Task[None]] = set()
+ADMIT_RETRY_SECONDS = 5.0
+
+
+async def _admit(services: Services, namespace: str, name: str) -> None:
+    patch: JsonObject = {"status": {"message": gate.ADMITTED}}
+    while True:
+        try:
+            await services.ticks.run(namespace, services.kube.patch_run_status, namespace, name, patch)
+            return
+        except ApiException as err:
+            if err.status == 404:  # gone: its DELETED event frees the slot again
+                return
+            logging.getLogger(__name__).warning("could not admit run %s/%s: %s; trying again", namespace, name,
+                                                api_message(err))
+        except INFRASTRUCTURE_ERRORS as err:
+            logging.getLogger(__name__).warning("could not admit run %s/%s: %s; trying again", namespace, name,
+                                                type(err).__name__)
+        await asyncio.sleep(ADMIT_RETRY_SECONDS)
+
+
 LABEL_VALUE_MAX = 63
 
 
@@ -194,12 +252,15 @@ def _set_label(key: str, value: str, body: dict[str, Any]) -> None:
 async def reconcile(body: kopf.Body, stopped: kopf.DaemonStopped, logger: Logger, memo: Any,
                     **indices: Any) -> None:
     services = services_of(memo)
-    caches = cache.Indices(indices["sbr_deployments"], indices["sbr_replicasets"], indices["sbr_pods"],
-                           indices["sbr_runs"])
-    worker = RunWorker(services, services.wakeups, caches, body, logger)
+    worker = RunWorker(services, services.wakeups, _indices(indices), body, logger)
     await worker.run(stopped)
     if stopped.reason is not None and kopf.DaemonStoppingReason.RESOURCE_DELETED in stopped.reason:
         await worker.deleted()
+
+
+def _indices(indices: dict[str, Any]) -> cache.Indices:
+    return cache.Indices(indices["sbr_deployments"], indices["sbr_replicasets"], indices["sbr_pods"],
+                         indices["sbr_runs"])
 
 
 def shard_of(settings: Settings) -> dict[str, Any]:
@@ -223,7 +284,9 @@ def register(settings: Settings) -> kopf.OperatorRegistry:
                   annotations={m.RETRY_ANNOTATION: kopf.PRESENT})(retry_requested)
     kopf.on.event(m.GROUP, m.VERSION, m.PLURAL, registry=registry, labels=shard_of(settings),
                   when=_unlabelled)(label_run)
-    kopf.daemon(m.GROUP, m.VERSION, m.PLURAL, id="reconcile", registry=registry, when=_active,
+    kopf.on.event(m.GROUP, m.VERSION, m.PLURAL, registry=registry, labels=shard_of(settings),
+                  when=_in_line)(hold_back)
+    kopf.daemon(m.GROUP, m.VERSION, m.PLURAL, id="reconcile", registry=registry, when=_admitted,
                 labels=shard_of(settings),
                 cancellation_backoff=10.0, cancellation_timeout=30.0, backoff=5.0)(reconcile)
     return registry

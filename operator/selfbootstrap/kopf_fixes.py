@@ -23,6 +23,10 @@ connection pool without limit, so a thousand runs created at once become a thous
 once, which the API server answers 429 (its bound on mutating requests in flight) and kopf retries
 with growing waits: the flood took minutes to settle. At most KOPF_WRITES of them now run at once;
 the others wait their turn, in order.
+
+And a release: kopf keeps the newest body of every object its daemons could serve, whether a
+daemon runs for it or not (a run in line for a slot, a finished run after a restart). It is let
+go once no daemon of the object runs; the next event brings a fresh one.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from typing import Any
 
 from kopf._cogs.clients import api, watching
 from kopf._cogs.structs import references
-from kopf._core.reactor import queueing
+from kopf._core.reactor import processing, queueing
 
 _MARK = "_selfbootstrap_wrapped"  # on a kopf function this module wrapped (apply() is idempotent)
 
@@ -94,6 +98,19 @@ def _bounded(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]
     return wrapper
 
 
+def _releasing_idle_bodies(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = await fn(*args, **kwargs)
+        daemons = kwargs["memory"].daemons_memory
+        if not daemons.running_daemons:
+            daemons.live_fresh_body = None
+        return result
+
+    setattr(wrapper, _MARK, True)
+    return wrapper
+
+
 def apply() -> None:
     """Wrap kopf's watcher and worker and its watch stream (each is looked up in its module when
     called); idempotent."""
@@ -103,6 +120,8 @@ def apply() -> None:
             setattr(queueing, name, _dropping_its_toggle(fn))
     if not getattr(watching.infinite_watch, _MARK, False):
         watching.infinite_watch = _trimming(watching.infinite_watch)
+    if not getattr(processing.process_spawning_cause, _MARK, False):
+        processing.process_spawning_cause = _releasing_idle_bodies(processing.process_spawning_cause)
     for name in ("patch", "post", "delete"):
         fn = getattr(api, name)
         if not getattr(fn, _MARK, False):

@@ -97,6 +97,15 @@ class Reconciler:
         self._post(o, tuple(Event(EventType(e.type), e.reason, e.message, e.count, e.seq, e.on_deployment)
                             for e in status.last_events), world)
 
+    def hold_back(self, o: JsonObject, active: int, limit: int) -> JsonObject:
+        """Say in the status of a run the namespace's bound keeps in line that it is Queued, and why."""
+        try:
+            run = parse_run(o)
+        except ValidationError:
+            return o  # its worker rejects it, saying why, once it has a slot
+        decision = machine.held_back(run, self.clock(), active, limit)
+        return self._record(o, run.status, decision, decision.events)
+
     def _tick(self, o: JsonObject, world: World) -> Tick:
         try:
             run = parse_run(o)

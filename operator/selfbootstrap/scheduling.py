@@ -3,10 +3,9 @@
 - `FairExecutor`: the ticks' blocking work (API writes, git, probes) runs on a few threads; work waits
   in one queue per namespace and the threads take from the namespaces in turn, so a namespace with a
   thousand runs to serve delays another's next step by at most one step of its own per thread.
-- `Ledger`: how many runs of each namespace are past Pending (for the installer's bound on runs in
-  flight per namespace), who waits for a slot, and since when this operator has known each run (the
-  gate's quiet moment). A run waiting for a slot is woken only when one frees, oldest first: waiting
-  costs nothing, and a run that ends wakes one waiter, not all of them.
+- `Ledger`: which runs of each namespace have a worker (the installer's bound on runs in flight per
+  namespace), which wait in line for one, and since when this operator has known each run (the gate's
+  quiet moment). A run in line has no worker at all; a run that ends admits one run, the oldest.
 """
 
 from __future__ import annotations
@@ -89,89 +88,106 @@ class FairExecutor:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _nobody(namespace: str, name: str) -> None:
+    """Until the operator says how, a slot that frees is only counted (see Services)."""
+
+
 @dataclass
 class Ledger:
-    """Runs per namespace past Pending, the runs waiting for a slot, and when each run was first seen.
+    """Which runs of each namespace have a worker (a slot), which wait for one, and when each was first seen.
 
-    A slot that frees goes to the oldest waiter, reserved for it until it has either taken the slot (the
-    watch shows it past Pending) or let it go (it ended, e.g. superseded, or waits again): then the next
-    waiter is woken. The bound is kept from the watches' view, so two operator instances (or one slot
-    freeing while a run starts) may admit one run more for a moment.
+    A run gets a worker (kopf spawns its daemon) only once the ledger admits it: while its namespace has
+    `limit` runs with a worker, a new run waits in line, oldest first, without a worker of its own, so a
+    thousand queued runs cost a line each, not a coroutine, a task and a copy of the run each. A run keeps
+    its slot until it ends or is deleted; the slot then goes to the oldest run in line, and `admit` makes a
+    write to that run so that its next watch event spawns its worker. The bound is kept from the watches'
+    view, so two operator instances (or a restart that finds runs in flight) may admit a run more for a
+    while; the gate (core/gate.py) still holds such a run back until the count is under the bound.
     """
 
-    limit: int = 0  # runs of a namespace past Pending at once; 0: no bound
-    _active: dict[str, set[str]] = field(default_factory=dict)  # namespace -> uids past Pending
-    _reserved: dict[str, set[str]] = field(default_factory=dict)  # namespace -> uids woken for a slot
-    _waiting: dict[str, list[tuple[tuple[str, str], str]]] = field(default_factory=dict)  # a heap per namespace
-    _waiters: dict[str, asyncio.Event] = field(default_factory=dict)  # uid -> how to wake it
+    limit: int = 0  # runs of a namespace with a worker at once; 0: no bound
+    admit: Callable[[str, str], None] = _nobody  # (namespace, name): the run's slot is free
+    _served: dict[str, set[str]] = field(default_factory=dict)  # namespace -> uids with a worker
+    _line: dict[str, list[tuple[tuple[str, str], str]]] = field(default_factory=dict)  # a heap per namespace
+    _in_line: dict[str, str] = field(default_factory=dict)  # uid -> namespace, for the runs in line
+    _blocked: dict[str, dict[str, asyncio.Event]] = field(default_factory=dict)  # served, but held at the gate
     _seen: dict[str, float] = field(default_factory=dict)  # uid -> monotonic time first seen
 
     def saw(self, namespace: str, uid: str, active: bool) -> bool:
-        """A watch event of an unfinished run; True when it is the first of that run."""
+        """A watch event of an unfinished run (active: past Pending, so it has or had a worker); True when it
+        is the first event of that run."""
         new = uid not in self._seen
         self._seen.setdefault(uid, time.monotonic())
         if active:
-            self._active.setdefault(namespace, set()).add(uid)
-            self._unreserve(namespace, uid)
-        elif uid in self._active.get(namespace, ()):
-            self._active[namespace].discard(uid)
-            self._wake(namespace)
+            self._in_line.pop(uid, None)
+            self._served.setdefault(namespace, set()).add(uid)
         return new
 
+    def admits(self, namespace: str, uid: str, order: tuple[str, str]) -> bool:
+        """May the run have a worker? (order: creation time and name.) A run refused now is put in line and
+        told by `admit` when its slot is free; asking again changes nothing."""
+        served = self._served.setdefault(namespace, set())
+        if uid in served:
+            return True
+        if uid in self._in_line:
+            return False
+        if not self.limit or len(served) < self.limit:
+            served.add(uid)
+            return True
+        heapq.heappush(self._line.setdefault(namespace, []), (order, uid))
+        self._in_line[uid] = namespace
+        return False
+
+    def serves(self, namespace: str, uid: str) -> bool:
+        return uid in self._served.get(namespace, ())
+
+    def leave_line(self, namespace: str, uid: str) -> None:
+        """The run is being deleted: if it waits in line, it will not need its slot."""
+        self._in_line.pop(uid, None)
+
     def gone(self, namespace: str, uid: str) -> None:
-        """The run finished or was deleted."""
+        """The run finished or was deleted: its slot goes to the oldest run in line."""
         self._seen.pop(uid, None)
-        self._waiters.pop(uid, None)
-        self._active.get(namespace, set()).discard(uid)
-        self._unreserve(namespace, uid)
-        self._wake(namespace)
+        self._in_line.pop(uid, None)
+        self._blocked.get(namespace, {}).pop(uid, None)
+        self._served.get(namespace, set()).discard(uid)
+        self._free(namespace)
 
     def active(self, namespace: str, uid: str) -> int:
-        """Runs of the namespace past Pending, other than this one."""
-        uids = self._active.get(namespace, set())
+        """Runs of the namespace with a worker, other than this one."""
+        uids = self._served.get(namespace, set())
         return len(uids) - (uid in uids)
+
+    def in_line(self) -> int:
+        return len(self._in_line)
 
     def seen_seconds(self, uid: str) -> float:
         first = self._seen.get(uid)
         return float("inf") if first is None else time.monotonic() - first
 
-    def wait_for_slot(self, namespace: str, order: tuple[str, str], uid: str, event: asyncio.Event) -> None:
-        """Wake this run when a slot of the namespace frees (once; a run still waiting then asks again)."""
-        self._unreserve(namespace, uid)
-        if uid not in self._waiters:
-            heapq.heappush(self._waiting.setdefault(namespace, []), (order, uid))
-        self._waiters[uid] = event
+    def wait_for_slot(self, namespace: str, uid: str, event: asyncio.Event) -> None:
+        """A run with a worker that the gate holds at the bound (more runs were admitted than it allows):
+        wake it when any run of the namespace ends."""
+        self._blocked.setdefault(namespace, {})[uid] = event
 
     def stop_waiting(self, namespace: str, uid: str) -> None:
-        """The run does not wait for a slot (any more): it has taken one (past Pending)."""
-        self._waiters.pop(uid, None)
+        blocked = self._blocked.get(namespace)
+        if blocked is not None:
+            blocked.pop(uid, None)
+            if not blocked:
+                del self._blocked[namespace]
 
-    def let_go(self, namespace: str, uid: str) -> None:
-        """The run stays in Pending for another reason than the bound (e.g. another run holds its workload):
-        it waits at no cost, and the slot it may have been woken for goes to the next waiter."""
-        self._waiters.pop(uid, None)
-        self._unreserve(namespace, uid)
-
-    def _unreserve(self, namespace: str, uid: str) -> None:
-        reserved = self._reserved.get(namespace)
-        if reserved is not None and uid in reserved:
-            reserved.discard(uid)
-            if not reserved:
-                del self._reserved[namespace]
-            self._wake(namespace)
-
-    def _wake(self, namespace: str) -> None:
-        """Wake the oldest waiters for the slots that are free, reserving each one's."""
-        waiting = self._waiting.get(namespace, [])
-        taken = len(self._active.get(namespace, ())) + len(self._reserved.get(namespace, ()))
-        while waiting and (self.limit == 0 or taken < self.limit):
-            _, uid = heapq.heappop(waiting)
-            event = self._waiters.pop(uid, None)
-            if event is not None:
-                self._reserved.setdefault(namespace, set()).add(uid)
-                event.set()
-                taken += 1
-        if not waiting:
-            self._waiting.pop(namespace, None)
-        if not self._active.get(namespace, True):
-            del self._active[namespace]
+    def _free(self, namespace: str) -> None:
+        for event in self._blocked.pop(namespace, {}).values():
+            event.set()  # each asks again
+        served, line = self._served.get(namespace, set()), self._line.get(namespace, [])
+        while line and (not self.limit or len(served) < self.limit):
+            (_, name), uid = heapq.heappop(line)
+            if self._in_line.pop(uid, None) is None:
+                continue  # it left the line (deleted, or it was found in flight)
+            served.add(uid)
+            self.admit(namespace, name)
+        if not line:
+            self._line.pop(namespace, None)
+        if not served:
+            self._served.pop(namespace, None)

@@ -76,19 +76,26 @@ class RunWorker:
             metrics.forget(uid)
 
     def _wait_for_slot(self, wake: asyncio.Event) -> bool:
-        """A run held back by its namespace's bound is woken when a slot frees, not by every change of its
-        workload (a thousand runs queued behind one namespace's bound cost nothing); True when it is."""
+        """A run the gate holds at the namespace's bound (admitted while more runs than the bound were in
+        flight, e.g. found so after a restart) is woken when a run of the namespace ends, not by every
+        change of its workload; True when it is."""
         run, ledger, limit = self.current(), self.services.ledger, self.services.settings.max_runs_per_namespace
         uid, namespace = text(meta(run).get("uid")) or "", namespace_of(run)
-        if path(run, "status", "phase") not in (None, m.Phase.PENDING):
-            ledger.stop_waiting(namespace, uid)
-        elif limit and ledger.active(namespace, uid) >= limit:
-            ledger.wait_for_slot(namespace, (text(meta(run).get("creationTimestamp")) or "",
-                                             text(meta(run).get("name")) or ""), uid, wake)
+        if limit and path(run, "status", "phase") in (None, m.Phase.PENDING) and ledger.active(namespace, uid) >= limit:
+            ledger.wait_for_slot(namespace, uid, wake)
             return True
-        else:
-            ledger.let_go(namespace, uid)
+        ledger.stop_waiting(namespace, uid)
         return False
+
+    async def hold_back(self) -> None:
+        """The run waits in line for a slot, without a worker: say so in its status (once)."""
+        run, ledger = self.current(), self.services.ledger
+        active = ledger.active(namespace_of(run), text(meta(run).get("uid")) or "")
+        try:
+            await self._in_pool(self.reconciler.hold_back, run, active, self.services.settings.max_runs_per_namespace)
+        except INFRASTRUCTURE_ERRORS as err:  # its next event (or its slot) tries again
+            self.logger.warning("could not mark %s/%s queued: %s", namespace_of(run), text(meta(run).get("name")),
+                                _describe(err))
 
     def _keys(self) -> tuple[WakeKey, WakeKey]:
         run = self.current()

@@ -9,6 +9,9 @@ import time
 
 import pytest
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from selfbootstrap.scheduling import FairExecutor, Ledger
 
 
@@ -67,7 +70,7 @@ def test_a_cancelled_caller_does_not_lose_a_thread():
     assert asyncio.run(main()) == 2
 
 
-def test_the_ledger_counts_runs_past_pending_per_namespace():
+def test_the_ledger_counts_runs_with_a_worker_per_namespace():
     ledger = Ledger()
     ledger.saw("a", "u1", active=True)
     ledger.saw("a", "u2", active=True)
@@ -79,57 +82,76 @@ def test_the_ledger_counts_runs_past_pending_per_namespace():
     assert ledger.seen_seconds("u2") < 1 and ledger.seen_seconds("u1") == float("inf")
 
 
-def waiters(ledger: Ledger, *names: str) -> dict[str, asyncio.Event]:
-    events = {}
-    for i, name in enumerate(names):
-        events[name] = asyncio.Event()
-        ledger.wait_for_slot("a", (f"2030-01-0{i + 1}", name), name, events[name])
-    return events
+def bounded(limit: int) -> tuple[Ledger, list[str]]:
+    admitted: list[str] = []
+    return Ledger(limit=limit, admit=lambda namespace, name: admitted.append(f"{namespace}/{name}")), admitted
 
 
-def woken(events: dict[str, asyncio.Event]) -> list[str]:
-    return [name for name, event in events.items() if event.is_set()]
+def order(n: int, name: str) -> tuple[str, str]:
+    return (f"2030-01-01T00:00:{n:02d}Z", name)
 
 
-def test_a_freed_slot_wakes_the_oldest_waiter_only():
-    async def main() -> None:
-        ledger = Ledger(limit=1)
-        ledger.saw("a", "busy", active=True)
-        events = waiters(ledger, "gave-up", "early", "late")
-        ledger.let_go("a", "gave-up")
-        ledger.gone("a", "busy")
-        assert woken(events) == ["early"]
-
-    asyncio.run(main())
+def test_beyond_the_bound_a_run_waits_in_line_and_asking_again_changes_nothing():
+    ledger, admitted = bounded(2)
+    assert [ledger.admits("a", f"u{i}", order(i, f"r{i}")) for i in range(4)] == [True, True, False, False]
+    assert ledger.admits("a", "u3", order(3, "r3")) is False and ledger.admits("a", "u0", order(0, "r0"))
+    assert ledger.admits("b", "u9", order(9, "r9")), "another namespace has slots of its own"
+    assert (ledger.in_line(), admitted) == (2, [])
 
 
-def test_a_woken_run_that_does_not_take_its_slot_hands_it_on():
-    async def main() -> None:
-        ledger = Ledger(limit=1)
-        ledger.saw("a", "busy", active=True)
-        events = waiters(ledger, "first", "second", "third")
-        ledger.gone("a", "busy")
-        assert woken(events) == ["first"]
-        ledger.gone("a", "first")  # it ended superseded without taking the slot
-        assert woken(events) == ["first", "second"]
-        ledger.let_go("a", "second")  # it waits for its Deployment's holder instead
-        assert woken(events) == ["first", "second", "third"]
-        ledger.saw("a", "third", active=True)  # it took the slot
-        ledger.wait_for_slot("a", ("2030-01-09", "fourth"), "fourth", asyncio.Event())
-        assert ledger.active("a", "fourth") == 1
-
-    asyncio.run(main())
+def test_a_freed_slot_goes_to_the_oldest_in_line_once():
+    ledger, admitted = bounded(1)
+    ledger.saw("a", "busy", active=True)
+    for n, name in [(5, "late"), (1, "early"), (3, "middle")]:  # the watch's order is not the creation order
+        assert not ledger.admits("a", name, order(n, name))
+    ledger.gone("a", "busy")
+    assert admitted == ["a/early"]
+    assert ledger.admits("a", "early", order(1, "early")), "its event then spawns its worker"
+    ledger.gone("a", "busy")  # a late DELETED event of a run already gone frees nothing
+    assert admitted == ["a/early"]
+    ledger.leave_line("a", "middle")  # being deleted
+    ledger.gone("a", "early")
+    assert admitted == ["a/early", "a/late"]
 
 
-def test_a_run_that_takes_its_slot_keeps_it_reserved_until_the_watch_shows_it():
-    async def main() -> None:
-        ledger = Ledger(limit=1)
-        ledger.saw("a", "busy", active=True)
-        events = waiters(ledger, "first", "second")
-        ledger.gone("a", "busy")
-        ledger.stop_waiting("a", "first")  # past Pending in its own status, not yet in the watch
-        assert woken(events) == ["first"], "the slot stays the first one's"
-        ledger.saw("a", "first", active=True)
-        assert woken(events) == ["first"]
+def test_a_run_found_in_flight_keeps_its_slot_even_over_the_bound():
+    ledger, admitted = bounded(1)
+    ledger.saw("a", "one", active=True)
+    ledger.saw("a", "two", active=True)  # after a restart: both past Pending
+    assert ledger.active("a", "one") == 1 and ledger.admits("a", "two", order(1, "two"))
+    blocked = asyncio.Event()
+    ledger.wait_for_slot("a", "one", blocked)
+    ledger.gone("a", "two")
+    assert blocked.is_set(), "the run the gate held at the bound asks again"
 
-    asyncio.run(main())
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 4), st.lists(st.tuples(st.sampled_from(["new", "end", "delete", "restart-seen"]),
+                                             st.integers(0, 15)), max_size=60))
+def test_the_line_never_exceeds_the_bound_and_admits_in_creation_order(limit, steps):
+    """Random arrivals, ends and deletions: at most `limit` runs have a slot (none is found in flight
+    from outside here), each run in line is admitted at most once, oldest first, and no run in line
+    waits while a slot is free."""
+    ledger, admitted = bounded(limit)
+    created: dict[str, int] = {}
+    waiting: set[str] = set()
+    for what, n in steps:
+        uid = f"r{n:02d}"
+        if what == "new" and uid not in created:
+            created[uid] = len(created)
+            if not ledger.admits("a", uid, order(created[uid], uid)):
+                waiting.add(uid)
+        elif what in ("end", "delete") and uid in created:
+            if what == "delete":
+                ledger.leave_line("a", uid)
+            ledger.gone("a", uid)
+            waiting.discard(uid)
+        served = ledger.active("a", "")
+        assert served <= limit
+        newly = [name.split("/")[1] for name in admitted if name.split("/")[1] in waiting]
+        for name in newly:
+            waiting.discard(name)
+        assert served == limit or not waiting, "a run waits while a slot is free"
+        if waiting and newly:
+            assert max(created[u] for u in newly) < min(created[u] for u in waiting), "admitted out of order"
+    assert len(admitted) == len(set(admitted)), "a run was admitted twice"

@@ -341,6 +341,9 @@ class Kube:
     def patch_run(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
         return self.api.patch(_runs(namespace, name), patch, MERGE, {"fieldManager": FIELD_MANAGER})
 
+    def patch_run_status(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
+        return self.api.patch(_runs(namespace, name, "status"), patch, MERGE, {"fieldManager": FIELD_MANAGER})
+
     def create_run(self, namespace: str, body: JsonObject) -> bool:
         """Create a run; False when one of that name exists already."""
         return self.api.create_if_absent(_runs(namespace), body, {"fieldManager": FIELD_MANAGER})

@@ -9,7 +9,8 @@ Which run goes, when several want one workload:
   arbitrates, so two runs that both see it free cannot both take it);
 - a sequenced run on a workload without a record (its first run, or a restore from git) first
   waits for a quiet moment, so that runs applied together are all seen before the newest goes;
-- a namespace has at most `Limits.namespace_runs` runs past Pending; the others wait, at no cost.
+- a namespace has at most `Limits.namespace_runs` runs in flight; the others wait in line, at no cost
+  (they have no worker until a slot frees, scheduling.py).
 """
 
 from __future__ import annotations
@@ -51,14 +52,21 @@ def _as_claimant(p: Peer) -> Claimant:
     return Claimant(run=p.name, uid=p.uid, release=None, sequence=p.sequence, created=p.created)
 
 
+def namespace_bound(active: int, limit: int) -> Wait:
+    return Wait(reasons.QUEUED, f"{active} runs of this namespace are in flight (the bound is {limit}); "
+                                f"waiting for one to end")
+
+
+ADMITTED = "a slot for runs in flight in this namespace is free: starting"
+
+
 def verdict(run: Run, release: str | None, record: Record, world: World) -> Verdict:
     me = claimant(run, release)
     if record.held_by(run.uid):
         return Go()
     limit = world.limits.namespace_runs
     if limit and world.namespace_active >= limit:  # judged only once it has a slot: waiting costs nothing
-        return Wait(reasons.QUEUED, f"{world.namespace_active} runs of this namespace are in flight (the bound is "
-                                    f"{limit}); waiting for one to end")
+        return namespace_bound(world.namespace_active, limit)
     if not run.spec.release.redeploy:
         why = replayed(record, me)
         if why:

@@ -154,6 +154,17 @@ def decide_chained(run: Run, world: World, now: datetime) -> tuple[Decision, tup
     return decision, events
 
 
+def held_back(run: Run, now: datetime, active: int, limit: int) -> Decision:
+    """A run the namespace's bound keeps in line: accepted and Queued, and nothing else decided (it has no
+    worker until a slot frees; a git run, too, starts nothing before)."""
+    d = Draft(run, now)
+    if run.status.phase not in (None, Phase.PENDING):
+        return d.decision(None)
+    if run.status.phase is None:
+        d.set(retry_of=run.retry_of)
+    return _wait(d, Phase.PENDING, gate.namespace_bound(active, limit))
+
+
 def internal_error(run: Run, now: datetime, message: str) -> Decision:
     """Something the operator did not expect: the run ends, saying so, rather than retrying forever."""
     d = Draft(run, now)
