@@ -182,10 +182,10 @@ def _admitted(body: kopf.Body, status: kopf.Status, memo: Any, **_: Any) -> bool
     return ledger.admits(namespace, uid, (body.metadata.get("creationTimestamp") or "", body.metadata.name or ""))
 
 
-def _in_line(body: kopf.Body, status: kopf.Status, memo: Any, **_: Any) -> bool:
+def _in_line(body: kopf.Body, status: kopf.Status, memo: Any, type: str | None = None, **_: Any) -> bool:
     """A run that waits in line for a slot and does not say so yet."""
-    return (not body.metadata.deletion_timestamp and _active(status) and not _admitted(body, status, memo)
-            and status.get("reason") != reasons.QUEUED)
+    return (type != "DELETED" and not body.metadata.deletion_timestamp and _active(status)
+            and not _admitted(body, status, memo) and status.get("reason") != reasons.QUEUED)
 
 
 async def hold_back(body: kopf.Body, logger: Logger, memo: Any, **indices: Any) -> None:
@@ -194,9 +194,9 @@ async def hold_back(body: kopf.Body, logger: Logger, memo: Any, **indices: Any) 
     await RunWorker(services, services.wakeups, _indices(indices), body, logger).hold_back()
 
 
-def admit(services: Services, namespace: str, name: str) -> None:
+def admit(services: Services, namespace: str, name: str, uid: str) -> None:
     """The oldest run in line has a slot: a write to it brings the watch event that spawns its worker."""
-    task = asyncio.get_running_loop().create_task(_admit(services, namespace, name))
+    task = asyncio.get_running_loop().create_task(_admit(services, namespace, name, uid))
     _admitting.add(task)
     task.add_done_callback(_admitting.discard)
 
@@ -205,14 +205,15 @@ _admitting: set[asyncio.Task[None]] = set()
 ADMIT_RETRY_SECONDS = 5.0
 
 
-async def _admit(services: Services, namespace: str, name: str) -> None:
+async def _admit(services: Services, namespace: str, name: str, uid: str) -> None:
     patch: JsonObject = {"status": {"message": gate.ADMITTED}}
-    while True:
+    while services.ledger.serves(namespace, uid):
         try:
             await services.ticks.run(namespace, services.kube.patch_run_status, namespace, name, patch)
             return
         except ApiException as err:
-            if err.status == 404:  # gone: its DELETED event frees the slot again
+            if err.status == 404:  # gone (its DELETED event may have come first): the slot goes on
+                services.ledger.gone(namespace, uid)
                 return
             logging.getLogger(__name__).warning("could not admit run %s/%s: %s; trying again", namespace, name,
                                                 api_message(err))

@@ -121,7 +121,8 @@ def apply() -> None:
     if not getattr(watching.infinite_watch, _MARK, False):
         watching.infinite_watch = _trimming(watching.infinite_watch)
     if not getattr(processing.process_spawning_cause, _MARK, False):
-        processing.process_spawning_cause = _releasing_idle_bodies(processing.process_spawning_cause)
+        processing.process_spawning_cause = _releasing_idle_bodies(  # type: ignore[assignment]
+            processing.process_spawning_cause)
     for name in ("patch", "post", "delete"):
         fn = getattr(api, name)
         if not getattr(fn, _MARK, False):

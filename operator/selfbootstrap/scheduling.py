@@ -88,7 +88,10 @@ class FairExecutor:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _nobody(namespace: str, name: str) -> None:
+GONE_KEPT = 4096  # enough for the events still in flight about runs that are gone
+
+
+def _nobody(namespace: str, name: str, uid: str) -> None:
     """Until the operator says how, a slot that frees is only counted (see Services)."""
 
 
@@ -101,17 +104,19 @@ class Ledger:
     thousand queued runs cost a line each, not a coroutine, a task and a copy of the run each. A run keeps
     its slot until it ends or is deleted; the slot then goes to the oldest run in line, and `admit` makes a
     write to that run so that its next watch event spawns its worker. The bound is kept from the watches'
-    view, so two operator instances (or a restart that finds runs in flight) may admit a run more for a
+    view (a run admitted that turns out to be gone gives its slot back, see handlers.admit), so two
+    operator instances (or a restart that finds runs in flight) may admit a run more for a
     while; the gate (core/gate.py) still holds such a run back until the count is under the bound.
     """
 
     limit: int = 0  # runs of a namespace with a worker at once; 0: no bound
-    admit: Callable[[str, str], None] = _nobody  # (namespace, name): the run's slot is free
+    admit: Callable[[str, str, str], None] = _nobody  # (namespace, name, uid): the run's slot is free
     _served: dict[str, set[str]] = field(default_factory=dict)  # namespace -> uids with a worker
     _line: dict[str, list[tuple[tuple[str, str], str]]] = field(default_factory=dict)  # a heap per namespace
     _in_line: dict[str, str] = field(default_factory=dict)  # uid -> namespace, for the runs in line
     _blocked: dict[str, dict[str, asyncio.Event]] = field(default_factory=dict)  # served, but held at the gate
     _seen: dict[str, float] = field(default_factory=dict)  # uid -> monotonic time first seen
+    _gone: dict[str, None] = field(default_factory=dict)  # the last GONE_KEPT uids gone, oldest first
 
     def saw(self, namespace: str, uid: str, active: bool) -> bool:
         """A watch event of an unfinished run (active: past Pending, so it has or had a worker); True when it
@@ -129,7 +134,7 @@ class Ledger:
         served = self._served.setdefault(namespace, set())
         if uid in served:
             return True
-        if uid in self._in_line:
+        if uid in self._in_line or uid in self._gone:  # kopf asks on a run's DELETED event, too
             return False
         if not self.limit or len(served) < self.limit:
             served.add(uid)
@@ -147,6 +152,9 @@ class Ledger:
 
     def gone(self, namespace: str, uid: str) -> None:
         """The run finished or was deleted: its slot goes to the oldest run in line."""
+        self._gone[uid] = None
+        if len(self._gone) > GONE_KEPT:
+            del self._gone[next(iter(self._gone))]
         self._seen.pop(uid, None)
         self._in_line.pop(uid, None)
         self._blocked.get(namespace, {}).pop(uid, None)
@@ -186,7 +194,7 @@ class Ledger:
             if self._in_line.pop(uid, None) is None:
                 continue  # it left the line (deleted, or it was found in flight)
             served.add(uid)
-            self.admit(namespace, name)
+            self.admit(namespace, name, uid)
         if not line:
             self._line.pop(namespace, None)
         if not served:

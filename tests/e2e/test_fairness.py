@@ -17,6 +17,7 @@ from kubernetes import client
 
 from .cluster import NAMESPACES, wait_for
 from .conftest import release_runs
+from .invariants import Recorder
 from .kube_helpers import GROUP, PLURAL, VERSION, create_deployment, get_run, run_body, wait_phase
 from .operator_fixtures import OperatorProcess
 
@@ -102,3 +103,45 @@ def test_a_flood_in_one_namespace_barely_slows_another(fair_operator, namespace)
     finally:
         release_runs(flooded, timeout=120)
         client.CoreV1Api().delete_namespace(flooded, propagation_policy="Background")
+
+
+def test_runs_beyond_the_bound_wait_in_line_and_start_oldest_first(fair_operator, namespace):
+    """At most one run of the namespace in flight (the bound is 1): the others wait Queued with no worker
+    (no finalizer: the operator keeps nothing for them), a run deleted in line is skipped, and each slot
+    that frees goes to the oldest run in line."""
+    wait_for(lambda: fair_operator.watching(namespace), 90, "the operator never watched the namespace")
+    names = [f"line-{i}" for i in range(5)]
+    for name in names:
+        create_deployment(namespace, name, "registry.example.com/app:v0", "v0", replicas=1)
+    recorder = Recorder(namespace, names[0]).start()
+    try:
+        for name in names:
+            body = run_body(name, {"target": {"deployment": name},
+                                   "restartWatchdog": {"retries": 2, "intervalSeconds": 1},
+                                   "release": {"id": "v1", "image": "registry.example.com/app:v1"}})
+            body["metadata"]["labels"] = SHARD
+            client.CustomObjectsApi().create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+            time.sleep(0.05)  # distinct creation order (seconds resolution: the name breaks ties)
+        wait_phase(namespace, names[-1], {"Pending"}, timeout=60)
+        wait_for(lambda: get_run(namespace, names[-1]).get("status", {}).get("reason") == "Queued", 60,
+                 "the last run never said it was Queued")
+        queued = get_run(namespace, names[-1])
+        assert "the bound is 1" in queued["status"]["message"], queued["status"]
+        assert not queued["metadata"].get("finalizers"), "a run in line has no worker, so no finalizer"
+        client.CustomObjectsApi().delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, names[2])
+        for name in names[:2] + names[3:]:
+            assert wait_phase(namespace, name, FINISHED, timeout=120)["phase"] == "Succeeded"
+    finally:
+        recorder.stop()
+    started: list[str] = []
+    phases: dict[str, str] = {}
+    for change in recorder.ordered():
+        if change.kind != "run":
+            continue
+        name, phase = change.body["metadata"]["name"], (change.body.get("status") or {}).get("phase") or "Pending"
+        phases[name] = phase
+        if phase not in ("Pending", *FINISHED) and name not in started:
+            started.append(name)
+        in_flight = [n for n, p in phases.items() if p not in ("Pending", *FINISHED)]
+        assert len(in_flight) <= 1, f"at {change.rv} {in_flight} were all in flight"
+    assert started == names[:2] + names[3:], started

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from selfbootstrap.core import gate, record
+from selfbootstrap.core import gate, machine, record
 from selfbootstrap.core.record import Claimant, Record
 from selfbootstrap.core.world import Limits, Peer, World
 
@@ -111,3 +111,21 @@ def test_a_sequenced_run_on_a_workload_without_a_record_waits_for_a_quiet_moment
 
 def test_an_unsequenced_run_does_not_wait_for_a_quiet_moment():
     assert verdict(me(), quiet_seconds=0.0) == gate.Go()
+
+
+@pytest.mark.parametrize(("phase", "retry_of", "expected"), [
+    (None, "old-run", ("Pending", "Queued")),  # a new run: accepted and Queued at once, its lineage kept
+    ("Pending", None, ("Pending", "Queued")),
+    ("Deploying", None, ("Deploying", None)),  # in flight: it has a worker, nothing to hold back
+])
+def test_a_run_held_in_line_is_queued_and_nothing_else(phase, retry_of, expected):
+    r = run(status(phase=phase) if phase else status())
+    if retry_of:
+        r = replace(r, retry_of=retry_of)
+    decision = machine.held_back(r, T0, active=3, limit=3)
+    assert (decision.status.phase, decision.status.reason if phase != "Deploying" else None) == expected
+    assert decision.action is None, "a run in line does nothing before its worker starts"
+    if expected[1] == "Queued":
+        assert "the bound is 3" in (decision.status.message or "")
+        assert [e.reason for e in decision.events] == ["Queued"]
+        assert decision.status.retry_of == (retry_of if phase is None else None)

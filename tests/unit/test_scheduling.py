@@ -8,7 +8,6 @@ import threading
 import time
 
 import pytest
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -84,7 +83,7 @@ def test_the_ledger_counts_runs_with_a_worker_per_namespace():
 
 def bounded(limit: int) -> tuple[Ledger, list[str]]:
     admitted: list[str] = []
-    return Ledger(limit=limit, admit=lambda namespace, name: admitted.append(f"{namespace}/{name}")), admitted
+    return Ledger(limit=limit, admit=lambda namespace, name, uid: admitted.append(f"{namespace}/{name}")), admitted
 
 
 def order(n: int, name: str) -> tuple[str, str]:
@@ -115,7 +114,7 @@ def test_a_freed_slot_goes_to_the_oldest_in_line_once():
 
 
 def test_a_run_found_in_flight_keeps_its_slot_even_over_the_bound():
-    ledger, admitted = bounded(1)
+    ledger, _ = bounded(1)
     ledger.saw("a", "one", active=True)
     ledger.saw("a", "two", active=True)  # after a restart: both past Pending
     assert ledger.active("a", "one") == 1 and ledger.admits("a", "two", order(1, "two"))
@@ -155,3 +154,11 @@ def test_the_line_never_exceeds_the_bound_and_admits_in_creation_order(limit, st
         if waiting and newly:
             assert max(created[u] for u in newly) < min(created[u] for u in waiting), "admitted out of order"
     assert len(admitted) == len(set(admitted)), "a run was admitted twice"
+
+
+def test_a_run_gone_is_never_admitted_again():
+    """Kopf asks its daemon filter on a run's DELETED event too, after the run is gone from the ledger."""
+    ledger, _ = bounded(1)
+    ledger.gone("a", "deleted")
+    assert not ledger.admits("a", "deleted", order(1, "deleted"))
+    assert ledger.in_line() == 0 and ledger.admits("a", "next", order(2, "next"))
