@@ -12,6 +12,7 @@ import kopf
 from kubernetes import client, config
 
 from .adapters import egress
+from .adapters.egress import EgressPolicy
 from .adapters.executor import Executor
 from .adapters.gitexec import GitExecutor
 from .adapters.http import HttpExecutor
@@ -55,6 +56,7 @@ class Services:
     ticks: FairExecutor  # where ticks run, fair across namespaces: their writes block; waiting runs hold no thread
     wakeups: Wakeups = field(default_factory=Wakeups)
     ledger: Ledger = field(default_factory=Ledger)
+    egress: EgressPolicy | None = None  # to refuse a run's URLs before it starts (each use checks again)
 
     def __post_init__(self) -> None:
         self.ledger.limit = self.settings.max_runs_per_namespace
@@ -83,7 +85,7 @@ def build(settings: Settings, api: client.ApiClient) -> Services:
     executor = Executor(KubeExecutor(kube), HttpExecutor(policy), GitExecutor(kube, settings.workdir, policy),
                         JobExecutor(kube, settings.checkout_image))
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="handler")
-    return Services(settings, kube, executor, pool, FairExecutor(settings.tick_threads))
+    return Services(settings, kube, executor, pool, FairExecutor(settings.tick_threads), egress=policy)
 
 
 def memo_with(services: Services) -> kopf.Memo:

@@ -17,10 +17,11 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
 
 from . import metrics
 from . import models as m
-from .adapters import cache
+from .adapters import cache, gitexec
 from .adapters.kube import api_message, meta, namespace_of
 from .core import reasons, record
 from .core.decision import Event, EventType
@@ -49,6 +50,7 @@ class RunWorker:
         self.resync_at = time.monotonic() + services.settings.resync_seconds
         self.failures = 0
         self.reposted = False
+        self.refusal: str | None = None  # "" once checked and nothing refused
 
     async def run(self, stopped: Any) -> None:
         """Tick until the run is finished or the daemon is stopped."""
@@ -162,9 +164,19 @@ class RunWorker:
             self.resync_at = time.monotonic() + self.services.settings.resync_seconds
         self.guard = None
         world = await self._with_gate(run, world)
+        if waiting:
+            world = replace(world, refused=await self._refused(run))
         if path(run, "spec", "target", "deploymentContext") == m.DeploymentContext.SELF_HOSTED:
             world = replace(world, crd_generation=await self._in_pool(self.services.kube.crd_generation))
         return world
+
+    async def _refused(self, run: JsonObject) -> str | None:
+        """Whether the egress policy refuses a URL the run names (once per worker: it resolves names)."""
+        if self.refusal is None:
+            policy = self.services.egress
+            urls = destinations(run)
+            self.refusal = (await self._in_pool(policy.first_refused, urls) or "") if policy and urls else ""
+        return self.refusal or None
 
     async def _with_gate(self, run: JsonObject, world: World) -> World:
         """What the gate decides on besides the workload: the workload's other runs, whether the run its
@@ -208,6 +220,16 @@ class RunWorker:
         if dep is not None:
             self.services.kube.post_event({"apiVersion": "apps/v1", "kind": "Deployment", **dep},
                                           Event(EventType.WARNING, reasons.SELF_BOOTSTRAP_RUN_DELETED, message))
+
+
+def destinations(run: JsonObject) -> list[str]:
+    """Every URL the run makes the operator contact: its repository and forge, its HTTP check."""
+    try:
+        spec = m.RunSpec.model_validate(obj(run.get("spec")))
+    except ValidationError:
+        return []  # the tick rejects the run, saying why
+    urls = gitexec.destinations(spec.git) if spec.git else []
+    return urls + ([spec.health.http.url] if spec.health.http else [])
 
 
 def run_info(run: JsonObject) -> metrics.RunInfo:

@@ -21,7 +21,7 @@ from tests.gitserver.hostile import SECRET, Answer, HostileForge, RecordingListe
 
 from .cluster import NAMESPACES, wait_for
 from .git_fixtures import MANIFEST, TOKEN, V1, V2
-from .kube_helpers import GROUP, PLURAL, VERSION, create_deployment, events_of, run_body, wait_phase
+from .kube_helpers import GROUP, PLURAL, VERSION, create_deployment, deployment_image, events_of, run_body, wait_phase
 from .operator_fixtures import OperatorProcess
 
 pytestmark = pytest.mark.e2e
@@ -125,8 +125,8 @@ def test_a_refused_destination_fails_the_run_before_any_request(ns, case, sink, 
     assert rule.format(m=egress_operator.metrics_port, l=egress_operator.port) in st["message"], st["message"]
     assert (sink.connections, sink.requests) == (0, []), "nothing reached the recording listener"
     assert len(git_server.requests) == git_requests, "no git request either"
-    if case.startswith("check"):
-        assert (st["healthStatus"], st["failureReason"]) == ("unhealthy", "EgressRefused")
+    assert st["failureReason"] == "EgressRefused" and "the Deployment was not touched" in st["message"]
+    assert deployment_image(ns, "app") == V1, "a run whose URL is refused fails before its deploy"
 
 
 def token_secret(namespace: str, *allowed: str) -> None:

@@ -186,6 +186,17 @@ def test_pending_run_claims_a_free_workload_then_starts_deploying():
     assert events(d) == [("Normal", "Started")]
 
 
+@pytest.mark.parametrize("sp", [None, spec(git={"repositoryUrl": "https://git.example/acme/web.git",
+                                                  "change": {"setImage": {"path": "deploy/app.yaml"}}})])
+def test_a_run_naming_a_refused_url_fails_before_it_claims_or_starts_git(sp):
+    st = status(phase="Pending", reason="Accepted")
+    refused = "the operator's egress policy refuses http://169.254.169.254/: 169.254.169.254 is link-local"
+    d = machine.decide(run(st, sp) if sp else run(st), world(deployment(), refused=refused), at(7))
+    assert d.action is None and where(d) == ("Failed", "EgressRefused")
+    assert refused in (d.status.message or "") and "not touched" in (d.status.message or "")
+    assert d.status.failure_reason == "EgressRefused"
+
+
 def test_a_lost_claim_race_decides_again_on_the_newer_record():
     st = status(phase="Pending", reason="Accepted")
     claim = decide(st, world(deployment())).action

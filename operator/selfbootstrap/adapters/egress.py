@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, assert_never
 from urllib.parse import urljoin, urlsplit
@@ -131,6 +131,15 @@ class EgressPolicy:
                 return Target(url, dest.scheme, dest.host, dest.port, decision.addresses, literal)
             case _:
                 assert_never(decision)
+
+    def first_refused(self, urls: Iterable[str]) -> str | None:
+        """Why the first of urls the policy refuses is refused, or None (a name that does not resolve now
+        is not refused: it is checked again when it is used)."""
+        for url in urls:
+            checked = self.check(url)
+            if isinstance(checked, Refused):
+                return checked.message
+        return None
 
     def redirect_location(self, url: str, method: str = "GET", timeout: float = 10.0) -> str | None:
         """Where url redirects to, asked once without credentials (nor a body) through the policy; None

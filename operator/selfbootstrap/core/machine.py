@@ -239,6 +239,9 @@ def _claimed(d: Draft, dep: DeploymentState) -> Decision:
 def _pending(d: Draft, world: World, dep: DeploymentState) -> Decision:
     if _record(dep).held_by(d.run.uid):  # claimed, and stopped before it could say so
         return _claimed(d, dep)
+    if world.refused is not None:  # a URL it names can never be reached: fail before anything is done
+        return d.fail(reasons.EGRESS_REFUSED, f"{world.refused}; nothing was contacted and the Deployment was "
+                                              f"not touched")
     if not d.run.spec.git:
         return _at_the_gate(d, world, dep, Phase.PENDING)
     stopped = _expected_release(d, dep)

@@ -89,3 +89,4 @@ class World:
     quiet_seconds: float = float("inf")  # since this operator first saw the newest-seen of the workload's runs
     limits: Limits = field(default_factory=Limits)
     crd_generation: int | None = None  # of this operator's own CRD; observed for selfHosted runs
+    refused: str | None = None  # why the operator's egress policy refuses a URL the run names (checked at Pending)
