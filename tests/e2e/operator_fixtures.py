@@ -89,6 +89,14 @@ class OperatorProcess:
         except OSError:
             return False
 
+    def not_watching(self, namespace: str) -> str:
+        """What to say when it never watched the namespace: the end of its log, to see why."""
+        try:
+            tail = self.log_path.read_text(errors="replace")[-4000:]
+        except OSError as err:
+            tail = f"(no log: {err})"
+        return f"{self.name} never watched {namespace}; its log ends:\n{tail}"
+
     def log(self) -> str:
         return "".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob(f"{self.name}-*.log")))
 

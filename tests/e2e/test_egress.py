@@ -55,7 +55,7 @@ def egress_operator(cluster, crd, tmp_path_factory) -> Iterator[OperatorProcess]
 
 @pytest.fixture
 def ns(namespace, egress_operator) -> str:
-    wait_for(lambda: egress_operator.watching(namespace), 90, f"the egress operator never watched {namespace}")
+    wait_for(lambda: egress_operator.watching(namespace), 90, lambda: egress_operator.not_watching(namespace))
     create_deployment(namespace, "app", V1, "v1", replicas=1)
     return namespace
 
