@@ -197,6 +197,21 @@ def test_a_run_naming_a_refused_url_fails_before_it_claims_or_starts_git(sp):
     assert d.status.failure_reason == "EgressRefused"
 
 
+def test_a_git_run_made_again_is_superseded_before_it_proposes_anything():
+    """An old git run re-created (a GitOps engine re-applying a pruned run) must not push its old release to
+    git, where an engine syncing the base branch would deploy it: the record is asked before git starts."""
+    git = spec(git={"repositoryUrl": "https://git.example/acme/web.git",
+                    "change": {"setImage": {"path": "deploy/app.yaml"}}})
+    dep = holding(deployment(), uid="u-old", outcome=record.SUCCEEDED)
+    d = machine.decide(run(status(phase="Pending", reason="Accepted"), git), world(dep), at(7))
+    assert d.action is None and where(d) == ("Superseded", "Superseded")
+    assert "already deployed release v3" in (d.status.message or "") and "nothing was pushed" in (d.status.message
+                                                                                                  or "")
+    redeploy = spec(release={"redeploy": True}, git=git.git.model_dump(by_alias=True, exclude_none=True))
+    d = machine.decide(run(status(phase="Pending", reason="Accepted"), redeploy), world(dep), at(7))
+    assert d.status.phase != "Superseded", "spec.release.redeploy proposes it anyway"
+
+
 def test_a_lost_claim_race_decides_again_on_the_newer_record():
     st = status(phase="Pending", reason="Accepted")
     claim = decide(st, world(deployment())).action

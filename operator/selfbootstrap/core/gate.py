@@ -60,6 +60,15 @@ def namespace_bound(active: int, limit: int) -> Wait:
 ADMITTED = "a slot for runs in flight in this namespace is free: starting"
 
 
+def replay_of(run: Run, release: str | None, record: Record) -> Supersede | None:
+    """A run the workload's record says must not deploy (replay safety): asked first by a git run too, so
+    that an old run made again never proposes, merges or pushes its old release to git."""
+    if run.spec.release.redeploy:
+        return None
+    why = replayed(record, claimant(run, release))
+    return Supersede(f"{why}; set spec.release.redeploy to deploy it anyway") if why else None
+
+
 def verdict(run: Run, release: str | None, record: Record, world: World) -> Verdict:
     me = claimant(run, release)
     if record.held_by(run.uid):
@@ -67,10 +76,9 @@ def verdict(run: Run, release: str | None, record: Record, world: World) -> Verd
     limit = world.limits.namespace_runs
     if limit and world.namespace_active >= limit:  # judged only once it has a slot: waiting costs nothing
         return namespace_bound(world.namespace_active, limit)
-    if not run.spec.release.redeploy:
-        why = replayed(record, me)
-        if why:
-            return Supersede(f"{why}; set spec.release.redeploy to deploy it anyway")
+    replay = replay_of(run, release, record)
+    if replay is not None:
+        return replay
     newer = [p for p in world.peers if _as_claimant(p).key > me.key and not replayed(record, _as_claimant(p))]
     if newer:
         winner = max(newer, key=lambda p: _as_claimant(p).key)

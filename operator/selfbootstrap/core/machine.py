@@ -247,6 +247,12 @@ def _pending(d: Draft, world: World, dep: DeploymentState) -> Decision:
     stopped = _expected_release(d, dep)
     if stopped:
         return stopped
+    replay = gate.replay_of(d.run, releases.requested_release_id(d.run.spec.release), _record(dep))
+    if replay is not None:  # an old run made again: not even proposed to git
+        d.enter(Phase.SUPERSEDED, reasons.SUPERSEDED, f"{replay.message}; nothing was pushed and the Deployment "
+                                                      f"was not touched")
+        d.normal(reasons.SUPERSEDED, d.status.message or "")
+        return d.decision(None)
     d.set(started_at=d.status.started_at or d.now)  # a git run takes the workload only when it deploys
     d.enter(gitflow.first_phase(d), reasons.STARTED, f"proposing the change in git for deployment {dep.name!r}")
     d.normal(reasons.STARTED, f"run started for deployment {dep.name!r}")
