@@ -3,6 +3,7 @@ what it says about a run at the gate."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -102,3 +103,24 @@ def test_the_newest_is_kept_by_order_not_by_time():
     rec = claim(Record(), "r9", "u9", "v9", seq=9)
     rec = claim(rec, "redo", "u-r", "v3", seq=3)  # an older release deployed again on purpose (redeploy)
     assert rec.newest is not None and rec.newest.run == "r9"
+
+
+@pytest.mark.parametrize(("created", "claimed_at", "sequence", "older"), [
+    # r9 took the workload at 00:00:09.5; r10 sorts lower by name
+    ("2030-01-01T00:00:09Z", "2030-01-01T00:00:09.500000+00:00", None, True),  # waited with r9: the name decides
+    ("2030-01-01T00:00:08Z", "2030-01-01T00:00:09.500000+00:00", None, True),  # a second earlier
+    ("2030-01-01T00:00:09Z", "2030-01-01T00:00:08.900000+00:00", None, False),  # made after r9's claim
+    ("2030-01-01T00:00:09Z", "2030-01-01T01:00:08.900000+01:00", None, False),  # the same, written in +01:00
+    ("2030-01-01T00:00:10Z", "2030-01-01T00:00:09.500000+00:00", None, False),
+    ("2030-01-01T00:00:09Z", "2030-01-01T00:00:09.500000+00:00", 1, False),  # any sequence is newer than none
+    ("2030-01-01T00:00:09Z", "garbled", None, True),  # an unreadable claim time: the name decides
+])
+def test_within_one_second_the_name_decides_only_among_runs_that_waited_together(created, claimed_at, sequence,
+                                                                                  older):
+    """Creation times have a resolution of a second: `kubectl apply` of r10 just after r9 ended, in the same
+    second as r9 was made, must deploy; two runs made together are ordered by name."""
+    rec = claim(Record(), "r9", "u9", "v9", created="2030-01-01T00:00:09Z")
+    assert rec.newest is not None
+    rec = Record(newest=dataclasses.replace(rec.newest, at=claimed_at), names=(), runs=())
+    why = record.replayed(rec, Claimant("r10", "u10", "v10", sequence, created))
+    assert (why is not None) == older, why

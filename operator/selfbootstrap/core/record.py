@@ -25,7 +25,7 @@ import base64
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 RECORD_LIMIT = 10
@@ -209,10 +209,32 @@ def replayed(record: Record, run: Claimant) -> str | None:
         what = f"deployed release {entry.release}" if entry and entry.outcome != CLAIMED else "ran"
         return f"a run named {run.run!r} already {what} on this workload (it was deleted and made again)"
     newest = record.newest
-    if newest is not None and newest.uid != run.uid and run.key < newest.key:
+    if newest is not None and newest.uid != run.uid and _older(run, newest):
         return (f"run {newest.run!r} (release {newest.release}{_seq(newest.sequence)}) is newer and already "
                 f"deployed")
     return _older_release(record, run)
+
+
+def _older(run: Claimant, newest: Entry) -> bool:
+    """Was the run meant before the newest run that took the workload? By sequence, then creation time.
+    Creation times have a resolution of a second: within the same second the name decides only if the run
+    may already have been there when the newest took the workload (they waited together); a run made in a
+    later second than that claim is newer (`kubectl apply` of r10 a moment after r9 ended)."""
+    mine, theirs = run.key[:2], newest.key[:2]
+    if mine != theirs:
+        return mine < theirs
+    return run.run < newest.run and run.created <= _second(newest.at, run.created)
+
+
+def _second(at: str, fallback: str) -> str:
+    """A claim time as Kubernetes writes creation times (UTC, to the second); unreadable: `fallback`."""
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        return fallback
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _older_release(record: Record, run: Claimant) -> str | None:
