@@ -166,7 +166,7 @@ class Schedules(RuleBasedStateMachine):
     def one_writer_and_no_replay(self) -> None:
         if hasattr(self, "recorder"):
             assert self.recorder.violations() == []
-            highest: tuple[int, str, str] | None = None
+            highest: tuple[int, str] | None = None
             for holder, release in self.recorder.deploys():
                 if self.made.get(holder, {}).get("spec", {}).get("release", {}).get("id") != release:
                     continue  # a rollback: the holder restoring the release before its own
