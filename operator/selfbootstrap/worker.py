@@ -187,7 +187,8 @@ class RunWorker:
         if path(run, "status", "phase") in (None, m.Phase.PENDING, m.Phase.DEPLOYING):  # at the gate
             quiet = min((ledger.seen_seconds(e.uid) for e in entries), default=ledger.seen_seconds(uid))
             quiet = min(quiet, ledger.seen_seconds(uid))
-            world = replace(world, peers=cache.newer_than(entries, run), quiet_seconds=quiet)
+            world = replace(world, peers=cache.newer_than(entries, run), passed_over=cache.older_than(entries, run),
+                            quiet_seconds=quiet)
         holder = record.parse(world.deployment.annotations.get(m.RUNS_ANNOTATION)).holder \
             if world.deployment is not None else None
         if holder is None or holder.uid == uid or any(e.uid == holder.uid for e in entries):

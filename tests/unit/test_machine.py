@@ -212,6 +212,13 @@ def test_a_git_run_made_again_is_superseded_before_it_proposes_anything():
     assert d.status.phase != "Superseded", "spec.release.redeploy proposes it anyway"
 
 
+def test_the_claim_passes_over_the_older_runs_that_wait():
+    d = decide(status(phase="Pending", reason="Queued"), world(deployment(), passed_over=("older-a", "older-b")))
+    assert isinstance(d.action, ClaimWorkload)
+    written = record.parse(d.action.patch[-1]["value"])
+    assert written.passed_over("older-a") and written.passed_over("older-b") and not written.passed_over(RUN)
+
+
 def test_a_lost_claim_race_decides_again_on_the_newer_record():
     st = status(phase="Pending", reason="Accepted")
     claim = decide(st, world(deployment())).action

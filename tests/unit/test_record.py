@@ -3,7 +3,6 @@ what it says about a run at the gate."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -105,22 +104,36 @@ def test_the_newest_is_kept_by_order_not_by_time():
     assert rec.newest is not None and rec.newest.run == "r9"
 
 
-@pytest.mark.parametrize(("created", "claimed_at", "sequence", "older"), [
-    # r9 took the workload at 00:00:09.5; r10 sorts lower by name
-    ("2030-01-01T00:00:09Z", "2030-01-01T00:00:09.500000+00:00", None, True),  # waited with r9: the name decides
-    ("2030-01-01T00:00:08Z", "2030-01-01T00:00:09.500000+00:00", None, True),  # a second earlier
-    ("2030-01-01T00:00:09Z", "2030-01-01T00:00:08.900000+00:00", None, False),  # made after r9's claim
-    ("2030-01-01T00:00:09Z", "2030-01-01T01:00:08.900000+01:00", None, False),  # the same, written in +01:00
-    ("2030-01-01T00:00:10Z", "2030-01-01T00:00:09.500000+00:00", None, False),
-    ("2030-01-01T00:00:09Z", "2030-01-01T00:00:09.500000+00:00", 1, False),  # any sequence is newer than none
-    ("2030-01-01T00:00:09Z", "garbled", None, True),  # an unreadable claim time: the name decides
+@pytest.mark.parametrize(("created", "sequence", "older"), [
+    ("2030-01-01T00:00:09Z", None, False),  # the same second as the newest, a name that sorts lower: not older
+    ("2030-01-01T00:00:08Z", None, True),  # a second earlier
+    ("2030-01-01T00:00:10Z", None, False),
+    ("2030-01-01T00:00:09Z", 1, False),  # any sequence is newer than none
 ])
-def test_within_one_second_the_name_decides_only_among_runs_that_waited_together(created, claimed_at, sequence,
-                                                                                  older):
+def test_a_run_of_the_same_second_as_the_newest_is_not_older_by_its_name(created, sequence, older):
     """Creation times have a resolution of a second: `kubectl apply` of r10 just after r9 ended, in the same
-    second as r9 was made, must deploy; two runs made together are ordered by name."""
+    second, must deploy."""
     rec = claim(Record(), "r9", "u9", "v9", created="2030-01-01T00:00:09Z")
-    assert rec.newest is not None
-    rec = Record(newest=dataclasses.replace(rec.newest, at=claimed_at), names=(), runs=())
     why = record.replayed(rec, Claimant("r10", "u10", "v10", sequence, created))
     assert (why is not None) == older, why
+
+
+def test_the_runs_that_waited_when_the_newest_took_the_workload_never_go():
+    """r9-0 waited with r9-1 (made in the same second), without a worker (in line for its namespace's slot):
+    r9-1 passed it over when it took the workload, so r9-0 never goes, however late it asks."""
+    rec = record.claimed(Record(), Claimant("r9-1", "u1", "v9-1", None, "2030-01-01T00:00:09Z"), T0,
+                         passed_over=("r9-0", "r8-5", "r9-0"))
+    assert len(rec.passed) == 2, "each name once"
+    why = record.replayed(record.parse(record.render(rec)), Claimant("r9-0", "u0", "v9-0", None,
+                                                                     "2030-01-01T00:00:09Z"))
+    assert why is not None and "'r9-1' took this workload while this run waited" in why
+    assert record.replayed(rec, Claimant("r10-0", "u2", "v10", None, "2030-01-01T00:00:09Z")) is None
+
+
+def test_the_passed_over_names_are_bounded():
+    rec = Record()
+    for i in range(3):
+        rec = record.claimed(rec, Claimant(f"c{i}", f"u{i}", "v"), T0,
+                             passed_over=tuple(f"p{i}-{j}" for j in range(record.NAMES_LIMIT)))
+    assert len(record.parse(record.render(rec)).passed) == record.NAMES_LIMIT
+    assert rec.passed_over(f"p2-{record.NAMES_LIMIT - 1}") and not rec.passed_over("p0-0"), "the oldest go first"

@@ -173,6 +173,12 @@ def newer_than(entries: list[RunEntry], run: JsonObject) -> tuple[Peer, ...]:
     return tuple(e.peer() for e in entries if e.key > mine)
 
 
+def older_than(entries: list[RunEntry], run: JsonObject) -> tuple[str, ...]:
+    """The names of the runs older than this one: those it passes over if it takes the workload."""
+    mine = run_entry(run).key
+    return tuple(e.name for e in entries if e.key < mine)
+
+
 def stale(world: World, guard: str | None) -> bool:
     """The cache still shows the Deployment as it was before this run's own last patch."""
     return guard is not None and world.deployment is not None and world.deployment.resource_version == guard

@@ -222,7 +222,7 @@ def _at_the_gate(d: Draft, world: World, dep: DeploymentState, phase: Phase) -> 
             before = releases.answer_from_deployment(dep, requested, _container_or_none(d.run.spec, dep))
             me = gate.claimant(d.run, requested, before.previous_revision.replica_set
                                if before.previous_revision else None)
-            return d.decision(POLL_SECONDS, ClaimWorkload(claim_patch(dep, me, d.now)))
+            return d.decision(POLL_SECONDS, ClaimWorkload(claim_patch(dep, me, d.now, world.passed_over)))
         case _:
             assert_never(verdict)
 

@@ -51,9 +51,11 @@ def record_patch(dep: DeploymentState, new: record.Record) -> JsonPatch:
     return [*ops, {"op": "add", "path": RECORD_POINTER, "value": written}]
 
 
-def claim_patch(dep: DeploymentState, claimant: record.Claimant, now: datetime) -> JsonPatch:
-    """Take the workload: the run becomes the holder in the record."""
-    return record_patch(dep, record.claimed(_record_of(dep), claimant, now))
+def claim_patch(dep: DeploymentState, claimant: record.Claimant, now: datetime,
+                passed_over: tuple[str, ...] = ()) -> JsonPatch:
+    """Take the workload: the run becomes the holder in the record, and the older runs waiting for it are
+    passed over for good."""
+    return record_patch(dep, record.claimed(_record_of(dep), claimant, now, passed_over))
 
 
 def release_patch(dep: DeploymentState, uid: str, outcome: str, now: datetime) -> JsonPatch:

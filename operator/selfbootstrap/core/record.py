@@ -13,6 +13,10 @@ deploy to, roll back and release it, each guarded so that the API server lets on
 - `names`: short digests of the names of the last NAMES_LIMIT runs that claimed the workload, so that
   a run made again under its old name (a GitOps engine re-creating a pruned run) is recognised even
   without a sequence.
+- `passed`: short digests of the names of the runs that waited for the workload, older than the run that
+  took it, when it took it (the last NAMES_LIMIT): they never go, however late they get to ask (a run in
+  line for its namespace's slot, say). Creation times have a resolution of a second: this, not the name,
+  tells a run that waited with the newest from one applied the moment the newest ended.
 - `runs`: the last RECORD_LIMIT entries in full (run, uid, release, outcome, when), for people
   (`kubectl sbr history`) and for the release-based check below.
 
@@ -24,8 +28,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 RECORD_LIMIT = 10
@@ -74,6 +79,7 @@ class Record:
     holder: Holder | None = None
     newest: Entry | None = None
     names: tuple[str, ...] = ()
+    passed: tuple[str, ...] = ()
     runs: tuple[Entry, ...] = ()
 
     def entry(self, uid: str) -> Entry | None:
@@ -84,6 +90,9 @@ class Record:
 
     def knows_name(self, name: str) -> bool:
         return digest(name) in self.names
+
+    def passed_over(self, name: str) -> bool:
+        return digest(name) in self.passed
 
 
 def digest(name: str) -> str:
@@ -114,9 +123,14 @@ def parse(annotation: str | None) -> Record:
         if isinstance(holder, dict) and isinstance(holder.get("run"), str) and isinstance(holder.get("uid"), str)
         else None,
         newest=newest[0] if newest else None,
-        names=tuple(n for n in names.split(",") if n) if isinstance(names, str) else (),
+        names=_digests(names),
+        passed=_digests(raw.get("passed")),
         runs=_entries(raw.get("runs")),
     )
+
+
+def _digests(raw: Any) -> tuple[str, ...]:
+    return tuple(n for n in raw.split(",") if n) if isinstance(raw, str) else ()
 
 
 def _entries(raw: Any) -> tuple[Entry, ...]:
@@ -141,6 +155,8 @@ def render(record: Record) -> str:
     if record.newest is not None:
         out["newest"] = entry(record.newest)
     out["names"] = ",".join(record.names[-NAMES_LIMIT:])
+    if record.passed:
+        out["passed"] = ",".join(record.passed[-NAMES_LIMIT:])
     out["runs"] = [entry(e) for e in record.runs[-RECORD_LIMIT:]]
     return json.dumps(out, separators=(",", ":"))
 
@@ -165,14 +181,17 @@ class Claimant:
         return order_key(self.sequence, self.created, self.run)
 
 
-def claimed(record: Record, c: Claimant, at: datetime) -> Record:
+def claimed(record: Record, c: Claimant, at: datetime, passed_over: Iterable[str] = ()) -> Record:
     """The record once the run holds the workload: from now on it is the newest run that took it (or an
-    older one that redeploys on purpose), and its name is known."""
+    older one that redeploys on purpose), its name is known, and so are the older runs that waited
+    (`passed_over`, their names)."""
     entry = Entry(c.run, c.uid, c.release, CLAIMED, at.isoformat(), c.sequence, c.created, c.previous)
     newest = entry if record.newest is None or entry.key >= record.newest.key else record.newest
     names = record.names if digest(c.run) in record.names else (*record.names, digest(c.run))[-NAMES_LIMIT:]
+    fresh = dict.fromkeys(d for d in (digest(n) for n in passed_over) if d not in record.passed)
+    passed = (*record.passed, *fresh)
     return Record(holder=Holder(c.run, c.uid, at.isoformat()), newest=newest, names=names,
-                  runs=_with(record.runs, entry))
+                  passed=passed[-NAMES_LIMIT:], runs=_with(record.runs, entry))
 
 
 def deployed(record: Record, uid: str, at: datetime) -> Record:
@@ -209,6 +228,9 @@ def replayed(record: Record, run: Claimant) -> str | None:
         what = f"deployed release {entry.release}" if entry and entry.outcome != CLAIMED else "ran"
         return f"a run named {run.run!r} already {what} on this workload (it was deleted and made again)"
     newest = record.newest
+    if record.passed_over(run.run) and not record.held_by(run.uid):
+        newer = f"run {newest.run!r}" if newest is not None else "a newer run"
+        return f"{newer} took this workload while this run waited, as the newer of the two"
     if newest is not None and newest.uid != run.uid and _older(run, newest):
         return (f"run {newest.run!r} (release {newest.release}{_seq(newest.sequence)}) is newer and already "
                 f"deployed")
@@ -217,24 +239,9 @@ def replayed(record: Record, run: Claimant) -> str | None:
 
 def _older(run: Claimant, newest: Entry) -> bool:
     """Was the run meant before the newest run that took the workload? By sequence, then creation time.
-    Creation times have a resolution of a second: within the same second the name decides only if the run
-    may already have been there when the newest took the workload (they waited together); a run made in a
-    later second than that claim is newer (`kubectl apply` of r10 a moment after r9 ended)."""
-    mine, theirs = run.key[:2], newest.key[:2]
-    if mine != theirs:
-        return mine < theirs
-    return run.run < newest.run and run.created <= _second(newest.at, run.created)
-
-
-def _second(at: str, fallback: str) -> str:
-    """A claim time as Kubernetes writes creation times (UTC, to the second); unreadable: `fallback`."""
-    try:
-        when = datetime.fromisoformat(at)
-    except ValueError:
-        return fallback
-    if when.tzinfo is not None:
-        when = when.astimezone(UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    Creation times have a resolution of a second, so a run of the same second is not older by its name:
+    the runs the newest passed over when it took the workload are in `passed`."""
+    return run.key[:2] < newest.key[:2]
 
 
 def _older_release(record: Record, run: Claimant) -> str | None:
