@@ -211,15 +211,12 @@ async def _admit(services: Services, namespace: str, name: str, uid: str) -> Non
         try:
             await services.ticks.run(namespace, services.kube.patch_run_status, namespace, name, patch)
             return
-        except ApiException as err:
-            if err.status == 404:  # gone (its DELETED event may have come first): the slot goes on
-                services.ledger.gone(namespace, uid)
-                return
-            logging.getLogger(__name__).warning("could not admit run %s/%s: %s; trying again", namespace, name,
-                                                api_message(err))
         except INFRASTRUCTURE_ERRORS as err:
-            logging.getLogger(__name__).warning("could not admit run %s/%s: %s; trying again", namespace, name,
-                                                type(err).__name__)
+            if isinstance(err, ApiException) and err.status == 404:  # gone (its DELETED event may have come
+                services.ledger.gone(namespace, uid)  # first): the slot goes on
+                return
+            why = api_message(err) if isinstance(err, ApiException) else type(err).__name__
+            logging.getLogger(__name__).warning("could not admit run %s/%s: %s; trying again", namespace, name, why)
         await asyncio.sleep(ADMIT_RETRY_SECONDS)
 
 
