@@ -92,10 +92,7 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     wait_for(lambda: core.list_namespaced_service_account(name, field_selector="metadata.name=default").items,
              30, f"namespace {name} never got its default ServiceAccount (is kube-controller-manager running?)")
     if "operator" in request.fixturenames:
-        operator = request.getfixturevalue("operator")
-        # A namespace watch that stalls silently is re-established after the server's and then the
-        # client's timeout (30 s + 60 s in the tests): allow for one such stall.
-        wait_for(lambda: operator.watching(name), 120, f"the operator never started to watch namespace {name}")
+        request.getfixturevalue("operator").wait_watching(name)
     yield name
     release_runs(name)
     try:

@@ -22,6 +22,14 @@ CRD = ROOT / "crds" / "selfbootstrap.dev_selfbootstrapruns.yaml"
 COMMON = ROOT / "manifests" / "common"
 POLICY = COMMON / "admission-policy.yaml"
 USER_ROLES = COMMON / "user-roles.yaml"
+# How long a new namespace may take to be watched: a namespace watch that stalls silently is
+# re-established after the server's and then the client's timeout (30 s + 60 s in the tests), and a
+# machine busy deleting other tests' namespaces adds to that.
+WATCH_ALLOWANCE = 150
+# How long a new namespace may take to be watched: a namespace watch that stalls silently is
+# re-established after the server's and then the client's timeout (30 s + 60 s in the tests), and a
+# machine busy deleting another test's namespaces adds to it.
+WATCH_ALLOWANCE = 150
 OPERATOR_NS, OPERATOR_SA = "selfbootstrap-system", "selfbootstrap-operator"
 
 
@@ -88,6 +96,11 @@ class OperatorProcess:
             return needle in self.log_path.read_text(errors="replace")
         except OSError:
             return False
+
+    def wait_watching(self, *namespaces: str) -> None:
+        """Wait until it watches every namespace's runs, or fail with the end of its log."""
+        wait_for(lambda: all(self.watching(ns) for ns in namespaces), WATCH_ALLOWANCE,
+                 lambda: self.not_watching(", ".join(namespaces)))
 
     def not_watching(self, namespace: str) -> str:
         """What to say when it never watched the namespace: the end of its log, to see why."""

@@ -19,7 +19,7 @@ from kubernetes import client
 from tests.gitserver.git_http import GitHttpServer
 from tests.gitserver.hostile import SECRET, Answer, HostileForge, RecordingListener, RedirectingServer
 
-from .cluster import NAMESPACES, wait_for
+from .cluster import NAMESPACES
 from .git_fixtures import MANIFEST, TOKEN, V1, V2
 from .kube_helpers import GROUP, PLURAL, VERSION, create_deployment, deployment_image, events_of, run_body, wait_phase
 from .operator_fixtures import OperatorProcess
@@ -55,7 +55,7 @@ def egress_operator(cluster, crd, tmp_path_factory) -> Iterator[OperatorProcess]
 
 @pytest.fixture
 def ns(namespace, egress_operator) -> str:
-    wait_for(lambda: egress_operator.watching(namespace), 90, lambda: egress_operator.not_watching(namespace))
+    egress_operator.wait_watching(namespace)
     create_deployment(namespace, "app", V1, "v1", replicas=1)
     return namespace
 

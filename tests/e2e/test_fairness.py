@@ -67,8 +67,7 @@ def test_a_flood_in_one_namespace_barely_slows_another(fair_operator, namespace)
     flooded = f"{namespace}-flood"[:63]
     client.CoreV1Api().create_namespace({"metadata": {"name": flooded}})
     try:
-        wait_for(lambda: fair_operator.watching(namespace) and fair_operator.watching(flooded), 90,
-                 "the operator never watched both namespaces")
+        fair_operator.wait_watching(namespace, flooded)
         create_deployment(namespace, "app", "registry.example.com/app:v0", "v0", replicas=1)
         create_deployment(flooded, "app", "registry.example.com/app:v0", "v0", replicas=1)
         idle = [timed_run(namespace, n) for n in range(1, 4)]
@@ -109,7 +108,7 @@ def test_runs_beyond_the_bound_wait_in_line_and_start_oldest_first(fair_operator
     """At most one run of the namespace in flight (the bound is 1): the others wait Queued with no worker
     (no finalizer: the operator keeps nothing for them), a run deleted in line is skipped, and each slot
     that frees goes to the oldest run in line."""
-    wait_for(lambda: fair_operator.watching(namespace), 90, lambda: fair_operator.not_watching(namespace))
+    fair_operator.wait_watching(namespace)
     names = [f"line-{i}" for i in range(5)]
     for name in names:
         create_deployment(namespace, name, "registry.example.com/app:v0", "v0", replicas=1)

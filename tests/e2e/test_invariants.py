@@ -72,7 +72,7 @@ class Schedules(RuleBasedStateMachine):
     def workload(self, sequenced: bool) -> None:
         self.sequenced = sequenced
         client.CoreV1Api().create_namespace({"metadata": {"name": self.namespace}})
-        wait_for(lambda: self.main.watching(self.namespace), 90, lambda: self.main.not_watching(self.namespace))
+        self.main.wait_watching(self.namespace)
         create_deployment(self.namespace, "app", "registry.example.com/app:v0", "v0", replicas=1)
         self.repo = f"acme/{self.namespace}"
         self.repo_url = self.git_server.create_repo(self.repo, {"deploy/app.yaml": MANIFEST})

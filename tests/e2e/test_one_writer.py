@@ -115,7 +115,7 @@ def second_operator(operator, tmp_path) -> Iterator[OperatorProcess]:
 
 
 def test_two_operator_instances_still_serve_one_writer_at_a_time(namespace, recorder, second_operator):
-    wait_for(lambda: second_operator.watching(namespace), 60, lambda: second_operator.not_watching(namespace))
+    second_operator.wait_watching(namespace)
     rounds(namespace, recorder, 10, 4, shard="b")
     served = second_operator.log()
     assert any(f"{namespace}/r{r}-1 " in served for r in range(10)), "the second instance served its shard"
