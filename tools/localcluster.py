@@ -45,6 +45,8 @@ K8S_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.5.35"
 KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.22.0"
+PROMETHEUS_MODULE = "v0.316.0"  # the Go module's version of Prometheus 3.16.0
+PROMETHEUS_RELEASE = "3.16.0"
 HELM_K8S_MINOR = "37"  # the Kubernetes its client-go (v0.37) speaks: `helm template`'s default kube version
 NODES = ("kwok-node-0", "kwok-node-1")
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")  # in start order
@@ -80,6 +82,10 @@ def kwok_bin() -> Path:
 
 def helm_path() -> Path:
     return cache_dir() / f"helm-{HELM_VERSION}" / "bin" / "helm"
+
+
+def prometheus_path() -> Path:
+    return cache_dir() / f"prometheus-{PROMETHEUS_MODULE}" / "bin" / "prometheus"
 
 
 def kubectl_path() -> Path:
@@ -153,6 +159,22 @@ def _build_helm() -> Path:
         _go("install", "-trimpath", f"-ldflags={' '.join(flags)}", f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}",
             env={"GOBIN": str(helm_path().parent)})
     return helm_path()
+
+
+def build_prometheus() -> Path:
+    """Prometheus, built from its Go module on first use (the metric analysis tests and the demo need it).
+    Without service discovery (the tests scrape static targets) and without the web UI's assets: the
+    query API is all that is used. Its go.mod asks for a newer Go than the control plane's; the go
+    command fetches that toolchain from the module proxy (GOTOOLCHAIN=auto)."""
+    with _locked(cache_dir() / ".build.lock", "a build", timeout=3600):
+        if not prometheus_path().exists():
+            log(f"building Prometheus {PROMETHEUS_RELEASE} (first time: a few minutes)")
+            prometheus_path().parent.mkdir(parents=True, exist_ok=True)
+            flags = ["-s", "-w", f"-X github.com/prometheus/common/version.Version={PROMETHEUS_RELEASE}"]
+            _go("install", "-trimpath", "-tags=remove_all_sd", f"-ldflags={' '.join(flags)}",
+                f"github.com/prometheus/prometheus/cmd/prometheus@{PROMETHEUS_MODULE}",
+                env={"GOBIN": str(prometheus_path().parent), "GOTOOLCHAIN": "auto"})
+        return prometheus_path()
 
 
 # --- processes --------------------------------------------------------------------

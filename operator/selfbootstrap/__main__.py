@@ -14,7 +14,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import start_http_server
 
-from . import __version__, metrics, services
+from . import __version__, diagnostics, metrics, services
 from .adapters.kubeapi import KubeApi, resource_path
 from .config import Settings
 from .core import egress
@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         ensure_peering_objects(api, settings.peering, args.namespace)
         if args.priority is None:
             args.priority = start_time_priority()
+    diagnostics.install()
     kopf.run(
         clusterwide=not args.namespace,
         namespaces=args.namespace,

@@ -212,6 +212,8 @@ class RollbackPolicy(Model):
         default=True, description="Roll back when the HTTP health check fails.")]
     on_restart_watchdog_failure: Annotated[bool, Field(
         default=True, description="Roll back when the restart watchdog finds unstable pods.")]
+    on_analysis_failure: Annotated[bool, Field(
+        default=True, description="Roll back when a metric of the analysis fails.")]
     on_abort: Annotated[bool, Field(
         default=True, description="Roll back when the run is aborted after it deployed.")]
     timeout_seconds: Annotated[int, Field(
@@ -518,6 +520,145 @@ class GitWorkflow(Model):
 
 
 
+# --- spec: metric analysis (Argo Rollouts' field names, so its metrics can be pasted) ------------------
+
+# A duration as Argo writes it (Go's time.ParseDuration, no sign): "30s", "5m", "1m30s", "500ms"; "0".
+DURATION = r"^(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$"
+ARG_NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+QUERY_LIMIT = 8192
+CONDITION_LIMIT = 1024
+
+
+class AnalysisArg(Model):
+    """A value substituted as {{args.NAME}} in queries, URLs, headers and bodies."""
+
+    name: Annotated[str, Field(min_length=1, max_length=63, pattern=ARG_NAME,
+                               description="The argument's name; release, previousRelease, deployment, "
+                                           "namespace and run are built in and cannot be redefined.")]
+    value: Annotated[str, Field(max_length=1024, pattern=PRINTABLE, description="The argument's value.")]
+
+
+class PrometheusMetric(Model):
+    """An instant query to a Prometheus server's HTTP API (GET /api/v1/query)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        cel("isURL(self.address) && url(self.address).getHostname() != ''",
+            "provider.prometheus.address must be a URL with a host", ".address"),
+    ]})
+
+    address: Annotated[str, Field(min_length=1, max_length=2048, pattern=URL,
+                                  description="Base URL of the Prometheus server, e.g. http://prometheus:9090.")]
+    query: Annotated[str, Field(min_length=1, max_length=QUERY_LIMIT,
+                                description="PromQL; {{args.NAME}} is substituted. A scalar is result, a vector "
+                                            "the list of its samples' values (result[0]).")]
+    timeout: Annotated[int, Field(default=30, ge=1, le=300,
+                                  description="Seconds the query may take (Argo's timeout).")]
+
+
+class WebMethod(StrEnum):
+    GET = "GET"
+    POST = "POST"
+    PUT = "PUT"
+
+
+class WebHeader(Model):
+    """A request header."""
+
+    key: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
+                              description="Header name.")]
+    value: Annotated[str, Field(max_length=4096, pattern=PRINTABLE,
+                                description="Header value; {{args.NAME}} is substituted.")]
+
+
+class WebMetric(Model):
+    """A request to an HTTP endpoint whose JSON answer (or the part jsonPath selects) is the result."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        cel("self.url.contains('{{') || (isURL(self.url) && url(self.url).getHostname() != '')",
+            "provider.web.url must be a URL with a host", ".url"),
+        cel("!has(self.body) || self.method != 'GET'", "provider.web.body needs method POST or PUT", ".body"),
+    ]})
+
+    url: Annotated[str, Field(min_length=1, max_length=2048, pattern=URL,
+                              description="The endpoint; {{args.NAME}} is substituted.")]
+    method: Annotated[WebMethod, Field(default=WebMethod.GET, description="GET, POST or PUT.")]
+    headers: Annotated[list[WebHeader], Field(default_factory=list, max_length=32, description="Request headers.")]
+    body: Annotated[str | None, Field(default=None, max_length=65536,
+                                      description="Request body; {{args.NAME}} is substituted.")]
+    json_path: Annotated[str | None, Field(
+        default=None, max_length=512, pattern=PRINTABLE,
+        description="The part of the JSON answer that is the result, as Argo writes it: {$.data.ok}.")]
+    timeout_seconds: Annotated[int, Field(default=10, ge=1, le=300, description="Seconds the request may take.")]
+
+
+class MetricProvider(Model):
+    """Where a measurement comes from: exactly one provider."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        cel("[has(self.prometheus), has(self.web)].filter(x, x).size() == 1",
+            "a metric's provider names exactly one of prometheus or web"),
+    ]})
+
+    prometheus: Annotated[PrometheusMetric | None, Field(default=None, description="A Prometheus query.")]
+    web: Annotated[WebMetric | None, Field(default=None, description="An HTTP endpoint's JSON.")]
+
+
+class AnalysisMetric(Model):
+    """One metric, as in an Argo Rollouts AnalysisTemplate; conditions are CEL over `result`."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        cel("!has(self.count) || self.count <= 1 || has(self.interval)",
+            "a metric with count above 1 needs an interval", ".count"),
+        cel("!has(self.count) || self.count == 0 || self.count >= self.failureLimit",
+            "count must be at least failureLimit", ".count"),
+        cel("!has(self.count) || self.count == 0 || self.count >= self.inconclusiveLimit",
+            "count must be at least inconclusiveLimit", ".count"),
+        cel("!has(self.interval) || self.interval != '0'", "interval must be longer than zero", ".interval"),
+    ]})
+
+    name: Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL, description="The metric's name.")]
+    interval: Annotated[str | None, Field(
+        default=None, max_length=64, pattern=DURATION,
+        description="Time between measurements (30s, 5m); without it, one measurement.")]
+    initial_delay: Annotated[str | None, Field(
+        default=None, max_length=64, pattern=DURATION, description="Wait before the first measurement.")]
+    count: Annotated[int | None, Field(
+        default=None, ge=0, le=1000,
+        description="Measurements to take; default 1 without an interval, else until the gate ends.")]
+    failure_limit: Annotated[int, Field(default=0, ge=0, le=1000,
+                                        description="Failed measurements tolerated.")]
+    inconclusive_limit: Annotated[int, Field(default=0, ge=0, le=1000,
+                                             description="Inconclusive measurements tolerated.")]
+    consecutive_error_limit: Annotated[int, Field(default=4, ge=0, le=1000,
+                                                  description="Errors in a row tolerated.")]
+    success_condition: Annotated[str | None, Field(
+        default=None, max_length=CONDITION_LIMIT, pattern=PRINTABLE,
+        description="CEL over result that marks a measurement Successful, e.g. result[0] < 0.05.")]
+    failure_condition: Annotated[str | None, Field(
+        default=None, max_length=CONDITION_LIMIT, pattern=PRINTABLE,
+        description="CEL over result that marks a measurement Failed; it wins over successCondition.")]
+    provider: Annotated[MetricProvider, Field(description="Where the measurement comes from.")]
+
+
+class Analysis(Model):
+    """Metric analysis after the rollout completes (and the HTTP check passed): every metric is measured
+    until its count is reached or a limit is exceeded; the first failed metric fails the gate."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        cel("self.metrics.all(m, self.metrics.exists_one(o, o.name == m.name))",
+            "spec.analysis.metrics names must be unique", ".metrics"),
+        cel("!has(self.args) || self.args.all(a, self.args.exists_one(o, o.name == a.name))",
+            "spec.analysis.args names must be unique", ".args"),
+        cel("!has(self.args) || self.args.all(a, !(a.name in "
+            "['release', 'previousRelease', 'deployment', 'namespace', 'run']))",
+            "spec.analysis.args cannot redefine a built-in argument", ".args"),
+    ]})
+
+    args: Annotated[list[AnalysisArg], Field(default_factory=list, max_length=32,
+                                             description="Arguments beside the built-in ones.")]
+    metrics: Annotated[list[AnalysisMetric], Field(min_length=1, max_length=16, description="The metrics.")]
+
+
 class RunSpec(Model):
     """One change to one Deployment."""
 
@@ -530,6 +671,8 @@ class RunSpec(Model):
         json_schema_extra=_defaults(RestartWatchdog))]
     git: Annotated[GitWorkflow | None, Field(
         default=None, description="Optional git workflow before the deploy; without it the run is deploy-only.")]
+    analysis: Annotated[Analysis | None, Field(
+        default=None, description="Optional metric analysis gate after the rollout and the HTTP check.")]
     rollback_policy: Annotated[RollbackPolicy, Field(
         default_factory=RollbackPolicy, description="Rollback policy per failure class.",
         json_schema_extra=_defaults(RollbackPolicy))]
@@ -565,6 +708,7 @@ class Phase(StrEnum):
     MERGING = "Merging"
     DEPLOYING = "Deploying"
     VERIFYING_HEALTH = "VerifyingHealth"
+    ANALYZING = "Analyzing"
     WATCHING_RESTARTS = "WatchingRestarts"
     ROLLING_BACK = "RollingBack"
     SUCCEEDED = "Succeeded"
@@ -606,6 +750,7 @@ class FailureClass(StrEnum):
     DEPLOY = "deployFailure"
     HEALTH = "healthFailure"
     RESTART_WATCHDOG = "restartWatchdogFailure"
+    ANALYSIS = "analysisFailure"
     ABORTED = "aborted"  # a person asked the run to stop (the selfbootstrap.dev/abort annotation)
 
 
@@ -755,6 +900,69 @@ class Transition(Model):
     """When."""
 
 
+class GatePhase(StrEnum):
+    RUNNING = "Running"
+    PASSED = "Passed"
+    FAILED = "Failed"
+
+
+class MeasurementStatus(StatusModel):
+    """One measurement, as Argo Rollouts keeps it."""
+
+    phase: Name
+    """Successful, Failed, Inconclusive or Error."""
+    value: Name = ""
+    """The result as Argo shows it ("0.5", "[0.5]"); a web answer's text or structure only by its size."""
+    finished_at: datetime
+    """When it was taken."""
+    message: Message | None = None
+    """Why it is an Error."""
+
+
+class MetricStatus(StatusModel):
+    """A metric's measurements so far: counters of all, the last ten measurements."""
+
+    name: Name
+    """The metric's name."""
+    phase: Name = "Running"
+    """Running, Successful, Failed, Inconclusive or Error."""
+    message: Message | None = None
+    """Why the metric ended as it did."""
+    count: int = 0
+    """Measurements that count towards the metric's count (all but errors)."""
+    successful: int = 0
+    """Successful measurements."""
+    failed: int = 0
+    """Failed measurements."""
+    inconclusive: int = 0
+    """Inconclusive measurements."""
+    error: int = 0
+    """Measurements that got no result."""
+    consecutive_error: int = 0
+    """Errors in a row, up to the last measurement."""
+    measurements: Annotated[list[MeasurementStatus], Field(default_factory=list, max_length=10)]
+    """The last ten measurements, oldest first."""
+
+
+class GateStatus(StatusModel):
+    """One gate the release passes through, in one shape for every kind."""
+
+    name: Name
+    """The gate's name (its kind, for the one gate of a kind)."""
+    kind: Name
+    """What judges: analysis."""
+    phase: GatePhase = GatePhase.RUNNING
+    """Running, Passed or Failed."""
+    message: Message | None = None
+    """How it goes, or why it ended as it did."""
+    started_at: datetime | None = None
+    """When the gate began."""
+    finished_at: datetime | None = None
+    """When it passed or failed."""
+    metrics: Annotated[list[MetricStatus], Field(default_factory=list, max_length=16)]
+    """An analysis gate's metrics."""
+
+
 class RunStatus(StatusModel):
     """What the operator observed and did; every side effect is recorded here first."""
 
@@ -845,6 +1053,8 @@ class RunStatus(StatusModel):
     restart_watchdog_checked_at: datetime | None = None
     """When the last observation was made."""
 
+    gates: Annotated[list[GateStatus], Field(default_factory=list, max_length=16)]
+    """The gates the release passed or is passing through (metric analysis), with their measurements."""
     rollback_policy_status: PolicyStatus = PolicyStatus.NOT_EVALUATED
     """The rollback policy's outcome: notEvaluated, allowed or denied."""
     rollback_policy_reason: Name | None = None

@@ -25,6 +25,7 @@ from .adapters import cache, gitexec
 from .adapters.kube import api_message, meta, namespace_of
 from .core import reasons, record
 from .core.decision import Event, EventType
+from .core.gates import analysis as analysis_gate
 from .core.jsontypes import JsonObject, integer, obj, path, text, texts
 from .core.world import World
 from .models import RunStatus
@@ -224,12 +225,14 @@ class RunWorker:
 
 
 def destinations(run: JsonObject) -> list[str]:
-    """Every URL the run makes the operator contact: its repository and forge, its HTTP check."""
+    """Every URL the run makes the operator contact: its repository and forge, its metrics, its HTTP check
+    (a metric's URL made of args is checked when it is measured)."""
     try:
         spec = m.RunSpec.model_validate(obj(run.get("spec")))
     except ValidationError:
         return []  # the tick rejects the run, saying why
     urls = gitexec.destinations(spec.git) if spec.git else []
+    urls += analysis_gate.destinations(spec.analysis) if spec.analysis else []
     return urls + ([spec.health.http.url] if spec.health.http else [])
 
 

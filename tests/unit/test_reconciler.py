@@ -15,6 +15,7 @@ from selfbootstrap.adapters.gitexec import GitExecutor
 from selfbootstrap.adapters.http import HttpExecutor
 from selfbootstrap.adapters.jobs import JobExecutor
 from selfbootstrap.adapters.kube import Kube, KubeExecutor, StatusConflictError
+from selfbootstrap.adapters.metricproviders import MetricExecutor
 from selfbootstrap.core.world import World
 from selfbootstrap.reconciler import Reconciler
 
@@ -46,7 +47,8 @@ def kube():
 
 def reconciler(kube, http=None) -> Reconciler:
     executor = Executor(KubeExecutor(kube), http or create_autospec(HttpExecutor, instance=True),
-                        create_autospec(GitExecutor, instance=True), create_autospec(JobExecutor, instance=True))
+                        create_autospec(GitExecutor, instance=True), create_autospec(JobExecutor, instance=True),
+                        create_autospec(MetricExecutor, instance=True))
     return Reconciler(kube, executor, clock=lambda: T0)
 
 

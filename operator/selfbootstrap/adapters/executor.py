@@ -13,6 +13,7 @@ from ..core.actions import (
     CommitChange,
     CreateValidationJob,
     DeleteValidationJob,
+    MeasureMetric,
     MergePullRequest,
     OpenPullRequest,
     OpenRevertPullRequest,
@@ -29,11 +30,13 @@ from .gitexec import GitExecutor
 from .http import HttpExecutor
 from .jobs import JobExecutor
 from .kube import KubeExecutor
+from .metricproviders import MetricExecutor
 
 
 class Executor:
-    def __init__(self, kube: KubeExecutor, http: HttpExecutor, git: GitExecutor, jobs: JobExecutor) -> None:
-        self.kube, self.http, self.git, self.jobs = kube, http, git, jobs
+    def __init__(self, kube: KubeExecutor, http: HttpExecutor, git: GitExecutor, jobs: JobExecutor,
+                 metrics: MetricExecutor) -> None:
+        self.kube, self.http, self.git, self.jobs, self.metrics = kube, http, git, jobs, metrics
 
     def perform(self, run: Run, action: Action) -> Result:
         match action:
@@ -41,6 +44,8 @@ class Executor:
                 return self.kube.perform(run, action)
             case ProbeHttp():
                 return self.http.perform(action)
+            case MeasureMetric():
+                return self.metrics.perform(action)
             case ResolveBranch() | CommitChange() | PushBranch() | OpenPullRequest() | CheckCI() \
                     | MergePullRequest() | CheckPullRequest() | OpenRevertPullRequest():
                 return self.git.perform(run, action)

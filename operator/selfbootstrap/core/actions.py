@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from ..models import CIStatus, HttpCheck, Validation, ValidationState
-from .jsontypes import JsonObject, JsonPatch
+from ..models import CIStatus, HttpCheck, PrometheusMetric, Validation, ValidationState, WebMetric
+from .jsontypes import JsonObject, JsonPatch, JsonValue
 
 # --- Kubernetes -------------------------------------------------------------------
 
@@ -178,12 +178,23 @@ class DeleteValidationJob:
     name: str
 
 
+# --- metric analysis ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeasureMetric:
+    """Take one measurement of a metric: its provider's settings, the args substituted. -> Measured"""
+
+    metric: str
+    provider: PrometheusMetric | WebMetric
+
+
 KubeAction: TypeAlias = ClaimWorkload | PatchDeployment | RollbackDeployment | ReleaseWorkload
 HttpAction: TypeAlias = ProbeHttp
 GitAction: TypeAlias = (ResolveBranch | CommitChange | PushBranch | OpenPullRequest | CheckCI | MergePullRequest
                         | CheckPullRequest | OpenRevertPullRequest)
 JobAction: TypeAlias = CreateValidationJob | CheckValidationJob | DeleteValidationJob
-Action: TypeAlias = KubeAction | HttpAction | GitAction | JobAction
+Action: TypeAlias = KubeAction | HttpAction | GitAction | JobAction | MeasureMetric
 
 
 # --- results ---------------------------------------------------------------------
@@ -217,6 +228,16 @@ class Undone:
 class Probed:
     healthy: bool
     detail: str  # e.g. "GET http://web/healthz returned 503, expected 200"
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What a provider got: a result (a Prometheus scalar or vector as numbers, a web answer's JSON), or
+    why there is none (a fixed description: never the server's own words)."""
+
+    metric: str
+    result: JsonValue = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -303,4 +324,5 @@ class Failed:
 GitResult: TypeAlias = (BranchResolved | Committed | NothingToCommit | Pushed | PullRequestOpened | CIReported
                         | Merged | PullRequestObserved | RevertOpened)
 JobResult: TypeAlias = ValidationJobStarted | ValidationJobObserved | ValidationJobDeleted
-Result: TypeAlias = Claimed | Deployed | Undone | Released | Probed | GitResult | JobResult | Failed
+Result: TypeAlias = (Claimed | Deployed | Undone | Released | Probed | Measured | GitResult | JobResult
+                     | Failed)

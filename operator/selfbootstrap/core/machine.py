@@ -19,6 +19,8 @@ from ..models import (
     RUNS_ANNOTATION,
     TERMINAL_PHASES,
     FailureClass,
+    GatePhase,
+    GateStatus,
     HealthStatus,
     Phase,
     RetryStatus,
@@ -39,6 +41,8 @@ from .actions import (
     DeleteValidationJob,
     Deployed,
     Failed,
+    Measured,
+    MeasureMetric,
     Merged,
     NothingToCommit,
     PatchDeployment,
@@ -59,6 +63,7 @@ from .actions import (
 )
 from .decision import Decision, Event, EventType
 from .draft import Draft
+from .gates import analysis as analysis_gate
 from .patches import claim_patch, deploy_patch, release_patch, rollback_patch
 from .run import Run
 from .world import DeploymentState, Revision, World
@@ -135,6 +140,8 @@ def _decide(run: Run, world: World, now: datetime) -> Decision:
             return _deploying(draft, world, dep)
         case Phase.VERIFYING_HEALTH:
             return _verifying_health(draft, world, dep)
+        case Phase.ANALYZING:
+            return _analyzing(draft, world, dep)
         case Phase.WATCHING_RESTARTS:
             return _watching_restarts(draft, world, dep)
         case Phase.ROLLING_BACK:
@@ -239,6 +246,10 @@ def _claimed(d: Draft, dep: DeploymentState) -> Decision:
 def _pending(d: Draft, world: World, dep: DeploymentState) -> Decision:
     if _record(dep).held_by(d.run.uid):  # claimed, and stopped before it could say so
         return _claimed(d, dep)
+    if d.run.spec.analysis is not None:
+        wrong = analysis_gate.problem(d.run.spec.analysis)
+        if wrong is not None:
+            return d.fail(reasons.INVALID_SPEC, f"{wrong}; nothing was contacted and the Deployment was not touched")
     if world.refused is not None:  # a URL it names can never be reached: fail before anything is done
         return d.fail(reasons.EGRESS_REFUSED, f"{world.refused}; nothing was contacted and the Deployment was "
                                               f"not touched")
@@ -419,9 +430,77 @@ def _at(since: datetime | None, seconds: float) -> datetime | None:
 def _healthy(d: Draft, message: str) -> Decision:
     d.set(health_status=HealthStatus.HEALTHY)
     d.normal(reasons.HEALTHY, message)
+    if d.run.spec.analysis is not None:
+        d.set(gates=[*(g for g in d.status.gates if g.kind != analysis_gate.KIND), analysis_gate.begin(d.now)])
+        d.enter(Phase.ANALYZING, reasons.ANALYZING, f"{message}; analysing {len(d.run.spec.analysis.metrics)} "
+                                                    f"metric{'s' if len(d.run.spec.analysis.metrics) > 1 else ''}")
+        return d.decision(0)
+    return _watch_restarts_or_succeed(d, message)
+
+
+def _watch_restarts_or_succeed(d: Draft, message: str) -> Decision:
     if not d.run.spec.restart_watchdog.enabled:
         return _succeed(d, message)
     d.enter(Phase.WATCHING_RESTARTS, reasons.HEALTHY, f"{message}; watching for restarts")
+    return d.decision(0)
+
+
+def _args(d: Draft) -> dict[str, str]:
+    """The analysis's args: the spec's and the built-in ones."""
+    spec, s = d.run.spec, d.status
+    assert spec.analysis is not None
+    return {**{a.name: a.value for a in spec.analysis.args},
+            "release": s.deployed_release_id or "", "previousRelease": s.previous_release_id or "",
+            "deployment": spec.target.deployment, "namespace": d.run.namespace, "run": d.run.name}
+
+
+def _analyzing(d: Draft, world: World, dep: DeploymentState) -> Decision:
+    """Measure the metrics as they fall due; the first that fails ends the gate (and the release's pods
+    crashing or the rollout failing end it too, at once)."""
+    spec = d.run.spec
+    stopped = _superseded(d, dep)
+    if stopped:
+        return stopped
+    assert spec.analysis is not None, "the Analyzing phase implies spec.analysis"
+    crash = watchdog.crash_verdict(world.pods, spec.restart_watchdog.restart_threshold)
+    if spec.restart_watchdog.enabled and not crash.stable:
+        d.set(restart_watchdog_status=WatchdogStatus.UNSTABLE, restart_watchdog_reason=crash.reason,
+              restart_watchdog_attempts=d.status.restart_watchdog_attempts + 1, restart_watchdog_checked_at=d.now)
+        return _gate_failed(d, world, FailureClass.RESTART_WATCHDOG, reasons.RESTART_WATCHDOG_FAILED,
+                            crash.message)
+    if dep.progressing_reason == reasons.PROGRESS_DEADLINE_EXCEEDED:
+        return _gate_failed(d, world, FailureClass.DEPLOY, reasons.PROGRESS_DEADLINE_EXCEEDED,
+                            rollout.rollout_progress(dep).message)
+    gate_status = analysis_gate.current(d.status.gates) or analysis_gate.begin(d.now)
+    step = analysis_gate.next_step(spec.analysis, gate_status, _args(d), d.now)
+    match step:
+        case analysis_gate.Measure():
+            return d.decision(POLL_SECONDS, step.action)
+        case analysis_gate.WaitUntil():
+            return d.decision(max(MIN_WAIT_SECONDS, min(WATCH_SECONDS, (step.at - d.now).total_seconds())))
+        case analysis_gate.Passed():
+            _set_gate(d, analysis_gate.ended(gate_status, GatePhase.PASSED, step.message, d.now))
+            d.normal(reasons.ANALYSIS_PASSED, f"analysis passed: {step.message}")
+            return _watch_restarts_or_succeed(d, f"analysis passed: {step.message}")
+        case analysis_gate.Failed():
+            _set_gate(d, analysis_gate.ended(gate_status, GatePhase.FAILED, step.message, d.now))
+            return _gate_failed(d, world, FailureClass.ANALYSIS, step.reason, step.message)
+        case _:
+            assert_never(step)
+
+
+def _set_gate(d: Draft, gate_status: GateStatus) -> None:
+    d.set(gates=[*(g for g in d.status.gates if g.name != gate_status.name), gate_status])
+
+
+def _measured(d: Draft, result: Measured) -> Decision:
+    spec = d.run.spec.analysis
+    gate_status = analysis_gate.current(d.status.gates)
+    if spec is None or gate_status is None or d.status.phase != Phase.ANALYZING:
+        return d.decision(0)  # the run moved on while the measurement was taken: nothing to count
+    updated = analysis_gate.measured(spec, gate_status, result, d.now)
+    _set_gate(d, updated)
+    d.enter(Phase.ANALYZING, reasons.MEASURED, updated.message or "")
     return d.decision(0)
 
 
@@ -544,6 +623,8 @@ def settle(run: Run, world: World, action: Action, result: Result, now: datetime
             return d.decision(WATCH_SECONDS)  # the rollout's changes wake the run
         case Probed():
             return _probed(d, world, result)
+        case Measured():
+            return _measured(d, result)
         case BranchResolved() | Committed() | NothingToCommit() | Pushed() | PullRequestOpened() | CIReported() \
                 | Merged() | PullRequestObserved() | RevertOpened():
             return gitflow.settle(d, result)
@@ -609,6 +690,8 @@ def _failed(d: Draft, world: World, action: Action, failure: Failed) -> Decision
             return _gate_failed(d, world, FailureClass.HEALTH, reasons.EGRESS_REFUSED, failure.message)
         case ProbeHttp():
             return _probed(d, world, Probed(healthy=False, detail=failure.message))
+        case MeasureMetric():  # no measurement: an Error, counted as Argo counts one
+            return _measured(d, Measured(action.metric, error=failure.message))
         case CreateValidationJob() | CheckValidationJob() | DeleteValidationJob():
             return validation.failed(d, action, failure)
         case _:

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import assert_never
 
 from ..models import DeploymentContext, FailureClass, PolicyStatus, RollbackPolicy
 from .releases import newest_revision, template_digest
 from .world import Revision
 
-DISABLED_REASON = {
-    FailureClass.DEPLOY: "rollbackDisabledForDeployFailure",
-    FailureClass.HEALTH: "rollbackDisabledForHealthFailure",
-    FailureClass.RESTART_WATCHDOG: "rollbackDisabledForRestartWatchdogFailure",
-    FailureClass.ABORTED: "rollbackDisabledForAbort",
-}
 NO_PREVIOUS_REVISION = "noPreviousRevision"
 TARGET_REQUIRED_FOR_EXTERNAL = "rollbackTargetRequiredForExternalContext"
 TARGET_SAME_AS_DEPLOYED = "rollbackTargetSameAsDeployed"
@@ -56,13 +51,21 @@ class PolicyDecision:
         return self.status == PolicyStatus.ALLOWED
 
 
-def _enabled(policy: RollbackPolicy, failure_class: FailureClass) -> bool:
-    return {
-        FailureClass.DEPLOY: policy.on_deploy_failure,
-        FailureClass.HEALTH: policy.on_health_failure,
-        FailureClass.RESTART_WATCHDOG: policy.on_restart_watchdog_failure,
-        FailureClass.ABORTED: policy.on_abort,
-    }[failure_class]
+def _enabled(policy: RollbackPolicy, failure_class: FailureClass) -> tuple[bool, str]:
+    """Whether the policy rolls back on this failure class, and the reason it gives when it does not."""
+    match failure_class:
+        case FailureClass.DEPLOY:
+            return policy.on_deploy_failure, "rollbackDisabledForDeployFailure"
+        case FailureClass.HEALTH:
+            return policy.on_health_failure, "rollbackDisabledForHealthFailure"
+        case FailureClass.ANALYSIS:
+            return policy.on_analysis_failure, "rollbackDisabledForAnalysisFailure"
+        case FailureClass.RESTART_WATCHDOG:
+            return policy.on_restart_watchdog_failure, "rollbackDisabledForRestartWatchdogFailure"
+        case FailureClass.ABORTED:
+            return policy.on_abort, "rollbackDisabledForAbort"
+        case _:
+            assert_never(failure_class)
 
 
 def _fallback_revision(inp: PolicyInput, candidates: Sequence[Revision]) -> Revision | None:
@@ -77,8 +80,9 @@ def evaluate(inp: PolicyInput) -> PolicyDecision:
     def deny(reason: str, valid: bool | None = None) -> PolicyDecision:
         return PolicyDecision(PolicyStatus.DENIED, reason, valid)
 
-    if not _enabled(inp.policy, inp.failure_class):
-        return deny(DISABLED_REASON[inp.failure_class])
+    enabled, disabled = _enabled(inp.policy, inp.failure_class)
+    if not enabled:
+        return deny(disabled)
     if inp.crd_changed and inp.context == DeploymentContext.SELF_HOSTED:
         return deny(CRD_CHANGED)  # CRD versions cannot be downgraded: a human decides
     candidates = [r for r in inp.revisions if r.replica_set != inp.deployed_replica_set]

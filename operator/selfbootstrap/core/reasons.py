@@ -85,6 +85,11 @@ HEALTHY: Final = "Healthy"
 OBSERVING: Final = "Observing"
 RESTART_WATCHDOG_FAILED: Final = "RestartWatchdogFailed"
 
+# --- Analyzing (a failed metric's reason is Argo's: MetricFailed, MetricError, MetricInconclusive) ---
+ANALYZING: Final = "Analyzing"
+MEASURED: Final = "Measured"
+ANALYSIS_PASSED: Final = "AnalysisPassed"
+
 # --- RollingBack --------------------------------------------------------------------
 ROLLING_BACK: Final = "RollingBack"
 ROLLBACK_PATCHED: Final = "RollbackPatched"

@@ -1,0 +1,284 @@
+"""The metric analysis gate: spec.analysis measured as Argo Rollouts measures an AnalysisRun.
+
+Pure. The judging is core/analysis.py's (Argo's semantics); here the spec becomes its metrics, the
+gate's status becomes their states and back, the args are substituted, and the next step is chosen:
+measure a metric that is due, wait until one is, or end with the analysis's verdict.
+
+What status shows of a result: a Prometheus result is numbers, shown as Argo shows them; a web
+answer is shown only when it is a number, a boolean or null, and otherwise by its kind and size, so
+that no text a server chose reaches status (the conditions still judge the whole answer).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, TypeAlias, assert_never
+
+from ...models import (
+    Analysis,
+    AnalysisMetric,
+    GatePhase,
+    GateStatus,
+    MeasurementStatus,
+    MetricStatus,
+    PrometheusMetric,
+    WebHeader,
+    WebMetric,
+)
+from .. import analysis
+from ..actions import Measured, MeasureMetric
+from ..jsontypes import JsonValue
+from ..text import printable
+
+KIND: Final = "analysis"
+BUILT_IN_ARGS: Final = ("release", "previousRelease", "deployment", "namespace", "run")
+_ARG: Final = re.compile(r"\{\{\s*args\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
+
+
+# --- the spec -------------------------------------------------------------------------------------
+
+
+def metric_of(spec: AnalysisMetric) -> analysis.Metric:
+    """The judging settings of a metric; ValueError names what is wrong."""
+    return analysis.Metric(
+        name=spec.name,
+        interval=analysis.parse_duration(spec.interval) if spec.interval else None,
+        initial_delay=analysis.parse_duration(spec.initial_delay) if spec.initial_delay else 0.0,
+        count=spec.count or None,
+        failure_limit=spec.failure_limit,
+        inconclusive_limit=spec.inconclusive_limit,
+        consecutive_error_limit=spec.consecutive_error_limit,
+        success_condition=spec.success_condition,
+        failure_condition=spec.failure_condition,
+    )
+
+
+def _templated(provider: PrometheusMetric | WebMetric) -> dict[str, str]:
+    """The provider's fields that take {{args.NAME}}, by their spec path below the provider."""
+    match provider:
+        case PrometheusMetric():
+            return {"prometheus.query": provider.query, "prometheus.address": provider.address}
+        case WebMetric():
+            fields = {"web.url": provider.url, **({"web.body": provider.body} if provider.body else {})}
+            fields.update({f"web.headers[{i}].value": h.value for i, h in enumerate(provider.headers)})
+            return fields
+        case _:
+            assert_never(provider)
+
+
+def _provider(spec: AnalysisMetric) -> PrometheusMetric | WebMetric:
+    chosen = spec.provider.prometheus or spec.provider.web
+    assert chosen is not None, "admission requires exactly one provider"
+    return chosen
+
+
+def problem(spec: Analysis) -> str | None:
+    """What admission could not check (conditions are CEL, args are named in text), naming the field."""
+    defined = {*BUILT_IN_ARGS, *(a.name for a in spec.args)}
+    for i, m in enumerate(spec.metrics):
+        where = f"spec.analysis.metrics[{i}]"
+        try:
+            metric_of(m)
+        except ValueError as err:
+            return f"{where}: {err}"
+        for field, expression in (("successCondition", m.success_condition),
+                                  ("failureCondition", m.failure_condition)):
+            wrong = analysis.check_condition(expression) if expression else None
+            if wrong is not None:
+                return f"{where}.{field}: {wrong}"
+        for field, text in _templated(_provider(m)).items():
+            unknown = sorted({name for name in _ARG.findall(text) if name not in defined})
+            if unknown:
+                return (f"{where}.provider.{field}: {{{{args.{unknown[0]}}}}} is not defined in "
+                        f"spec.analysis.args nor built in ({', '.join(BUILT_IN_ARGS)})")
+    return None
+
+
+def destinations(spec: Analysis) -> list[str]:
+    """The URLs the analysis contacts that are known before it runs (no {{args}} in them)."""
+    urls = []
+    for m in spec.metrics:
+        provider = _provider(m)
+        url = provider.address if isinstance(provider, PrometheusMetric) else provider.url
+        if not _ARG.search(url):
+            urls.append(url)
+    return urls
+
+
+def substitute(text: str, args: Mapping[str, str]) -> str:
+    return _ARG.sub(lambda found: args.get(found[1], found[0]), text)
+
+
+def resolved(spec: AnalysisMetric, args: Mapping[str, str]) -> PrometheusMetric | WebMetric:
+    """The provider's settings with the args in place."""
+    provider = _provider(spec)
+    match provider:
+        case PrometheusMetric():
+            return provider.model_copy(update={"address": substitute(provider.address, args),
+                                               "query": substitute(provider.query, args)})
+        case WebMetric():
+            return provider.model_copy(update={
+                "url": substitute(provider.url, args),
+                "body": substitute(provider.body, args) if provider.body is not None else None,
+                "headers": [WebHeader(key=h.key, value=substitute(h.value, args)) for h in provider.headers]})
+        case _:
+            assert_never(provider)
+
+
+# --- the gate's status and the metrics' states -------------------------------------------------------
+
+
+def begin(now: datetime) -> GateStatus:
+    return GateStatus(name=KIND, kind=KIND, phase=GatePhase.RUNNING, started_at=now,
+                      message="the first measurements are due")
+
+
+def current(gates: Sequence[GateStatus]) -> GateStatus | None:
+    return next((g for g in gates if g.kind == KIND), None)
+
+
+def _state(m: MetricStatus) -> analysis.MetricState:
+    return analysis.MetricState(
+        measurements=tuple(analysis.Measurement(analysis.MeasurementPhase(x.phase), x.value, x.finished_at,
+                                                x.message or "") for x in m.measurements),
+        successful=m.successful, failed=m.failed, inconclusive=m.inconclusive, error=m.error,
+        consecutive_error=m.consecutive_error)
+
+
+def states(gate: GateStatus) -> dict[str, analysis.MetricState]:
+    return {m.name: _state(m) for m in gate.metrics}
+
+
+def _metric_status(name: str, state: analysis.MetricState, verdict: analysis.MetricVerdict) -> MetricStatus:
+    phase, message = _phase_of(verdict)
+    return MetricStatus(
+        name=name, phase=phase, message=message, count=state.count, successful=state.successful,
+        failed=state.failed, inconclusive=state.inconclusive, error=state.error,
+        consecutive_error=state.consecutive_error,
+        measurements=[MeasurementStatus(phase=x.phase.value, value=x.value, finished_at=x.at,
+                                        message=x.message or None) for x in state.measurements])
+
+
+def _phase_of(verdict: analysis.MetricVerdict) -> tuple[str, str | None]:
+    match verdict:
+        case analysis.Running():
+            return "Running", None
+        case analysis.Passed():
+            return "Successful", verdict.message
+        case analysis.Failed():
+            return ("Error" if verdict.reason == analysis.METRIC_ERROR else "Failed"), verdict.message
+        case analysis.Inconclusive():
+            return "Inconclusive", verdict.message
+        case _:
+            assert_never(verdict)
+
+
+# --- the next step ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measure:
+    action: MeasureMetric
+
+
+@dataclass(frozen=True)
+class WaitUntil:
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Passed:
+    message: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    reason: str  # analysis.METRIC_FAILED, METRIC_ERROR or METRIC_INCONCLUSIVE
+    message: str
+
+
+Step: TypeAlias = Measure | WaitUntil | Passed | Failed
+
+
+def next_step(spec: Analysis, gate: GateStatus, args: Mapping[str, str], now: datetime) -> Step:
+    """Measure the metric due first, wait for the next one, or end with the verdict of all."""
+    metrics = [metric_of(m) for m in spec.metrics]
+    started = gate.started_at or now
+    known = states(gate)
+    verdict = analysis.summarize(metrics, known, started)
+    match verdict:
+        case analysis.AnalysisFailed():
+            return Failed(verdict.reason, verdict.message)
+        case analysis.AnalysisPassed():
+            return Passed(verdict.message)
+        case analysis.AnalysisRunning():
+            if verdict.next_at > now:
+                return WaitUntil(verdict.next_at)
+            due = min((m for m in metrics if _due(m, known, started, now)),
+                      key=lambda m: analysis.next_measurement_at(m, known.get(m.name, analysis.MetricState()),
+                                                                 started) or now)
+            by_name = {m.name: m for m in spec.metrics}
+            return Measure(MeasureMetric(due.name, resolved(by_name[due.name], args)))
+        case _:
+            assert_never(verdict)
+
+
+def _due(metric: analysis.Metric, known: Mapping[str, analysis.MetricState], started: datetime,
+         now: datetime) -> bool:
+    at = analysis.next_measurement_at(metric, known.get(metric.name, analysis.MetricState()), started)
+    return at is not None and at <= now
+
+
+def measured(spec: Analysis, gate: GateStatus, result: Measured, now: datetime) -> GateStatus:
+    """The gate with the measurement counted."""
+    by_name = {m.name: m for m in spec.metrics}
+    if result.metric not in by_name:  # the spec cannot change during a run; a stale result is dropped
+        return gate
+    m = by_name[result.metric]
+    metric = metric_of(m)
+    state = states(gate).get(m.name, analysis.MetricState())
+    if result.error is not None:
+        measurement = analysis.provider_error(result.error, now)
+    else:
+        judged = analysis.evaluate(result.result, metric.success_condition, metric.failure_condition)
+        if m.provider.web is not None:
+            judged = analysis.Evaluation(judged.phase, shown(result.result), judged.message)
+        measurement = judged.at(now)
+    state = analysis.observe(metric, state, measurement)
+    updated = _metric_status(m.name, state, analysis.verdict(metric, state))
+    others = [x for x in gate.metrics if x.name != m.name]
+    order = {x.name: i for i, x in enumerate(spec.metrics)}
+    metrics = sorted([*others, updated], key=lambda x: order.get(x.name, len(order)))
+    return gate.model_copy(update={"metrics": metrics, "message": _summary(metrics)})
+
+
+def shown(result: JsonValue) -> str:
+    """A web answer as status shows it: a number, a boolean or null as it is; anything else by its size."""
+    match result:
+        case None | bool() | int() | float():
+            return analysis.render(result)
+        case str():
+            return f"(a string of {len(result)} characters)"
+        case Mapping():
+            return f"(an object of {len(result)} keys)"
+        case Sequence():
+            if all(x is None or isinstance(x, bool | int | float) for x in result) and len(result) <= 16:
+                return analysis.render(result)
+            return f"(a list of {len(result)} values)"
+        case _:
+            assert_never(result)
+
+
+def _summary(metrics: Sequence[MetricStatus]) -> str:
+    parts = []
+    for m in metrics:
+        last = m.measurements[-1] if m.measurements else None
+        parts.append(f"{m.name}: {m.phase}" + (f", last {last.value or last.phase}" if last else ""))
+    return printable("; ".join(parts))
+
+
+def ended(gate: GateStatus, phase: GatePhase, message: str, now: datetime) -> GateStatus:
+    return gate.model_copy(update={"phase": phase, "message": printable(message), "finished_at": now})
