@@ -38,7 +38,8 @@ class MeasuringCluster(FakeCluster):
 
     def __init__(self, *answers: Any, pods=(HEALTHY_POD,)):
         super().__init__(pods)
-        self.answers, self.measured = list(answers), []
+        self.answers = list(answers)
+        self.measured: list[MeasureMetric] = []
 
     def perform(self, action):
         if not isinstance(action, MeasureMetric):
