@@ -1,4 +1,4 @@
-"""A fix for kopf (1.45), and a saving.
+"""Two fixes for kopf (1.45), and a saving.
 
 The fix: a namespace deleted while the operator filled its indices froze it for good.
 
@@ -10,6 +10,15 @@ not finished yet: the set never empties and the operator handles nothing again, 
 
 Here the watch and the worker drop their own toggle when they end, however they end. A toggle
 already dropped is discarded again harmlessly. Remove this part once kopf does it itself.
+
+The second fix: a namespace created just as the operator started was never watched. Kopf lists
+the namespaces once to fill its view, then starts a watch, which lists them again to know where to
+watch from; it ignores the objects of that second listing (events without a type). A namespace
+created between the two listings is in neither the view nor any later event, until something
+changes it (its deletion): the operator does not serve it. Seen when the operator starts while
+many namespaces are being deleted, which widens the gap. Here the second listing's namespaces are
+added to the view too (a listing shows what exists; one that is gone since is removed by its
+DELETED event, as before). Remove this part once kopf does it itself.
 
 And a saving: kopf keeps each watch event's whole object while its per-object worker runs (at
 start, one for every object listed), although neither kopf nor the operator reads some of it.
@@ -38,7 +47,7 @@ from typing import Any
 
 from kopf._cogs.clients import api, watching
 from kopf._cogs.structs import references
-from kopf._core.reactor import processing, queueing
+from kopf._core.reactor import observation, processing, queueing
 
 _MARK = "_selfbootstrap_wrapped"  # on a kopf function this module wrapped (apply() is idempotent)
 
@@ -111,6 +120,22 @@ def _releasing_idle_bodies(fn: Callable[..., Awaitable[Any]]) -> Callable[..., A
     return wrapper
 
 
+def _seeing_listed_namespaces(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> None:
+        raw_event, insights = kwargs["raw_event"], kwargs["insights"]
+        if raw_event["type"] is not None:
+            await fn(*args, **kwargs)
+            return
+        async with insights.revised:
+            observation.revise_namespaces(raw_events=[raw_event], insights=insights,
+                                          namespaces=kwargs["namespaces"])
+            insights.revised.notify_all()
+
+    setattr(wrapper, _MARK, True)
+    return wrapper
+
+
 def apply() -> None:
     """Wrap kopf's watcher and worker and its watch stream (each is looked up in its module when
     called); idempotent."""
@@ -118,6 +143,9 @@ def apply() -> None:
         fn = getattr(queueing, name)
         if not getattr(fn, _MARK, False):
             setattr(queueing, name, _dropping_its_toggle(fn))
+    if not getattr(observation.process_discovered_namespace_event, _MARK, False):
+        observation.process_discovered_namespace_event = _seeing_listed_namespaces(  # type: ignore[assignment]
+            observation.process_discovered_namespace_event)
     if not getattr(watching.infinite_watch, _MARK, False):
         watching.infinite_watch = _trimming(watching.infinite_watch)
     if not getattr(processing.process_spawning_cause, _MARK, False):

@@ -161,3 +161,52 @@ def test_apply_bounds_kopf_s_writes() -> None:
     kopf_fixes.apply()
     assert all(getattr(getattr(api, name), kopf_fixes._MARK, False)
                for name in ("patch", "post", "delete"))
+
+
+# --- the second fix: namespaces listed by the namespace watch are seen -----------------------------
+
+
+def _namespace_event(name: str, kind: str | None, deleted: bool = False) -> Any:
+    meta: dict[str, Any] = {"name": name}
+    if deleted:
+        meta["deletionTimestamp"] = "2030-01-01T00:00:00Z"
+    return {"type": kind, "object": {"metadata": meta}}
+
+
+async def _process(fn: Any, insights: references.Insights, event: Any) -> None:
+    await fn(raw_event=event, namespaces=["e2e-*"], insights=insights)
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+def test_a_namespace_first_seen_in_the_watch_s_own_listing_is_served(wrap: bool) -> None:
+    """Without the fix a namespace created between kopf's two listings stays unserved (kopf's own
+    behaviour, shown by wrap=False); with it, the watch's listing adds it."""
+    from kopf._core.reactor import observation
+
+    original = getattr(observation.process_discovered_namespace_event, "__wrapped__",
+                       observation.process_discovered_namespace_event)
+    fn = kopf_fixes._seeing_listed_namespaces(original) if wrap else original
+    insights = references.Insights()
+
+    async def scenario() -> None:
+        await _process(fn, insights, _namespace_event("e2e-new", None))
+        await _process(fn, insights, _namespace_event("other", None))
+
+    asyncio.run(scenario())
+    assert insights.namespaces == ({"e2e-new"} if wrap else set())
+
+
+def test_a_listed_namespace_is_still_removed_by_its_deletion() -> None:
+    from kopf._core.reactor import observation
+
+    original = getattr(observation.process_discovered_namespace_event, "__wrapped__",
+                       observation.process_discovered_namespace_event)
+    fn = kopf_fixes._seeing_listed_namespaces(original)
+    insights = references.Insights()
+
+    async def scenario() -> None:
+        await _process(fn, insights, _namespace_event("e2e-new", None))
+        await _process(fn, insights, _namespace_event("e2e-new", "DELETED", deleted=True))
+
+    asyncio.run(scenario())
+    assert insights.namespaces == set()

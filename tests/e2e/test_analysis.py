@@ -1,0 +1,105 @@
+"""End-to-end, against a real Prometheus: a release is judged by its metrics as Argo Rollouts would.
+
+The exporter's app_error_ratio{release} is what the "app" reports; each test sets it for the release it
+deploys, waits until Prometheus has scraped it, and lets the operator's analysis decide.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .cluster import free_port
+from .kube_helpers import create_deployment, create_run, deployment_image, events_of, wait_phase
+from .prometheus_fixtures import Prometheus, prometheus  # noqa: F401  (fixture)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator")]
+
+V1, V2 = "registry.example.com/app:v1", "registry.example.com/app:v2"
+RATIO = 'app_error_ratio{namespace="{{args.namespace}}",release="{{args.release}}"}'
+FINISHED = {"Succeeded", "Failed", "RolledBack"}
+
+
+def analysed_run(*metrics: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"target": {"deployment": "app"}, "release": {"id": "v2", "image": V2},
+            "restartWatchdog": {"retries": 1, "intervalSeconds": 1},
+            "analysis": {"metrics": list(metrics)}, **extra}
+
+
+def prometheus_metric(address: str, query: str = RATIO, **fields: Any) -> dict[str, Any]:
+    return {"name": "error-ratio", "successCondition": "result[0] < 0.05",
+            "provider": {"prometheus": {"address": address, "query": query, "timeout": 5}}, **fields}
+
+
+@pytest.fixture
+def app(namespace: str, prometheus: Prometheus) -> str:  # noqa: F811
+    create_deployment(namespace, "app", V1, "v1", replicas=1)
+    return namespace
+
+
+def gate_of(st: dict[str, Any]) -> dict[str, Any]:
+    [gate] = st["gates"]
+    return gate
+
+
+def test_a_release_with_half_its_requests_failing_is_rolled_back_by_the_metric(app, prometheus):  # noqa: F811
+    prometheus.error_ratio(app, "v2", 0.5)
+    create_run(app, "bad", analysed_run(prometheus_metric(prometheus.address, interval="2s", count=3)))
+    st = wait_phase(app, "bad", FINISHED, timeout=120)
+    assert (st["phase"], st["failureReason"], st["rollbackFailureClass"]) == ("RolledBack", "MetricFailed",
+                                                                              "analysisFailure")
+    gate = gate_of(st)
+    [metric] = gate["metrics"]
+    assert (gate["phase"], metric["phase"], metric["failed"]) == ("Failed", "Failed", 1)
+    assert metric["measurements"][-1]["value"] == "[0.5]"
+    assert "[0.5]" in st["failureMessage"]
+    assert deployment_image(app, "app") == V1
+    assert ("Warning", "MetricFailed") in [(t, r) for t, r, _ in events_of(app, "bad")]
+
+
+def test_a_healthy_release_passes_its_analysis(app, prometheus):  # noqa: F811
+    prometheus.error_ratio(app, "v2", 0.01)
+    create_run(app, "good", analysed_run(prometheus_metric(prometheus.address, interval="1s", count=3)))
+    st = wait_phase(app, "good", FINISHED, timeout=120)
+    assert st["phase"] == "Succeeded", st.get("message")
+    [metric] = gate_of(st)["metrics"]
+    assert (gate_of(st)["phase"], metric["successful"], [m["value"] for m in metric["measurements"]]) == (
+        "Passed", 3, ["[0.01]"] * 3)
+    assert deployment_image(app, "app") == V2
+
+
+@pytest.mark.parametrize("case, query, condition, reason, says", [
+    ("unparsable-query", "app_error_ratio{", "result[0] < 0.05", "MetricError", "the query failed (bad_data)"),
+    ("empty-result", 'app_error_ratio{release="none"}', "result[0] < 0.05", "MetricError",
+     "the result is empty"),
+    ("nan", "vector(0) / 0", "result[0] < 0.05", "MetricFailed", "[NaN]"),
+])
+def test_bad_answers_end_as_documented(app, prometheus, case, query, condition, reason, says):  # noqa: F811
+    create_run(app, case, analysed_run(prometheus_metric(prometheus.address, query, successCondition=condition,
+                                                         consecutiveErrorLimit=0)))
+    st = wait_phase(app, case, FINISHED, timeout=120)
+    assert (st["phase"], st["failureReason"]) == ("RolledBack", reason), st.get("message")
+    assert says in st["failureMessage"]
+    assert deployment_image(app, "app") == V1
+
+
+def test_an_unreachable_prometheus_is_an_error_not_a_pass(app):
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    create_run(app, "unreachable", analysed_run(prometheus_metric(nowhere, consecutiveErrorLimit=0)))
+    st = wait_phase(app, "unreachable", FINISHED, timeout=120)
+    assert (st["phase"], st["failureReason"]) == ("RolledBack", "MetricError")
+    assert "ConnectError" in st["failureMessage"]
+
+
+def test_a_web_metric_gates_a_run(app, prometheus):  # noqa: F811
+    """A web metric reading Prometheus' own HTTP API with a jsonPath, as one reads any JSON endpoint."""
+    prometheus.error_ratio(app, "v2", 0.5)
+    url = f"{prometheus.address}/api/v1/query?query={RATIO}"
+    web = {"name": "web-ratio", "successCondition": "double(result) < 0.05",
+           "provider": {"web": {"url": url, "jsonPath": "{$.data.result[0].value[1]}"}}}
+    create_run(app, "web", analysed_run(web))
+    st = wait_phase(app, "web", FINISHED, timeout=120)
+    assert (st["phase"], st["failureReason"]) == ("RolledBack", "MetricFailed"), st.get("message")
+    # The answer was the string "0.5": judged, but status shows only its size.
+    assert gate_of(st)["metrics"][0]["measurements"][-1]["value"] == "(a string of 3 characters)"
