@@ -22,9 +22,19 @@ def test_a_plan_names_the_patch_the_releases_and_each_failure_class_s_outcome():
     assert outcomes(p) == {
         FailureClass.DEPLOY: ("denied", None),
         FailureClass.HEALTH: ("allowed", "rs-2"),
+        FailureClass.ANALYSIS: ("allowed", "rs-2"),
         FailureClass.RESTART_WATCHDOG: ("allowed", "rs-2"),
         FailureClass.ABORTED: ("allowed", "rs-2"),
     }
+
+
+def test_a_plan_lists_the_gates_in_the_order_they_judge():
+    analysis = {"metrics": [{"name": "errors", "interval": "30s", "count": 4, "successCondition": "result[0] < 0.05",
+                             "provider": {"prometheus": {"address": "http://prom:9090", "query": "q"}}}]}
+    p = plan(spec(release={"id": "v3"}, health={"http": {"url": "http://web/healthz"}}, analysis=analysis),
+             "run-1", "apps", world(deployment()), T0)
+    assert [g.split(":")[0] for g in p.gates] == ["rollout", "http", "analysis", "restart watchdog"]
+    assert "metric errors (prometheus), 4 measurements every 30s, success when result[0] < 0.05" in p.gates[2]
 
 
 def test_a_plan_follows_the_run_s_policy():

@@ -83,6 +83,15 @@ def test_the_run_tree():
     assert "← deployed by this run" in plain and "pod web-1-abc" in plain
 
 
+def test_the_run_tree_shows_the_gates_and_their_last_measurements_inert():
+    gate = {"name": EVIL, "kind": "analysis", "phase": "Failed", "message": EVIL, "metrics": [{
+        "name": EVIL, "phase": "Failed", "count": 2, "successful": 1, "failed": 1,
+        "measurements": [{"phase": "Successful", "value": "[0.01]", "finishedAt": EARLIER},
+                         {"phase": "Error", "value": EVIL, "message": EVIL, "finishedAt": EARLIER}]}]}
+    plain = assert_inert(views.run_tree(run(gates=[gate]), DEPLOYMENT, [REPLICA_SET], [POD], NOW))
+    assert "2 measured: 1 successful, 1 failed" in plain and "last values: [0.01], " in plain
+
+
 def test_the_run_tree_without_its_deployment():
     assert_inert(views.run_tree(run(), None, [], [], NOW))
 

@@ -13,7 +13,7 @@ from ..core.run import Run
 from ..core.world import World
 from ..models import FailureClass, Phase, RunSpec, RunStatus
 
-POLICY_CLASSES = (FailureClass.DEPLOY, FailureClass.HEALTH, FailureClass.RESTART_WATCHDOG, FailureClass.ABORTED)
+POLICY_CLASSES = tuple(FailureClass)
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class Plan:
     patch: JsonObject | None
     status: RunStatus  # as it would be recorded before the deploy patch
     policies: tuple[PolicyOutcome, ...]
+    gates: tuple[str, ...] = ()  # what judges the release after the deploy, in order
 
 
 def plan(spec: RunSpec, name: str, namespace: str, world: World, now: datetime | None = None) -> Plan:
@@ -52,7 +53,27 @@ def plan(spec: RunSpec, name: str, namespace: str, world: World, now: datetime |
     patch = decision.action.patch if isinstance(decision.action, PatchDeployment) else None
     waiting = s.reason in (reasons.QUEUED, reasons.SETTLING)
     ends = s.phase if s.phase in m.TERMINAL_PHASES or waiting else None
-    return Plan(ends, s.reason, s.message, spec.git is not None, patch, s, _policies(spec, s, world))
+    return Plan(ends, s.reason, s.message, spec.git is not None, patch, s, _policies(spec, s, world), gates(spec))
+
+
+def gates(spec: RunSpec) -> tuple[str, ...]:
+    """The gates a deployed release passes through, in order, as a person reads them."""
+    out = [f"rollout: complete within {spec.health.progress_deadline_seconds}s"]
+    if spec.health.http:
+        check = spec.health.http
+        out.append(f"http: GET {check.url} answers {check.expected_status}, {check.retries} attempts")
+    if spec.analysis:
+        for metric in spec.analysis.metrics:
+            provider = "prometheus" if metric.provider.prometheus else "web"
+            count = f"{metric.count} measurements" if metric.count else "measured"
+            every = f" every {metric.interval}" if metric.interval else ""
+            out.append(f"analysis: metric {metric.name} ({provider}), {count}{every}, success when "
+                       f"{metric.success_condition or '-'}, failure when {metric.failure_condition or '-'}")
+    if spec.restart_watchdog.enabled:
+        wd = spec.restart_watchdog
+        out.append(f"restart watchdog: {wd.retries} observations {wd.interval_seconds:g}s apart, at most "
+                   f"{wd.restart_threshold} restarts per pod")
+    return tuple(out)
 
 
 def _policies(spec: RunSpec, s: RunStatus, world: World) -> tuple[PolicyOutcome, ...]:

@@ -25,6 +25,8 @@ from ..core.text import MESSAGE_LIMIT, NAME_LIMIT, printable
 from .plan import Plan
 
 STYLE = {"Succeeded": "green", "Superseded": "cyan", "RolledBack": "yellow", "Failed": "red"}
+GATE_STYLE = {"Passed": "green", "Failed": "red", "Running": "bold"}
+METRIC_STYLE = {"Successful": "green", "Failed": "red", "Error": "red", "Inconclusive": "yellow"}
 CELL_LIMIT = NAME_LIMIT  # a name, id, image or reason: a Kubernetes name is never cut
 LIST_MESSAGE_LIMIT = 100  # the message column of `list`: `get` shows it whole
 DOCUMENT_LIMIT = 65536  # a line of the planned patch: the author's own manifest, shown whole
@@ -88,12 +90,37 @@ def run_tree(run: JsonObject, dep: JsonObject | None, replica_sets: list[JsonObj
     if times:
         tree.add(line("phases: " + " · ".join(f"{phase} {spent:.1f}s" for phase, spent in times),
                       limit=MESSAGE_LIMIT))
+    for gate in objects(s.get("gates")):
+        tree.children.append(gate_tree(gate))
     if dep is None:
         tree.add(line("deployment ", text(path(run, "spec", "target", "deployment")) or "", " not found",
                       style="red"))
         return tree
     tree.children.append(deployment_tree(dep, replica_sets, pods, s, now))
     return tree
+
+
+def gate_tree(gate: JsonObject) -> Tree:
+    """A gate and its metrics, each with its counters and last measurements."""
+    phase = text(gate.get("phase"))
+    node = Tree(line("gate ", text(gate.get("name")) or "?", "  ", (phase or "-", GATE_STYLE.get(phase or "", "")),
+                     "  ", text(gate.get("message")) or "", limit=MESSAGE_LIMIT))
+    for metric in objects(gate.get("metrics")):
+        measured = objects(metric.get("measurements"))
+        values = ", ".join(text(x.get("value")) or text(x.get("phase")) or "?" for x in measured[-5:])
+        counts = (f"  {integer(metric.get('count'))} measured: {integer(metric.get('successful'))} successful, "
+                  f"{integer(metric.get('failed'))} failed, {integer(metric.get('inconclusive'))} inconclusive, "
+                  f"{integer(metric.get('error'))} errors")
+        branch = node.add(line("metric ", text(metric.get("name")) or "?", "  ",
+                               (text(metric.get("phase")) or "-", METRIC_STYLE.get(text(metric.get("phase")) or "",
+                                                                                     "")),
+                               counts, limit=MESSAGE_LIMIT))
+        if values:
+            branch.add(line("last values: ", values, limit=MESSAGE_LIMIT))
+        last = measured[-1] if measured else {}
+        if text(last.get("message")):
+            branch.add(line(text(last.get("message")) or "", style="italic", limit=MESSAGE_LIMIT))
+    return node
 
 
 def deployment_tree(dep: JsonObject, replica_sets: list[JsonObject], pods: list[JsonObject], s: JsonObject,
@@ -189,6 +216,8 @@ def plan_view(p: Plan, name: str, target: str) -> Group:
                       f" (revision {s.previous_revision or '-'}, ", s.previous_replica_set or "-",
                       "); release metadata from ", s.release_metadata_source or "-"))
     parts.append(line("rollback target: release ", s.rollback_target_release_id or "-"))
+    parts.append(line("gates:", style="bold"))
+    parts.extend(line("  ", gate, limit=MESSAGE_LIMIT) for gate in p.gates)
     if p.patch is not None:
         parts.append(line("patch (strategic merge, guarded by the resourceVersion):", style="bold"))
         parts.extend(line(row, limit=DOCUMENT_LIMIT) for row in json_text(p.patch).splitlines())
@@ -216,7 +245,7 @@ def plan_json(p: Plan) -> JsonObject:
                                           "previous_replica_set", "rollback_target_release_id",
                                           "release_metadata_source"})
     return {"ends": p.ends, "reason": p.reason, "message": p.message, "gitFirst": p.git_first,
-            "deploymentPatch": p.patch, "status": status,
+            "deploymentPatch": p.patch, "status": status, "gates": list(p.gates),
             "rollbackPolicy": [{"failureClass": o.failure_class, "outcome": o.status, "reason": o.reason,
                                 "targetReplicaSet": o.target_replica_set, "targetRevision": o.target_revision}
                                for o in p.policies]}
