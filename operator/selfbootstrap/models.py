@@ -43,6 +43,11 @@ def finalizer_of(shard: str | None) -> str:
     shard (which also watches the run, for its indices) never takes it for one it may let go of."""
     return f"shard.{GROUP}/{shard}" if shard else FINALIZER
 
+# On a run: who created it (admission: only that user, only at creation); a run that needs approval names it.
+AUTHOR_ANNOTATION = "selfbootstrap.dev/author"
+# On a run: approve.selfbootstrap.dev/<stage> = the user who approves (admission: that user, with the `approve`
+# verb on selfbootstrapruns, not the author); stages: deploy, success.
+APPROVAL_PREFIX = "approve.selfbootstrap.dev/"
 DEPLOYMENT_LABEL = "selfbootstrap.dev/deployment"  # on a run: its target, for kubectl get sbr -l
 CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
 
@@ -659,6 +664,24 @@ class Analysis(Model):
     metrics: Annotated[list[AnalysisMetric], Field(min_length=1, max_length=16, description="The metrics.")]
 
 
+class ApprovalStage(StrEnum):
+    DEPLOY = "deploy"
+    SUCCESS = "success"
+
+
+class Approval(Model):
+    """A person's approval, given with `kubectl sbr approve RUN` by someone other than the run's author who
+    holds the `approve` verb on selfbootstrapruns (see the admission policy)."""
+
+    before_deploy: Annotated[bool, Field(
+        default=False, description="Wait for an approval before the Deployment is touched.")]
+    before_success: Annotated[bool, Field(
+        default=False, description="Wait for an approval after every gate passed, before the run succeeds; "
+                                   "without one by the deadline the release is undone as an abort is.")]
+    deadline_seconds: Annotated[int, Field(
+        default=86400, ge=60, le=2592000, description="How long each approval may take.")]
+
+
 class RunSpec(Model):
     """One change to one Deployment."""
 
@@ -673,6 +696,8 @@ class RunSpec(Model):
         default=None, description="Optional git workflow before the deploy; without it the run is deploy-only.")]
     analysis: Annotated[Analysis | None, Field(
         default=None, description="Optional metric analysis gate after the rollout and the HTTP check.")]
+    approval: Annotated[Approval | None, Field(
+        default=None, description="Optional approvals by a person before the deploy and/or before success.")]
     rollback_policy: Annotated[RollbackPolicy, Field(
         default_factory=RollbackPolicy, description="Rollback policy per failure class.",
         json_schema_extra=_defaults(RollbackPolicy))]
@@ -709,6 +734,7 @@ class Phase(StrEnum):
     DEPLOYING = "Deploying"
     VERIFYING_HEALTH = "VerifyingHealth"
     ANALYZING = "Analyzing"
+    AWAITING_APPROVAL = "AwaitingApproval"
     WATCHING_RESTARTS = "WatchingRestarts"
     ROLLING_BACK = "RollingBack"
     SUCCEEDED = "Succeeded"

@@ -31,6 +31,8 @@ from .core.run import Run
 from .core.world import DeploymentState, World
 from .models import (
     ABORT_ANNOTATION,
+    APPROVAL_PREFIX,
+    AUTHOR_ANNOTATION,
     RETRY_OF_ANNOTATION,
     TERMINAL_PHASES,
     EventRecord,
@@ -209,6 +211,7 @@ def _valid_status(o: JsonObject) -> bool:
 def parse_run(o: JsonObject) -> Run:
     """The core's view of a run resource; ValidationError when spec or status do not fit the models."""
     md = meta(o)
+    annotations = strings(md.get("annotations"))
     return Run(
         name=name_of(o),
         generation=integer(md.get("generation")),
@@ -217,8 +220,10 @@ def parse_run(o: JsonObject) -> Run:
         namespace=text(md.get("namespace")) or "",
         uid=text(md.get("uid")) or "",
         created=text(md.get("creationTimestamp")) or "",
-        abort=strings(md.get("annotations")).get(ABORT_ANNOTATION),
-        retry_of=strings(md.get("annotations")).get(RETRY_OF_ANNOTATION),
+        abort=annotations.get(ABORT_ANNOTATION),
+        retry_of=annotations.get(RETRY_OF_ANNOTATION),
+        author=annotations.get(AUTHOR_ANNOTATION),
+        approvals={k.removeprefix(APPROVAL_PREFIX): v for k, v in annotations.items() if k.startswith(APPROVAL_PREFIX)},
     )
 
 

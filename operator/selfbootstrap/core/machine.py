@@ -18,6 +18,7 @@ from ..models import (
     RELEASE_ANNOTATION,
     RUNS_ANNOTATION,
     TERMINAL_PHASES,
+    ApprovalStage,
     FailureClass,
     GatePhase,
     GateStatus,
@@ -64,6 +65,7 @@ from .actions import (
 from .decision import Decision, Event, EventType
 from .draft import Draft
 from .gates import analysis as analysis_gate
+from .gates import approval as approval_gate
 from .patches import claim_patch, deploy_patch, release_patch, rollback_patch
 from .run import Run
 from .world import DeploymentState, Revision, World
@@ -142,6 +144,8 @@ def _decide(run: Run, world: World, now: datetime) -> Decision:
             return _verifying_health(draft, world, dep)
         case Phase.ANALYZING:
             return _analyzing(draft, world, dep)
+        case Phase.AWAITING_APPROVAL:
+            return _awaiting_approval(draft, world, dep)
         case Phase.WATCHING_RESTARTS:
             return _watching_restarts(draft, world, dep)
         case Phase.ROLLING_BACK:
@@ -222,6 +226,8 @@ def _at_the_gate(d: Draft, world: World, dep: DeploymentState, phase: Phase) -> 
             d.enter(Phase.SUPERSEDED, reasons.SUPERSEDED, f"{verdict.message}; the Deployment was not touched")
             d.normal(reasons.SUPERSEDED, d.status.message or "")
             return d.decision(None)
+        case gate.Wait() | gate.Go() if (awaited := _approval(d, world, ApprovalStage.DEPLOY)) is not None:
+            return awaited
         case gate.Wait():
             return _wait(d, phase, verdict)
         case gate.Go():
@@ -236,7 +242,7 @@ def _at_the_gate(d: Draft, world: World, dep: DeploymentState, phase: Phase) -> 
 
 def _claimed(d: Draft, dep: DeploymentState) -> Decision:
     """The run holds the workload: a deploy-only run starts, a git run goes on to resolve its releases."""
-    if d.status.phase in (None, Phase.PENDING):
+    if d.status.started_at is None:
         d.set(started_at=d.status.started_at or d.now)
         d.normal(reasons.STARTED, f"run started for deployment {dep.name!r}")
     d.enter(Phase.DEPLOYING, reasons.CLAIMED, f"holds deployment {dep.name!r}")
@@ -777,7 +783,58 @@ def _untrusted_rollback(d: Draft, world: World, target: Revision) -> str | None:
     return None
 
 
+def _approval(d: Draft, world: World, stage: ApprovalStage) -> Decision | None:
+    """None when the stage needs no approval or has it (the gate then shows who gave it); else wait for it
+    (at no cost: the annotation's change wakes the run), or end when the deadline passed."""
+    if not approval_gate.needed(d.run.spec, stage):
+        return None
+    known = approval_gate.current(d.status.gates, stage)
+    if known is not None and known.phase == GatePhase.PASSED:
+        return None
+    verdict = approval_gate.verdict(d.run, stage, d.now)
+    _set_gate(d, verdict.gate)
+    match verdict:
+        case approval_gate.Approved():
+            d.normal(reasons.APPROVED, f"{stage.value}: {verdict.gate.message}")
+            return None
+        case approval_gate.Waiting():
+            message = verdict.gate.message or ""
+            if d.status.reason != reasons.AWAITING_APPROVAL or d.status.message != message:
+                d.normal(reasons.AWAITING_APPROVAL, message)
+            d.enter(Phase.AWAITING_APPROVAL, reasons.AWAITING_APPROVAL, message)
+            return d.decision(max(MIN_WAIT_SECONDS, min(QUEUE_SECONDS, (verdict.until - d.now).total_seconds())))
+        case approval_gate.TimedOut():
+            if stage == ApprovalStage.DEPLOY:
+                return d.fail(reasons.APPROVAL_TIMED_OUT, f"{verdict.message}; the Deployment was not touched")
+            return _gate_failed(d, world, FailureClass.ABORTED, reasons.APPROVAL_TIMED_OUT, verdict.message)
+        case _:
+            assert_never(verdict)
+
+
+def _awaiting_approval(d: Draft, world: World, dep: DeploymentState) -> Decision:
+    if d.status.deploy_patched_at is None:  # before the deploy: back to the gate, which asks again
+        return _at_the_gate(d, world, dep, Phase.DEPLOYING)
+    stopped = _superseded(d, dep)
+    if stopped:
+        return stopped
+    awaited = _approval(d, world, ApprovalStage.SUCCESS)
+    if awaited is not None:
+        return awaited
+    approved = approval_gate.current(d.status.gates, ApprovalStage.SUCCESS)
+    return _succeeded(d, (approved.message if approved else None) or "approved")
+
+
 def _succeed(d: Draft, message: str) -> Decision:
+    """Every gate passed: the run succeeds, or first waits for a person's approval when the spec asks."""
+    if approval_gate.needed(d.run.spec, ApprovalStage.SUCCESS):
+        known = approval_gate.current(d.status.gates, ApprovalStage.SUCCESS)
+        if known is None or known.phase != GatePhase.PASSED:
+            d.enter(Phase.AWAITING_APPROVAL, reasons.AWAITING_APPROVAL, f"{message}; awaiting approval")
+            return d.decision(0)
+    return _succeeded(d, message)
+
+
+def _succeeded(d: Draft, message: str) -> Decision:
     d.enter(Phase.SUCCEEDED, reasons.SUCCEEDED, message)
     d.normal(reasons.SUCCEEDED, f"release {d.status.deployed_release_id} is live: {message}")
     return d.decision(None)

@@ -90,6 +90,11 @@ ANALYZING: Final = "Analyzing"
 MEASURED: Final = "Measured"
 ANALYSIS_PASSED: Final = "AnalysisPassed"
 
+# --- AwaitingApproval ------------------------------------------------------------------
+AWAITING_APPROVAL: Final = "AwaitingApproval"
+APPROVED: Final = "Approved"
+APPROVAL_TIMED_OUT: Final = "ApprovalTimedOut"
+
 # --- RollingBack --------------------------------------------------------------------
 ROLLING_BACK: Final = "RollingBack"
 ROLLBACK_PATCHED: Final = "RollbackPatched"

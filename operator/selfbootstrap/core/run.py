@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from ..models import RunSpec, RunStatus
 
@@ -18,6 +19,8 @@ class Run:
     created: str = ""  # metadata.creationTimestamp: the date of every commit the run makes
     abort: str | None = None  # the selfbootstrap.dev/abort annotation: a person asked the run to stop
     retry_of: str | None = None  # the selfbootstrap.dev/retry-of annotation: the run this one retries
+    author: str | None = None  # the selfbootstrap.dev/author annotation (admission: its creator)
+    approvals: Mapping[str, str] = field(default_factory=dict)  # stage -> who approved it (annotations)
 
     @property
     def key(self) -> str:
