@@ -156,6 +156,25 @@ def abort(run: str, reason: str) -> None:
 
 @main.command()
 @click.argument("run")
+@click.option("--stage", type=click.Choice([s.value for s in m.ApprovalStage]), default=None,
+              help="What to approve: deploy or success; default: the stage the run awaits.")
+@_errors
+def approve(run: str, stage: str | None) -> None:
+    """Approve a run that awaits approval, in your own name (not your own run: admission refuses that)."""
+    cluster = _cluster()
+    found = cluster.run(run)
+    if stage is None:
+        status = RunStatus.model_validate(obj(found.get("status")))
+        awaited = [g.name.removeprefix("approval-") for g in status.gates if g.kind == "approval"
+                   and g.phase == m.GatePhase.RUNNING]
+        stage = awaited[0] if awaited else m.ApprovalStage.DEPLOY.value
+    who = _username(cluster)
+    cluster.annotate(run, {m.APPROVAL_PREFIX + stage: who})
+    console.print(views.line("run ", run, f": {stage} approved by ", who))
+
+
+@main.command()
+@click.argument("run")
 @_errors
 def retry(run: str) -> None:
     """Make a new run with the same spec as a finished one (named <run>-retry-<n>), on your behalf."""
