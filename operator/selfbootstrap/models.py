@@ -7,8 +7,11 @@ resource through them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -740,10 +743,50 @@ class Phase(StrEnum):
     SUCCEEDED = "Succeeded"
     ROLLED_BACK = "RolledBack"
     FAILED = "Failed"
-    SUPERSEDED = "Superseded"  # ended without touching the Deployment: a newer release is there already
+    SUPERSEDED = "Superseded"
 
 
-TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED, Phase.SUPERSEDED})
+@dataclass(frozen=True)
+class PhaseRule:
+    """What a phase means to every part that asks (the one table: a new phase is one row here)."""
+
+    terminal: bool = False  # the run has ended
+    git: bool = False  # a step of the git workflow (core/gitflow.py decides it)
+    at_gate: bool = False  # the run may claim its workload next: the worker gathers the gate's view for it
+    done: bool = False  # ended as asked (conditions Ready and Complete)
+    failed: bool = False  # ended otherwise (conditions Stalled and Failed)
+
+
+PHASES: Mapping[Phase, PhaseRule] = MappingProxyType({
+    Phase.PENDING: PhaseRule(at_gate=True),
+    Phase.BRANCHING: PhaseRule(git=True),
+    Phase.COMMITTING: PhaseRule(git=True),
+    Phase.PUSHING: PhaseRule(git=True),
+    Phase.VALIDATING: PhaseRule(git=True),
+    Phase.OPENING_PULL_REQUEST: PhaseRule(git=True),
+    Phase.AWAITING_CI: PhaseRule(git=True),
+    Phase.MERGING: PhaseRule(git=True),
+    Phase.DEPLOYING: PhaseRule(at_gate=True),  # a git run that is ready waits here to claim its workload
+    Phase.VERIFYING_HEALTH: PhaseRule(),
+    Phase.ANALYZING: PhaseRule(),
+    Phase.AWAITING_APPROVAL: PhaseRule(at_gate=True),  # before the deploy it claims next
+    Phase.WATCHING_RESTARTS: PhaseRule(),
+    Phase.ROLLING_BACK: PhaseRule(),
+    Phase.SUCCEEDED: PhaseRule(terminal=True, done=True),
+    Phase.ROLLED_BACK: PhaseRule(terminal=True, failed=True),
+    Phase.FAILED: PhaseRule(terminal=True, failed=True),
+    Phase.SUPERSEDED: PhaseRule(terminal=True, done=True),  # ended without touching the Deployment
+})
+TERMINAL_PHASES = frozenset(p for p, rule in PHASES.items() if rule.terminal)
+
+
+def rule_of(phase: str) -> PhaseRule:
+    """The rule of a phase as status spells it; an unknown phase (a status someone else wrote) has none."""
+    try:
+        return PHASES[Phase(phase)]
+    except ValueError:
+        return PhaseRule()
+GIT_PHASES = tuple(p for p, rule in PHASES.items() if rule.git)
 
 
 class CIStatus(StrEnum):

@@ -185,7 +185,8 @@ class RunWorker:
         ledger, uid, namespace = self.services.ledger, text(meta(run).get("uid")) or "", namespace_of(run)
         entries = cache.peers_of(self.indices, run)
         world = replace(world, namespace_active=ledger.active(namespace, uid), limits=self.services.limits)
-        if path(run, "status", "phase") in (None, m.Phase.PENDING, m.Phase.DEPLOYING):  # at the gate
+        phase = text(path(run, "status", "phase"))
+        if phase is None or m.rule_of(phase).at_gate:
             quiet = min((ledger.seen_seconds(e.uid) for e in entries), default=ledger.seen_seconds(uid))
             quiet = min(quiet, ledger.seen_seconds(uid))
             world = replace(world, peers=cache.newer_than(entries, run), passed_over=cache.older_than(entries, run),

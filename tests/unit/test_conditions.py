@@ -118,3 +118,15 @@ def test_derive_keeps_transition_times_of_unchanged_conditions():
     assert (got["Ready"].status, got["Ready"].last_transition_time) == ("True", at(20))
     assert (got["Degraded"].status, got["Degraded"].last_transition_time) == ("False", T0)
     assert got["Degraded"].observed_generation == 2
+
+
+def test_every_phase_has_its_rule_and_the_sets_follow_from_the_table():
+    from selfbootstrap import models as m
+
+    assert set(m.PHASES) == set(m.Phase)
+    assert m.TERMINAL_PHASES == {m.Phase.SUCCEEDED, m.Phase.ROLLED_BACK, m.Phase.FAILED, m.Phase.SUPERSEDED}
+    for phase, rule in m.PHASES.items():
+        assert rule.terminal == (rule.done or rule.failed), phase  # an end is either as asked or not
+        assert not (rule.done and rule.failed), phase
+        assert not (rule.git and (rule.terminal or rule.at_gate)), phase
+    assert m.rule_of("NoSuchPhase") == m.PhaseRule()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..models import TERMINAL_PHASES, Condition, Phase, RunStatus
+from ..models import PHASES, TERMINAL_PHASES, Condition, Phase, RunStatus
 from . import reasons
 
 PROGRESSING = "Progressing"
@@ -26,8 +26,8 @@ FAILED = "Failed"
 DEGRADED = "Degraded"
 ROLLED_BACK = "RolledBack"
 
-FAILED_PHASES = frozenset({Phase.FAILED, Phase.ROLLED_BACK})
-DONE_PHASES = frozenset({Phase.SUCCEEDED, Phase.SUPERSEDED})
+FAILED_PHASES = frozenset(p for p, rule in PHASES.items() if rule.failed)
+DONE_PHASES = frozenset(p for p, rule in PHASES.items() if rule.done)
 
 
 def set_condition(conditions: list[Condition], new: Condition) -> list[Condition]:

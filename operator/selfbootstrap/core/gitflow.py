@@ -42,8 +42,6 @@ from .run import Run
 GIT_POLL_SECONDS = 2.0
 MANUAL_MERGE_POLL_SECONDS = 15.0
 TRAILER_KEY = "Selfbootstrap-Run"
-GIT_PHASES = (Phase.BRANCHING, Phase.COMMITTING, Phase.PUSHING, Phase.VALIDATING, Phase.OPENING_PULL_REQUEST,
-              Phase.AWAITING_CI, Phase.MERGING)
 
 
 def trailer_of(run: Run) -> str:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import assert_never
 
 from ..models import (
+    PHASES,
     RELEASE_ANNOTATION,
     RUNS_ANNOTATION,
     TERMINAL_PHASES,
@@ -132,7 +133,7 @@ def _decide(run: Run, world: World, now: datetime) -> Decision:
     wait = _retry_wait(run.status, now)
     if wait > 0:  # a step met a passing fault: not again before its backoff has passed
         return draft.decision(wait)
-    if phase in gitflow.GIT_PHASES:
+    if PHASES[phase].git:
         return gitflow.decide(draft)
     dep = world.deployment
     match phase:
