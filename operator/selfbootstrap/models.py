@@ -599,16 +599,39 @@ class WebMetric(Model):
     timeout_seconds: Annotated[int, Field(default=10, ge=1, le=300, description="Seconds the request may take.")]
 
 
+class JobMetricMetadata(Model):
+    """Labels and annotations of the metric's Jobs (the operator adds its own labels)."""
+
+    labels: Annotated[dict[str, Annotated[str, Field(max_length=63, description="A label's value.")]], Field(
+        default_factory=dict, max_length=32, description="Labels.")]
+    annotations: Annotated[dict[str, Annotated[str, Field(max_length=4096, description="An annotation's value.")]],
+                           Field(default_factory=dict, max_length=32, description="Annotations.")]
+
+
+class JobMetric(Model):
+    """A Job in the run's namespace for each measurement, as Argo's job provider: the measurement is
+    Successful when the Job succeeds and Failed when it fails (conditions, if any, see true or false)."""
+
+    metadata: Annotated[JobMetricMetadata, Field(default_factory=JobMetricMetadata,
+                                                 description="Labels and annotations of the Jobs.")]
+    spec: Annotated[dict[str, Any], Field(
+        description="A batch/v1 JobSpec (template, backoffLimit, activeDeadlineSeconds, ...); run with the "
+                    "service account it names, in the run's namespace, so its author must be allowed to create "
+                    "Jobs there (admission checks).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})]
+
+
 class MetricProvider(Model):
     """Where a measurement comes from: exactly one provider."""
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        cel("[has(self.prometheus), has(self.web)].filter(x, x).size() == 1",
-            "a metric's provider names exactly one of prometheus or web"),
+        cel("[has(self.prometheus), has(self.web), has(self.job)].filter(x, x).size() == 1",
+            "a metric's provider names exactly one of prometheus, web or job"),
     ]})
 
     prometheus: Annotated[PrometheusMetric | None, Field(default=None, description="A Prometheus query.")]
     web: Annotated[WebMetric | None, Field(default=None, description="An HTTP endpoint's JSON.")]
+    job: Annotated[JobMetric | None, Field(default=None, description="A Job that succeeds or fails.")]
 
 
 class AnalysisMetric(Model):

@@ -84,7 +84,7 @@ def build(settings: Settings, api: client.ApiClient) -> Services:
     kube = Kube(api)
     policy = egress.discover(settings, api)  # every URL a run makes the operator contact passes it
     executor = Executor(KubeExecutor(kube), HttpExecutor(policy), GitExecutor(kube, settings.workdir, policy),
-                        JobExecutor(kube, settings.checkout_image), MetricExecutor(policy))
+                        JobExecutor(kube, settings.checkout_image), MetricExecutor(kube, policy))
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="handler")
     return Services(settings, kube, executor, pool, FairExecutor(settings.tick_threads), egress=policy)
 

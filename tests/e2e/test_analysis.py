@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from .cluster import free_port
-from .kube_helpers import create_deployment, create_run, deployment_image, events_of, wait_phase
+from .kube_helpers import create_deployment, create_run, deployment_image, events_of, get_run, wait_phase
 from .prometheus_fixtures import Prometheus, prometheus  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator")]
@@ -103,3 +104,19 @@ def test_a_web_metric_gates_a_run(app, prometheus):  # noqa: F811
     assert (st["phase"], st["failureReason"]) == ("RolledBack", "MetricFailed"), st.get("message")
     # The answer was the string "0.5": judged, but status shows only its size.
     assert gate_of(st)["metrics"][0]["measurements"][-1]["value"] == "(a string of 3 characters)"
+
+
+@pytest.mark.parametrize("image, phase", [("registry.example.com/smoke:1", "Succeeded"),
+                                          ("registry.example.com/smoke:failing", "RolledBack")])
+def test_a_job_metric_gates_a_run(app, image, phase):
+    """kwok plays the kubelet: a Job's pod completes, or fails when its image says "failing"."""
+    smoke = {"name": "smoke", "provider": {"job": {"spec": {"backoffLimit": 0, "template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "smoke", "image": image, "command": ["smoke-test"]}]}}}}}}
+    create_run(app, "smoke", analysed_run(smoke))
+    st = wait_phase(app, "smoke", FINISHED, timeout=120)
+    assert st["phase"] == phase, st.get("message")
+    [metric] = gate_of(st)["metrics"]
+    assert metric["measurements"][-1]["value"] == ("succeeded" if phase == "Succeeded" else "failed")
+    jobs = client.BatchV1Api().list_namespaced_job(app, label_selector="selfbootstrap.dev/metric=smoke").items
+    assert len(jobs) == 1 and jobs[0].metadata.labels["selfbootstrap.dev/run-uid"] == get_run(app, "smoke")[
+        "metadata"]["uid"]

@@ -88,6 +88,15 @@ def test_a_user_who_may_not_create_jobs_may_not_ask_for_a_validation_job(kubectl
     assert "spec.git.validation: dave may not create jobs.batch" in refusal
 
 
+def test_a_user_who_may_not_create_jobs_may_not_ask_for_a_job_metric(kubectl, users):
+    spec = json.loads(run_manifest("job-metric"))
+    spec["spec"]["analysis"] = {"metrics": [{"name": "smoke", "provider": {"job": {"spec": {"template": {
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "s", "image": "registry.example.com/s:1"}]}}}}}}]}
+    refused = create_as(kubectl, users, "carol", json.dumps(spec))
+    assert "spec.analysis.metrics[].provider.job: carol may not create jobs.batch" in refused
+    assert create_as(kubectl, users, "bob", json.dumps(spec)) == ""
+
+
 def test_a_user_with_all_the_rights_is_admitted(kubectl, users):
     assert create_as(kubectl, users, "bob", run_manifest("r4", secret=True, validation=True)) == ""
     assert create_as(kubectl, users, "carol", run_manifest("r5")) == ""

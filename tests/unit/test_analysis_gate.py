@@ -233,3 +233,50 @@ def test_a_web_metric_judges_the_whole_answer_but_shows_only_its_size():
     assert st.phase == "Succeeded"
     assert st.gates[0].metrics[0].measurements[0].value == "(a string of 2 characters)"
     assert isinstance(cluster.measured[0].provider, WebMetric)
+
+
+# --- job metrics ---------------------------------------------------------------------------------------
+
+JOB = {"job": {"spec": {"template": {"spec": {"containers": [{"name": "check", "image": "check:1"}],
+                                             "restartPolicy": "Never"}}}}}
+
+
+class JobCluster(MeasuringCluster):
+    """Each measurement's Job runs for two looks, then ends with the next scripted outcome."""
+
+    def __init__(self, *outcomes: bool):
+        super().__init__(None)
+        self.outcomes = list(outcomes)
+        self.looks: dict[str | None, int] = {}
+
+    def perform(self, action):
+        if not isinstance(action, MeasureMetric):
+            return super().perform(action)
+        self.actions.append("MeasureMetric")
+        self.measured.append(action)
+        seen = self.looks[action.job_name] = self.looks.get(action.job_name, 0) + 1
+        if seen < 3:
+            return Measured(action.metric, pending=True)
+        return Measured(action.metric, result=self.outcomes.pop(0))
+
+
+@pytest.mark.parametrize("outcomes, phase", [([True, True], "Succeeded"), ([True, False], "RolledBack")])
+def test_a_job_metric_is_the_job_s_outcome_and_each_measurement_has_its_own_job(outcomes, phase):
+    cluster = JobCluster(*outcomes)
+    st, _, _ = drive(cluster, analysed(metric(provider=JOB, successCondition=None, interval="10s", count=2)))
+    assert st.phase == phase
+    names = list(cluster.looks)
+    assert len(names) == 2 and all(cluster.looks[n] == 3 for n in names)  # looked at until done, never remade
+    assert names[0].endswith("-errors-1") and names[1].endswith("-errors-2") and names[0].startswith("run-1-")
+    assert [m.value for m in st.gates[0].metrics[0].measurements] == [
+        "succeeded" if ok else "failed" for ok in outcomes]
+
+
+def test_a_job_metric_contacts_nothing_and_takes_no_args():
+    spec_ = Analysis.model_validate({"metrics": [metric(provider=JOB, successCondition=None)]})
+    assert gate.destinations(spec_) == [] and gate.problem(spec_) is None
+
+
+def test_job_names_are_dns_labels_for_long_names():
+    name = gate.job_name("a" * 30 + "-12345678", "m" * 63, 1000)
+    assert len(name) <= 63 and name.endswith("-1000") and "--" not in name

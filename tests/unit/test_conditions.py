@@ -124,7 +124,7 @@ def test_every_phase_has_its_rule_and_the_sets_follow_from_the_table():
     from selfbootstrap import models as m
 
     assert set(m.PHASES) == set(m.Phase)
-    assert m.TERMINAL_PHASES == {m.Phase.SUCCEEDED, m.Phase.ROLLED_BACK, m.Phase.FAILED, m.Phase.SUPERSEDED}
+    assert {m.Phase.SUCCEEDED, m.Phase.ROLLED_BACK, m.Phase.FAILED, m.Phase.SUPERSEDED} == m.TERMINAL_PHASES
     for phase, rule in m.PHASES.items():
         assert rule.terminal == (rule.done or rule.failed), phase  # an end is either as asked or not
         assert not (rule.done and rule.failed), phase

@@ -45,7 +45,7 @@ class Executor:
             case ProbeHttp():
                 return self.http.perform(action)
             case MeasureMetric():
-                return self.metrics.perform(action)
+                return self.metrics.perform(run, action)
             case ResolveBranch() | CommitChange() | PushBranch() | OpenPullRequest() | CheckCI() \
                     | MergePullRequest() | CheckPullRequest() | OpenRevertPullRequest():
                 return self.git.perform(run, action)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from ..models import CIStatus, HttpCheck, PrometheusMetric, Validation, ValidationState, WebMetric
+from ..models import CIStatus, HttpCheck, JobMetric, PrometheusMetric, Validation, ValidationState, WebMetric
 from .jsontypes import JsonObject, JsonPatch, JsonValue
 
 # --- Kubernetes -------------------------------------------------------------------
@@ -186,7 +186,8 @@ class MeasureMetric:
     """Take one measurement of a metric: its provider's settings, the args substituted. -> Measured"""
 
     metric: str
-    provider: PrometheusMetric | WebMetric
+    provider: PrometheusMetric | WebMetric | JobMetric
+    job_name: str | None = None  # a job metric's Job for this measurement: found again when it is looked at later
 
 
 KubeAction: TypeAlias = ClaimWorkload | PatchDeployment | RollbackDeployment | ReleaseWorkload
@@ -238,6 +239,7 @@ class Measured:
     metric: str
     result: JsonValue = None
     error: str | None = None
+    pending: bool = False  # no result yet (a job metric's Job runs): look again later, nothing is counted
 
 
 @dataclass(frozen=True)

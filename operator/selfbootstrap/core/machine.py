@@ -10,6 +10,8 @@ a tick interrupted anywhere is resumed by deciding again without repeating it.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import assert_never
@@ -72,6 +74,7 @@ from .run import Run
 from .world import DeploymentState, Revision, World
 
 POLL_SECONDS = 2.0  # how soon to look again after a patch, before the watches show it
+JOB_POLL_SECONDS = 2.0  # how soon to look again at a metric's Job that still runs
 WATCH_SECONDS = 30.0  # a run following a rollout looks again on its own at most this long after: every change
 # of its Deployment, ReplicaSets and pods wakes it before (a poll every few seconds cost a tick per run each time)
 MIN_WAIT_SECONDS = 0.1
@@ -479,7 +482,7 @@ def _analyzing(d: Draft, world: World, dep: DeploymentState) -> Decision:
         return _gate_failed(d, world, FailureClass.DEPLOY, reasons.PROGRESS_DEADLINE_EXCEEDED,
                             rollout.rollout_progress(dep).message)
     gate_status = analysis_gate.current(d.status.gates) or analysis_gate.begin(d.now)
-    step = analysis_gate.next_step(spec.analysis, gate_status, _args(d), d.now)
+    step = analysis_gate.next_step(spec.analysis, gate_status, _args(d), d.now, _job_prefix(d.run))
     match step:
         case analysis_gate.Measure():
             return d.decision(POLL_SECONDS, step.action)
@@ -496,6 +499,13 @@ def _analyzing(d: Draft, world: World, dep: DeploymentState) -> Decision:
             assert_never(step)
 
 
+def _job_prefix(run: Run) -> str:
+    """The start of the run's metric Jobs' names: the run's name as a DNS label and a digest of its uid, so
+    that a run made again under the same name never finds the Jobs of the one before."""
+    stem = re.sub(r"[^a-z0-9-]", "-", run.name.lower())[:30].strip("-") or "run"
+    return f"{stem}-{hashlib.sha256(run.uid.encode()).hexdigest()[:8]}"
+
+
 def _set_gate(d: Draft, gate_status: GateStatus) -> None:
     d.set(gates=[*(g for g in d.status.gates if g.name != gate_status.name), gate_status])
 
@@ -505,6 +515,8 @@ def _measured(d: Draft, result: Measured) -> Decision:
     gate_status = analysis_gate.current(d.status.gates)
     if spec is None or gate_status is None or d.status.phase != Phase.ANALYZING:
         return d.decision(0)  # the run moved on while the measurement was taken: nothing to count
+    if result.pending:  # a metric's Job still runs: look again shortly, nothing counted yet
+        return d.decision(JOB_POLL_SECONDS)
     updated = analysis_gate.measured(spec, gate_status, result, d.now)
     _set_gate(d, updated)
     d.enter(Phase.ANALYZING, reasons.MEASURED, updated.message or "")

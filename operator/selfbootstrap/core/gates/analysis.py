@@ -22,6 +22,7 @@ from ...models import (
     AnalysisMetric,
     GatePhase,
     GateStatus,
+    JobMetric,
     MeasurementStatus,
     MetricStatus,
     PrometheusMetric,
@@ -56,7 +57,7 @@ def metric_of(spec: AnalysisMetric) -> analysis.Metric:
     )
 
 
-def _templated(provider: PrometheusMetric | WebMetric) -> dict[str, str]:
+def _templated(provider: PrometheusMetric | WebMetric | JobMetric) -> dict[str, str]:
     """The provider's fields that take {{args.NAME}}, by their spec path below the provider."""
     match provider:
         case PrometheusMetric():
@@ -65,12 +66,14 @@ def _templated(provider: PrometheusMetric | WebMetric) -> dict[str, str]:
             fields = {"web.url": provider.url, **({"web.body": provider.body} if provider.body else {})}
             fields.update({f"web.headers[{i}].value": h.value for i, h in enumerate(provider.headers)})
             return fields
+        case JobMetric():
+            return {}  # a Job's spec is the author's own: nothing is substituted in it
         case _:
             assert_never(provider)
 
 
-def _provider(spec: AnalysisMetric) -> PrometheusMetric | WebMetric:
-    chosen = spec.provider.prometheus or spec.provider.web
+def _provider(spec: AnalysisMetric) -> PrometheusMetric | WebMetric | JobMetric:
+    chosen = spec.provider.prometheus or spec.provider.web or spec.provider.job
     assert chosen is not None, "admission requires exactly one provider"
     return chosen
 
@@ -102,6 +105,8 @@ def destinations(spec: Analysis) -> list[str]:
     urls = []
     for m in spec.metrics:
         provider = _provider(m)
+        if isinstance(provider, JobMetric):
+            continue  # a Job contacts nothing on the operator's behalf
         url = provider.address if isinstance(provider, PrometheusMetric) else provider.url
         if not _ARG.search(url):
             urls.append(url)
@@ -112,7 +117,7 @@ def substitute(text: str, args: Mapping[str, str]) -> str:
     return _ARG.sub(lambda found: args.get(found[1], found[0]), text)
 
 
-def resolved(spec: AnalysisMetric, args: Mapping[str, str]) -> PrometheusMetric | WebMetric:
+def resolved(spec: AnalysisMetric, args: Mapping[str, str]) -> PrometheusMetric | WebMetric | JobMetric:
     """The provider's settings with the args in place."""
     provider = _provider(spec)
     match provider:
@@ -124,6 +129,8 @@ def resolved(spec: AnalysisMetric, args: Mapping[str, str]) -> PrometheusMetric 
                 "url": substitute(provider.url, args),
                 "body": substitute(provider.body, args) if provider.body is not None else None,
                 "headers": [WebHeader(key=h.key, value=substitute(h.value, args)) for h in provider.headers]})
+        case JobMetric():
+            return provider
         case _:
             assert_never(provider)
 
@@ -203,8 +210,16 @@ class Failed:
 Step: TypeAlias = Measure | WaitUntil | Passed | Failed
 
 
-def next_step(spec: Analysis, gate: GateStatus, args: Mapping[str, str], now: datetime) -> Step:
-    """Measure the metric due first, wait for the next one, or end with the verdict of all."""
+def job_name(prefix: str, metric: str, number: int) -> str:
+    """<prefix>-<metric>-<n>: the Job of a job metric's n-th measurement, a DNS label (at most 63)."""
+    suffix = f"-{number}"
+    return f"{prefix[:63 - len(suffix) - 1 - min(len(metric), 20)]}-{metric[:20]}{suffix}".replace("--", "-")
+
+
+def next_step(spec: Analysis, gate: GateStatus, args: Mapping[str, str], now: datetime,
+              job_prefix: str = "") -> Step:
+    """Measure the metric due first, wait for the next one, or end with the verdict of all. A job metric's
+    Job is named after the run (job_prefix), the metric and the measurement's number."""
     metrics = [metric_of(m) for m in spec.metrics]
     started = gate.started_at or now
     known = states(gate)
@@ -221,7 +236,11 @@ def next_step(spec: Analysis, gate: GateStatus, args: Mapping[str, str], now: da
                       key=lambda m: analysis.next_measurement_at(m, known.get(m.name, analysis.MetricState()),
                                                                  started) or now)
             by_name = {m.name: m for m in spec.metrics}
-            return Measure(MeasureMetric(due.name, resolved(by_name[due.name], args)))
+            provider = resolved(by_name[due.name], args)
+            state = known.get(due.name, analysis.MetricState())
+            job = job_name(job_prefix, due.name, state.count + state.error + 1) \
+                if isinstance(provider, JobMetric) else None
+            return Measure(MeasureMetric(due.name, provider, job))
         case _:
             assert_never(verdict)
 
@@ -242,6 +261,11 @@ def measured(spec: Analysis, gate: GateStatus, result: Measured, now: datetime) 
     state = states(gate).get(m.name, analysis.MetricState())
     if result.error is not None:
         measurement = analysis.provider_error(result.error, now)
+    elif m.provider.job is not None and not (metric.success_condition or metric.failure_condition):
+        succeeded = result.result is True  # Argo's job provider: the Job's own outcome is the verdict
+        measurement = analysis.Measurement(
+            analysis.MeasurementPhase.SUCCESSFUL if succeeded else analysis.MeasurementPhase.FAILED,
+            "succeeded" if succeeded else "failed", now)
     else:
         judged = analysis.evaluate(result.result, metric.success_condition, metric.failure_condition)
         if m.provider.web is not None:
