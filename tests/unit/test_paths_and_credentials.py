@@ -72,6 +72,10 @@ def test_prefixes_of(annotation, prefixes):
     ("https://github.com/acme/web/..", "https://github.com/acme/", False),
     ("https://github.com/acme/web..git", "https://github.com/acme/", True),
     ("https://github.com/acme/.github.git", "https://github.com/acme/", True),
+    ("http://127.0.0.1:9090", "http://127.0.0.1:9090/", True),  # an empty path is "/"
+    ("http://127.0.0.1:9090?q=1", "http://127.0.0.1:9090/", True),
+    ("http://127.0.0.1:90901", "http://127.0.0.1:9090/", False),
+    ("http://127.0.0.1:9090", "http://127.0.0.1:9090/api/", False),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_matches_at_a_path_boundary_and_https_unless_the_prefix_says_http(url, prefix, allowed):
     assert matches(url, prefix) is allowed

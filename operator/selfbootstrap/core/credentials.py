@@ -23,9 +23,12 @@ def prefixes_of(annotation: str | None) -> tuple[str, ...]:
 
 
 def _normal(url: str) -> str:
-    """Scheme and host in lower case, the rest as written."""
+    """Scheme and host in lower case, the rest as written; an empty path is "/" (http://h is http://h/)."""
     parts = urlsplit(url)
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{url.split(parts.netloc, 1)[1] if parts.netloc else ''}"
+    rest = url.split(parts.netloc, 1)[1] if parts.netloc else ""
+    if parts.netloc and not rest.startswith("/"):
+        rest = "/" + rest
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{rest}"
 
 
 DOT_SEGMENT = re.compile(r"/(\.|%2e){1,2}(?=[/?#]|$)", re.IGNORECASE)
