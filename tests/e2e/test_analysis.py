@@ -40,7 +40,7 @@ def app(namespace: str, prometheus: Prometheus) -> str:  # noqa: F811
 
 
 def gate_of(st: dict[str, Any]) -> dict[str, Any]:
-    [gate] = st["gates"]
+    [gate] = [g for g in st["gates"] if g["kind"] == "analysis"]
     return gate
 
 

@@ -10,8 +10,6 @@ a tick interrupted anywhere is resumed by deciding again without repeating it.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import assert_never
@@ -32,7 +30,7 @@ from ..models import (
     RunStatus,
     WatchdogStatus,
 )
-from . import gate, gitflow, policy, reasons, record, releases, rollout, validation, watchdog
+from . import gate, gates, gitflow, policy, reasons, record, releases, rollout, validation, watchdog
 from .actions import (
     Action,
     BranchResolved,
@@ -67,21 +65,19 @@ from .actions import (
 )
 from .decision import Decision, Event, EventType
 from .draft import Draft
-from .gates import analysis as analysis_gate
 from .gates import approval as approval_gate
+from .gates.analysis import problem as analysis_problem
 from .patches import claim_patch, deploy_patch, release_patch, rollback_patch
 from .run import Run
 from .world import DeploymentState, Revision, World
 
 POLL_SECONDS = 2.0  # how soon to look again after a patch, before the watches show it
-JOB_POLL_SECONDS = 2.0  # how soon to look again at a metric's Job that still runs
 WATCH_SECONDS = 30.0  # a run following a rollout looks again on its own at most this long after: every change
 # of its Deployment, ReplicaSets and pods wakes it before (a poll every few seconds cost a tick per run each time)
 MIN_WAIT_SECONDS = 0.1
 QUEUE_SECONDS = 300.0  # a waiting run looks on its own only this rarely: the end of the run it waits for wakes it
 ROLLOUT_REPORT_SECONDS = 10.0  # a rollout's progress message is written at most this often (a write per change
 # would cost a status write per pod step; phase and reason are always written at once)
-POD_LAG_SECONDS = 0.5  # how soon to look again when fewer pods are seen than the Deployment counts
 CHAIN_LIMIT = 8  # decisions chained in memory before an action or a write, at most
 
 
@@ -147,11 +143,11 @@ def _decide(run: Run, world: World, now: datetime) -> Decision:
         case Phase.VERIFYING_HEALTH:
             return _verifying_health(draft, world, dep)
         case Phase.ANALYZING:
-            return _analyzing(draft, world, dep)
+            return _gating(draft, world, dep)
         case Phase.AWAITING_APPROVAL:
             return _awaiting_approval(draft, world, dep)
         case Phase.WATCHING_RESTARTS:
-            return _watching_restarts(draft, world, dep)
+            return _gating(draft, world, dep)
         case Phase.ROLLING_BACK:
             return _rolling_back(draft, world, dep)
     raise AssertionError(f"no handler for phase {phase}")
@@ -257,7 +253,7 @@ def _pending(d: Draft, world: World, dep: DeploymentState) -> Decision:
     if _record(dep).held_by(d.run.uid):  # claimed, and stopped before it could say so
         return _claimed(d, dep)
     if d.run.spec.analysis is not None:
-        wrong = analysis_gate.problem(d.run.spec.analysis)
+        wrong = analysis_problem(d.run.spec.analysis)
         if wrong is not None:
             return d.fail(reasons.INVALID_SPEC, f"{wrong}; nothing was contacted and the Deployment was not touched")
     if world.refused is not None:  # a URL it names can never be reached: fail before anything is done
@@ -394,15 +390,7 @@ def _verifying_health(d: Draft, world: World, dep: DeploymentState) -> Decision:
             return _gate_failed(d, world, FailureClass.DEPLOY, reasons.ROLLOUT_TIMED_OUT,
                                 f"rollout not complete within {deadline}s: {progress.message}")
         return _rollout_in_progress(d, progress, _at(d.status.deploy_patched_at, deadline))
-    check = spec.health.http
-    if check is None:
-        return _healthy(d, progress.message)
-    wait = _until_next_attempt(d.status.health_checked_at, check.interval_seconds, d.now)
-    if wait > 0:
-        return d.decision(wait)
-    d.enter(Phase.VERIFYING_HEALTH, reasons.CHECKING_HTTP,
-            f"rollout complete; HTTP check {d.status.health_attempts + 1} of {check.retries}")
-    return d.decision(check.interval_seconds, ProbeHttp(check))
+    return _rollout_complete(d, world, progress.message)
 
 
 def _rollout_in_progress(d: Draft, progress: rollout.RolloutProgress, deadline: datetime | None) -> Decision:
@@ -437,119 +425,85 @@ def _at(since: datetime | None, seconds: float) -> datetime | None:
     return since + timedelta(seconds=seconds) if since is not None else None
 
 
-def _healthy(d: Draft, message: str) -> Decision:
+def _rollout_complete(d: Draft, world: World, message: str) -> Decision:
+    """The rollout is complete: the gates of VerifyingHealth (the HTTP check) judge in this phase; once
+    they passed, the release is healthy and the later gates follow."""
+    first = gates.first(d.run.spec)
+    if first is not None and first.phase == Phase.VERIFYING_HEALTH:
+        step = first.step(d, world)
+        if gates.entry(d.status.gates, first.kind) is None and not isinstance(step, gates.Hold):
+            # begun with its first act (a run waiting writes nothing)
+            gates.set_gate(d, GateStatus(name=first.kind, kind=first.kind, started_at=d.now, message=message))
+        return _judge(d, world, first, step)
+    return _healthy(d, world, first, message)
+
+
+def _healthy(d: Draft, world: World, next_gate: gates.Gate | None, message: str) -> Decision:
     d.set(health_status=HealthStatus.HEALTHY)
     d.normal(reasons.HEALTHY, message)
-    if d.run.spec.analysis is not None:
-        d.set(gates=[*(g for g in d.status.gates if g.kind != analysis_gate.KIND), analysis_gate.begin(d.now)])
-        d.enter(Phase.ANALYZING, reasons.ANALYZING, f"{message}; analysing {len(d.run.spec.analysis.metrics)} "
-                                                    f"metric{'s' if len(d.run.spec.analysis.metrics) > 1 else ''}")
-        return d.decision(0)
-    return _watch_restarts_or_succeed(d, message)
+    return _enter_gate(d, next_gate, message)
 
 
-def _watch_restarts_or_succeed(d: Draft, message: str) -> Decision:
-    if not d.run.spec.restart_watchdog.enabled:
+def _enter_gate(d: Draft, gate_: gates.Gate | None, message: str) -> Decision:
+    """The next gate begins (its entry in status.gates[], its phase), or, after the last, the run succeeds."""
+    if gate_ is None:
         return _succeed(d, message)
-    d.enter(Phase.WATCHING_RESTARTS, reasons.HEALTHY, f"{message}; watching for restarts")
+    gates.set_gate(d, GateStatus(name=gate_.kind, kind=gate_.kind, started_at=d.now, message=message))
+    gate_.enter(d, message)
     return d.decision(0)
 
 
-def _args(d: Draft) -> dict[str, str]:
-    """The analysis's args: the spec's and the built-in ones."""
-    spec, s = d.run.spec, d.status
-    assert spec.analysis is not None
-    return {**{a.name: a.value for a in spec.analysis.args},
-            "release": s.deployed_release_id or "", "previousRelease": s.previous_release_id or "",
-            "deployment": spec.target.deployment, "namespace": d.run.namespace, "run": d.run.name}
+def _close_gate(d: Draft, gate_: gates.Gate, phase: GatePhase, message: str) -> None:
+    known = gates.entry(d.status.gates, gate_.kind)
+    if known is not None and known.phase == GatePhase.RUNNING:
+        gates.set_gate(d, gates.closed(known, phase, message, d.now))
 
 
-def _analyzing(d: Draft, world: World, dep: DeploymentState) -> Decision:
-    """Measure the metrics as they fall due; the first that fails ends the gate (and the release's pods
-    crashing or the rollout failing end it too, at once)."""
+def _gating(d: Draft, world: World, dep: DeploymentState) -> Decision:
+    """A run in the phase of a gate after VerifyingHealth: what every gate shares, then the gate's own step.
+    What ends the run here ends the gate too, so its entry never stays Running."""
     spec = d.run.spec
-    stopped = _superseded(d, dep)
-    if stopped:
+    phase = d.status.phase
+    assert phase is not None
+    gate_ = gates.of_phase(phase, spec, d.status.gates)
+    if gate_ is None:  # the spec cannot change during a run; a status from elsewhere names a gate it lacks
+        return d.fail(reasons.INVALID_SPEC, f"the run is in phase {phase}, which its spec has no gate for")
+    if not _record(dep).held_by(d.run.uid) or not _runs_this_release(d, dep):
+        _close_gate(d, gate_, GatePhase.FAILED, "ended unjudged: the Deployment no longer runs this run's release")
+        stopped = _superseded(d, dep)
+        assert stopped is not None
         return stopped
-    assert spec.analysis is not None, "the Analyzing phase implies spec.analysis"
     crash = watchdog.crash_verdict(world.pods, spec.restart_watchdog.restart_threshold)
-    if spec.restart_watchdog.enabled and not crash.stable:
+    if gate_.fails_fast_on_crash and spec.restart_watchdog.enabled and not crash.stable:
         d.set(restart_watchdog_status=WatchdogStatus.UNSTABLE, restart_watchdog_reason=crash.reason,
               restart_watchdog_attempts=d.status.restart_watchdog_attempts + 1, restart_watchdog_checked_at=d.now)
-        return _gate_failed(d, world, FailureClass.RESTART_WATCHDOG, reasons.RESTART_WATCHDOG_FAILED,
-                            crash.message)
-    if dep.progressing_reason == reasons.PROGRESS_DEADLINE_EXCEEDED:
-        return _gate_failed(d, world, FailureClass.DEPLOY, reasons.PROGRESS_DEADLINE_EXCEEDED,
-                            rollout.rollout_progress(dep).message)
-    gate_status = analysis_gate.current(d.status.gates) or analysis_gate.begin(d.now)
-    step = analysis_gate.next_step(spec.analysis, gate_status, _args(d), d.now, _job_prefix(d.run))
+        return _judge(d, world, gate_, gates.Fail(FailureClass.RESTART_WATCHDOG, reasons.RESTART_WATCHDOG_FAILED,
+                                                  crash.message))
+    if dep.progressing_reason == reasons.PROGRESS_DEADLINE_EXCEEDED:  # e.g. pods added since never started
+        return _judge(d, world, gate_, gates.Fail(FailureClass.DEPLOY, reasons.PROGRESS_DEADLINE_EXCEEDED,
+                                                  rollout.rollout_progress(dep).message))
+    return _judge(d, world, gate_, gate_.step(d, world))
+
+
+def _judge(d: Draft, world: World, gate_: gates.Gate, step: gates.Step) -> Decision:
+    """A gate's step as a decision: act, wait, go on to the next gate, or fail with the gate's class."""
     match step:
-        case analysis_gate.Measure():
-            return d.decision(POLL_SECONDS, step.action)
-        case analysis_gate.WaitUntil():
-            return d.decision(max(MIN_WAIT_SECONDS, min(WATCH_SECONDS, (step.at - d.now).total_seconds())))
-        case analysis_gate.Passed():
-            _set_gate(d, analysis_gate.ended(gate_status, GatePhase.PASSED, step.message, d.now))
-            d.normal(reasons.ANALYSIS_PASSED, f"analysis passed: {step.message}")
-            return _watch_restarts_or_succeed(d, f"analysis passed: {step.message}")
-        case analysis_gate.Failed():
-            _set_gate(d, analysis_gate.ended(gate_status, GatePhase.FAILED, step.message, d.now))
-            return _gate_failed(d, world, FailureClass.ANALYSIS, step.reason, step.message)
+        case gates.Act():
+            return d.decision(step.seconds, step.action)
+        case gates.Hold():
+            return d.decision(max(MIN_WAIT_SECONDS, step.seconds) if step.seconds else 0)
+        case gates.Pass():
+            _close_gate(d, gate_, GatePhase.PASSED, step.message)
+            next_gate = gates.after(gate_, d.run.spec)
+            if gate_.phase == Phase.VERIFYING_HEALTH and (next_gate is None
+                                                         or next_gate.phase != Phase.VERIFYING_HEALTH):
+                return _healthy(d, world, next_gate, step.message)
+            return _enter_gate(d, next_gate, step.message)
+        case gates.Fail():
+            _close_gate(d, gate_, GatePhase.FAILED, step.message)
+            return _gate_failed(d, world, step.failure, step.reason, step.message)
         case _:
             assert_never(step)
-
-
-def _job_prefix(run: Run) -> str:
-    """The start of the run's metric Jobs' names: the run's name as a DNS label and a digest of its uid, so
-    that a run made again under the same name never finds the Jobs of the one before."""
-    stem = re.sub(r"[^a-z0-9-]", "-", run.name.lower())[:30].strip("-") or "run"
-    return f"{stem}-{hashlib.sha256(run.uid.encode()).hexdigest()[:8]}"
-
-
-def _set_gate(d: Draft, gate_status: GateStatus) -> None:
-    d.set(gates=[*(g for g in d.status.gates if g.name != gate_status.name), gate_status])
-
-
-def _measured(d: Draft, result: Measured) -> Decision:
-    spec = d.run.spec.analysis
-    gate_status = analysis_gate.current(d.status.gates)
-    if spec is None or gate_status is None or d.status.phase != Phase.ANALYZING:
-        return d.decision(0)  # the run moved on while the measurement was taken: nothing to count
-    if result.pending:  # a metric's Job still runs: look again shortly, nothing counted yet
-        return d.decision(JOB_POLL_SECONDS)
-    updated = analysis_gate.measured(spec, gate_status, result, d.now)
-    _set_gate(d, updated)
-    d.enter(Phase.ANALYZING, reasons.MEASURED, updated.message or "")
-    return d.decision(0)
-
-
-def _watching_restarts(d: Draft, world: World, dep: DeploymentState) -> Decision:
-    cfg = d.run.spec.restart_watchdog
-    stopped = _superseded(d, dep)
-    if stopped:
-        return stopped
-    if dep.progressing_reason == reasons.PROGRESS_DEADLINE_EXCEEDED:  # e.g. pods added since never started
-        return _gate_failed(d, world, FailureClass.DEPLOY, reasons.PROGRESS_DEADLINE_EXCEEDED,
-                            rollout.rollout_progress(dep).message)
-    wait = _until_next_attempt(d.status.restart_watchdog_checked_at, cfg.interval_seconds, d.now)
-    if wait > 0:
-        return d.decision(wait)
-    if sum(1 for p in world.pods if p.started) < dep.available_replicas:
-        # The observation has not caught up with the Deployment's own count: look again shortly.
-        return d.decision(POD_LAG_SECONDS)
-    attempt = d.status.restart_watchdog_attempts + 1
-    verdict = watchdog.stability_verdict(world.pods, cfg.restart_threshold)
-    d.set(restart_watchdog_attempts=attempt, restart_watchdog_checked_at=d.now,
-          restart_watchdog_reason=verdict.reason)
-    if not verdict.stable:
-        d.set(restart_watchdog_status=WatchdogStatus.UNSTABLE)
-        return _gate_failed(d, world, FailureClass.RESTART_WATCHDOG, reasons.RESTART_WATCHDOG_FAILED,
-                            verdict.message)
-    if attempt >= cfg.retries:
-        d.set(restart_watchdog_status=WatchdogStatus.STABLE)
-        return _succeed(d, f"{verdict.message} over {attempt} observations")
-    d.enter(Phase.WATCHING_RESTARTS, reasons.OBSERVING, f"observation {attempt} of {cfg.retries}: {verdict.message}")
-    return d.decision(cfg.interval_seconds)
 
 
 def _rolling_back(d: Draft, world: World, dep: DeploymentState) -> Decision:
@@ -640,10 +594,10 @@ def settle(run: Run, world: World, action: Action, result: Result, now: datetime
                     f"restored the template of {result.replica_set}; waiting for it to become available")
             d.normal(reasons.ROLLBACK_PATCHED, d.status.message or "")
             return d.decision(WATCH_SECONDS)  # the rollout's changes wake the run
-        case Probed():
-            return _probed(d, world, result)
-        case Measured():
-            return _measured(d, result)
+        case Probed() | Measured():
+            owner = gates.owner(action)
+            assert owner is not None, f"{type(action).__name__} is a gate's action"
+            return _judge(d, world, owner, owner.settle(d, world, action, result))
         case BranchResolved() | Committed() | NothingToCommit() | Pushed() | PullRequestOpened() | CIReported() \
                 | Merged() | PullRequestObserved() | RevertOpened():
             return gitflow.settle(d, result)
@@ -703,42 +657,24 @@ def _failed(d: Draft, world: World, action: Action, failure: Failed) -> Decision
         case RollbackDeployment():
             d.set(rollback_healthy=False)
             return d.fail(reasons.ROLLBACK_REFUSED, failure.message)
-        case ProbeHttp() if failure.reason == reasons.EGRESS_REFUSED:  # no later attempt can be allowed
-            d.set(health_attempts=d.status.health_attempts + 1, health_checked_at=d.now,
-                  health_status=HealthStatus.UNHEALTHY)
-            return _gate_failed(d, world, FailureClass.HEALTH, reasons.EGRESS_REFUSED, failure.message)
-        case ProbeHttp():
-            return _probed(d, world, Probed(healthy=False, detail=failure.message))
-        case MeasureMetric():  # no measurement: an Error, counted as Argo counts one
-            return _measured(d, Measured(action.metric, error=failure.message))
+        case ProbeHttp() | MeasureMetric():
+            owner = gates.owner(action)
+            assert owner is not None, f"{type(action).__name__} is a gate's action"
+            return _judge(d, world, owner, owner.failed(d, world, action, failure))
         case CreateValidationJob() | CheckValidationJob() | DeleteValidationJob():
             return validation.failed(d, action, failure)
         case _:
             return gitflow.failed(d, action, failure)
 
 
-def _probed(d: Draft, world: World, probe: Probed) -> Decision:
-    check = d.run.spec.health.http
-    assert check is not None, "a probe was performed, so the spec has an HTTP check"
-    attempt = d.status.health_attempts + 1
-    d.set(health_attempts=attempt, health_checked_at=d.now)
-    if probe.healthy:
-        return _healthy(d, f"HTTP check passed on attempt {attempt}: {probe.detail}")
-    if attempt >= check.retries:
-        d.set(health_status=HealthStatus.UNHEALTHY)
-        return _gate_failed(d, world, FailureClass.HEALTH, reasons.HEALTH_CHECK_FAILED,
-                            f"HTTP check failed {attempt} times; last: {probe.detail}")
-    d.enter(Phase.VERIFYING_HEALTH, reasons.CHECKING_HTTP,
-            f"HTTP check {attempt} of {check.retries} failed: {probe.detail}")
-    return d.decision(check.interval_seconds)
-
-
 # --- gates, policy, endings -------------------------------------------------
 
 
 def _gate_failed(d: Draft, world: World, failure: FailureClass, reason: str, message: str) -> Decision:
-    """A gate failed: evaluate the rollback policy, then roll back or fail."""
+    """A gate failed: evaluate the rollback policy, then roll back or fail. A gate still running ends too."""
     spec = d.run.spec
+    for running in [g for g in d.status.gates if g.phase == GatePhase.RUNNING]:
+        gates.set_gate(d, gates.closed(running, GatePhase.FAILED, message, d.now))
     verdict = policy.evaluate(_policy_input(d, world, failure))
     d.set(rollback_policy_status=verdict.status, rollback_policy_reason=verdict.reason,
           rollback_target_valid=verdict.target_valid, rollback_failure_class=failure,
@@ -805,7 +741,7 @@ def _approval(d: Draft, world: World, stage: ApprovalStage) -> Decision | None:
     if known is not None and known.phase == GatePhase.PASSED:
         return None
     verdict = approval_gate.verdict(d.run, stage, d.now)
-    _set_gate(d, verdict.gate)
+    gates.set_gate(d, verdict.gate)
     match verdict:
         case approval_gate.Approved():
             d.normal(reasons.APPROVED, f"{stage.value}: {verdict.gate.message}")
@@ -888,7 +824,3 @@ def _record_deployed_revision(d: Draft, dep: DeploymentState) -> None:
 
 def _elapsed(since: datetime | None, now: datetime) -> float:
     return (now - since).total_seconds() if since else 0.0
-
-
-def _until_next_attempt(last: datetime | None, interval: float, now: datetime) -> float:
-    return 0.0 if last is None else max(0.0, interval - _elapsed(last, now))

@@ -11,6 +11,7 @@ that no text a server chose reaches status (the conditions still judge the whole
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,19 +21,27 @@ from typing import Final, TypeAlias, assert_never
 from ...models import (
     Analysis,
     AnalysisMetric,
+    FailureClass,
     GatePhase,
     GateStatus,
     JobMetric,
     MeasurementStatus,
     MetricStatus,
+    Phase,
     PrometheusMetric,
+    RunSpec,
     WebHeader,
     WebMetric,
 )
-from .. import analysis
-from ..actions import Measured, MeasureMetric
+from .. import analysis, reasons
+from ..actions import Action, Measured, MeasureMetric, Result
+from ..actions import Failed as ActionFailed
+from ..draft import Draft
 from ..jsontypes import JsonValue
+from ..run import Run
 from ..text import printable
+from ..world import World
+from .protocol import Act, Fail, Hold, Pass, Step, set_gate
 
 KIND: Final = "analysis"
 BUILT_IN_ARGS: Final = ("release", "previousRelease", "deployment", "namespace", "run")
@@ -207,7 +216,7 @@ class Failed:
     message: str
 
 
-Step: TypeAlias = Measure | WaitUntil | Passed | Failed
+AnalysisStep: TypeAlias = Measure | WaitUntil | Passed | Failed
 
 
 def job_name(prefix: str, metric: str, number: int) -> str:
@@ -217,7 +226,7 @@ def job_name(prefix: str, metric: str, number: int) -> str:
 
 
 def next_step(spec: Analysis, gate: GateStatus, args: Mapping[str, str], now: datetime,
-              job_prefix: str = "") -> Step:
+              job_prefix: str = "") -> AnalysisStep:
     """Measure the metric due first, wait for the next one, or end with the verdict of all. A job metric's
     Job is named after the run (job_prefix), the metric and the measurement's number."""
     metrics = [metric_of(m) for m in spec.metrics]
@@ -306,3 +315,83 @@ def _summary(metrics: Sequence[MetricStatus]) -> str:
 
 def ended(gate: GateStatus, phase: GatePhase, message: str, now: datetime) -> GateStatus:
     return gate.model_copy(update={"phase": phase, "message": printable(message), "finished_at": now})
+
+
+# --- the gate --------------------------------------------------------------------------------------------
+
+JOB_POLL_SECONDS: Final = 2.0  # how soon to look again at a metric's Job that still runs
+WATCH_SECONDS: Final = 30.0  # at most this long between looks: the watches wake the run before
+MIN_WAIT_SECONDS: Final = 0.1
+
+
+def args_of(d: Draft) -> dict[str, str]:
+    """The analysis's args: the spec's and the built-in ones."""
+    spec, s = d.run.spec, d.status
+    assert spec.analysis is not None
+    return {**{a.name: a.value for a in spec.analysis.args},
+            "release": s.deployed_release_id or "", "previousRelease": s.previous_release_id or "",
+            "deployment": spec.target.deployment, "namespace": d.run.namespace, "run": d.run.name}
+
+
+def job_prefix(run: Run) -> str:
+    """The start of the run's metric Jobs' names: the run's name as a DNS label and a digest of its uid, so
+    that a run made again under the same name never finds the Jobs of the one before."""
+    stem = re.sub(r"[^a-z0-9-]", "-", run.name.lower())[:30].strip("-") or "run"
+    return f"{stem}-{hashlib.sha256(run.uid.encode()).hexdigest()[:8]}"
+
+
+class MetricAnalysis:
+    kind: Final = KIND
+    phase: Final = Phase.ANALYZING
+    fails_fast_on_crash: Final = True
+
+    def enabled(self, spec: RunSpec) -> bool:
+        return spec.analysis is not None
+
+    def enter(self, d: Draft, message: str) -> None:
+        assert d.run.spec.analysis is not None
+        count = len(d.run.spec.analysis.metrics)
+        set_gate(d, begin(d.now))
+        d.enter(Phase.ANALYZING, reasons.ANALYZING, f"{message}; analysing {count} metric{'s' if count > 1 else ''}")
+
+    def step(self, d: Draft, world: World) -> Step:
+        spec = d.run.spec.analysis
+        assert spec is not None, "the Analyzing phase implies spec.analysis"
+        gate = current(d.status.gates) or begin(d.now)
+        step = next_step(spec, gate, args_of(d), d.now, job_prefix(d.run))
+        match step:
+            case Measure():
+                return Act(step.action, MIN_WAIT_SECONDS)
+            case WaitUntil():
+                return Hold(max(MIN_WAIT_SECONDS, min(WATCH_SECONDS, (step.at - d.now).total_seconds())))
+            case Passed():
+                set_gate(d, ended(gate, GatePhase.PASSED, step.message, d.now))
+                d.normal(reasons.ANALYSIS_PASSED, f"analysis passed: {step.message}")
+                return Pass(f"analysis passed: {step.message}")
+            case Failed():
+                set_gate(d, ended(gate, GatePhase.FAILED, step.message, d.now))
+                return Fail(FailureClass.ANALYSIS, step.reason, step.message)
+            case _:
+                assert_never(step)
+
+    def owns(self, action: Action) -> bool:
+        return isinstance(action, MeasureMetric)
+
+    def settle(self, d: Draft, world: World, action: Action, result: Result) -> Step:
+        assert isinstance(result, Measured), "a MeasureMetric's result is Measured"
+        spec, gate = d.run.spec.analysis, current(d.status.gates)
+        if spec is None or gate is None or d.status.phase != Phase.ANALYZING:
+            return Hold(0)  # the run moved on while the measurement was taken: nothing to count
+        if result.pending:  # a metric's Job still runs: look again shortly, nothing counted yet
+            return Hold(JOB_POLL_SECONDS)
+        updated = measured(spec, gate, result, d.now)
+        set_gate(d, updated)
+        d.enter(Phase.ANALYZING, reasons.MEASURED, updated.message or "")
+        return Hold(0)
+
+    def failed(self, d: Draft, world: World, action: Action, failure: ActionFailed) -> Step:
+        assert isinstance(action, MeasureMetric)
+        return self.settle(d, world, action, Measured(action.metric, error=failure.message))  # an Error
+
+
+GATE: Final = MetricAnalysis()
