@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -47,6 +48,7 @@ KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.22.0"
 PROMETHEUS_MODULE = "v0.316.0"  # the Go module's version of Prometheus 3.16.0
 PROMETHEUS_RELEASE = "3.16.0"
+ARGO_ROLLOUTS_VERSION = "v1.10.2"  # its AnalysisTemplate CRDs, for the tests of spec.analysis.templates
 HELM_K8S_MINOR = "37"  # the Kubernetes its client-go (v0.37) speaks: `helm template`'s default kube version
 NODES = ("kwok-node-0", "kwok-node-1")
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")  # in start order
@@ -175,6 +177,28 @@ def build_prometheus() -> Path:
                 f"github.com/prometheus/prometheus/cmd/prometheus@{PROMETHEUS_MODULE}",
                 env={"GOBIN": str(prometheus_path().parent), "GOTOOLCHAIN": "auto"})
         return prometheus_path()
+
+
+def argo_rollouts_crds() -> list[Path]:
+    """The AnalysisTemplate and ClusterAnalysisTemplate CRDs of Argo Rollouts, as its Go module ships them
+    (manifests/crds), fetched with `go mod download` (checked against the sum database) and cached."""
+    home = cache_dir() / f"argo-rollouts-{ARGO_ROLLOUTS_VERSION}" / "crds"
+    names = ("analysis-template-crd.yaml", "cluster-analysis-template-crd.yaml")
+    if all((home / n).exists() for n in names):
+        return [home / n for n in names]
+    with _locked(cache_dir() / ".build.lock", "a build", timeout=3600):
+        go = gotoolchain.go_command(cache_dir())
+        module = f"github.com/argoproj/argo-rollouts@{ARGO_ROLLOUTS_VERSION}"
+        done = subprocess.run([go, "mod", "download", "-json", module], capture_output=True, text=True, check=False,
+                              env={**os.environ, "GOTOOLCHAIN": "auto", "GOFLAGS": "-mod=mod"})
+        info = json.loads(done.stdout or "{}")
+        if not info.get("Zip"):
+            raise SystemExit(f"go mod download {module} failed: {done.stderr or info.get('Error')}")
+        home.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(info["Zip"]) as archive:
+            for n in names:
+                (home / n).write_bytes(archive.read(f"{module}/manifests/crds/{n}"))
+    return [home / n for n in names]
 
 
 # --- processes --------------------------------------------------------------------

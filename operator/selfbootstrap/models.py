@@ -671,12 +671,25 @@ class AnalysisMetric(Model):
     provider: Annotated[MetricProvider, Field(description="Where the measurement comes from.")]
 
 
+class AnalysisTemplateRef(Model):
+    """An installed Argo Rollouts AnalysisTemplate (or ClusterAnalysisTemplate) whose metrics and args join
+    the run's (its author must be allowed to get it; admission checks)."""
+
+    template_name: Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN,
+                                        description="The template's name.")]
+    cluster_scope: Annotated[bool, Field(default=False,
+                                         description="A ClusterAnalysisTemplate rather than an AnalysisTemplate "
+                                                     "of the run's namespace.")]
+
+
 class Analysis(Model):
     """Metric analysis after the rollout completes (and the HTTP check passed): every metric is measured
     until its count is reached or a limit is exceeded; the first failed metric fails the gate."""
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        cel("self.metrics.all(m, self.metrics.exists_one(o, o.name == m.name))",
+        cel("(has(self.metrics) ? size(self.metrics) : 0) + (has(self.templates) ? size(self.templates) : 0) > 0",
+            "spec.analysis needs metrics or templates"),
+        cel("!has(self.metrics) || self.metrics.all(m, self.metrics.exists_one(o, o.name == m.name))",
             "spec.analysis.metrics names must be unique", ".metrics"),
         cel("!has(self.args) || self.args.all(a, self.args.exists_one(o, o.name == a.name))",
             "spec.analysis.args names must be unique", ".args"),
@@ -687,7 +700,11 @@ class Analysis(Model):
 
     args: Annotated[list[AnalysisArg], Field(default_factory=list, max_length=32,
                                              description="Arguments beside the built-in ones.")]
-    metrics: Annotated[list[AnalysisMetric], Field(min_length=1, max_length=16, description="The metrics.")]
+    metrics: Annotated[list[AnalysisMetric], Field(default_factory=list, max_length=16, description="The metrics.")]
+    templates: Annotated[list[AnalysisTemplateRef], Field(
+        default_factory=list, max_length=8,
+        description="Argo Rollouts AnalysisTemplates whose metrics join these (read when the run starts and "
+                    "at each measurement; their args' values are defaults for spec.analysis.args).")]
 
 
 class ApprovalStage(StrEnum):

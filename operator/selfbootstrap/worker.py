@@ -26,7 +26,7 @@ from .adapters.kube import api_message, meta, namespace_of
 from .core import reasons, record
 from .core.decision import Event, EventType
 from .core.gates import analysis as analysis_gate
-from .core.jsontypes import JsonObject, integer, obj, path, text, texts
+from .core.jsontypes import JsonObject, integer, obj, objects, path, text, texts
 from .core.world import World
 from .models import RunStatus
 from .reconciler import INFRASTRUCTURE_ERRORS, Logger, Reconciler, Tick, is_finished
@@ -169,7 +169,18 @@ class RunWorker:
             world = replace(world, refused=await self._refused(run))
         if path(run, "spec", "target", "deploymentContext") == m.DeploymentContext.SELF_HOSTED:
             world = replace(world, crd_generation=await self._in_pool(self.services.kube.crd_generation))
+        templates = objects(path(run, "spec", "analysis", "templates"))
+        if templates:  # read as the run starts and as it measures: a template is the author's to change
+            world = replace(world, analysis_templates=await self._in_pool(self._templates, run, templates))
         return world
+
+    def _templates(self, run: JsonObject, refs: list[JsonObject]) -> dict[str, JsonObject | None]:
+        out: dict[str, JsonObject | None] = {}
+        for raw in refs:
+            ref = m.AnalysisTemplateRef.model_validate(raw)
+            out[analysis_gate.template_key(ref)] = self.services.kube.read_analysis_template(
+                namespace_of(run), ref.template_name, ref.cluster_scope)
+        return out
 
     async def _refused(self, run: JsonObject) -> str | None:
         """Whether the egress policy refuses a URL the run names (once per worker: it resolves names)."""

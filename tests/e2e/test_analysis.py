@@ -6,13 +6,15 @@ deploys, waits until Prometheus has scraped it, and lets the operator's analysis
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from .cluster import free_port
+from .cluster import free_port, localcluster, refuse_unless_owned
 from .kube_helpers import create_deployment, create_run, deployment_image, events_of, get_run, wait_phase
+from .operator_fixtures import wait_established
 from .prometheus_fixtures import Prometheus, prometheus  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator")]
@@ -120,3 +122,51 @@ def test_a_job_metric_gates_a_run(app, image, phase):
     jobs = client.BatchV1Api().list_namespaced_job(app, label_selector="selfbootstrap.dev/metric=smoke").items
     assert len(jobs) == 1 and jobs[0].metadata.labels["selfbootstrap.dev/run-uid"] == get_run(app, "smoke")[
         "metadata"]["uid"]
+
+
+# --- Argo Rollouts' AnalysisTemplates, as installed with its CRDs -----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def argo_crds(cluster, kubectl) -> None:
+    refuse_unless_owned(cluster, "installs Argo Rollouts' AnalysisTemplate CRDs")
+    for crd in localcluster.argo_rollouts_crds():
+        kubectl("apply", "--server-side", "-f", str(crd))
+    wait_established(kubectl, "analysistemplates.argoproj.io", "clusteranalysistemplates.argoproj.io")
+
+
+def argo_template(kind: str, name: str, address: str, namespace: str | None = None) -> dict[str, Any]:
+    """An AnalysisTemplate as Argo Rollouts users write them, its args' defaults and an expr condition."""
+    meta = {"name": name, **({"namespace": namespace} if namespace else {})}
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": kind, "metadata": meta, "spec": {
+        "args": [{"name": "service", "value": "app"}, {"name": "namespace"}, {"name": "release"}],
+        "metrics": [{"name": "error-ratio", "interval": "1s", "count": 2, "successCondition": "result[0] < 0.05",
+                     "provider": {"prometheus": {"address": address, "query": RATIO}}}]}}
+
+
+@pytest.mark.parametrize("cluster_scope", [False, True], ids=["AnalysisTemplate", "ClusterAnalysisTemplate"])
+def test_an_installed_analysis_template_judges_the_release(app, prometheus, argo_crds, kubectl,  # noqa: F811
+                                                           cluster_scope):
+    name = f"errors-{app}"[:63] if cluster_scope else "errors"
+    kind = "ClusterAnalysisTemplate" if cluster_scope else "AnalysisTemplate"
+    kubectl("apply", "-f", "-", input=json.dumps(argo_template(kind, name, prometheus.address,
+                                                               None if cluster_scope else app)))
+    try:
+        prometheus.error_ratio(app, "v2", 0.5)
+        ref = {"templateName": name, "clusterScope": cluster_scope}
+        create_run(app, "templated", {**analysed_run(), "analysis": {"templates": [ref]}})
+        st = wait_phase(app, "templated", FINISHED, timeout=120)
+        assert (st["phase"], st["failureReason"]) == ("RolledBack", "MetricFailed"), st.get("message")
+        assert gate_of(st)["metrics"][0]["name"] == "error-ratio"
+        assert gate_of(st)["metrics"][0]["measurements"][-1]["value"] == "[0.5]"
+    finally:
+        if cluster_scope:
+            kubectl("delete", "clusteranalysistemplate", name, "--ignore-not-found")
+
+
+def test_a_run_naming_a_template_that_is_not_there_fails_untouched(app, argo_crds):
+    create_run(app, "missing", {**analysed_run(), "analysis": {"templates": [{"templateName": "nowhere"}]}})
+    st = wait_phase(app, "missing", FINISHED, timeout=60)
+    assert (st["phase"], st["reason"]) == ("Failed", "InvalidSpec")
+    assert "AnalysisTemplate nowhere): not found" in st["message"]
+    assert deployment_image(app, "app") == V1

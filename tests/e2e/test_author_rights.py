@@ -97,6 +97,15 @@ def test_a_user_who_may_not_create_jobs_may_not_ask_for_a_job_metric(kubectl, us
     assert create_as(kubectl, users, "bob", json.dumps(spec)) == ""
 
 
+def test_a_user_who_may_not_read_an_analysis_template_may_not_make_a_run_use_it(kubectl, users):
+    spec = json.loads(run_manifest("templated"))
+    spec["spec"]["analysis"] = {"templates": [{"templateName": "errors"}]}
+    refused = create_as(kubectl, users, "carol", json.dumps(spec))
+    assert "spec.analysis.templates: carol may not get every analysis template the run names" in refused
+    grant(kubectl, users, "carol", RUNS, PATCH_DEPLOYMENT, ("argoproj.io", "analysistemplates", "get"))
+    assert create_as(kubectl, users, "carol", json.dumps(spec)) == ""
+
+
 def test_a_user_with_all_the_rights_is_admitted(kubectl, users):
     assert create_as(kubectl, users, "bob", run_manifest("r4", secret=True, validation=True)) == ""
     assert create_as(kubectl, users, "carol", run_manifest("r5")) == ""

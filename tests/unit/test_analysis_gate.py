@@ -280,3 +280,58 @@ def test_a_job_metric_contacts_nothing_and_takes_no_args():
 def test_job_names_are_dns_labels_for_long_names():
     name = gate.job_name("a" * 30 + "-12345678", "m" * 63, 1000)
     assert len(name) <= 63 and name.endswith("-1000") and "--" not in name
+
+
+# --- Argo Rollouts' AnalysisTemplates ----------------------------------------------------------------------
+
+ARGO_TEMPLATE = {"spec": {
+    "args": [{"name": "service", "value": "web"}, {"name": "namespace", "valueFrom": {"fieldRef": {
+        "fieldPath": "metadata.namespace"}}}, {"name": "threshold", "value": "0.05"}],
+    "metrics": [{"name": "success-rate", "interval": "1m", "count": 3, "successCondition": "result[0] >= 0.95",
+                 "provider": {"prometheus": {"address": "http://prometheus:9090",
+                                             "query": "rate(ok{service='{{args.service}}'}[1m])"}}}]}}
+
+
+def with_templates(*refs: dict[str, Any], **fields: Any) -> Analysis:
+    return Analysis.model_validate({"templates": list(refs), **fields})
+
+
+def test_a_template_s_metrics_and_args_join_the_run_s_and_the_run_s_args_win():
+    spec_ = with_templates({"templateName": "success-rate"}, args=[{"name": "service", "value": "checkout"}],
+                           metrics=[metric()])
+    resolved = gate.resolved_analysis(spec_, {"success-rate": ARGO_TEMPLATE})
+    assert isinstance(resolved, Analysis)
+    assert [m.name for m in resolved.metrics] == ["errors", "success-rate"]
+    assert {a.name: a.value for a in resolved.args} == {"service": "checkout", "threshold": "0.05"}
+    assert gate.problem(resolved) is None
+
+
+@pytest.mark.parametrize("templates, says", [
+    ({}, "spec.analysis.templates[0] (AnalysisTemplate success-rate): not found in the cluster"),
+    ({"success-rate": {"spec": {"metrics": [{"name": "dd", "provider": {"datadog": {"query": "q"}}}]}}},
+     "metric 'dd' uses the datadog provider; this operator measures with prometheus, web, job"),
+    ({"success-rate": {"spec": {"args": [{"name": "token", "valueFrom": {"secretKeyRef": {"name": "s"}}}],
+                                "metrics": []}}}, "arg 'token' has no value of its own"),
+    ({"success-rate": {"spec": {"metrics": [{"name": "errors", "provider": {"web": {"url": "http://x/"}}}]}}},
+     "metric 'errors' is defined twice"),
+    ({"success-rate": {"spec": {"metrics": [{"name": "m", "count": "{{args.count}}", "provider": {
+        "web": {"url": "http://x/"}}}]}}}, "metric 'm': count:"),
+])
+def test_an_unusable_template_is_named_with_why(templates, says):
+    spec_ = with_templates({"templateName": "success-rate"}, metrics=[metric()])
+    problem = gate.resolved_analysis(spec_, templates)
+    assert isinstance(problem, str) and says in problem, problem
+
+
+def test_a_cluster_template_is_looked_up_as_one():
+    spec_ = with_templates({"templateName": "success-rate", "clusterScope": True})
+    assert gate.template_key(spec_.templates[0]) == "cluster/success-rate"
+    assert isinstance(gate.resolved_analysis(spec_, {"cluster/success-rate": ARGO_TEMPLATE}), Analysis)
+    assert isinstance(gate.resolved_analysis(spec_, {"success-rate": ARGO_TEMPLATE}), str)
+
+
+def test_a_run_whose_template_is_missing_fails_before_anything_is_done():
+    cluster = MeasuringCluster([0.0])
+    st, _, _ = drive(cluster, spec(analysis={"templates": [{"templateName": "gone"}]}))
+    assert (st.phase, st.reason) == ("Failed", "InvalidSpec")
+    assert "AnalysisTemplate gone): not found" in (st.message or "") and cluster.actions == []

@@ -100,6 +100,10 @@ The same rules as manifests/cluster-rbac.yaml and manifests/namespaced/team-a.ya
   resources: [namespaces]
   verbs: [list, watch]
 {{- end }}
+# Argo Rollouts' AnalysisTemplates a run names (spec.analysis.templates); read only, only by name.
+- apiGroups: [argoproj.io]
+  resources: {{ if .clusterwide }}[analysistemplates, clusteranalysistemplates]{{ else }}[analysistemplates]{{ end }}
+  verbs: [get]
 # Git tokens, from the Secret a run names (spec.git.credentials.secretRef); never listed or watched.
 - apiGroups: [""]
   resources: [secrets]

@@ -253,6 +253,18 @@ class Kube:
         """The runs of a namespace (of every namespace for None), optionally by label."""
         return self.api.list(_runs(namespace), label_selector)
 
+    def read_analysis_template(self, namespace: str, name: str, cluster_scope: bool) -> JsonObject | None:
+        """An Argo Rollouts (Cluster)AnalysisTemplate; None when it, its CRD, or the right to read it is missing
+        (the run then says the template was not found)."""
+        plural = "clusteranalysistemplates" if cluster_scope else "analysistemplates"
+        try:
+            return self.api.get_optional(resource_path("argoproj.io", "v1alpha1", plural,
+                                                       None if cluster_scope else namespace, name))
+        except ApiException as err:
+            if err.status == 403:
+                return None
+            raise
+
     def read_deployment(self, namespace: str, name: str) -> JsonObject | None:
         return self.api.get_optional(resource_path("apps", "v1", "deployments", namespace, name))
 

@@ -67,6 +67,7 @@ from .decision import Decision, Event, EventType
 from .draft import Draft
 from .gates import approval as approval_gate
 from .gates.analysis import problem as analysis_problem
+from .gates.analysis import resolved_analysis
 from .patches import claim_patch, deploy_patch, release_patch, rollback_patch
 from .run import Run
 from .world import DeploymentState, Revision, World
@@ -253,7 +254,8 @@ def _pending(d: Draft, world: World, dep: DeploymentState) -> Decision:
     if _record(dep).held_by(d.run.uid):  # claimed, and stopped before it could say so
         return _claimed(d, dep)
     if d.run.spec.analysis is not None:
-        wrong = analysis_problem(d.run.spec.analysis)
+        analysis_ = resolved_analysis(d.run.spec.analysis, world.analysis_templates)
+        wrong = analysis_ if isinstance(analysis_, str) else analysis_problem(analysis_)
         if wrong is not None:
             return d.fail(reasons.INVALID_SPEC, f"{wrong}; nothing was contacted and the Deployment was not touched")
     if world.refused is not None:  # a URL it names can never be reached: fail before anything is done

@@ -5,6 +5,7 @@ The Kubernetes adapter builds these from API objects; the core never sees a clie
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .jsontypes import JsonObject
@@ -91,3 +92,4 @@ class World:
     limits: Limits = field(default_factory=Limits)
     crd_generation: int | None = None  # of this operator's own CRD; observed for selfHosted runs
     refused: str | None = None  # why the operator's egress policy refuses a URL the run names (checked at Pending)
+    analysis_templates: Mapping[str, JsonObject | None] = field(default_factory=dict)  # by template_key; None: absent

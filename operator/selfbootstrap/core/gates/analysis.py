@@ -18,9 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, TypeAlias, assert_never
 
+from pydantic import ValidationError
+
 from ...models import (
     Analysis,
+    AnalysisArg,
     AnalysisMetric,
+    AnalysisTemplateRef,
     FailureClass,
     GatePhase,
     GateStatus,
@@ -37,9 +41,9 @@ from .. import analysis, reasons
 from ..actions import Action, Measured, MeasureMetric, Result
 from ..actions import Failed as ActionFailed
 from ..draft import Draft
-from ..jsontypes import JsonValue
+from ..jsontypes import JsonObject, JsonValue, obj, objects, text
 from ..run import Run
-from ..text import printable
+from ..text import NAME_LIMIT, printable
 from ..world import World
 from .protocol import Act, Fail, Hold, Pass, Step, set_gate
 
@@ -101,8 +105,8 @@ def problem(spec: Analysis) -> str | None:
             wrong = analysis.check_condition(expression) if expression else None
             if wrong is not None:
                 return f"{where}.{field}: {wrong}"
-        for field, text in _templated(_provider(m)).items():
-            unknown = sorted({name for name in _ARG.findall(text) if name not in defined})
+        for field, written in _templated(_provider(m)).items():
+            unknown = sorted({name for name in _ARG.findall(written) if name not in defined})
             if unknown:
                 return (f"{where}.provider.{field}: {{{{args.{unknown[0]}}}}} is not defined in "
                         f"spec.analysis.args nor built in ({', '.join(BUILT_IN_ARGS)})")
@@ -142,6 +146,57 @@ def resolved(spec: AnalysisMetric, args: Mapping[str, str]) -> PrometheusMetric 
             return provider
         case _:
             assert_never(provider)
+
+
+# --- Argo Rollouts' AnalysisTemplates ------------------------------------------------------------------
+
+PROVIDERS: Final = ("prometheus", "web", "job")
+
+
+def template_key(ref: AnalysisTemplateRef) -> str:
+    return f"cluster/{ref.template_name}" if ref.cluster_scope else ref.template_name
+
+
+def resolved_analysis(spec: Analysis, templates: Mapping[str, JsonObject | None]) -> Analysis | str:
+    """The run's analysis with its templates' metrics and args joined in (the run's args win over a
+    template's defaults), or what makes a template unusable, naming it."""
+    if not spec.templates:
+        return spec
+    metrics, args = list(spec.metrics), {a.name: a.value for a in spec.args}
+    for i, ref in enumerate(spec.templates):
+        kind = "ClusterAnalysisTemplate" if ref.cluster_scope else "AnalysisTemplate"
+        where = f"spec.analysis.templates[{i}] ({kind} {printable(ref.template_name, NAME_LIMIT)})"
+        body = templates.get(template_key(ref))
+        if body is None:
+            return f"{where}: not found in the cluster (or not readable by the operator)"
+        tspec = obj(body.get("spec"))
+        for raw in objects(tspec.get("metrics")):
+            name = printable(text(raw.get("name")) or "?", NAME_LIMIT)
+            other = [k for k in obj(raw.get("provider")) if k not in PROVIDERS]
+            if other:
+                return (f"{where}: metric {name!r} uses the {printable(other[0], NAME_LIMIT)} provider; this operator "
+                        f"measures with {', '.join(PROVIDERS)}")
+            try:
+                metrics.append(AnalysisMetric.model_validate(raw))
+            except ValidationError as err:
+                first = err.errors()[0]
+                field = ".".join(str(x) for x in first["loc"])
+                return f"{where}: metric {name!r}: {field}: {printable(first['msg'], NAME_LIMIT)}"
+        for raw in objects(tspec.get("args")):
+            arg = text(raw.get("name")) or ""
+            if arg in BUILT_IN_ARGS or arg in args:
+                continue  # built in (Argo templates often take the namespace from a fieldRef), or set by the run
+            if "valueFrom" in raw or not isinstance(raw.get("value"), str):
+                return (f"{where}: arg {printable(arg, NAME_LIMIT)!r} has no value of its own; set it in "
+                        f"spec.analysis.args")
+            args[arg] = text(raw.get("value")) or ""
+    names = [m.name for m in metrics]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice is not None:
+        return f"spec.analysis: metric {twice!r} is defined twice (in the spec and a template, or in two templates)"
+    if len(metrics) > 16:
+        return f"spec.analysis: {len(metrics)} metrics with the templates' (at most 16)"
+    return Analysis(args=[AnalysisArg(name=k, value=v) for k, v in args.items()], metrics=metrics)
 
 
 # --- the gate's status and the metrics' states -------------------------------------------------------
@@ -324,13 +379,17 @@ WATCH_SECONDS: Final = 30.0  # at most this long between looks: the watches wake
 MIN_WAIT_SECONDS: Final = 0.1
 
 
-def args_of(d: Draft) -> dict[str, str]:
-    """The analysis's args: the spec's and the built-in ones."""
+def args_of(d: Draft, analysis_: Analysis) -> dict[str, str]:
+    """The analysis's args: the spec's (and its templates') and the built-in ones."""
     spec, s = d.run.spec, d.status
-    assert spec.analysis is not None
-    return {**{a.name: a.value for a in spec.analysis.args},
+    return {**{a.name: a.value for a in analysis_.args},
             "release": s.deployed_release_id or "", "previousRelease": s.previous_release_id or "",
             "deployment": spec.target.deployment, "namespace": d.run.namespace, "run": d.run.name}
+
+
+def _analysis(d: Draft, world: World) -> Analysis | str:
+    assert d.run.spec.analysis is not None, "the analysis gate runs only with spec.analysis"
+    return resolved_analysis(d.run.spec.analysis, world.analysis_templates)
 
 
 def job_prefix(run: Run) -> str:
@@ -349,16 +408,15 @@ class MetricAnalysis:
         return spec.analysis is not None
 
     def enter(self, d: Draft, message: str) -> None:
-        assert d.run.spec.analysis is not None
-        count = len(d.run.spec.analysis.metrics)
         set_gate(d, begin(d.now))
-        d.enter(Phase.ANALYZING, reasons.ANALYZING, f"{message}; analysing {count} metric{'s' if count > 1 else ''}")
+        d.enter(Phase.ANALYZING, reasons.ANALYZING, f"{message}; analysing the release's metrics")
 
     def step(self, d: Draft, world: World) -> Step:
-        spec = d.run.spec.analysis
-        assert spec is not None, "the Analyzing phase implies spec.analysis"
+        spec = _analysis(d, world)
+        if isinstance(spec, str):  # a template went away or changed since the run started
+            return Fail(FailureClass.ANALYSIS, reasons.INVALID_SPEC, spec)
         gate = current(d.status.gates) or begin(d.now)
-        step = next_step(spec, gate, args_of(d), d.now, job_prefix(d.run))
+        step = next_step(spec, gate, args_of(d, spec), d.now, job_prefix(d.run))
         match step:
             case Measure():
                 return Act(step.action, MIN_WAIT_SECONDS)
@@ -379,8 +437,8 @@ class MetricAnalysis:
 
     def settle(self, d: Draft, world: World, action: Action, result: Result) -> Step:
         assert isinstance(result, Measured), "a MeasureMetric's result is Measured"
-        spec, gate = d.run.spec.analysis, current(d.status.gates)
-        if spec is None or gate is None or d.status.phase != Phase.ANALYZING:
+        spec, gate = _analysis(d, world), current(d.status.gates)
+        if isinstance(spec, str) or gate is None or d.status.phase != Phase.ANALYZING:
             return Hold(0)  # the run moved on while the measurement was taken: nothing to count
         if result.pending:  # a metric's Job still runs: look again shortly, nothing counted yet
             return Hold(JOB_POLL_SECONDS)
