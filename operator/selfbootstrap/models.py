@@ -682,6 +682,11 @@ class AnalysisTemplateRef(Model):
                                                      "of the run's namespace.")]
 
 
+class AnalysisStart(StrEnum):
+    ROLLOUT_COMPLETE = "rolloutComplete"
+    FIRST_NEW_POD = "firstNewPod"
+
+
 class Analysis(Model):
     """Metric analysis after the rollout completes (and the HTTP check passed): every metric is measured
     until its count is reached or a limit is exceeded; the first failed metric fails the gate."""
@@ -701,6 +706,11 @@ class Analysis(Model):
     args: Annotated[list[AnalysisArg], Field(default_factory=list, max_length=32,
                                              description="Arguments beside the built-in ones.")]
     metrics: Annotated[list[AnalysisMetric], Field(default_factory=list, max_length=16, description="The metrics.")]
+    start_after: Annotated[AnalysisStart, Field(
+        default=AnalysisStart.ROLLOUT_COMPLETE,
+        description="rolloutComplete: measure once the rollout completed and the HTTP check passed; firstNewPod: "
+                    "begin as soon as a pod of the new release is ready, during the rollout (Argo's background "
+                    "analysis), so a bad release fails before it has rolled out.")]
     templates: Annotated[list[AnalysisTemplateRef], Field(
         default_factory=list, max_length=8,
         description="Argo Rollouts AnalysisTemplates whose metrics join these (read when the run starts and "

@@ -335,3 +335,51 @@ def test_a_run_whose_template_is_missing_fails_before_anything_is_done():
     st, _, _ = drive(cluster, spec(analysis={"templates": [{"templateName": "gone"}]}))
     assert (st.phase, st.reason) == ("Failed", "InvalidSpec")
     assert "AnalysisTemplate gone): not found" in (st.message or "") and cluster.actions == []
+
+
+# --- analysis during the rollout (startAfter: firstNewPod) ------------------------------------------------
+
+
+class SlowRollout(MeasuringCluster):
+    """The deploy rolls out over `steps` looks; a pod of the new release is ready from the start."""
+
+    def __init__(self, *answers: Any, steps: int = 6):
+        super().__init__(*answers)
+        self.steps = steps
+
+    def world(self):
+        from dataclasses import replace as copy
+
+        w = super().world()
+        rolling_out = "PatchDeployment" in self.actions and "RollbackDeployment" not in self.actions
+        if w.deployment is not None and rolling_out and self.steps > 0:
+            self.steps -= 1
+            return copy(w, deployment=copy(w.deployment, updated_replicas=0, available_replicas=0))
+        return w
+
+
+def test_a_bad_release_fails_its_analysis_before_it_has_rolled_out():
+    cluster = SlowRollout([0.5], steps=50)
+    sp = analysed(metric(interval="1s", count=5))
+    sp = sp.model_copy(update={"analysis": sp.analysis.model_copy(update={"start_after": "firstNewPod"})})
+    st, _, _ = drive(cluster, sp)
+    assert (st.phase, st.failure_reason) == ("RolledBack", "MetricFailed")
+    assert "VerifyingHealth" in [t.phase for t in st.history] and "Analyzing" not in [t.phase for t in st.history]
+    assert cluster.steps > 0  # the rollout had not completed when the metric failed it
+
+
+def test_measurements_taken_during_the_rollout_count_after_it():
+    cluster = SlowRollout([0.01], steps=4)
+    sp = analysed(metric(interval="1s", count=4))
+    sp = sp.model_copy(update={"analysis": sp.analysis.model_copy(update={"start_after": "firstNewPod"})})
+    st, _, times = drive(cluster, sp)
+    assert st.phase == "Succeeded"
+    [m] = st.gates[0].metrics
+    assert m.count == 4 and len(times) == 4  # not begun again when the rollout completed
+
+
+def test_by_default_the_analysis_waits_for_the_rollout():
+    cluster = SlowRollout([0.5], steps=5)
+    st, _, _ = drive(cluster, analysed(metric(interval="1s", count=5)))
+    assert st.failure_reason == "MetricFailed" and "Analyzing" in [t.phase for t in st.history]
+    assert cluster.steps == 0

@@ -391,8 +391,40 @@ def _verifying_health(d: Draft, world: World, dep: DeploymentState) -> Decision:
         if _elapsed(d.status.deploy_patched_at, d.now) > deadline:
             return _gate_failed(d, world, FailureClass.DEPLOY, reasons.ROLLOUT_TIMED_OUT,
                                 f"rollout not complete within {deadline}s: {progress.message}")
-        return _rollout_in_progress(d, progress, _at(d.status.deploy_patched_at, deadline))
+        early = _during_rollout(d, world)
+        if isinstance(early, Decision):
+            return early
+        decision = _rollout_in_progress(d, progress, _at(d.status.deploy_patched_at, deadline))
+        if early is not None and decision.requeue_after is not None and decision.requeue_after > early:
+            return replace(decision, requeue_after=max(MIN_WAIT_SECONDS, early))
+        return decision
     return _rollout_complete(d, world, progress.message)
+
+
+def _during_rollout(d: Draft, world: World) -> Decision | float | None:
+    """The gates that judge alongside the rollout, once a pod of the new release is ready: a decision when
+    one acts or fails, else how soon one wants to look again (None: none does)."""
+    if not any(p.ready for p in world.pods):
+        return None
+    soonest: float | None = None
+    for gate_ in gates.enabled(d.run.spec):
+        known = gates.entry(d.status.gates, gate_.kind)
+        if not gate_.during_rollout(d.run.spec) or (known is not None and known.phase != GatePhase.RUNNING):
+            continue
+        if known is None:
+            gates.set_gate(d, GateStatus(name=gate_.kind, kind=gate_.kind, started_at=d.now,
+                                         message="begun with the first ready pod of the new release"))
+        step = gate_.step(d, world)
+        match step:
+            case gates.Act() | gates.Fail():
+                return _judge(d, world, gate_, step)
+            case gates.Pass():
+                _close_gate(d, gate_, GatePhase.PASSED, step.message)
+            case gates.Hold():
+                soonest = step.seconds if soonest is None else min(soonest, step.seconds)
+            case _:
+                assert_never(step)
+    return soonest
 
 
 def _rollout_in_progress(d: Draft, progress: rollout.RolloutProgress, deadline: datetime | None) -> Decision:
@@ -450,7 +482,11 @@ def _enter_gate(d: Draft, gate_: gates.Gate | None, message: str) -> Decision:
     """The next gate begins (its entry in status.gates[], its phase), or, after the last, the run succeeds."""
     if gate_ is None:
         return _succeed(d, message)
-    gates.set_gate(d, GateStatus(name=gate_.kind, kind=gate_.kind, started_at=d.now, message=message))
+    known = gates.entry(d.status.gates, gate_.kind)
+    if known is not None and known.phase == GatePhase.PASSED:  # it judged during the rollout, and passed
+        return _enter_gate(d, gates.after(gate_, d.run.spec), known.message or message)
+    if known is None:
+        gates.set_gate(d, GateStatus(name=gate_.kind, kind=gate_.kind, started_at=d.now, message=message))
     gate_.enter(d, message)
     return d.decision(0)
 

@@ -24,6 +24,7 @@ from ...models import (
     Analysis,
     AnalysisArg,
     AnalysisMetric,
+    AnalysisStart,
     AnalysisTemplateRef,
     FailureClass,
     GatePhase,
@@ -407,8 +408,12 @@ class MetricAnalysis:
     def enabled(self, spec: RunSpec) -> bool:
         return spec.analysis is not None
 
+    def during_rollout(self, spec: RunSpec) -> bool:
+        return spec.analysis is not None and spec.analysis.start_after == AnalysisStart.FIRST_NEW_POD
+
     def enter(self, d: Draft, message: str) -> None:
-        set_gate(d, begin(d.now))
+        if current(d.status.gates) is None:  # begun during the rollout: its measurements so far count
+            set_gate(d, begin(d.now))
         d.enter(Phase.ANALYZING, reasons.ANALYZING, f"{message}; analysing the release's metrics")
 
     def step(self, d: Draft, world: World) -> Step:
@@ -438,13 +443,15 @@ class MetricAnalysis:
     def settle(self, d: Draft, world: World, action: Action, result: Result) -> Step:
         assert isinstance(result, Measured), "a MeasureMetric's result is Measured"
         spec, gate = _analysis(d, world), current(d.status.gates)
-        if isinstance(spec, str) or gate is None or d.status.phase != Phase.ANALYZING:
+        if isinstance(spec, str) or gate is None or gate.phase != GatePhase.RUNNING \
+                or d.status.phase not in (Phase.ANALYZING, Phase.VERIFYING_HEALTH):
             return Hold(0)  # the run moved on while the measurement was taken: nothing to count
         if result.pending:  # a metric's Job still runs: look again shortly, nothing counted yet
             return Hold(JOB_POLL_SECONDS)
         updated = measured(spec, gate, result, d.now)
         set_gate(d, updated)
-        d.enter(Phase.ANALYZING, reasons.MEASURED, updated.message or "")
+        if d.status.phase == Phase.ANALYZING:  # during the rollout, the rollout's progress stays the message
+            d.enter(Phase.ANALYZING, reasons.MEASURED, updated.message or "")
         return Hold(0)
 
     def failed(self, d: Draft, world: World, action: Action, failure: ActionFailed) -> Step:

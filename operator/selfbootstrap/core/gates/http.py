@@ -21,6 +21,9 @@ class HttpCheck:
     def enabled(self, spec: RunSpec) -> bool:
         return spec.health.http is not None
 
+    def during_rollout(self, spec: RunSpec) -> bool:
+        return False
+
     def enter(self, d: Draft, message: str) -> None:
         """The check runs in VerifyingHealth, where the rollout was followed: nothing to enter."""
 

@@ -68,6 +68,10 @@ class Gate(Protocol):
 
     def enabled(self, spec: RunSpec) -> bool: ...
 
+    def during_rollout(self, spec: RunSpec) -> bool:
+        """Whether it judges alongside the rollout, from the first ready pod of the new release, rather than
+        after it (it then goes on in its own phase if it has not ended by then)."""
+
     def enter(self, d: Draft, message: str) -> None:
         """The run enters the gate (after `message`, what passed before): its phase, its status."""
 

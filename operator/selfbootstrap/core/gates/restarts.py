@@ -23,6 +23,9 @@ class RestartWatchdog:
     def enabled(self, spec: RunSpec) -> bool:
         return spec.restart_watchdog.enabled
 
+    def during_rollout(self, spec: RunSpec) -> bool:
+        return False
+
     def enter(self, d: Draft, message: str) -> None:
         d.enter(Phase.WATCHING_RESTARTS, reasons.HEALTHY, f"{message}; watching for restarts")
 
