@@ -117,7 +117,8 @@ def test_rbac_is_the_same_as_kustomize_for_a_namespaced_install(helm, kubectl):
         assert one(docs, "RoleBinding", "selfbootstrap-operator", "team-a")["subjects"] == \
             [{"kind": "ServiceAccount", "name": "selfbootstrap-operator", "namespace": "selfbootstrap-system"}]
         assert [d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole"
-                and not d["metadata"]["name"].endswith(("-viewer", "-editor"))] == ["selfbootstrap-operator-crd-reader"]
+                and not d["metadata"]["name"].endswith(("-viewer", "-editor", "-approver"))] == [
+        "selfbootstrap-operator-crd-reader"]
         args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
         assert [a for a in args if a.startswith("--namespace")] == ["--namespace=team-a"]
 
@@ -156,14 +157,15 @@ def test_crds_admission_policy_and_user_roles_are_kustomize_s(helm, kubectl):
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert crds == {}, "every CRD of kustomize's is in the chart"
     policies = [d["metadata"]["name"] for d in kust if d["kind"] == "ValidatingAdmissionPolicy"]
-    assert policies == ["selfbootstrap-run-author-rights", "selfbootstrap-run-status-writers"]
+    assert policies == ["selfbootstrap-run-approvals", "selfbootstrap-run-author-rights",
+                        "selfbootstrap-run-status-writers"]
     for theirs in policies:
         ours = theirs.replace("selfbootstrap-", "selfbootstrap-operator-", 1)
         assert one(chart, "ValidatingAdmissionPolicy", ours)["spec"] == \
             one(kust, "ValidatingAdmissionPolicy", theirs)["spec"]
         assert one(chart, "ValidatingAdmissionPolicyBinding", ours)["spec"] == \
             {**one(kust, "ValidatingAdmissionPolicyBinding", theirs)["spec"], "policyName": ours}
-    for role in ("run-editor", "run-viewer"):
+    for role in ("run-editor", "run-viewer", "run-approver"):
         ours, theirs = one(chart, "ClusterRole", f"selfbootstrap-operator-{role}"), one(kust, "ClusterRole",
                                                                                          f"selfbootstrap-{role}")
         assert ours["rules"] == theirs["rules"]
