@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,22 @@ def editor(kubectl, namespace, author_rights) -> str:
     wait_for(lambda: "may not patch" in refusal_of("erin", "-n", namespace, "annotate", "--dry-run=server", "sbr",
                                                    "r", "selfbootstrap.dev/abort=probe"),
              30, "the admission policy never took effect")
+    settled(namespace, "r")
     return namespace
+
+
+def settled(namespace: str, name: str, quiet: float = 2.0, timeout: float = 60) -> None:
+    """Until the run stops changing (an operator serving the namespace may still be writing its status)."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        version = get_run(namespace, name)["metadata"]["resourceVersion"]
+        if version != last:
+            last, since = version, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"run {name} kept changing for {timeout}s")
 
 
 @pytest.mark.parametrize(("change", "field"), [
