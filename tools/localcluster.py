@@ -48,6 +48,7 @@ KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.22.0"
 PROMETHEUS_MODULE = "v0.316.0"  # the Go module's version of Prometheus 3.16.0
 PROMETHEUS_RELEASE = "3.16.0"
+REGISTRY_VERSION = "v3.1.2"  # CNCF Distribution, the image registry of the registry release source's tests
 ARGO_ROLLOUTS_VERSION = "v1.10.2"  # its AnalysisTemplate CRDs, for the tests of spec.analysis.templates
 HELM_K8S_MINOR = "37"  # the Kubernetes its client-go (v0.37) speaks: `helm template`'s default kube version
 NODES = ("kwok-node-0", "kwok-node-1")
@@ -177,6 +178,23 @@ def build_prometheus() -> Path:
                 f"github.com/prometheus/prometheus/cmd/prometheus@{PROMETHEUS_MODULE}",
                 env={"GOBIN": str(prometheus_path().parent), "GOTOOLCHAIN": "auto"})
         return prometheus_path()
+
+
+def registry_path() -> Path:
+    return cache_dir() / f"registry-{REGISTRY_VERSION}" / "bin" / "registry"
+
+
+def build_registry() -> Path:
+    """The CNCF Distribution registry, built from its Go module on first use (GOTOOLCHAIN=auto: its go.mod
+    may ask for a newer Go than the control plane's)."""
+    with _locked(cache_dir() / ".build.lock", "a build", timeout=3600):
+        if not registry_path().exists():
+            log(f"building the Distribution registry {REGISTRY_VERSION} (first time: a few minutes)")
+            registry_path().parent.mkdir(parents=True, exist_ok=True)
+            _go("install", "-trimpath", "-ldflags=-s -w",
+                f"github.com/distribution/distribution/v3/cmd/registry@{REGISTRY_VERSION}",
+                env={"GOBIN": str(registry_path().parent), "GOTOOLCHAIN": "auto"})
+        return registry_path()
 
 
 def argo_rollouts_crds() -> list[Path]:

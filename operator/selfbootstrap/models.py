@@ -158,6 +158,10 @@ class Release(Model):
                     "however long ago that was, and when several are applied at once (a restore from git) only the "
                     "newest deploys. Without it runs are ordered by creation time, then name; a run without one "
                     "counts as older than every run with one.")]
+    pin_digest: Annotated[bool, Field(
+        default=True,
+        description="When the image's registry answers, deploy image@sha256:<digest> (the tag kept for people), so "
+                    "what the release runs cannot change if the tag moves.")]
     redeploy: Annotated[bool, Field(
         default=False,
         description="Deploy even if the Deployment's record says a run of this name, or a newer release, was "
@@ -1146,6 +1150,20 @@ class RunStatus(StatusModel):
 
     git: GitStatus | None = None
     """The git workflow's progress, and the revert after a rollback."""
+    image_lookup: Message | None = None
+    """What the image's registry said (or why it could not be asked), before the deploy."""
+    image_digest: Name | None = None
+    """The digest the release's image reference named at the deploy."""
+    deployed_image: Name | None = None
+    """The image reference patched into the Deployment (with the digest when pinned)."""
+    image_version: Name | None = None
+    """The image's org.opencontainers.image.version (annotation, else label)."""
+    image_revision: Name | None = None
+    """The image's org.opencontainers.image.revision: the source revision it was built from."""
+    image_source: Link | None = None
+    """The image's org.opencontainers.image.source."""
+    image_created: Name | None = None
+    """The image's org.opencontainers.image.created."""
     deploy_patched_at: datetime | None = None
     """When the deploy patch was accepted."""
     rollout_reported_at: datetime | None = None

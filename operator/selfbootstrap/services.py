@@ -19,6 +19,7 @@ from .adapters.http import HttpExecutor
 from .adapters.jobs import JobExecutor
 from .adapters.kube import Kube, KubeExecutor
 from .adapters.metricproviders import MetricExecutor
+from .adapters.registry import ImageExecutor
 from .config import Settings
 from .core.world import Limits
 from .scheduling import FairExecutor, Ledger
@@ -84,7 +85,8 @@ def build(settings: Settings, api: client.ApiClient) -> Services:
     kube = Kube(api)
     policy = egress.discover(settings, api)  # every URL a run makes the operator contact passes it
     executor = Executor(KubeExecutor(kube), HttpExecutor(policy), GitExecutor(kube, settings.workdir, policy),
-                        JobExecutor(kube, settings.checkout_image), MetricExecutor(kube, policy))
+                        JobExecutor(kube, settings.checkout_image), MetricExecutor(kube, policy),
+                        ImageExecutor(kube, policy))
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="handler")
     return Services(settings, kube, executor, pool, FairExecutor(settings.tick_threads), egress=policy)
 

@@ -63,7 +63,7 @@ def test_a_run_waits_for_approval_before_it_touches_the_deployment_then_deploys(
     drv.approvals["deploy"] = "carol"
     d = drv.until_settled()
     assert d.status.phase == "Succeeded"
-    assert drv.cluster.actions[:2] == ["ClaimWorkload", "PatchDeployment"]
+    assert drv.cluster.actions[:3] == ["ClaimWorkload", "ResolveImage", "PatchDeployment"]
     assert (d.status.gates[0].phase, d.status.gates[0].message) == ("Passed", "approved by carol")
     assert ("Normal", "Approved") in drv.events
 

@@ -250,7 +250,7 @@ def test_spec_rejects(extra):
 def test_spec_dump_is_camel_case_without_unset_fields():
     dumped = RunSpec.model_validate(MINIMAL).dump()
     assert dumped["target"] == {"deployment": "web", "deploymentContext": "external"}
-    assert dumped["release"] == {"image": "reg/app:v2", "redeploy": False}
+    assert dumped["release"] == {"image": "reg/app:v2", "pinDigest": True, "redeploy": False}
     assert dumped["rollbackPolicy"]["onDeployFailure"] is False
 
 

@@ -13,6 +13,7 @@ from selfbootstrap.adapters.http import HttpExecutor
 from selfbootstrap.adapters.jobs import JobExecutor
 from selfbootstrap.adapters.kube import KubeExecutor
 from selfbootstrap.adapters.metricproviders import MetricExecutor
+from selfbootstrap.adapters.registry import ImageExecutor
 from selfbootstrap.core import actions as a
 from selfbootstrap.models import HttpCheck, PrometheusMetric, Validation
 
@@ -23,6 +24,7 @@ ACTIONS: dict[str, list[a.Action]] = {
     "kube": [a.ClaimWorkload([]), a.PatchDeployment({}), a.RollbackDeployment("rs", []), a.ReleaseWorkload([])],
     "http": [a.ProbeHttp(HttpCheck(url="http://web/"))],
     "metrics": [a.MeasureMetric("m", PrometheusMetric(address="http://prom:9090", query="up"))],
+    "images": [a.ResolveImage("registry.example.com/app:v2", (), "default")],
     "jobs": [a.CreateValidationJob("j", "c" * 40, "b", "https://g/r.git", "img", ("make",), "default", False, 60,
                                    None, None, "", 65532, Validation.Resources(), 3600),
              a.CheckValidationJob("j"), a.DeleteValidationJob("j")],
@@ -45,10 +47,12 @@ def test_each_action_goes_to_its_adapter(adapter, action):
                 "http": create_autospec(HttpExecutor, instance=True),
                 "git": create_autospec(GitExecutor, instance=True),
                 "jobs": create_autospec(JobExecutor, instance=True),
-                "metrics": create_autospec(MetricExecutor, instance=True)}
+                "metrics": create_autospec(MetricExecutor, instance=True),
+                "images": create_autospec(ImageExecutor, instance=True)}
     answer = a.Failed("X", "from " + adapter)
     adapters[adapter].perform.return_value = answer
-    executor = Executor(adapters["kube"], adapters["http"], adapters["git"], adapters["jobs"], adapters["metrics"])
+    executor = Executor(adapters["kube"], adapters["http"], adapters["git"], adapters["jobs"], adapters["metrics"],
+                        adapters["images"])
 
     assert executor.perform(run(), action) is answer
     for name, mock in adapters.items():

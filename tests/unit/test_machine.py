@@ -17,11 +17,13 @@ from selfbootstrap.core.actions import (
     ClaimWorkload,
     Deployed,
     Failed,
+    ImageUnresolved,
     PatchDeployment,
     Probed,
     ProbeHttp,
     Released,
     ReleaseWorkload,
+    ResolveImage,
     Result,
     RollbackDeployment,
     Undone,
@@ -71,6 +73,7 @@ from .factories import (
     world,
 )
 
+NO_REGISTRY = "not resolved: no registry in these tests"  # the registry was asked (test_registry.py has that)
 HEALTHY_POD = pod("web-1")
 CRASHING_POD = pod("web-1", container(waiting_reason="CrashLoopBackOff", restart_count=3, ready=False),
                    ready=False)
@@ -276,7 +279,7 @@ def test_terminal_runs_stay_put(phase):
                  id="spec-rollback-target"),
 ])
 def test_deploying_resolves_releases_before_anything_else(release, expected):
-    st = status(phase="Deploying", reason="Started", started_at=T0)
+    st = status(phase="Deploying", reason="Started", image_lookup=NO_REGISTRY, started_at=T0)
     d = decide(st, world(deployment(), crd_generation=7), sp=spec(release=release), now=at(1))
     s = d.status
     assert where(d) == ("Deploying", "ReleasesResolved")
@@ -288,13 +291,13 @@ def test_deploying_resolves_releases_before_anything_else(release, expected):
 
 
 def test_resolving_when_the_deployment_already_runs_the_release():
-    d = decide(status(phase="Deploying", reason="Started"), world(deployed()))
+    d = decide(status(phase="Deploying", reason="Started", image_lookup=NO_REGISTRY), world(deployed()))
     s = d.status
     assert (s.deployed_release_id, s.previous_release_id, s.previous_replica_set) == ("v3", "v2", "rs-2")
 
 
 def test_resolving_without_any_revision():
-    d = decide(status(phase="Deploying", reason="Started"), world(deployment(revisions=())))
+    d = decide(status(phase="Deploying", reason="Started", image_lookup=NO_REGISTRY), world(deployment(revisions=())))
     s = d.status
     assert (s.deployed_release_id, s.previous_release_id, s.previous_revision, s.rollback_target_release_id) == (
         "v3", None, None, None)
@@ -308,7 +311,8 @@ TWO_CONTAINERS = tmpl("v2", containers=[{"name": "app", "image": image("v2")},
     pytest.param(tmpl("v2"), {"container": "sidecar"}, "container 'sidecar' not found", id="named-absent"),
     pytest.param(TWO_CONTAINERS, {}, "spec.target.container is required", id="ambiguous"),
 ])
-@pytest.mark.parametrize("st", [pytest.param(status(phase="Deploying", reason="Started"), id="unresolved"),
+@pytest.mark.parametrize("st", [pytest.param(status(phase="Deploying", reason="Started", image_lookup=NO_REGISTRY),
+                                             id="unresolved"),
                                 pytest.param(resolved(), id="resolved")])
 def test_invalid_container_fails(template, target, message, st):
     d = decide(st, world(deployment(template)), sp=spec(target=target))
@@ -322,7 +326,7 @@ def test_invalid_container_fails(template, target, message, st):
 ])
 def test_image_without_tag_or_id_fails(template):
     """Never name the new image after the release the Deployment runs now."""
-    d = decide(status(phase="Deploying", reason="Started"), world(deployment(template)),
+    d = decide(status(phase="Deploying", reason="Started", image_lookup=NO_REGISTRY), world(deployment(template)),
                sp=spec(release={"image": IMAGE}))
     assert_finished(d, "Failed", "ReleaseIdUnknown")
     assert d.status.deployed_release_id is None
@@ -330,14 +334,15 @@ def test_image_without_tag_or_id_fails(template):
 
 
 def test_image_without_tag_but_with_id_resolves():
-    d = decide(status(phase="Deploying", reason="Started"), world(deployment()),
+    d = decide(status(phase="Deploying", reason="Started", image_lookup=NO_REGISTRY), world(deployment()),
                sp=spec(release={"image": IMAGE, "id": "build-42"}))
     assert (where(d), d.status.deployed_release_id) == (("Deploying", "ReleasesResolved"), "build-42")
 
 
 def test_container_is_optional_with_a_pod_template_patch():
     sp = spec(release={"image": None, "podTemplatePatch": {"metadata": {"labels": {"tier": "x"}}}, "id": "p1"})
-    d = decide(status(phase="Deploying", reason="Started"), world(deployment(TWO_CONTAINERS)), sp=sp)
+    d = decide(status(phase="Deploying", reason="Started", image_lookup=NO_REGISTRY), world(deployment(TWO_CONTAINERS)),
+               sp=sp)
     assert where(d) == ("Deploying", "ReleasesResolved")
 
 
@@ -1161,6 +1166,8 @@ class FakeCluster:
 
     def perform(self, action):
         self.actions.append(type(action).__name__)
+        if isinstance(action, ResolveImage):  # no registry in this cluster: the run deploys by tag
+            return ImageUnresolved("the registry could not be reached (a fake cluster)")
         if isinstance(action, ClaimWorkload | ReleaseWorkload):
             self.dep = self._keep(self.dep, action.patch[-1]["value"])
             return Claimed() if isinstance(action, ClaimWorkload) else Released()
@@ -1197,7 +1204,7 @@ def test_whole_run_succeeds():
         ("Pending", "Accepted"), ("Deploying", "Claimed"), ("Deploying", "ReleasesResolved"),
         ("VerifyingHealth", "Deployed"), ("WatchingRestarts", "Healthy"), ("WatchingRestarts", "Observing"),
         ("Succeeded", "Succeeded")]
-    assert cluster.actions == ["ClaimWorkload", "PatchDeployment", "ReleaseWorkload"]
+    assert cluster.actions == ["ClaimWorkload", "ResolveImage", "PatchDeployment", "ReleaseWorkload"]
     kept = record.parse(cluster.dep.annotations[RUNS_ANNOTATION])
     assert kept.holder is None and [(e.run, e.outcome) for e in kept.runs] == [(RUN, "succeeded")]
     assert (st.deployed_release_id, st.deployed_revision, st.previous_release_id, st.health_status,
@@ -1211,7 +1218,8 @@ def test_whole_run_rolls_back_a_crash_looping_release():
     st, seen = drive(cluster, spec())
     assert [(t.phase, t.reason) for t in st.history][-3:] == [
         ("RollingBack", "RestartWatchdogFailed"), ("RollingBack", "RollbackPatched"), ("RolledBack", "RolledBack")]
-    assert cluster.actions == ["ClaimWorkload", "PatchDeployment", "RollbackDeployment", "ReleaseWorkload"]
+    assert cluster.actions == ["ClaimWorkload", "ResolveImage", "PatchDeployment", "RollbackDeployment",
+                               "ReleaseWorkload"]
     kept = record.parse(cluster.dep.annotations[RUNS_ANNOTATION])
     assert kept.holder is None and [(e.run, e.outcome) for e in kept.runs] == [(RUN, "rolledBack")]
     assert (st.rollback_target_release_id, st.rollback_target_replica_set, st.rollback_target_revision,

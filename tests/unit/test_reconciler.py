@@ -16,6 +16,8 @@ from selfbootstrap.adapters.http import HttpExecutor
 from selfbootstrap.adapters.jobs import JobExecutor
 from selfbootstrap.adapters.kube import Kube, KubeExecutor, StatusConflictError
 from selfbootstrap.adapters.metricproviders import MetricExecutor
+from selfbootstrap.adapters.registry import ImageExecutor
+from selfbootstrap.core.actions import ImageUnresolved
 from selfbootstrap.core.world import World
 from selfbootstrap.reconciler import Reconciler
 
@@ -46,9 +48,11 @@ def kube():
 
 
 def reconciler(kube, http=None) -> Reconciler:
+    no_registry = create_autospec(ImageExecutor, instance=True)
+    no_registry.perform.return_value = ImageUnresolved("the registry could not be reached (a test)")
     executor = Executor(KubeExecutor(kube), http or create_autospec(HttpExecutor, instance=True),
                         create_autospec(GitExecutor, instance=True), create_autospec(JobExecutor, instance=True),
-                        create_autospec(MetricExecutor, instance=True))
+                        create_autospec(MetricExecutor, instance=True), no_registry)
     return Reconciler(kube, executor, clock=lambda: T0)
 
 

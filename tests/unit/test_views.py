@@ -92,6 +92,12 @@ def test_the_run_tree_shows_the_gates_and_their_last_measurements_inert():
     assert "2 measured: 1 successful, 1 failed" in plain and "last values: [0.01], " in plain
 
 
+def test_the_run_tree_shows_the_image_the_registry_named_inert():
+    plain = assert_inert(views.run_tree(run(deployedImage=EVIL, imageVersion=EVIL, imageRevision="0123abc",
+                                            imageLookup="resolved by reg"), DEPLOYMENT, [REPLICA_SET], [POD], NOW))
+    assert "revision 0123abc" in plain and "(resolved by reg)" in plain
+
+
 def test_the_run_tree_without_its_deployment():
     assert_inert(views.run_tree(run(), None, [], [], NOW))
 

@@ -82,6 +82,10 @@ The same rules as manifests/cluster-rbac.yaml and manifests/namespaced/team-a.ya
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]
+# The image pull secrets of a Deployment's ServiceAccount (the registry release source), read by name.
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get]
 # The validation Jobs of runs with spec.git.validation (the author's image, in the run's namespace).
 - apiGroups: [batch]
   resources: [jobs]

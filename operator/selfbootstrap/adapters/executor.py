@@ -22,6 +22,7 @@ from ..core.actions import (
     PushBranch,
     ReleaseWorkload,
     ResolveBranch,
+    ResolveImage,
     Result,
     RollbackDeployment,
 )
@@ -31,12 +32,14 @@ from .http import HttpExecutor
 from .jobs import JobExecutor
 from .kube import KubeExecutor
 from .metricproviders import MetricExecutor
+from .registry import ImageExecutor
 
 
 class Executor:
     def __init__(self, kube: KubeExecutor, http: HttpExecutor, git: GitExecutor, jobs: JobExecutor,
-                 metrics: MetricExecutor) -> None:
+                 metrics: MetricExecutor, images: ImageExecutor) -> None:
         self.kube, self.http, self.git, self.jobs, self.metrics = kube, http, git, jobs, metrics
+        self.images = images
 
     def perform(self, run: Run, action: Action) -> Result:
         match action:
@@ -46,6 +49,8 @@ class Executor:
                 return self.http.perform(action)
             case MeasureMetric():
                 return self.metrics.perform(run, action)
+            case ResolveImage():
+                return self.images.perform(run, action)
             case ResolveBranch() | CommitChange() | PushBranch() | OpenPullRequest() | CheckCI() \
                     | MergePullRequest() | CheckPullRequest() | OpenRevertPullRequest():
                 return self.git.perform(run, action)

@@ -322,6 +322,24 @@ class Kube:
         allowed = strings(meta(secret).get("annotations")).get(credentials.ALLOWED_URLS_ANNOTATION)
         return SecretValue(value, credentials.prefixes_of(allowed))
 
+    def read_docker_config(self, namespace: str, name: str) -> JsonObject | None:
+        """A pull Secret's .dockerconfigjson, parsed; None when it has none. SecretUnavailableError names a
+        Secret that is missing or unreadable (never a value)."""
+        try:
+            secret = self.api.get_optional(resource_path("", "v1", "secrets", namespace, name))
+        except ApiException as err:
+            raise SecretUnavailableError(f"pull secret {name!r} cannot be read ({err.status} {err.reason})") from None
+        if secret is None:
+            raise SecretUnavailableError(f"pull secret {name!r} not found")
+        value = secret_value(secret, ".dockerconfigjson")
+        try:
+            return obj(json.loads(value)) if value else None
+        except ValueError:
+            raise SecretUnavailableError(f"pull secret {name!r} holds no valid .dockerconfigjson") from None
+
+    def read_service_account(self, namespace: str, name: str) -> JsonObject | None:
+        return self.api.get_optional(resource_path("", "v1", "serviceaccounts", namespace, name))
+
     def read_job(self, namespace: str, name: str) -> JsonObject | None:
         return self.api.get_optional(resource_path("batch", "v1", "jobs", namespace, name))
 

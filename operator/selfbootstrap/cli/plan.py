@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from .. import models as m
 from ..core import machine, policy, reasons, releases
-from ..core.actions import Claimed, ClaimWorkload, PatchDeployment
+from ..core.actions import Claimed, ClaimWorkload, ImageUnresolved, PatchDeployment, ResolveImage
 from ..core.jsontypes import JsonObject, text
 from ..core.run import Run
 from ..core.world import World
@@ -49,6 +49,10 @@ def plan(spec: RunSpec, name: str, namespace: str, world: World, now: datetime |
         world = replace(world, deployment=held)
         claimed = machine.settle(replace(run, status=decision.status), world, decision.action, Claimed(), now)
         decision, _ = machine.decide_chained(replace(run, status=claimed.status), world, now)
+    if isinstance(decision.action, ResolveImage):  # the plan asks no registry: it shows the deploy by the reference
+        looked = machine.settle(replace(run, status=decision.status), world, decision.action,
+                                ImageUnresolved("kubectl sbr plan does not ask the registry"), now)
+        decision, _ = machine.decide_chained(replace(run, status=looked.status), world, now)
     s = decision.status
     patch = decision.action.patch if isinstance(decision.action, PatchDeployment) else None
     waiting = s.reason in (reasons.QUEUED, reasons.SETTLING)

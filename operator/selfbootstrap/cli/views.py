@@ -84,6 +84,11 @@ def run_tree(run: JsonObject, dep: JsonObject | None, replica_sets: list[JsonObj
     tree.add(line("release ", text(s.get("deployedReleaseId")) or "?", " (previous ",
                   text(s.get("previousReleaseId")) or "-", ", rollback target ",
                   text(s.get("rollbackTargetReleaseId")) or "-", ")"))
+    if s.get("deployedImage") or s.get("imageLookup"):
+        tree.add(line("image ", text(s.get("deployedImage")) or "-", "  version ", text(s.get("imageVersion")) or "-",
+                      ", revision ", text(s.get("imageRevision")) or "-", ", created ",
+                      text(s.get("imageCreated")) or "-", "  (", text(s.get("imageLookup")) or "", ")",
+                      limit=MESSAGE_LIMIT))
     if s.get("message"):
         tree.add(line(text(s.get("message")) or "", style="italic", limit=MESSAGE_LIMIT))
     times = phase_times(s)

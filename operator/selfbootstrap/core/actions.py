@@ -178,6 +178,19 @@ class DeleteValidationJob:
     name: str
 
 
+# --- the registry ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolveImage:
+    """Ask the image's registry what the reference names, with the Deployment's pull secrets (else its
+    ServiceAccount's). -> ImageResolved | ImageUnresolved"""
+
+    image: str
+    pull_secrets: tuple[str, ...]
+    service_account: str
+
+
 # --- metric analysis ----------------------------------------------------------------
 
 
@@ -195,7 +208,7 @@ HttpAction: TypeAlias = ProbeHttp
 GitAction: TypeAlias = (ResolveBranch | CommitChange | PushBranch | OpenPullRequest | CheckCI | MergePullRequest
                         | CheckPullRequest | OpenRevertPullRequest)
 JobAction: TypeAlias = CreateValidationJob | CheckValidationJob | DeleteValidationJob
-Action: TypeAlias = KubeAction | HttpAction | GitAction | JobAction | MeasureMetric
+Action: TypeAlias = KubeAction | HttpAction | GitAction | JobAction | MeasureMetric | ResolveImage
 
 
 # --- results ---------------------------------------------------------------------
@@ -229,6 +242,25 @@ class Undone:
 class Probed:
     healthy: bool
     detail: str  # e.g. "GET http://web/healthz returned 503, expected 200"
+
+
+@dataclass(frozen=True)
+class ImageResolved:
+    """What the registry says the reference names: the digest and the image's own release metadata."""
+
+    digest: str
+    registry: str
+    version: str | None = None
+    revision: str | None = None
+    source: str | None = None
+    created: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageUnresolved:
+    """The registry could not be asked (unreachable, refused by the egress policy): no verdict on the image."""
+
+    why: str
 
 
 @dataclass(frozen=True)
@@ -326,5 +358,5 @@ class Failed:
 GitResult: TypeAlias = (BranchResolved | Committed | NothingToCommit | Pushed | PullRequestOpened | CIReported
                         | Merged | PullRequestObserved | RevertOpened)
 JobResult: TypeAlias = ValidationJobStarted | ValidationJobObserved | ValidationJobDeleted
-Result: TypeAlias = (Claimed | Deployed | Undone | Released | Probed | Measured | GitResult | JobResult
-                     | Failed)
+Result: TypeAlias = (Claimed | Deployed | Undone | Released | Probed | Measured | ImageResolved | ImageUnresolved
+                     | GitResult | JobResult | Failed)

@@ -30,7 +30,7 @@ from ..models import (
     RunStatus,
     WatchdogStatus,
 )
-from . import gate, gates, gitflow, policy, reasons, record, releases, rollout, validation, watchdog
+from . import gate, gates, gitflow, images, policy, reasons, record, releases, rollout, validation, watchdog
 from .actions import (
     Action,
     BranchResolved,
@@ -43,6 +43,8 @@ from .actions import (
     DeleteValidationJob,
     Deployed,
     Failed,
+    ImageResolved,
+    ImageUnresolved,
     Measured,
     MeasureMetric,
     Merged,
@@ -55,6 +57,7 @@ from .actions import (
     Pushed,
     Released,
     ReleaseWorkload,
+    ResolveImage,
     Result,
     RevertOpened,
     RollbackDeployment,
@@ -68,6 +71,7 @@ from .draft import Draft
 from .gates import approval as approval_gate
 from .gates.analysis import problem as analysis_problem
 from .gates.analysis import resolved_analysis
+from .jsontypes import obj, objects, text
 from .patches import claim_patch, deploy_patch, release_patch, rollback_patch
 from .run import Run
 from .world import DeploymentState, Revision, World
@@ -298,7 +302,10 @@ def _deploying(d: Draft, world: World, dep: DeploymentState) -> Decision:
     except ValueError as err:
         return d.fail(reasons.INVALID_TARGET, str(err))
     if s.release_metadata_source is None:
+        if spec.release.image and s.image_lookup is None:  # first ask the image's registry what it names
+            return d.decision(POLL_SECONDS, _resolve_image(spec, dep))
         return _resolve_releases(d, world, dep, container)
+    spec = _as_deployed(spec, s)
     if _carries_release(dep, spec, s.deployed_release_id, container):
         return _deployed(d, releases.template_digest(dep.template))
     if s.deploy_patched_at is not None:
@@ -307,8 +314,38 @@ def _deploying(d: Draft, world: World, dep: DeploymentState) -> Decision:
     if dep.paused:
         return d.fail(reasons.DEPLOYMENT_PAUSED,
                       f"deployment {dep.name!r} is paused; resume it and create a new run")
-    return d.decision(POLL_SECONDS, PatchDeployment(deploy_patch(d.run, s.deployed_release_id, dep, container,
+    run = replace(d.run, spec=spec)
+    return d.decision(POLL_SECONDS, PatchDeployment(deploy_patch(run, s.deployed_release_id, dep, container,
                                                                  d.now)))
+
+
+def _resolve_image(spec: RunSpec, dep: DeploymentState) -> ResolveImage:
+    pod = obj(dep.template.get("spec"))
+    secrets = tuple(name for ref in objects(pod.get("imagePullSecrets")) if (name := text(ref.get("name"))))
+    account = text(pod.get("serviceAccountName")) or "default"
+    assert spec.release.image is not None
+    return ResolveImage(spec.release.image, secrets, account)
+
+
+def _as_deployed(spec: RunSpec, s: RunStatus) -> RunSpec:
+    """The spec with the image reference the run deploys (pinned to the digest the registry named)."""
+    if s.deployed_image is None or s.deployed_image == spec.release.image:
+        return spec
+    return spec.model_copy(update={"release": spec.release.model_copy(update={"image": s.deployed_image})})
+
+
+def _image_resolved(d: Draft, found: ImageResolved) -> Decision:
+    image = d.run.spec.release.image
+    assert image is not None
+    d.set(image_lookup=f"resolved by {found.registry}", image_digest=found.digest, image_version=found.version,
+          image_revision=found.revision, image_source=found.source, image_created=found.created,
+          deployed_image=images.pinned(image, found.digest) if d.run.spec.release.pin_digest else image)
+    return d.decision(0)
+
+
+def _image_unresolved(d: Draft, why: str) -> Decision:
+    d.set(image_lookup=f"not resolved: {why}", deployed_image=d.run.spec.release.image)
+    return d.decision(0)
 
 
 def _resolve_releases(d: Draft, world: World, dep: DeploymentState, container: str | None) -> Decision:
@@ -632,6 +669,10 @@ def settle(run: Run, world: World, action: Action, result: Result, now: datetime
                     f"restored the template of {result.replica_set}; waiting for it to become available")
             d.normal(reasons.ROLLBACK_PATCHED, d.status.message or "")
             return d.decision(WATCH_SECONDS)  # the rollout's changes wake the run
+        case ImageResolved():
+            return _image_resolved(d, result)
+        case ImageUnresolved():
+            return _image_unresolved(d, result.why)
         case Probed() | Measured():
             owner = gates.owner(action)
             assert owner is not None, f"{type(action).__name__} is a gate's action"
@@ -695,6 +736,8 @@ def _failed(d: Draft, world: World, action: Action, failure: Failed) -> Decision
         case RollbackDeployment():
             d.set(rollback_healthy=False)
             return d.fail(reasons.ROLLBACK_REFUSED, failure.message)
+        case ResolveImage():  # the registry has no such image, or refuses the Deployment's credentials
+            return d.fail(failure.reason, f"{failure.message}; the Deployment was not touched")
         case ProbeHttp() | MeasureMetric():
             owner = gates.owner(action)
             assert owner is not None, f"{type(action).__name__} is a gate's action"

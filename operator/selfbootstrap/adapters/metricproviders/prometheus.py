@@ -15,7 +15,7 @@ from ...core.jsontypes import JsonValue
 from ...core.text import http_status
 from ...models import PrometheusMetric
 from ..egress import EgressPolicy
-from .request import Answer, NoAnswer, send
+from ..request import Answer, NoAnswer, send
 
 if TYPE_CHECKING:
     import httpx

@@ -14,7 +14,7 @@ from ...core.jsontypes import JsonValue
 from ...core.text import http_status
 from ...models import WebMetric
 from ..egress import EgressPolicy
-from .request import NoAnswer, send
+from ..request import NoAnswer, send
 
 if TYPE_CHECKING:
     import httpx

@@ -1,13 +1,14 @@
-"""One HTTP request on a metric's behalf: through the egress policy, no redirect, a bounded answer."""
+"""One HTTP request on a run's behalf (a metric, a registry): through the egress policy, no redirect, a
+bounded answer."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, assert_never
 
-from ...core.egress import Refused, destination
-from ..egress import EgressPolicy, Target, Unresolved, pinned
+from ..core.egress import Refused, destination
+from .egress import EgressPolicy, Target, Unresolved, pinned
 
 if TYPE_CHECKING:
     import httpx
@@ -19,6 +20,7 @@ ANSWER_LIMIT: Final = 4 * 1024 * 1024  # bytes of an answer read: a metric is a 
 class Answer:
     status: int
     body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def send(method: str, url: str, *, egress: EgressPolicy, timeout: float, transpo
                 data += chunk
                 if len(data) > ANSWER_LIMIT:
                     return NoAnswer(f"{method} {url}: the answer is larger than {ANSWER_LIMIT // 1024 // 1024} MiB")
-            return Answer(response.status_code, bytes(data))
+            return Answer(response.status_code, bytes(data), {k.lower(): v for k, v in response.headers.items()})
     except httpx.TimeoutException:
         return NoAnswer(f"{method} {url} timed out after {timeout:g}s")
     except httpx.HTTPError as err:
