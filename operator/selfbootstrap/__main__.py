@@ -17,7 +17,7 @@ from prometheus_client import start_http_server
 from . import __version__, diagnostics, metrics, services
 from .adapters.kubeapi import KubeApi, resource_path
 from .config import Settings
-from .core import egress
+from .core import egress, guardrails
 from .core.jsontypes import JsonObject
 
 
@@ -90,6 +90,12 @@ def parse_args(argv: list[str] | None, env: Settings) -> tuple[argparse.Namespac
                         help="refuse these addresses besides loopback, link-local, multicast, the API server and "
                              "the service ranges, e.g. the pod ranges (repeatable; default: "
                              "SELFBOOTSTRAP_EGRESS_DENY)")
+    parser.add_argument("--self-update-window", action="append", default=None, metavar="'[DAYS ]HH:MM-HH:MM'",
+                        help="when a selfHosted run may start, in UTC, e.g. 'Mon-Fri 08:00-18:00' (repeatable; "
+                             "default: SELFBOOTSTRAP_SELF_UPDATE_WINDOWS, ';'-separated; none: any time)")
+    parser.add_argument("--self-update-min-interval", type=float, default=env.self_update_min_interval,
+                        metavar="SECONDS", help="at least this long between the end of one self-update and the "
+                                                "start of the next")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
@@ -99,7 +105,14 @@ def parse_args(argv: list[str] | None, env: Settings) -> tuple[argparse.Namespac
                                    log_format=args.log_format,
                                    namespaces=tuple(args.namespace), shard=args.shard,
                                    egress_allow=_entries(args.egress_allow, env.egress_allow),
-                                   egress_deny=_entries(args.egress_deny, env.egress_deny))
+                                   egress_deny=_entries(args.egress_deny, env.egress_deny),
+                                   self_update_windows=tuple(args.self_update_window or env.self_update_windows),
+                                   self_update_min_interval=args.self_update_min_interval)
+    for window in settings.self_update_windows:
+        try:
+            guardrails.parse_window(window)
+        except ValueError as err:
+            parser.error(f"--self-update-window: {err}")
     try:
         egress.policy_of(settings.egress_allow, settings.egress_deny)
     except ValueError as err:

@@ -65,6 +65,8 @@ class Settings:
     checkout_image: str = "docker.io/alpine/git:2.47.2"  # the validation Job's checkout step (git, sh, base64)
     egress_allow: tuple[str, ...] = ()  # CIDRs and URL prefixes runs may make the operator reach (core/egress.py)
     egress_deny: tuple[str, ...] = ()  # CIDRs refused besides the defaults, e.g. the cluster's pod ranges
+    self_update_windows: tuple[str, ...] = ()  # when a selfHosted run may start, e.g. "Mon-Fri 08:00-18:00" (UTC)
+    self_update_min_interval: float = 0.0  # seconds between the end of one self-update and the start of the next
 
     @property
     def metrics_endpoint(self) -> tuple[str, int] | None:
@@ -98,4 +100,7 @@ class Settings:
             checkout_image=env.get("SELFBOOTSTRAP_CHECKOUT_IMAGE") or d.checkout_image,
             egress_allow=entries_of(env.get("SELFBOOTSTRAP_EGRESS_ALLOW")),
             egress_deny=entries_of(env.get("SELFBOOTSTRAP_EGRESS_DENY")),
+            self_update_windows=tuple(w.strip() for w in (env.get("SELFBOOTSTRAP_SELF_UPDATE_WINDOWS") or "").split(";")
+                                      if w.strip()),
+            self_update_min_interval=_float(env, "SELFBOOTSTRAP_SELF_UPDATE_MIN_INTERVAL", d.self_update_min_interval),
         )

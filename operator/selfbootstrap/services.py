@@ -21,6 +21,7 @@ from .adapters.kube import Kube, KubeExecutor
 from .adapters.metricproviders import MetricExecutor
 from .adapters.registry import ImageExecutor
 from .config import Settings
+from .core import guardrails
 from .core.world import Limits
 from .scheduling import FairExecutor, Ledger
 
@@ -66,7 +67,9 @@ class Services:
     @property
     def limits(self) -> Limits:
         return Limits(namespace_runs=self.settings.max_runs_per_namespace,
-                      settle_seconds=self.settings.settle_seconds)
+                      settle_seconds=self.settings.settle_seconds,
+                      self_update_windows=tuple(guardrails.parse_window(w) for w in self.settings.self_update_windows),
+                      self_update_min_interval=self.settings.self_update_min_interval)
 
 
 def api_client(connections: int) -> client.ApiClient:

@@ -20,6 +20,7 @@ from ..models import (
     RUNS_ANNOTATION,
     TERMINAL_PHASES,
     ApprovalStage,
+    DeploymentContext,
     FailureClass,
     GatePhase,
     GateStatus,
@@ -30,7 +31,7 @@ from ..models import (
     RunStatus,
     WatchdogStatus,
 )
-from . import gate, gates, gitflow, images, policy, reasons, record, releases, rollout, validation, watchdog
+from . import gate, gates, gitflow, guardrails, images, policy, reasons, record, releases, rollout, validation, watchdog
 from .actions import (
     Action,
     BranchResolved,
@@ -233,6 +234,8 @@ def _at_the_gate(d: Draft, world: World, dep: DeploymentState, phase: Phase) -> 
             return d.decision(None)
         case gate.Wait() | gate.Go() if (awaited := _approval(d, world, ApprovalStage.DEPLOY)) is not None:
             return awaited
+        case gate.Go() if (held := _self_update_hold(d, world, dep)) is not None:
+            return _wait(d, phase, held)
         case gate.Wait():
             return _wait(d, phase, verdict)
         case gate.Go():
@@ -243,6 +246,20 @@ def _at_the_gate(d: Draft, world: World, dep: DeploymentState, phase: Phase) -> 
             return d.decision(POLL_SECONDS, ClaimWorkload(claim_patch(dep, me, d.now, world.passed_over)))
         case _:
             assert_never(verdict)
+
+
+def _self_update_hold(d: Draft, world: World, dep: DeploymentState) -> gate.Wait | None:
+    """A self-update outside the installer's windows, or too soon after the last one, waits at the gate."""
+    if d.run.spec.target.deployment_context != DeploymentContext.SELF_HOSTED:
+        return None
+    limits = world.limits
+    ended = [datetime.fromisoformat(e.at) for e in _record(dep).runs
+             if e.outcome in (record.SUCCEEDED, record.ROLLED_BACK, record.FAILED) and e.at]
+    hold = guardrails.self_update_hold(limits.self_update_windows, limits.self_update_min_interval,
+                                       max(ended, default=None), d.now)
+    if hold is None:
+        return None
+    return gate.Wait(reasons.QUEUED, hold.message, max(MIN_WAIT_SECONDS, (hold.until - d.now).total_seconds()))
 
 
 def _claimed(d: Draft, dep: DeploymentState) -> Decision:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .guardrails import Window
 from .jsontypes import JsonObject
 
 
@@ -76,6 +77,8 @@ class Limits:
 
     namespace_runs: int = 0  # runs of one namespace past Pending at once; 0: no bound
     settle_seconds: float = 2.0  # a sequenced run on a workload with no record waits this long for a quiet moment
+    self_update_windows: tuple[Window, ...] = ()  # when a selfHosted run may start; none: any time
+    self_update_min_interval: float = 0.0  # seconds from the end of one self-update to the start of the next
 
 
 @dataclass(frozen=True)
