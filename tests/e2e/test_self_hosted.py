@@ -8,12 +8,14 @@ pods of a rolling update do.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-from .kube_helpers import create_deployment, create_run, deployment_image, replica_sets, wait_phase
+from .cluster import wait_for
+from .kube_helpers import create_deployment, create_run, deployment_image, replica_sets, run_body, status, wait_phase
 from .operator_fixtures import CRD, OperatorProcess, wait_established
 from .test_resume import crash_pods
 
@@ -105,3 +107,40 @@ def test_old_operator_keeps_the_run_until_it_is_replaced(peering, namespace):
     assert st["phase"] == "Succeeded", st
     assert f"{namespace}/handover Succeeded" in new.log()
     assert replica_sets(namespace, "app")[NEW]["revision"] == 2
+
+
+def test_a_self_update_outside_its_window_waits_and_goes_once_the_window_allows(operator, namespace, tmp_path):
+    """An instance serving a shard of its own, with a change window that excludes now: the self-update waits
+    Queued and touches nothing; the same run goes once an instance's window includes now."""
+    now = datetime.now(UTC)
+    later = f"{(now + timedelta(hours=3)):%H:%M}-{(now + timedelta(hours=4)):%H:%M}"
+    current = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=1)):%H:%M}"
+    create_deployment(namespace, "app", OLD, "0.1.0", replicas=1)
+    body = run_body("upgrade", self_hosted_spec(NEW, "0.1.1", retries=1))
+    body["metadata"]["labels"] = {"selfbootstrap.dev/shard": "windowed"}
+
+    def instance(window: str, name: str) -> OperatorProcess:
+        proc = OperatorProcess(operator.kubeconfig, tmp_path, ("--standalone", f"--namespace={namespace}",
+                                                               "--shard=windowed", f"--self-update-window={window}"),
+                               name=name)
+        proc.start()
+        proc.wait_watching(namespace)
+        return proc
+
+    closed = instance(later, "closed")
+    try:
+        client.CustomObjectsApi().create_namespaced_custom_object("selfbootstrap.dev", "v1alpha1", namespace,
+                                                                  "selfbootstrapruns", body)
+        wait_for(lambda: "outside the self-update windows" in (status(namespace, "upgrade").get("message") or ""),
+                 60, lambda: f"the self-update did not wait: {status(namespace, 'upgrade')}")
+        assert status(namespace, "upgrade")["reason"] == "Queued"
+        assert deployment_image(namespace, "app") == OLD
+    finally:
+        closed.stop()
+    opened = instance(current, "opened")
+    try:
+        st = wait_phase(namespace, "upgrade", {"Succeeded", "Failed", "RolledBack"}, timeout=90)
+        assert st["phase"] == "Succeeded", st
+        assert deployment_image(namespace, "app") == NEW
+    finally:
+        opened.stop()
