@@ -1327,3 +1327,56 @@ def test_a_conflict_is_decided_again_at_once_without_an_event():
                Failed("RollbackRefused", "409: the object has been modified", retryable=True, stale=True), now=at(3))
     assert (d.requeue_after, d.events, d.status.retry.attempts) == (0, (), 1)
     assert d.status.retry.next_attempt_at is None
+
+
+# --- the image's registry --------------------------------------------------------------------------------
+
+DIGEST = "sha256:" + "d" * 64
+
+
+def test_a_resolved_image_is_deployed_pinned_with_its_metadata():
+    from selfbootstrap.core.actions import ImageResolved
+
+    st = status(phase="Deploying", reason="Claimed", started_at=T0)
+    d = decide(st, world(deployment()))
+    assert isinstance(d.action, ResolveImage) and d.action.image == image("v3")
+    found = ImageResolved(DIGEST, "registry.local:5000", version="3.0.0", revision="abc")
+    d = settle(d.status, world(deployment()), d.action, found)
+    assert (d.status.image_digest, d.status.image_version, d.status.deployed_image) == (
+        DIGEST, "3.0.0", f"{image('v3')}@{DIGEST}")
+    d = decide(d.status, world(deployment()))
+    d = decide(d.status, world(deployment()))
+    assert isinstance(d.action, PatchDeployment)
+    assert d.action.patch["spec"]["template"]["spec"]["containers"][0]["image"] == f"{image('v3')}@{DIGEST}"
+
+
+def test_an_image_by_digest_alone_takes_its_release_id_from_the_registry():
+    from selfbootstrap.core.actions import ImageResolved
+
+    sp = spec(release={"image": f"registry.local:5000/team/web@{DIGEST}"})
+    st = status(phase="Deploying", reason="Claimed", started_at=T0)
+    d = decide(st, world(deployment()), sp=sp)
+    d = settle(d.status, world(deployment()), d.action, ImageResolved(DIGEST, "registry.local:5000", version="3.1"),
+               sp=sp)
+    d = decide(d.status, world(deployment()), sp=sp)
+    assert (d.status.deployed_release_id, d.status.release_metadata_source) == ("3.1", "registry")
+
+
+def test_an_image_not_built_from_the_merged_commit_is_deployed_with_a_warning():
+    from selfbootstrap.core.actions import ImageResolved
+    from selfbootstrap.models import GitStatus
+
+    st = status(phase="Deploying", reason="Merged", started_at=T0, git=GitStatus(merge_commit_sha="f" * 40))
+    d = settle(st, world(deployment()), ResolveImage(image("v3"), (), "default"),
+               ImageResolved(DIGEST, "registry.local:5000", revision="0123abc"))
+    assert ("Warning", "ImageRevisionMismatch") in events(d)
+    d = settle(st, world(deployment()), ResolveImage(image("v3"), (), "default"),
+               ImageResolved(DIGEST, "registry.local:5000", revision="f" * 7))
+    assert events(d) == []
+
+
+def test_a_missing_image_ends_the_run_untouched():
+    d = settle(status(phase="Deploying", reason="Claimed", started_at=T0), world(deployment()),
+               ResolveImage(image("v3"), (), "default"), Failed("ImageNotFound", "image x not found: r has no v3"))
+    assert_finished(d, "Failed", "ImageNotFound")
+    assert "the Deployment was not touched" in (d.status.message or "")

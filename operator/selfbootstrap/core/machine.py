@@ -84,6 +84,7 @@ MIN_WAIT_SECONDS = 0.1
 QUEUE_SECONDS = 300.0  # a waiting run looks on its own only this rarely: the end of the run it waits for wakes it
 ROLLOUT_REPORT_SECONDS = 10.0  # a rollout's progress message is written at most this often (a write per change
 # would cost a status write per pod step; phase and reason are always written at once)
+REGISTRY_SOURCE = "registry"  # status.releaseMetadataSource when the release id came from the image's registry
 CHAIN_LIMIT = 8  # decisions chained in memory before an action or a write, at most
 
 
@@ -357,6 +358,11 @@ def _image_resolved(d: Draft, found: ImageResolved) -> Decision:
     d.set(image_lookup=f"resolved by {found.registry}", image_digest=found.digest, image_version=found.version,
           image_revision=found.revision, image_source=found.source, image_created=found.created,
           deployed_image=images.pinned(image, found.digest) if d.run.spec.release.pin_digest else image)
+    git = d.status.git
+    merged = git.merge_commit_sha or git.commit_sha if git else None
+    if merged and found.revision and not (merged.startswith(found.revision) or found.revision.startswith(merged)):
+        d.warning(reasons.IMAGE_REVISION_MISMATCH, f"image {image} was built from revision {found.revision}, not "
+                                                   f"from {merged}, the commit this run merged")
     return d.decision(0)
 
 
@@ -369,10 +375,15 @@ def _resolve_releases(d: Draft, world: World, dep: DeploymentState, container: s
     """Read the releases around the deploy before patching, and record them first."""
     spec = d.run.spec
     requested = releases.requested_release_id(spec.release)
+    from_registry = (requested is None or requested.startswith("sha256:")) and d.status.image_version is not None
+    if from_registry:  # no id, no tag (a digest names no release): the image's own version, as its registry tells
+        requested = d.status.image_version
     if requested is None:  # the Deployment's current release is the one being replaced, never the new one
         return d.fail(reasons.RELEASE_ID_UNKNOWN, "the new image has no tag or digest; set spec.release.id")
     answer = releases.answer_from_deployment(dep, requested, container)
-    res = releases.resolve(spec.release, [answer])
+    res = releases.resolve(spec.release.model_copy(update={"id": requested}) if from_registry else spec.release,
+                           [answer])
+    source = REGISTRY_SOURCE if from_registry else res.source
     prev = res.previous_revision
     d.set(
         deployed_release_id=res.deployed_release_id,
@@ -380,12 +391,12 @@ def _resolve_releases(d: Draft, world: World, dep: DeploymentState, container: s
         previous_revision=prev.revision if prev else None,
         previous_replica_set=prev.replica_set if prev else None,
         rollback_target_release_id=res.rollback_target_release_id,
-        release_metadata_source=res.source,
+        release_metadata_source=source,
         crd_generation_at_deploy=world.crd_generation,
     )
     d.enter(Phase.DEPLOYING, reasons.RELEASES_RESOLVED,
             f"deploying release {res.deployed_release_id} (previous: {res.previous_release_id or 'none'}, "
-            f"from {res.source})")
+            f"from {source})")
     return d.decision(0)
 
 

@@ -74,6 +74,7 @@ DEPLOYMENT_CHANGED: Final = "DeploymentChanged"
 DEPLOYED: Final = "Deployed"
 IMAGE_NOT_FOUND: Final = "ImageNotFound"  # the registry has no such image (or not for the platform): nothing patched
 IMAGE_PULL_REFUSED: Final = "ImagePullRefused"  # the registry wants credentials the Deployment does not give it
+IMAGE_REVISION_MISMATCH: Final = "ImageRevisionMismatch"  # the image was not built from the commit the run merged
 DEPLOY_REFUSED: Final = "DeployRefused"
 CLAIM_LOST: Final = "ClaimLost"  # the workload's record does not show this run holding it: its status is not acted on
 
