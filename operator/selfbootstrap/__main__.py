@@ -14,7 +14,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import start_http_server
 
-from . import __version__, diagnostics, metrics, services
+from . import __version__, diagnostics, metrics, selftest, services
+from .adapters.kube import Kube
 from .adapters.kubeapi import KubeApi, resource_path
 from .config import Settings
 from .core import egress, guardrails
@@ -160,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
 
     registry = handlers.register(settings)
     api = services.api_client(settings.tick_threads + 2)  # the tick threads and the handlers' two
+    if not selftest.passes(Kube(api), tuple(args.namespace)):
+        raise SystemExit(selftest.EXIT_CODE)
     if settings.peering:
         ensure_peering_objects(api, settings.peering, args.namespace)
         if args.priority is None:

@@ -1,0 +1,99 @@
+"""The self-test an operator passes before it serves anything: can this version serve what the cluster holds?
+
+Run at start-up, before kopf. It fails when the installed CRD lacks a field this version's CRD has (the
+API server would prune what this version writes there: apply the CRD first), or when a run in flight
+holds a spec field this version would drop. A failed self-test ends the process with exit code 3 and
+the reasons in its log, so the pod of a self-update that brought such a version never becomes ready:
+the old version, still serving (maxUnavailable 0, and the earlier start wins the peering), sees the new
+pods fail and rolls its own Deployment back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import yaml
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from . import models as m
+from .adapters.kube import Kube, name_of, namespace_of
+from .adapters.kubeapi import resource_path
+from .core import compat
+from .core.jsontypes import JsonObject, obj, objects, path, text
+from .crdgen import PACKAGED
+
+logger = logging.getLogger(__name__)
+EXIT_CODE = 3
+SHOWN = 10  # problems named in the log, at most
+
+
+def _served_schema(crd: JsonObject) -> JsonObject:
+    version = next((v for v in objects(path(crd, "spec", "versions")) if text(v.get("name")) == m.VERSION), {})
+    return obj(path(version, "schema", "openAPIV3Schema"))
+
+
+def crd_problems(installed: JsonObject | None) -> list[str]:
+    """What the installed CRD lacks of this version's (pure, given the two). No CRD yet is no problem: an
+    operator installed in the same breath as its CRD waits for it (handlers.await_discovery), and no run
+    can exist before it."""
+    if installed is None:
+        return []
+    ours = _served_schema(obj(yaml.safe_load(PACKAGED.read_text())))
+    theirs = _served_schema(installed)
+    if not theirs:
+        return [f"the installed CRD does not serve {m.GROUP}/{m.VERSION}"]
+    missing = compat.missing_properties(ours, theirs)
+    return [f"the installed CRD lacks {field}, which this version writes or reads: apply this version's CRD first"
+            for field in missing]
+
+
+def run_problems(runs: Iterable[JsonObject]) -> list[str]:
+    """The runs in flight whose spec this version would read without a field they hold."""
+    out = []
+    for run in runs:
+        if text(path(run, "status", "phase")) in m.TERMINAL_PHASES:
+            continue
+        spec = obj(run.get("spec"))
+        try:
+            kept = m.RunSpec.model_validate(spec).dump()
+        except ValidationError as err:
+            out.append(f"run {namespace_of(run)}/{name_of(run)}: its spec does not fit this version "
+                       f"({err.errors()[0]['loc']})")
+            continue
+        lost = compat.lost_fields(spec, kept)
+        if lost:
+            out.append(f"run {namespace_of(run)}/{name_of(run)}: this version would drop spec.{lost[0]}")
+    return out
+
+
+def problems(kube: Kube, namespaces: tuple[str, ...]) -> list[str]:
+    crd = kube.api.get_optional(resource_path("apiextensions.k8s.io", "v1", "customresourcedefinitions",
+                                              name=f"{m.PLURAL}.{m.GROUP}"))
+    found = crd_problems(crd)
+    if found:
+        return found
+    exact = [ns for ns in namespaces if not any(c in ns for c in "*?[!")]
+    if not namespaces or len(exact) < len(namespaces):  # cluster-wide, or patterns: every namespace's runs
+        return run_problems(kube.list_runs(None))
+    return run_problems(r for ns in exact for r in kube.list_runs(ns))
+
+
+def passes(kube: Kube, namespaces: tuple[str, ...]) -> bool:
+    """Run the self-test and log its verdict; False: the operator must not serve."""
+    try:
+        found = problems(kube, namespaces)
+    except ApiException as err:
+        logger.error("self-test: could not read the CRD or the runs (%s %s)", err.status, err.reason)
+        return False
+    if not found:
+        logger.info("self-test passed: the installed CRD and the runs in flight fit this version")
+        return True
+    for problem in found[:SHOWN]:
+        logger.error("self-test failed: %s", problem)
+    if len(found) > SHOWN:
+        logger.error("self-test failed: and %d more", len(found) - SHOWN)
+    logger.error("this version does not serve: exiting with code %d (a self-update that brought it rolls back)",
+                 EXIT_CODE)
+    return False
