@@ -462,6 +462,7 @@ DOT_SEGMENT = r"(?i)/(\\.|%2e){1,2}([/?#]|$)"
 
 class ForgeKind(StrEnum):
     GITHUB = "github"
+    GITLAB = "gitlab"
 
 
 class ForgeSettings(Model):
@@ -470,14 +471,20 @@ class ForgeSettings(Model):
             "spec.git.forge.apiUrl must be an http(s) URL", ".apiUrl"),
         cel(f"!self.apiUrl.matches('{DOT_SEGMENT}')",
             "spec.git.forge.apiUrl must not hold '.' or '..' path segments", ".apiUrl"),
+        cel("self.kind != 'gitlab' || self.apiUrl != 'https://api.github.com'",
+            "spec.git.forge.apiUrl: a gitlab forge needs its API URL, e.g. https://gitlab.example.com/api/v4",
+            ".apiUrl"),
     ]})
 
-    kind: Annotated[ForgeKind, Field(default=ForgeKind.GITHUB, description="The forge's API flavour.")]
+    kind: Annotated[ForgeKind, Field(default=ForgeKind.GITHUB,
+                                     description="The forge's API flavour: github, or gitlab (its apiUrl then "
+                                                 "ends in /api/v4).")]
     api_url: Annotated[str, Field(default="https://api.github.com", min_length=1, max_length=2048, pattern=URL,
                                   description="Base URL of the forge's REST API.")]
     repository: Annotated[str | None, Field(
-        default=None, max_length=512, pattern=rf"^[^/\s{HIDDEN}]+/[^/\s{HIDDEN}]+$",
-        description="owner/name on the forge; default: taken from the repository URL.")]
+        default=None, max_length=512, pattern=rf"^[^/\s{HIDDEN}]+(/[^/\s{HIDDEN}]+)+$",
+        description="owner/name on GitHub, group/subgroup/project on GitLab; default: taken from the repository "
+                    "URL.")]
 
 
 class RevertMode(StrEnum):

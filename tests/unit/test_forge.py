@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from selfbootstrap.adapters.egress import EgressPolicy, Target
-from selfbootstrap.adapters.forge import MAX_BODY, ForgeError, GitHub, ci_verdict, connect, repository_from_url
+from selfbootstrap.adapters.forge import MAX_BODY, ForgeError, ci_verdict, connect
+from selfbootstrap.adapters.forges.github import GitHub, repository_from_url
 from selfbootstrap.core.egress import Policy
 from selfbootstrap.models import CIStatus, ForgeSettings
 

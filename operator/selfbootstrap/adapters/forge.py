@@ -1,6 +1,7 @@
 """Forge adapter: pull requests, commit CI status and merges, behind one small interface.
 
-The first provider is GitHub's REST API. Every call that creates something looks
+A forge is one module in adapters/forges/ (github.py, gitlab.py): how it names a repository, the
+URL prefix its token goes to, and its client on the shared ForgeClient. Every call that creates something looks
 first whether it exists (a pull request for the head branch, a merged pull
 request), so repeating a call after a restart never creates a second one.
 
@@ -17,11 +18,11 @@ import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, assert_never, cast
-from urllib.parse import urljoin, urlparse
+from urllib.parse import urljoin
 
 from ..core import reasons
 from ..core.egress import Refused
-from ..core.jsontypes import JsonObject, JsonValue, obj, objects, text
+from ..core.jsontypes import JsonObject, JsonValue, text
 from ..core.text import MESSAGE_LIMIT, NAME_LIMIT, http_status, printable
 from ..models import CIStatus, ForgeKind, ForgeSettings
 from .egress import EgressPolicy, Target, Unresolved, pinned
@@ -65,9 +66,10 @@ class Forge(Protocol):
 
 def connect(settings: ForgeSettings, repository_url: str, token: str | None, egress: EgressPolicy) -> Forge:
     """The forge client for the run's settings, once the egress policy allows its API (nothing is sent yet)."""
-    repository = settings.repository or repository_from_url(repository_url)
+    module = forge_module(settings.kind)
+    repository = settings.repository or module.repository_from_url(repository_url)
     api_url = settings.api_url.rstrip("/")
-    target = egress.check(f"{api_url}/repos/{repository}/")
+    target = egress.check(module.token_prefix(api_url, repository))
     match target:
         case Refused():
             raise ForgeError(target.message, reason=reasons.EGRESS_REFUSED)
@@ -77,10 +79,39 @@ def connect(settings: ForgeSettings, repository_url: str, token: str | None, egr
             pass
         case _:
             assert_never(target)
-    match settings.kind:
+    return module.client(api_url, repository, token, target)
+
+
+class ForgeModule(Protocol):
+    """What a forge's module gives: how it names a repository, where its token goes, its client."""
+
+    def repository_from_url(self, url: str) -> str: ...
+    def token_prefix(self, api_url: str, repository: str) -> str: ...
+    def client(self, api_url: str, repository: str, token: str | None, target: Target) -> Forge: ...
+
+
+def forge_module(kind: ForgeKind) -> ForgeModule:
+    """A forge is one module (adapters/forges/): the one for the kind."""
+    from .forges import github, gitlab
+
+    match kind:
         case ForgeKind.GITHUB:
-            return GitHub(api_url, repository, token, target)
-    raise ValueError(f"unsupported forge kind {settings.kind!r}")
+            return cast(ForgeModule, github)
+        case ForgeKind.GITLAB:
+            return cast(ForgeModule, gitlab)
+        case _:
+            assert_never(kind)
+
+
+def repository_of(settings: ForgeSettings, repository_url: str) -> str:
+    """The repository as the forge names it (ValueError when the URL does not tell it)."""
+    return settings.repository or forge_module(settings.kind).repository_from_url(repository_url)
+
+
+def token_prefix(settings: ForgeSettings, repository_url: str) -> str:
+    """The URL prefix of every forge API request a run's token goes to."""
+    return forge_module(settings.kind).token_prefix(settings.api_url.rstrip("/"),
+                                                   repository_of(settings, repository_url))
 
 
 def _name(value: JsonValue) -> str:
@@ -88,7 +119,7 @@ def _name(value: JsonValue) -> str:
 
 
 def ci_verdict(statuses: list[JsonObject], check_runs: list[JsonObject]) -> tuple[CIStatus, str]:
-    """pending, success or failure of one commit, from its commit statuses and check runs (the names the
+    """pending, success or failure of one commit, from GitHub's commit statuses and check runs (the names the
     forge gives them escaped and bounded: they are shown in status)."""
     failed = [_name(s.get("context")) for s in statuses if s.get("state") in ("failure", "error")]
     failed += [_name(r.get("name")) for r in check_runs if r.get("conclusion") in CI_FAILED_CONCLUSIONS]
@@ -114,30 +145,19 @@ def sha_of(value: JsonValue) -> str | None:
     return found if found and SHA.fullmatch(found) else None
 
 
-def repository_from_url(url: str) -> str:
-    """owner/name from a clone URL such as https://github.com/acme/web.git."""
-    parts = [p for p in urlparse(url).path.split("/") if p]
-    if len(parts) < 2:
-        raise ValueError(f"cannot tell owner/name from {url!r}; set spec.git.forge.repository")
-    return f"{parts[-2]}/{re.sub(r'[.]git$', '', parts[-1])}"
+class ForgeClient:
+    """What every forge's client shares: the pinned connection, no redirect, the status only of an error,
+    a bounded answer."""
 
-
-class GitHub:
-    def __init__(self, api_url: str, repository: str, token: str | None, target: Target, timeout: float = 20.0,
+    def __init__(self, base: str, headers: dict[str, str], target: Target, timeout: float = 20.0,
                  transport: httpx.BaseTransport | None = None) -> None:
         import httpx
 
-        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28",
-                   "User-Agent": "selfbootstrap-operator"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self.api, self.target = api_url.rstrip("/"), target
-        self.repo = repository
-        self.owner = repository.split("/", 1)[0]
+        self.base, self.target = base.rstrip("/"), target
         # follow_redirects=False is httpx's default, said out loud: the token must not follow one;
         # trust_env=False: no proxy from the environment, the connection goes to the decided address.
-        self.http = httpx.Client(headers=headers, timeout=timeout, transport=transport, follow_redirects=False,
-                                 trust_env=False)
+        self.http = httpx.Client(headers={"User-Agent": "selfbootstrap-operator", **headers}, timeout=timeout,
+                                 transport=transport, follow_redirects=False, trust_env=False)
 
     def close(self) -> None:
         self.http.close()
@@ -145,7 +165,7 @@ class GitHub:
     def _call(self, method: str, path: str, **kwargs: Any) -> JsonValue:
         import httpx
 
-        url = f"{self.api}/repos/{self.repo}{path}"
+        url = f"{self.base}{path}"
         request = pinned(self.target, url)
         try:
             with self.http.stream(method, request.url, headers=request.headers, extensions=request.extensions,
@@ -171,48 +191,6 @@ class GitHub:
         if code >= 400:
             raise ForgeError(f"{method} {path} returned {http_status(code)}", retryable=code >= 500 or code == 429,
                              status=code)
-
-    @staticmethod
-    def _pr(value: JsonValue) -> PullRequest:
-        data = obj(value)
-        number = data.get("number")
-        if not isinstance(number, int) or isinstance(number, bool):
-            raise ForgeError("the forge answered with a pull request without a number")
-        return PullRequest(number=number, url=web_url(data.get("html_url")) or web_url(data.get("url")),
-                           state=text(data.get("state")) or "open",
-                           merged=bool(data.get("merged") or data.get("merged_at")),
-                           merge_sha=sha_of(data.get("merge_commit_sha")),
-                           head_sha=sha_of(obj(data.get("head")).get("sha")))
-
-    def find_pull_request(self, head: str) -> PullRequest | None:
-        found = objects(self._call("GET", "/pulls", params={"head": f"{self.owner}:{head}", "state": "all"}))
-        return self._pr(found[0]) if found else None
-
-    def open_pull_request(self, head: str, base: str, title: str, body: str) -> PullRequest:
-        existing = self.find_pull_request(head)
-        if existing is not None:
-            return existing
-        return self._pr(self._call("POST", "/pulls", json={"title": title, "head": head, "base": base,
-                                                            "body": body}))
-
-    def pull_request(self, number: int) -> PullRequest:
-        return self._pr(self._call("GET", f"/pulls/{number}"))
-
-    def ci_state(self, sha: str) -> tuple[CIStatus, str]:
-        """pending | success | failure for the exact commit, from commit statuses and check runs."""
-        statuses = objects(obj(self._call("GET", f"/commits/{sha}/status")).get("statuses"))
-        runs = objects(obj(self._call("GET", f"/commits/{sha}/check-runs")).get("check_runs"))
-        return ci_verdict(statuses, runs)
-
-    def merge(self, number: int, sha: str, method: str, title: str) -> str:
-        pr = self.pull_request(number)
-        if pr.merged:
-            return pr.merge_sha or ""
-        if pr.state != "open":
-            raise ForgeError(f"pull request #{number} is closed")
-        data = obj(self._call("PUT", f"/pulls/{number}/merge",
-                              json={"merge_method": method, "sha": sha, "commit_title": title}))
-        return sha_of(data.get("sha")) or ""
 
 
 def _bounded(method: str, path: str, response: httpx.Response) -> bytes:

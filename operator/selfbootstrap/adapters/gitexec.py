@@ -39,7 +39,7 @@ from ..core.paths import UnsafePathError, repository_path
 from ..core.run import Run
 from ..models import GitWorkflow
 from .egress import EgressPolicy, Target, Unresolved
-from .forge import Forge, ForgeError, connect, repository_from_url
+from .forge import Forge, ForgeError, connect, repository_of, token_prefix
 from .git import GitError, GitRemote, Identity
 from .kube import Kube, SecretUnavailableError
 
@@ -119,10 +119,9 @@ class CredentialsNotAllowedError(Exception):
 def destinations(git: GitWorkflow) -> list[str]:
     """Every URL a run's token goes to: the repository, and the forge API's requests for it."""
     try:
-        repository = git.forge.repository or repository_from_url(git.repository_url)
+        return [git.repository_url, token_prefix(git.forge, git.repository_url)]
     except ValueError:
         return [git.repository_url]
-    return [git.repository_url, f"{git.forge.api_url.rstrip('/')}/repos/{repository}/"]
 
 
 class _Step:
@@ -175,7 +174,7 @@ class _Step:
         self.remote.check_branch(a.branch)
         if self.git.pull_request.create or self.git.ci.required:  # before anything is pushed, not after
             try:
-                self.git.forge.repository or repository_from_url(self.git.repository_url)
+                repository_of(self.git.forge, self.git.repository_url)
             except ValueError as err:
                 raise GitError(reasons.INVALID_REPOSITORY, str(err)) from None
             _ = self.forge  # a forge API the egress policy refuses fails the run now

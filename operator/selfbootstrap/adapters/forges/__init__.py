@@ -1,0 +1,1 @@
+"""One module per forge: github.py, gitlab.py (adapters/forge.py says what a forge gives)."""
