@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
 
-from .git_fixtures import CRASHING, FINISHED, TOKEN, V1, V2, assert_deployment_untouched, git_spec
+from tests.gitserver.fake_gitlab import FakeGitLab
+
+from .git_fixtures import CRASHING, FINISHED, MANIFEST, TOKEN, V1, V2, assert_deployment_untouched, git_spec
 from .kube_helpers import (
+    create_deployment,
     create_run,
     deployment_image,
     events_of,
@@ -154,3 +158,34 @@ def test_a_token_is_sent_nowhere_its_secret_does_not_allow(namespace, repo, git_
     assert (len(git_server.requests), len(forge.requests)) == (git_requests, forge_requests), \
         "nothing may be contacted"
     assert_deployment_untouched(namespace)
+
+
+# --- GitLab (a fake of its API, real git behind it) -------------------------------------------------
+
+
+@pytest.fixture
+def gitlab(git_server) -> Iterator[FakeGitLab]:
+    with FakeGitLab(git_server, TOKEN) as fake:
+        yield fake
+
+
+def test_a_gitlab_project_in_a_subgroup_is_changed_through_a_merge_request(namespace, git_server, gitlab):
+    name = f"acme/platform/{namespace}"
+    url = git_server.create_repo(name, {"deploy/app.yaml": MANIFEST})
+    client.CoreV1Api().create_namespaced_secret(namespace, {
+        "metadata": {"name": "git-token", "annotations": {
+            "selfbootstrap.dev/allowed-urls": f"{git_server.base_url}/, {gitlab.api_url}/projects/"}},
+        "data": {"token": base64.b64encode(TOKEN.encode()).decode()}})
+    create_deployment(namespace, "app", V1, "v1")
+    gitlab.set_ci(None, ["pending", "success"])
+    spec = git_spec({"name": name, "url": url}, gitlab)
+    spec["git"]["forge"] = {"kind": "gitlab", "apiUrl": gitlab.api_url}  # the project's path from the clone URL
+    create_run(namespace, "gl", spec)
+    st = wait_phase(namespace, "gl", FINISHED, timeout=120)
+    assert st["phase"] == "Succeeded", st.get("message")
+    git = st["git"]
+    assert git["pullRequestNumber"] == 1 and git["mergeCommitSha"] == git_server.branches(name)["main"]
+    assert deployment_image(namespace, "app") == V2
+    paths = {r["path"] for r in gitlab.requests}
+    encoded = f"/api/v4/projects/acme%2Fplatform%2F{namespace}"
+    assert f"{encoded}/merge_requests" in paths and f"{encoded}/merge_requests/1/merge" in paths

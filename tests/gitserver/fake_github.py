@@ -45,6 +45,9 @@ class FakeGitHub(LoopbackServer):
     def handler_class(self) -> type[http.server.BaseHTTPRequestHandler]:
         return _handler(self)
 
+    def authorized(self, headers: Any) -> bool:
+        return headers.get("Authorization", "") in (f"Bearer {self.token}", f"token {self.token}")
+
     @property
     def api_url(self) -> str:
         return self.base_url
@@ -217,8 +220,7 @@ def _handler(forge: FakeGitHub) -> type[http.server.BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             with forge._lock:
                 forge.requests.append({"method": self.command, "path": url.path, "query": url.query})
-            auth = self.headers.get("Authorization", "")
-            if auth not in (f"Bearer {forge.token}", f"token {forge.token}"):
+            if not forge.authorized(self.headers):
                 return self._send(401, {"message": "Bad credentials", "documentation_url": DOCS})
             try:
                 body = json.loads(raw) if raw else None

@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, urlparse
 
-from ...core.jsontypes import JsonObject, JsonValue, obj, objects, text
+from ...core.jsontypes import JsonObject, JsonValue, integer, obj, objects, text
 from ...core.text import MESSAGE_LIMIT, NAME_LIMIT, printable
 from ...models import CIStatus
 from ..egress import Target
@@ -47,7 +47,7 @@ def _name(value: JsonValue) -> str:
 def ci_verdict(statuses: list[JsonObject], pipelines: list[JsonObject]) -> tuple[CIStatus, str]:
     """pending, success or failure of one commit, from its commit statuses and its pipelines."""
     entries = [(_name(s.get("name")), text(s.get("status")) or "") for s in statuses]
-    entries += [(f"pipeline {_name(p.get('id'))}", text(p.get("status")) or "") for p in pipelines[:1]]  # newest
+    entries += [(f"pipeline {integer(p.get('id'))}", text(p.get("status")) or "") for p in pipelines[:1]]  # newest
     failed = [name for name, state in entries if state in FAILED]
     if failed:
         return CIStatus.FAILURE, printable(f"failed: {', '.join(failed)}", MESSAGE_LIMIT // 2)
