@@ -34,6 +34,7 @@ from .services import Services, WakeKey, Wakeups
 
 T = TypeVar("T")
 STALE_SECONDS = 2.0  # how long a cache may lag behind this run's own patch before the API is asked
+GUARDS_KEPT = 32  # resourceVersions a worker remembers acting on
 MIN_DELAY = 0.02
 MAX_BACKOFF = 60.0
 FINALIZER_WAIT_SECONDS = 5.0  # the run's own event (kopf's patch) wakes it before
@@ -46,7 +47,10 @@ class RunWorker:
         self.reconciler = Reconciler(services.kube, services.executor, logger=logger)
         self.logger = logger
         self.written: JsonObject | None = None  # the run as this worker last wrote it
-        self.guard: str | None = None  # the Deployment's resourceVersion before this run's last patch
+        # The Deployment's resourceVersions this run acted on (before each of its patches): a cached view still
+        # at one of them is behind its own writes, also when the cache lags further than the view it patched
+        # from (a 409 on a stale cache, then a patch from a fresh read, while the cache still shows the first).
+        self.guards: set[str] = set()
         self.guard_since = 0.0
         self.resync_at = time.monotonic() + services.settings.resync_seconds
         self.failures = 0
@@ -147,7 +151,10 @@ class RunWorker:
             return None
         self.written = tick.run
         if tick.patched_from is not None:
-            self.guard, self.guard_since = tick.patched_from, time.monotonic()
+            if len(self.guards) >= GUARDS_KEPT:
+                self.guards.clear()  # a run this long past its patches: the oldest views are long gone
+            self.guards.add(tick.patched_from)
+            self.guard_since = time.monotonic()
         return tick.requeue
 
     async def _world(self, run: JsonObject) -> World | None:
@@ -156,14 +163,13 @@ class RunWorker:
         waiting = path(run, "status", "phase") in (None, m.Phase.PENDING)
         resync = time.monotonic() >= self.resync_at and not waiting
         world = None if resync else cache.world_from(self.indices, run, container)
-        if world is not None and cache.stale(world, self.guard):
+        if world is not None and cache.stale(world, self.guards):
             if time.monotonic() - self.guard_since < STALE_SECONDS:
                 return None
             world = None
         if world is None:  # not in the cache (gone, or not seen yet), stale, or time for the resync
             world = await self._in_pool(self.services.kube.observe, run, container)
             self.resync_at = time.monotonic() + self.services.settings.resync_seconds
-        self.guard = None
         world = await self._with_gate(run, world)
         if waiting:
             world = replace(world, refused=await self._refused(run))

@@ -67,7 +67,8 @@ def test_a_deployment_the_cache_has_not_seen_is_no_world():
 
 def test_a_cache_that_still_shows_the_deployment_before_our_patch_is_stale():
     world = cache.world_from(indices(), RUN, None)
-    assert cache.stale(world, "42") and not cache.stale(world, "41") and not cache.stale(world, None)
+    assert cache.stale(world, {"42"}) and cache.stale(world, {"41", "42"}) and not cache.stale(world, {"41"})
+    assert not cache.stale(world, set())
 
 
 def a_run(name: str, uid: str, phase: str | None, sequence: int | None = None) -> dict:

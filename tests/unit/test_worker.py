@@ -85,7 +85,21 @@ def test_the_cache_is_not_trusted_while_it_shows_the_deployment_before_our_patch
     worker.reconciler.tick.return_value = Tick(1.0, with_rv("12"))
     assert asyncio.run(worker.step()) == 1.0
     assert worker.reconciler.tick.call_args.args[1].deployment.resource_version == "43"
-    assert worker.guard is None
+
+
+def test_a_cache_further_behind_than_the_view_patched_from_is_not_trusted_either(services):
+    """A patch from a stale cache is refused (409); the next, from the API's view, goes through; the cache
+    may still show the first view, older than the second: it is behind this run's own writes all the same."""
+    worker = make_worker(services)  # the cache shows the Deployment at resourceVersion 42
+    worker.reconciler.tick.return_value = Tick(0.0, with_rv("11"), patched_from="42")  # the 409: stale
+    asyncio.run(worker.step())
+    worker.guard_since -= w.STALE_SECONDS
+    services.kube.observe.return_value = World(deployment=deployment(resource_version="50"))
+    worker.reconciler.tick.return_value = Tick(0.0, with_rv("12"), patched_from="50")  # the deploy patch
+    asyncio.run(worker.step())
+    worker.reconciler.tick.reset_mock()
+    assert asyncio.run(worker.step()) == w.STALE_SECONDS, "the cache, still at 42, is not trusted"
+    worker.reconciler.tick.assert_not_called()
 
 
 def test_a_deployment_missing_from_the_cache_is_read_from_the_api(services):

@@ -12,7 +12,7 @@ uid), and the runs of a Deployment by (namespace, target).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass
 from typing import Protocol, TypeVar, cast
 
@@ -179,7 +179,7 @@ def older_than(entries: list[RunEntry], run: JsonObject) -> tuple[str, ...]:
     return tuple(e.name for e in entries if e.key < mine)
 
 
-def stale(world: World, guard: str | None) -> bool:
-    """The cache still shows the Deployment as it was before this run's own last patch."""
-    return guard is not None and world.deployment is not None and world.deployment.resource_version == guard
+def stale(world: World, guards: Collection[str]) -> bool:
+    """The cache still shows the Deployment as it was before one of this run's own patches."""
+    return world.deployment is not None and world.deployment.resource_version in guards
 
