@@ -471,6 +471,8 @@ class ForgeSettings(Model):
             "spec.git.forge.apiUrl must be an http(s) URL", ".apiUrl"),
         cel(f"!self.apiUrl.matches('{DOT_SEGMENT}')",
             "spec.git.forge.apiUrl must not hold '.' or '..' path segments", ".apiUrl"),
+        cel("!has(self.repository) || !self.repository.split('/').exists(p, p == '.' || p == '..')",
+            "spec.git.forge.repository must not hold '.' or '..' segments", ".repository"),
         cel("self.kind != 'gitlab' || self.apiUrl != 'https://api.github.com'",
             "spec.git.forge.apiUrl: a gitlab forge needs its API URL, e.g. https://gitlab.example.com/api/v4",
             ".apiUrl"),
