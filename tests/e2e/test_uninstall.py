@@ -27,6 +27,15 @@ ROOT = Path(__file__).resolve().parents[2]
 FINISHED = {"Succeeded", "Failed", "RolledBack"}
 
 
+def cache_ready(kubectl, collection: str) -> bool:
+    """A list served from the watch cache (resourceVersion=0) answers: the cache of the resource is ready."""
+    try:
+        kubectl("get", "--raw", f"/{collection}?resourceVersion=0&limit=1")
+    except AssertionError:
+        return False
+    return True
+
+
 @pytest.fixture
 def own_plane() -> Iterator[localcluster.LocalCluster]:
     refuse_unless_owned(None, "deletes the CRDs, and with them every run of the cluster")
@@ -65,8 +74,16 @@ def test_uninstall_with_finished_runs_and_the_operator_stopped_completes(own_pla
     finally:
         operator.stop()
 
-    # The API server's CRD finalizer deletes the instances and polls for them in steps of seconds;
-    # on a loaded machine that takes its time, so the wait is generous and a timeout says what held.
+    # The API server's CRD finalizer lists a CRD's instances from its watch cache before it deletes them; a
+    # CRD deleted before that cache is ready fails with "storage is (re)initializing" and is retried with a
+    # growing backoff (seen in CI: a CRD created seconds before still stuck after 240 s). So the uninstall
+    # waits until every CRD's cache answers, as an operator's uninstall after a while of use finds it.
+    for served in ("apis/selfbootstrap.dev/v1alpha1/selfbootstrapruns", "apis/kopf.dev/v1/kopfpeerings",
+                   "apis/kopf.dev/v1/clusterkopfpeerings"):
+        wait_for(lambda served=served: cache_ready(kubectl, served), 120,
+                 f"the API server's watch cache of {served} never became ready")
+    # The finalizer then deletes the instances and polls for them in steps of seconds; on a loaded machine
+    # that takes its time, so the wait is generous and a timeout says what held.
     try:
         kubectl("delete", "-k", str(ROOT / "manifests"), "--timeout=240s", timeout=270)
     except AssertionError as err:
