@@ -442,12 +442,9 @@ def _verifying_health(d: Draft, world: World, dep: DeploymentState) -> Decision:
     if stopped:
         return stopped
     _record_deployed_revision(d, dep)
-    crash = watchdog.crash_verdict(world.pods, spec.restart_watchdog.restart_threshold)
-    if spec.restart_watchdog.enabled and not crash.stable:  # fail fast rather than wait for the deadline
-        d.set(restart_watchdog_status=WatchdogStatus.UNSTABLE, restart_watchdog_reason=crash.reason,
-              restart_watchdog_attempts=d.status.restart_watchdog_attempts + 1, restart_watchdog_checked_at=d.now)
-        return _gate_failed(d, world, FailureClass.RESTART_WATCHDOG, reasons.RESTART_WATCHDOG_FAILED,
-                            crash.message)
+    crashed = _crash_signal(d, world)
+    if crashed is not None:  # fail fast rather than wait for the deadline
+        return _gate_failed(d, world, FailureClass.RESTART_WATCHDOG, reasons.RESTART_WATCHDOG_FAILED, crashed)
     progress = rollout.rollout_progress(dep)
     if progress.failed:
         return _gate_failed(d, world, FailureClass.DEPLOY, reasons.PROGRESS_DEADLINE_EXCEEDED, progress.message)
@@ -477,8 +474,7 @@ def _during_rollout(d: Draft, world: World) -> Decision | float | None:
         if not gate_.during_rollout(d.run.spec) or (known is not None and known.phase != GatePhase.RUNNING):
             continue
         if known is None:
-            gates.set_gate(d, GateStatus(name=gate_.kind, kind=gate_.kind, started_at=d.now,
-                                         message="begun with the first ready pod of the new release"))
+            _begin_gate(d, gate_, "begun with the first ready pod of the new release")
         step = gate_.step(d, world)
         match step:
             case gates.Act() | gates.Fail():
@@ -532,7 +528,7 @@ def _rollout_complete(d: Draft, world: World, message: str) -> Decision:
         step = first.step(d, world)
         if gates.entry(d.status.gates, first.kind) is None and not isinstance(step, gates.Hold):
             # begun with its first act (a run waiting writes nothing)
-            gates.set_gate(d, GateStatus(name=first.kind, kind=first.kind, started_at=d.now, message=message))
+            _begin_gate(d, first, message)
         return _judge(d, world, first, step)
     return _healthy(d, world, first, message)
 
@@ -551,9 +547,13 @@ def _enter_gate(d: Draft, gate_: gates.Gate | None, message: str) -> Decision:
     if known is not None and known.phase == GatePhase.PASSED:  # it judged during the rollout, and passed
         return _enter_gate(d, gates.after(gate_, d.run.spec), known.message or message)
     if known is None:
-        gates.set_gate(d, GateStatus(name=gate_.kind, kind=gate_.kind, started_at=d.now, message=message))
+        _begin_gate(d, gate_, message)
     gate_.enter(d, message)
     return d.decision(0)
+
+
+def _begin_gate(d: Draft, gate_: gates.Gate, message: str) -> None:
+    gates.set_gate(d, GateStatus(name=gate_.kind, kind=gate_.kind, started_at=d.now, message=message))
 
 
 def _close_gate(d: Draft, gate_: gates.Gate, phase: GatePhase, message: str) -> None:
@@ -576,16 +576,27 @@ def _gating(d: Draft, world: World, dep: DeploymentState) -> Decision:
         stopped = _superseded(d, dep)
         assert stopped is not None
         return stopped
-    crash = watchdog.crash_verdict(world.pods, spec.restart_watchdog.restart_threshold)
-    if gate_.fails_fast_on_crash and spec.restart_watchdog.enabled and not crash.stable:
-        d.set(restart_watchdog_status=WatchdogStatus.UNSTABLE, restart_watchdog_reason=crash.reason,
-              restart_watchdog_attempts=d.status.restart_watchdog_attempts + 1, restart_watchdog_checked_at=d.now)
+    crashed = _crash_signal(d, world) if gate_.fails_fast_on_crash else None
+    if crashed is not None:
         return _judge(d, world, gate_, gates.Fail(FailureClass.RESTART_WATCHDOG, reasons.RESTART_WATCHDOG_FAILED,
-                                                  crash.message))
+                                                  crashed))
     if dep.progressing_reason == reasons.PROGRESS_DEADLINE_EXCEEDED:  # e.g. pods added since never started
         return _judge(d, world, gate_, gates.Fail(FailureClass.DEPLOY, reasons.PROGRESS_DEADLINE_EXCEEDED,
                                                   rollout.rollout_progress(dep).message))
     return _judge(d, world, gate_, gate_.step(d, world))
+
+
+def _crash_signal(d: Draft, world: World) -> str | None:
+    """With the watchdog on, a crash signal in the new pods (recorded as the watchdog's verdict): what it is."""
+    cfg = d.run.spec.restart_watchdog
+    if not cfg.enabled:
+        return None
+    crash = watchdog.crash_verdict(world.pods, cfg.restart_threshold)
+    if crash.stable:
+        return None
+    d.set(restart_watchdog_status=WatchdogStatus.UNSTABLE, restart_watchdog_reason=crash.reason,
+          restart_watchdog_attempts=d.status.restart_watchdog_attempts + 1, restart_watchdog_checked_at=d.now)
+    return crash.message
 
 
 def _judge(d: Draft, world: World, gate_: gates.Gate, step: gates.Step) -> Decision:

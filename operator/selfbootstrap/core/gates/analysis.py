@@ -46,7 +46,7 @@ from ..jsontypes import JsonObject, JsonValue, obj, objects, text
 from ..run import Run
 from ..text import NAME_LIMIT, printable
 from ..world import World
-from .protocol import Act, Fail, Hold, Pass, Step, set_gate
+from .protocol import Act, Fail, Hold, Pass, Step, closed, entry, set_gate
 
 KIND: Final = "analysis"
 BUILT_IN_ARGS: Final = ("release", "previousRelease", "deployment", "namespace", "run")
@@ -209,7 +209,7 @@ def begin(now: datetime) -> GateStatus:
 
 
 def current(gates: Sequence[GateStatus]) -> GateStatus | None:
-    return next((g for g in gates if g.kind == KIND), None)
+    return entry(gates, KIND)
 
 
 def _state(m: MetricStatus) -> analysis.MetricState:
@@ -369,10 +369,6 @@ def _summary(metrics: Sequence[MetricStatus]) -> str:
     return printable("; ".join(parts))
 
 
-def ended(gate: GateStatus, phase: GatePhase, message: str, now: datetime) -> GateStatus:
-    return gate.model_copy(update={"phase": phase, "message": printable(message), "finished_at": now})
-
-
 # --- the gate --------------------------------------------------------------------------------------------
 
 JOB_POLL_SECONDS: Final = 2.0  # how soon to look again at a metric's Job that still runs
@@ -428,11 +424,11 @@ class MetricAnalysis:
             case WaitUntil():
                 return Hold(max(MIN_WAIT_SECONDS, min(WATCH_SECONDS, (step.at - d.now).total_seconds())))
             case Passed():
-                set_gate(d, ended(gate, GatePhase.PASSED, step.message, d.now))
+                set_gate(d, closed(gate, GatePhase.PASSED, step.message, d.now))
                 d.normal(reasons.ANALYSIS_PASSED, f"analysis passed: {step.message}")
                 return Pass(f"analysis passed: {step.message}")
             case Failed():
-                set_gate(d, ended(gate, GatePhase.FAILED, step.message, d.now))
+                set_gate(d, closed(gate, GatePhase.FAILED, step.message, d.now))
                 return Fail(FailureClass.ANALYSIS, step.reason, step.message)
             case _:
                 assert_never(step)

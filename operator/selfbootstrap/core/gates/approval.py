@@ -17,6 +17,7 @@ from typing import Final, TypeAlias
 from ...models import ApprovalStage, GatePhase, GateStatus, RunSpec
 from ..run import Run
 from ..text import NAME_LIMIT, printable
+from .protocol import entry
 
 KIND: Final = "approval"
 
@@ -33,7 +34,7 @@ def needed(spec: RunSpec, stage: ApprovalStage) -> bool:
 
 
 def current(gates: Sequence[GateStatus], stage: ApprovalStage) -> GateStatus | None:
-    return next((g for g in gates if g.name == name(stage)), None)
+    return entry(gates, name(stage))
 
 
 @dataclass(frozen=True)
