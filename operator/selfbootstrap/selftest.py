@@ -19,7 +19,6 @@ from pydantic import ValidationError
 
 from . import models as m
 from .adapters.kube import Kube, name_of, namespace_of
-from .adapters.kubeapi import resource_path
 from .core import compat
 from .core.jsontypes import JsonObject, obj, objects, path, text
 from .crdgen import PACKAGED
@@ -70,8 +69,7 @@ def run_problems(runs: Iterable[JsonObject]) -> list[str]:
 
 def problems(kube: Kube, namespaces: tuple[str, ...]) -> list[str]:
     try:
-        crd = kube.api.get_optional(resource_path("apiextensions.k8s.io", "v1", "customresourcedefinitions",
-                                                  name=f"{m.PLURAL}.{m.GROUP}"))
+        crd = kube.read_own_crd()
     except ApiException as err:
         if err.status != 403:
             raise

@@ -76,14 +76,12 @@ def test_an_operator_that_may_not_read_its_crd_checks_the_runs_only():
     from kubernetes.client.exceptions import ApiException
 
     from selfbootstrap.adapters.kube import Kube
-    from selfbootstrap.adapters.kubeapi import KubeApi
 
     kube = create_autospec(Kube, instance=True)
-    kube.api = create_autospec(KubeApi, instance=True)
-    kube.api.get_optional.side_effect = ApiException(status=403, reason="Forbidden")
+    kube.read_own_crd.side_effect = ApiException(status=403, reason="Forbidden")
     kube.list_runs.return_value = [run(SPEC)]
     assert selftest.problems(kube, ("team-a",)) == []
     kube.list_runs.assert_called_once_with("team-a")
-    kube.api.get_optional.side_effect = ApiException(status=500, reason="Internal")
+    kube.read_own_crd.side_effect = ApiException(status=500, reason="Internal")
     with pytest.raises(ApiException):
         selftest.problems(kube, ())

@@ -285,9 +285,13 @@ class Kube:
         found = self.api.get_optional(f"/apis/{m.GROUP}/{m.VERSION}")
         return found is not None and any(r.get("name") == m.PLURAL for r in objects(found.get("resources")))
 
+    def read_own_crd(self) -> JsonObject | None:
+        """The runs' CRD (selfbootstrapruns.selfbootstrap.dev), or None when it is not installed."""
+        return self.api.get_optional(resource_path("apiextensions.k8s.io", "v1", "customresourcedefinitions",
+                                                   name=f"{m.PLURAL}.{m.GROUP}"))
+
     def crd_generation(self) -> int | None:
-        crd = self.api.get_optional(resource_path("apiextensions.k8s.io", "v1", "customresourcedefinitions",
-                                                  name=f"{m.PLURAL}.{m.GROUP}"))
+        crd = self.read_own_crd()
         return integer(meta(crd).get("generation")) if crd else None
 
     def observe(self, run: JsonObject, container: str | None) -> World:
@@ -310,12 +314,7 @@ class Kube:
 
     def read_secret(self, namespace: str, name: str, key: str) -> SecretValue:
         """A Secret's value; SecretUnavailableError names the Secret and key (never the value)."""
-        try:
-            secret = self.api.get_optional(resource_path("", "v1", "secrets", namespace, name))
-        except ApiException as err:
-            raise SecretUnavailableError(f"secret {name!r} cannot be read ({err.status} {err.reason})") from None
-        if secret is None:
-            raise SecretUnavailableError(f"secret {name!r} not found")
+        secret = self._secret(namespace, name, "secret")
         value = secret_value(secret, key)
         if not value:
             raise SecretUnavailableError(f"secret {name!r} has no key {key!r}")
@@ -325,17 +324,21 @@ class Kube:
     def read_docker_config(self, namespace: str, name: str) -> JsonObject | None:
         """A pull Secret's .dockerconfigjson, parsed; None when it has none. SecretUnavailableError names a
         Secret that is missing or unreadable (never a value)."""
-        try:
-            secret = self.api.get_optional(resource_path("", "v1", "secrets", namespace, name))
-        except ApiException as err:
-            raise SecretUnavailableError(f"pull secret {name!r} cannot be read ({err.status} {err.reason})") from None
-        if secret is None:
-            raise SecretUnavailableError(f"pull secret {name!r} not found")
-        value = secret_value(secret, ".dockerconfigjson")
+        value = secret_value(self._secret(namespace, name, "pull secret"), ".dockerconfigjson")
         try:
             return obj(json.loads(value)) if value else None
         except ValueError:
             raise SecretUnavailableError(f"pull secret {name!r} holds no valid .dockerconfigjson") from None
+
+    def _secret(self, namespace: str, name: str, what: str) -> JsonObject:
+        """The Secret; SecretUnavailableError names it (as `what`) when it is missing or unreadable."""
+        try:
+            secret = self.api.get_optional(resource_path("", "v1", "secrets", namespace, name))
+        except ApiException as err:
+            raise SecretUnavailableError(f"{what} {name!r} cannot be read ({err.status} {err.reason})") from None
+        if secret is None:
+            raise SecretUnavailableError(f"{what} {name!r} not found")
+        return secret
 
     def read_service_account(self, namespace: str, name: str) -> JsonObject | None:
         return self.api.get_optional(resource_path("", "v1", "serviceaccounts", namespace, name))

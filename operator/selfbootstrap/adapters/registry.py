@@ -117,10 +117,10 @@ class Session:
         if isinstance(answer, NoAnswer):
             raise UnreachableError(answer.why)
         try:
-            token = text(obj(json.loads(answer.body)).get("token")) or text(obj(json.loads(answer.body)).get(
-                "access_token"))
+            granted = obj(json.loads(answer.body))
         except ValueError:
-            token = None
+            granted = {}
+        token = text(granted.get("token")) or text(granted.get("access_token"))
         if answer.status != 200 or not token:
             raise RegistryRefusedError(reasons.IMAGE_PULL_REFUSED, self._refused())
         return token
