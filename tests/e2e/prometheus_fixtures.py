@@ -8,8 +8,6 @@ HTTP server on another free port, its registry the test's own.
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from .cluster import free_port, localcluster, wait_for
+from .cluster import free_port, localcluster, serving, wait_for
 
 SCRAPE_SECONDS = 1
 
@@ -74,30 +72,12 @@ def prometheus(tmp_path_factory) -> Iterator[Prometheus]:
                       f"      - targets: ['127.0.0.1:{port}']\n")
     web = free_port()
     log = home / "prometheus.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([str(binary), f"--config.file={config}", f"--storage.tsdb.path={home / 'data'}",
-                                 f"--web.listen-address=127.0.0.1:{web}", "--log.level=warn"],
-                                stdout=out, stderr=subprocess.STDOUT)
     address = f"http://127.0.0.1:{web}"
+    argv = [str(binary), f"--config.file={config}", f"--storage.tsdb.path={home / 'data'}",
+            f"--web.listen-address=127.0.0.1:{web}", "--log.level=warn"]
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"Prometheus exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{address}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Prometheus not ready within 60s:\n{log.read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield Prometheus(address, Exporter(port, ratio, server), log)
+        with serving(argv, log, "Prometheus", f"{address}/-/ready", 200, timeout=60):
+            yield Prometheus(address, Exporter(port, ratio, server), log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         server.shutdown()
         thread.join(timeout=5)

@@ -7,20 +7,17 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import bcrypt
-import httpx
 import pytest
 from kubernetes import client
 
 from tests.registry.push import Pusher
 
-from .cluster import free_port, localcluster
+from .cluster import free_port, localcluster, serving
 
 USER = "puller"
 
@@ -54,26 +51,8 @@ def registry(tmp_path_factory) -> Iterator[Registry]:
         f"http: {{addr: 127.0.0.1:{port}, secret: {secrets.token_hex(16)}}}\n"
         f"auth: {{htpasswd: {{realm: selfbootstrap-tests, path: {home / 'htpasswd'}}}}}\n")
     log = home / "registry.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([str(binary), "serve", str(home / "config.yml")], stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the registry exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/v2/", timeout=1).status_code == 401:  # up, and asking for credentials
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the registry did not start within 30s:\n{log.read_text()[-2000:]}")
-            time.sleep(0.1)
+    # up once /v2/ answers 401: it serves, and asks for credentials
+    with serving([str(binary), "serve", str(home / "config.yml")], log, "the registry", f"{base}/v2/", 401,
+                 timeout=30):
         yield Registry(f"127.0.0.1:{port}", password, Pusher(base, (USER, password)), log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
