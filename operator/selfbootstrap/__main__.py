@@ -15,11 +15,13 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client import start_http_server
 
 from . import __version__, diagnostics, metrics, selftest, services
-from .adapters.kube import Kube
+from .adapters import ownpod
+from .adapters.kube import Kube, api_message
 from .adapters.kubeapi import KubeApi, resource_path
 from .config import Settings
-from .core import egress, guardrails
+from .core import egress, guardrails, safemode
 from .core.jsontypes import JsonObject
+from .core.safemode import SafeMode
 
 
 def start_time_priority() -> int:
@@ -126,6 +128,19 @@ def _entries(flags: list[str] | None, env: tuple[str, ...]) -> tuple[str, ...]:
     return env if flags is None else tuple(e for flag in flags for e in egress.entries_of(flag))
 
 
+def _safe_mode(kube: Kube, own: ownpod.OwnPod | None, failed: list[str], shard: str | None) -> SafeMode | None:
+    """Safe mode when this pod fails (self-test, restarts) while its own self-update is unfinished."""
+    if own is None or own.deployment is None or not (failed or own.restarts):
+        return None
+    try:
+        runs = kube.list_runs(own.namespace)
+    except ApiException as err:
+        logging.getLogger(__name__).warning("could not look for an unfinished self-update: %s", api_message(err))
+        return None
+    return safemode.decide(safemode.unfinished_self_update(runs, own.namespace, own.deployment, shard),
+                           failed, own.restarts)
+
+
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 MALLOC_ARENAS = 2
 
@@ -161,7 +176,15 @@ def main(argv: list[str] | None = None) -> None:
 
     registry = handlers.register(settings)
     api = services.api_client(settings.tick_threads + 2)  # the tick threads and the handlers' two
-    if not selftest.passes(Kube(api), tuple(args.namespace)):
+    kube = Kube(api)
+    failed = selftest.run(kube, tuple(args.namespace))
+    own = ownpod.find(kube, settings.pod_namespace, settings.pod_name)
+    safe = _safe_mode(kube, own, failed, settings.shard)
+    if failed and safe is None:
+        if own is not None:
+            ownpod.report(kube, own, False, failed[0])
+        logging.getLogger(__name__).error("this version does not serve: exiting with code %d (a self-update "
+                                          "that brought it rolls back)", selftest.EXIT_CODE)
         raise SystemExit(selftest.EXIT_CODE)
     if settings.peering:
         ensure_peering_objects(api, settings.peering, args.namespace)
@@ -175,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
         priority=args.priority,
         peering_name=settings.peering,
         liveness_endpoint=settings.liveness,
-        memo=services.memo_with(services.build(settings, api)),
+        memo=services.memo_with(services.build(settings, api, own, safe)),
         registry=registry,
     )
 

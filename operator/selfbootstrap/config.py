@@ -67,6 +67,8 @@ class Settings:
     egress_deny: tuple[str, ...] = ()  # CIDRs refused besides the defaults, e.g. the cluster's pod ranges
     self_update_windows: tuple[str, ...] = ()  # when a selfHosted run may start, e.g. "Mon-Fri 08:00-18:00" (UTC)
     self_update_min_interval: float = 0.0  # seconds between the end of one self-update and the start of the next
+    pod_name: str | None = None  # the operator's own pod (downward API): its self-test is reported there
+    pod_namespace: str | None = None
 
     @property
     def metrics_endpoint(self) -> tuple[str, int] | None:
@@ -103,4 +105,6 @@ class Settings:
             self_update_windows=tuple(w.strip() for w in (env.get("SELFBOOTSTRAP_SELF_UPDATE_WINDOWS") or "").split(";")
                                       if w.strip()),
             self_update_min_interval=_float(env, "SELFBOOTSTRAP_SELF_UPDATE_MIN_INTERVAL", d.self_update_min_interval),
+            pod_name=env.get("POD_NAME") or None,
+            pod_namespace=env.get("POD_NAMESPACE") or None,
         )

@@ -19,24 +19,26 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from . import kopf_fixes, retry
+from . import __version__, kopf_fixes, retry
 from . import models as m
-from .adapters import cache
+from .adapters import cache, ownpod
 from .adapters.kube import api_message, meta, pod_state
 from .config import Settings
 from .core import gate, reasons
 from .core.jsontypes import JsonObject, path, strings, text
 from .reconciler import INFRASTRUCTURE_ERRORS, Logger, is_finished
+from .selftest import PASSED as SELF_TEST_PASSED
 from .services import Services, services_of
 from .worker import RunWorker
 
-SHARD_LABEL = f"{m.GROUP}/shard"
+SHARD_LABEL = m.SHARD_LABEL
 QUEUE_IDLE_SECONDS = 0.5
 
 
 def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     services = services_of(memo)
     services.ledger.admit = functools.partial(admit, services)
+    services.safe_mode.release = functools.partial(release, services)
     config = services.settings
     prefix = m.GROUP
     settings.persistence.finalizer = m.finalizer_of(config.shard)
@@ -83,6 +85,23 @@ async def await_discovery(memo: Any, logger: Logger, **_: Any) -> None:
             return
         logger.info("waiting for API discovery to list %s.%s/%s", m.PLURAL, m.GROUP, m.VERSION)
         await asyncio.sleep(1.0)
+
+
+async def report_self_test(memo: Any, logger: Logger, **_: Any) -> None:
+    """The self-test passed and the operator started: say so on its pod (a self-update's gate waits for it).
+    A tick through the pool first shows that the workers run. In safe mode the pod says it is failing."""
+    services = services_of(memo)
+    own, safe = services.own_pod, services.safe_mode.mode
+    if safe is not None:
+        logger.warning("%s", safe.message)
+    if own is None:
+        return
+    namespace = own.namespace
+    if safe is not None:
+        await services.ticks.run(namespace, ownpod.report, services.kube, own, False, safe.message)
+        return
+    await services.ticks.run(namespace, ownpod.report, services.kube, own, True,
+                             f"{SELF_TEST_PASSED}; version {__version__} started its watches and workers")
 
 
 def cleanup(memo: Any, **_: Any) -> None:
@@ -138,6 +157,7 @@ async def sbr_runs(body: kopf.Body, namespace: str | None, name: str | None, mem
     if is_finished(run.get("status")) or meta(run).get("deletionTimestamp"):  # type: ignore[arg-type]
         if is_finished(run.get("status")):  # type: ignore[arg-type]
             services.ledger.gone(namespace or "", entry.uid)
+            _safe_mode_ended(services, entry.uid)
         else:  # its worker keeps the slot until the run is gone (it says on the Deployment what it left)
             services.ledger.leave_line(namespace or "", entry.uid)
         services.wakeups.wake(("deployment", namespace or "", target))  # a run that ends frees its Deployment
@@ -150,6 +170,12 @@ async def sbr_runs(body: kopf.Body, namespace: str | None, name: str | None, mem
 async def run_gone(type: str | None, namespace: str | None, uid: str | None, memo: Any, **_: Any) -> None:
     if type == "DELETED":  # an index forgets a deleted object without calling its function
         services_of(memo).ledger.gone(namespace or "", uid or "")
+        _safe_mode_ended(services_of(memo), uid or "")
+
+
+def _safe_mode_ended(services: Services, uid: str) -> None:
+    if services.safe_mode.ended(uid):
+        logging.getLogger(__name__).warning("safe mode ended: the self-update finished; serving every run")
 
 
 def _json(body: kopf.Body) -> JsonObject:
@@ -176,7 +202,10 @@ def _admitted(body: kopf.Body, status: kopf.Status, memo: Any, **_: Any) -> bool
     """Has the run a slot (so a worker)? Asking puts a run without one in line (scheduling.Ledger)."""
     if not _active(status):
         return False
-    ledger, namespace, uid = services_of(memo).ledger, body.metadata.namespace or "", body.metadata.uid or ""
+    services, namespace, uid = services_of(memo), body.metadata.namespace or "", body.metadata.uid or ""
+    if not services.safe_mode.admits(namespace, body.metadata.name or "", uid):
+        return False
+    ledger = services.ledger
     if body.metadata.deletion_timestamp:  # a worker keeps its run's finalizer until it has said what it left
         return ledger.serves(namespace, uid)
     return ledger.admits(namespace, uid, (body.metadata.get("creationTimestamp") or "", body.metadata.name or ""))
@@ -203,6 +232,29 @@ def admit(services: Services, namespace: str, name: str, uid: str) -> None:
 
 _admitting: set[asyncio.Task[None]] = set()
 ADMIT_RETRY_SECONDS = 5.0
+RELEASE_ATTEMPTS = 5
+
+
+def release(services: Services, namespace: str, name: str, uid: str) -> None:
+    """Safe mode ended: a write to a run it held brings the watch event that spawns its worker."""
+    task = asyncio.get_running_loop().create_task(_release(services, namespace, name))
+    _admitting.add(task)
+    task.add_done_callback(_admitting.discard)
+
+
+async def _release(services: Services, namespace: str, name: str) -> None:
+    patch: JsonObject = {"status": {"message": "the operator left safe mode: starting"}}
+    for _ in range(RELEASE_ATTEMPTS):
+        try:
+            await services.ticks.run(namespace, services.kube.patch_run_status, namespace, name, patch)
+            return
+        except INFRASTRUCTURE_ERRORS as err:
+            if isinstance(err, ApiException) and err.status == 404:
+                return
+            why = api_message(err) if isinstance(err, ApiException) else type(err).__name__
+            logging.getLogger(__name__).warning("could not release run %s/%s from safe mode: %s; trying again",
+                                                namespace, name, why)
+        await asyncio.sleep(ADMIT_RETRY_SECONDS)
 
 
 async def _admit(services: Services, namespace: str, name: str, uid: str) -> None:
@@ -271,6 +323,7 @@ def register(settings: Settings) -> kopf.OperatorRegistry:
     registry = kopf.get_default_registry()
     kopf.on.startup(registry=registry)(configure)
     kopf.on.startup(registry=registry)(await_discovery)
+    kopf.on.startup(registry=registry)(report_self_test)
     kopf.on.cleanup(registry=registry)(cleanup)
     kopf.index("apps", "v1", "deployments", registry=registry)(sbr_deployments)
     kopf.on.event("apps", "v1", "deployments", registry=registry)(deployment_gone)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -39,6 +39,9 @@ RETRY_OF_ANNOTATION = "selfbootstrap.dev/retry-of"  # on a run made by a retry: 
 RETRY_REQUESTED_BY_ANNOTATION = "selfbootstrap.dev/retry-requested-by"
 REQUESTED_BY_ANNOTATION = "selfbootstrap.dev/requested-by"
 FINALIZER = "selfbootstrap.dev/finalizer"  # on a run in flight: kopf's, held while its worker runs
+
+
+SHARD_LABEL: Final = f"{GROUP}/shard"  # which operator instances serve the run (--shard)
 
 
 def finalizer_of(shard: str | None) -> str:
@@ -92,6 +95,9 @@ class StatusModel(Model):
 
 
 # --- spec -------------------------------------------------------------------
+
+
+SELF_TEST_CONDITION: Final = f"{GROUP}/SelfTestPassed"  # an operator pod's condition (and readiness gate)
 
 
 class DeploymentContext(StrEnum):
@@ -215,6 +221,17 @@ class RestartWatchdog(Model):
         description="Container restarts tolerated per pod; more is unstable.")]
 
 
+class SelfTest(Model):
+    """For a selfHosted run: the new operator must report its self-test passed on its own pods (the pod
+    condition selfbootstrap.dev/SelfTestPassed, also the chart's readiness gate) within the deadline."""
+
+    enabled: Annotated[bool, Field(
+        default=True, description="Wait for the new operator's self-test after the rollout (selfHosted runs only).")]
+    timeout_seconds: Annotated[int, Field(
+        default=300, ge=1, le=86400,
+        description="How long every pod of the new release may take to report its self-test passed.")]
+
+
 class RollbackPolicy(Model):
     """Which failure classes roll back, and how long the rollback may take."""
 
@@ -226,6 +243,8 @@ class RollbackPolicy(Model):
         default=True, description="Roll back when the restart watchdog finds unstable pods.")]
     on_analysis_failure: Annotated[bool, Field(
         default=True, description="Roll back when a metric of the analysis fails.")]
+    on_self_test_failure: Annotated[bool, Field(
+        default=True, description="Roll back a selfHosted run whose new operator fails its self-test.")]
     on_abort: Annotated[bool, Field(
         default=True, description="Roll back when the run is aborted after it deployed.")]
     timeout_seconds: Annotated[int, Field(
@@ -758,6 +777,9 @@ class RunSpec(Model):
     restart_watchdog: Annotated[RestartWatchdog, Field(
         default_factory=RestartWatchdog, description="Restart watchdog.",
         json_schema_extra=_defaults(RestartWatchdog))]
+    self_test: Annotated[SelfTest, Field(
+        default_factory=SelfTest, description="The new operator's self-test (selfHosted runs only).",
+        json_schema_extra=_defaults(SelfTest))]
     git: Annotated[GitWorkflow | None, Field(
         default=None, description="Optional git workflow before the deploy; without it the run is deploy-only.")]
     analysis: Annotated[Analysis | None, Field(
@@ -799,6 +821,7 @@ class Phase(StrEnum):
     MERGING = "Merging"
     DEPLOYING = "Deploying"
     VERIFYING_HEALTH = "VerifyingHealth"
+    SELF_TESTING = "SelfTesting"
     ANALYZING = "Analyzing"
     AWAITING_APPROVAL = "AwaitingApproval"
     WATCHING_RESTARTS = "WatchingRestarts"
@@ -831,6 +854,7 @@ PHASES: Mapping[Phase, PhaseRule] = MappingProxyType({
     Phase.MERGING: PhaseRule(git=True),
     Phase.DEPLOYING: PhaseRule(at_gate=True),  # a git run that is ready waits here to claim its workload
     Phase.VERIFYING_HEALTH: PhaseRule(),
+    Phase.SELF_TESTING: PhaseRule(),
     Phase.ANALYZING: PhaseRule(),
     Phase.AWAITING_APPROVAL: PhaseRule(at_gate=True),  # before the deploy it claims next
     Phase.WATCHING_RESTARTS: PhaseRule(),
@@ -883,6 +907,7 @@ class FailureClass(StrEnum):
     HEALTH = "healthFailure"
     RESTART_WATCHDOG = "restartWatchdogFailure"
     ANALYSIS = "analysisFailure"
+    SELF_TEST = "selfTestFailure"
     ABORTED = "aborted"  # a person asked the run to stop (the selfbootstrap.dev/abort annotation)
 
 

@@ -23,7 +23,7 @@ from urllib3.exceptions import HTTPError as TransportError
 from . import metrics
 from .adapters.executor import Executor
 from .adapters.kube import Kube, StatusConflictError, api_message, meta, name_of, namespace_of
-from .core import machine, reasons
+from .core import gate, machine, reasons
 from .core.actions import Claimed, Deployed, Failed, Released, ResolveImage, Undone
 from .core.decision import Decision, Event, EventType
 from .core.jsontypes import JsonObject, integer, obj, strings, text
@@ -99,13 +99,13 @@ class Reconciler:
         self._post(o, tuple(Event(EventType(e.type), e.reason, e.message, e.count, e.seq, e.on_deployment)
                             for e in status.last_events), world)
 
-    def hold_back(self, o: JsonObject, active: int, limit: int) -> JsonObject:
-        """Say in the status of a run the namespace's bound keeps in line that it is Queued, and why."""
+    def hold_back(self, o: JsonObject, why: gate.Wait) -> JsonObject:
+        """Say in the status of a run kept in line that it is Queued, and why."""
         try:
             run = parse_run(o)
         except ValidationError:
             return o  # its worker rejects it, saying why, once it has a slot
-        decision = machine.held_back(run, self.clock(), active, limit)
+        decision = machine.held_back(run, self.clock(), why)
         return self._record(o, run.status, decision, decision.events)
 
     def _tick(self, o: JsonObject, world: World) -> Tick:

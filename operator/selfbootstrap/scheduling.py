@@ -3,6 +3,8 @@
 - `FairExecutor`: the ticks' blocking work (API writes, git, probes) runs on a few threads; work waits
   in one queue per namespace and the threads take from the namespaces in turn, so a namespace with a
   thousand runs to serve delays another's next step by at most one step of its own per thread.
+- `SafeModeHold`: in safe mode (core/safemode.py) only the unfinished self-update has a worker; the others
+  wait until it ends.
 - `Ledger`: which runs of each namespace have a worker (the installer's bound on runs in flight per
   namespace), which wait in line for one, and since when this operator has known each run (the gate's
   quiet moment). A run in line has no worker at all; a run that ends admits one run, the oldest.
@@ -19,6 +21,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from .core.safemode import SafeMode
 
 T = TypeVar("T")
 
@@ -199,3 +203,30 @@ class Ledger:
             self._line.pop(namespace, None)
         if not served:
             self._served.pop(namespace, None)
+
+
+@dataclass
+class SafeModeHold:
+    """Safe mode's hold: while it lasts, only its self-update may have a worker. The runs refused meanwhile are
+    remembered, and `release` makes a write to each once the self-update has ended, so that its next watch
+    event spawns its worker (as the Ledger's `admit` does for a run in line)."""
+
+    mode: SafeMode | None = None
+    release: Callable[[str, str, str], None] = _nobody  # (namespace, name, uid)
+    _held: dict[str, tuple[str, str]] = field(default_factory=dict)  # uid -> (namespace, name)
+
+    def admits(self, namespace: str, name: str, uid: str) -> bool:
+        if self.mode is None or uid == self.mode.run.uid:
+            return True
+        self._held[uid] = (namespace, name)
+        return False
+
+    def ended(self, uid: str) -> bool:
+        """The run finished or is gone: when it is safe mode's self-update, safe mode ends (True)."""
+        if self.mode is None or uid != self.mode.run.uid:
+            return False
+        self.mode = None
+        held, self._held = self._held, {}
+        for held_uid, (namespace, name) in held.items():
+            self.release(namespace, name, held_uid)
+        return True

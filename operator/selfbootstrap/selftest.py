@@ -1,11 +1,12 @@
 """The self-test an operator passes before it serves anything: can this version serve what the cluster holds?
 
 Run at start-up, before kopf. It fails when the installed CRD lacks a field this version's CRD has (the
-API server would prune what this version writes there: apply the CRD first), or when a run in flight
-holds a spec field this version would drop. A failed self-test ends the process with exit code 3 and
-the reasons in its log, so the pod of a self-update that brought such a version never becomes ready:
-the old version, still serving (maxUnavailable 0, and the earlier start wins the peering), sees the new
-pods fail and rolls its own Deployment back.
+API server would prune what this version writes there: apply the CRD first), when a run in flight
+holds a spec field this version would drop, or when the CRD or the runs cannot be read. The verdict goes
+to the log and, in a pod, to the pod's condition selfbootstrap.dev/SelfTestPassed (after kopf has
+started: handlers.report_self_test), which a self-update's self-test gate waits for and the chart makes
+a readiness gate. A failed self-test ends the process with exit code 3, unless the operator's own
+self-update is unfinished: then it serves that run only, in safe mode (core/safemode.py).
 """
 
 from __future__ import annotations
@@ -85,20 +86,20 @@ def problems(kube: Kube, namespaces: tuple[str, ...]) -> list[str]:
     return run_problems(r for ns in exact for r in kube.list_runs(ns))
 
 
-def passes(kube: Kube, namespaces: tuple[str, ...]) -> bool:
-    """Run the self-test and log its verdict; False: the operator must not serve."""
+PASSED = "self-test passed: the installed CRD and the runs in flight fit this version"
+
+
+def run(kube: Kube, namespaces: tuple[str, ...]) -> list[str]:
+    """Run the self-test and log its verdict: what fails (empty: it passed)."""
     try:
         found = problems(kube, namespaces)
     except ApiException as err:
-        logger.error("self-test: could not read the CRD or the runs (%s %s)", err.status, err.reason)
-        return False
+        found = [f"could not read the CRD or the runs ({err.status} {err.reason})"]
     if not found:
-        logger.info("self-test passed: the installed CRD and the runs in flight fit this version")
-        return True
+        logger.info("%s", PASSED)
+        return found
     for problem in found[:SHOWN]:
         logger.error("self-test failed: %s", problem)
     if len(found) > SHOWN:
         logger.error("self-test failed: and %d more", len(found) - SHOWN)
-    logger.error("this version does not serve: exiting with code %d (a self-update that brought it rolls back)",
-                 EXIT_CODE)
-    return False
+    return found

@@ -19,11 +19,13 @@ from .adapters.http import HttpExecutor
 from .adapters.jobs import JobExecutor
 from .adapters.kube import Kube, KubeExecutor
 from .adapters.metricproviders import MetricExecutor
+from .adapters.ownpod import OwnPod
 from .adapters.registry import ImageExecutor
 from .config import Settings
 from .core import guardrails
+from .core.safemode import SafeMode
 from .core.world import Limits
-from .scheduling import FairExecutor, Ledger
+from .scheduling import FairExecutor, Ledger, SafeModeHold
 
 MEMO_KEY = "services"
 WakeKey = tuple[str, str, str]  # ("deployment" | "run", namespace, name)
@@ -60,6 +62,8 @@ class Services:
     wakeups: Wakeups = field(default_factory=Wakeups)
     ledger: Ledger = field(default_factory=Ledger)
     egress: EgressPolicy | None = None  # to refuse a run's URLs before it starts (each use checks again)
+    safe_mode: SafeModeHold = field(default_factory=SafeModeHold)
+    own_pod: OwnPod | None = None  # the pod this operator runs in, if any (its self-test is reported there)
 
     def __post_init__(self) -> None:
         self.ledger.limit = self.settings.max_runs_per_namespace
@@ -84,14 +88,16 @@ def api_client(connections: int) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-def build(settings: Settings, api: client.ApiClient) -> Services:
+def build(settings: Settings, api: client.ApiClient, own_pod: OwnPod | None = None,
+          safe_mode: SafeMode | None = None) -> Services:
     kube = Kube(api)
     policy = egress.discover(settings, api)  # every URL a run makes the operator contact passes it
     executor = Executor(KubeExecutor(kube), HttpExecutor(policy), GitExecutor(kube, settings.workdir, policy),
                         JobExecutor(kube, settings.checkout_image), MetricExecutor(kube, policy),
                         ImageExecutor(kube, policy))
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="handler")
-    return Services(settings, kube, executor, pool, FairExecutor(settings.tick_threads), egress=policy)
+    return Services(settings, kube, executor, pool, FairExecutor(settings.tick_threads), egress=policy,
+                    safe_mode=SafeModeHold(mode=safe_mode), own_pod=own_pod)
 
 
 def memo_with(services: Services) -> kopf.Memo:

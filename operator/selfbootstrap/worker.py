@@ -23,7 +23,7 @@ from . import metrics
 from . import models as m
 from .adapters import cache, gitexec
 from .adapters.kube import api_message, meta, namespace_of
-from .core import reasons, record
+from .core import gate, reasons, record
 from .core.decision import Event, EventType
 from .core.gates import analysis as analysis_gate
 from .core.jsontypes import JsonObject, integer, obj, objects, path, text, texts
@@ -96,10 +96,12 @@ class RunWorker:
 
     async def hold_back(self) -> None:
         """The run waits in line for a slot, without a worker: say so in its status (once)."""
-        run, ledger = self.current(), self.services.ledger
+        run, ledger, safe = self.current(), self.services.ledger, self.services.safe_mode.mode
         active = ledger.active(namespace_of(run), text(meta(run).get("uid")) or "")
+        why = gate.Wait(reasons.QUEUED, safe.message) if safe is not None else \
+            gate.namespace_bound(active, self.services.settings.max_runs_per_namespace)
         try:
-            await self._in_pool(self.reconciler.hold_back, run, active, self.services.settings.max_runs_per_namespace)
+            await self._in_pool(self.reconciler.hold_back, run, why)
         except INFRASTRUCTURE_ERRORS as err:  # its next event (or its slot) tries again
             self.logger.warning("could not mark %s/%s queued: %s", namespace_of(run), text(meta(run).get("name")),
                                 _describe(err))

@@ -122,7 +122,7 @@ def test_a_run_held_in_line_is_queued_and_nothing_else(phase, retry_of, expected
     r = run(status(phase=phase) if phase else status())
     if retry_of:
         r = replace(r, retry_of=retry_of)
-    decision = machine.held_back(r, T0, active=3, limit=3)
+    decision = machine.held_back(r, T0, gate.namespace_bound(3, 3))
     assert (decision.status.phase, decision.status.reason if phase != "Deploying" else None) == expected
     assert decision.action is None, "a run in line does nothing before its worker starts"
     if expected[1] == "Queued":

@@ -91,7 +91,7 @@ def test_every_gate_s_phase_is_in_the_phase_table_and_every_gate_has_a_failure_p
     for gate in sequence.SEQUENCE:
         assert gate.phase in PHASES and not PHASES[gate.phase].terminal, gate.kind
     kinds = [g.kind for g in sequence.SEQUENCE]
-    assert len(kinds) == len(set(kinds)) and kinds == ["http", "analysis", "restartWatchdog"]
+    assert len(kinds) == len(set(kinds)) and kinds == ["http", "selfTest", "analysis", "restartWatchdog"]
 
 
 def test_the_gates_a_run_passes_are_in_status_with_one_shape():

@@ -23,6 +23,7 @@ def test_a_plan_names_the_patch_the_releases_and_each_failure_class_s_outcome():
         FailureClass.DEPLOY: ("denied", None),
         FailureClass.HEALTH: ("allowed", "rs-2"),
         FailureClass.ANALYSIS: ("allowed", "rs-2"),
+        FailureClass.SELF_TEST: ("allowed", "rs-2"),
         FailureClass.RESTART_WATCHDOG: ("allowed", "rs-2"),
         FailureClass.ABORTED: ("allowed", "rs-2"),
     }

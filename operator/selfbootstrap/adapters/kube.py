@@ -130,17 +130,23 @@ def container_state(cs: JsonObject) -> ContainerState:
     )
 
 
+SELF_TEST_SHOWN = 200  # characters of a pod's self-test message kept (anyone who may write pod status wrote it)
 STARTING = frozenset({"ContainerCreating", "PodInitializing"})
 
 
 def pod_state(pod: JsonObject) -> PodState:
     status = obj(pod.get("status"))
-    conditions = {text(c.get("type")): c.get("status") for c in objects(status.get("conditions"))}
+    found = objects(status.get("conditions"))
+    conditions = {text(c.get("type")): c.get("status") for c in found}
+    self_test = next((c for c in found if c.get("type") == m.SELF_TEST_CONDITION), None)
     containers = tuple(container_state(cs) for cs in objects(status.get("containerStatuses")))
     started = conditions.get("PodScheduled") != "False" and bool(containers) and not all(
         c.waiting_reason in STARTING and c.restart_count == 0 for c in containers)
     return PodState(name=name_of(pod), phase=text(status.get("phase")) or "Unknown",
-                    ready=conditions.get("Ready") == "True", containers=containers, started=started)
+                    ready=conditions.get("Ready") == "True", containers=containers, started=started,
+                    self_test=None if self_test is None else self_test.get("status") == "True",
+                    self_test_message="" if self_test is None else printable(text(self_test.get("message")) or "",
+                                                                            SELF_TEST_SHOWN))
 
 
 def controlled_by(o: JsonObject, uid: str) -> bool:

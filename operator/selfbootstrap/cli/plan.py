@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from .. import models as m
 from ..core import machine, policy, reasons, releases
 from ..core.actions import Claimed, ClaimWorkload, ImageUnresolved, PatchDeployment, ResolveImage
+from ..core.gates import sequence
 from ..core.jsontypes import JsonObject, text
 from ..core.run import Run
 from ..core.world import World
@@ -62,22 +63,8 @@ def plan(spec: RunSpec, name: str, namespace: str, world: World, now: datetime |
 
 def gates(spec: RunSpec) -> tuple[str, ...]:
     """The gates a deployed release passes through, in order, as a person reads them."""
-    out = [f"rollout: complete within {spec.health.progress_deadline_seconds}s"]
-    if spec.health.http:
-        check = spec.health.http
-        out.append(f"http: GET {check.url} answers {check.expected_status}, {check.retries} attempts")
-    if spec.analysis:
-        for metric in spec.analysis.metrics:
-            provider = "prometheus" if metric.provider.prometheus else "web"
-            count = f"{metric.count} measurements" if metric.count else "measured"
-            every = f" every {metric.interval}" if metric.interval else ""
-            out.append(f"analysis: metric {metric.name} ({provider}), {count}{every}, success when "
-                       f"{metric.success_condition or '-'}, failure when {metric.failure_condition or '-'}")
-    if spec.restart_watchdog.enabled:
-        wd = spec.restart_watchdog
-        out.append(f"restart watchdog: {wd.retries} observations {wd.interval_seconds:g}s apart, at most "
-                   f"{wd.restart_threshold} restarts per pod")
-    return tuple(out)
+    rollout = f"rollout: complete within {spec.health.progress_deadline_seconds}s"
+    return (rollout, *(line for gate in sequence.enabled(spec) for line in gate.describe(spec)))
 
 
 def _policies(spec: RunSpec, s: RunStatus, world: World) -> tuple[PolicyOutcome, ...]:

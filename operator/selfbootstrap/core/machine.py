@@ -149,6 +149,8 @@ def _decide(run: Run, world: World, now: datetime) -> Decision:
             return _deploying(draft, world, dep)
         case Phase.VERIFYING_HEALTH:
             return _verifying_health(draft, world, dep)
+        case Phase.SELF_TESTING:
+            return _gating(draft, world, dep)
         case Phase.ANALYZING:
             return _gating(draft, world, dep)
         case Phase.AWAITING_APPROVAL:
@@ -172,15 +174,15 @@ def decide_chained(run: Run, world: World, now: datetime) -> tuple[Decision, tup
     return decision, events
 
 
-def held_back(run: Run, now: datetime, active: int, limit: int) -> Decision:
-    """A run the namespace's bound keeps in line: accepted and Queued, and nothing else decided (it has no
-    worker until a slot frees; a git run, too, starts nothing before)."""
+def held_back(run: Run, now: datetime, why: gate.Wait) -> Decision:
+    """A run kept in line (by the namespace's bound, or safe mode): accepted and Queued, and nothing else
+    decided (it has no worker until it is let go; a git run, too, starts nothing before)."""
     d = Draft(run, now)
     if run.status.phase not in (None, Phase.PENDING):
         return d.decision(None)
     if run.status.phase is None:
         d.set(retry_of=run.retry_of)
-    return _wait(d, Phase.PENDING, gate.namespace_bound(active, limit))
+    return _wait(d, Phase.PENDING, why)
 
 
 def internal_error(run: Run, now: datetime, message: str) -> Decision:

@@ -60,6 +60,8 @@ def _enabled(policy: RollbackPolicy, failure_class: FailureClass) -> tuple[bool,
             return policy.on_health_failure, "rollbackDisabledForHealthFailure"
         case FailureClass.ANALYSIS:
             return policy.on_analysis_failure, "rollbackDisabledForAnalysisFailure"
+        case FailureClass.SELF_TEST:
+            return policy.on_self_test_failure, "rollbackDisabledForSelfTestFailure"
         case FailureClass.RESTART_WATCHDOG:
             return policy.on_restart_watchdog_failure, "rollbackDisabledForRestartWatchdogFailure"
         case FailureClass.ABORTED:

@@ -88,6 +88,11 @@ HEALTHY: Final = "Healthy"
 OBSERVING: Final = "Observing"
 RESTART_WATCHDOG_FAILED: Final = "RestartWatchdogFailed"
 
+# --- SelfTesting (a selfHosted run: the new operator's pods report their self-test) ---
+SELF_TESTING: Final = "SelfTesting"
+SELF_TEST_FAILED: Final = "SelfTestFailed"
+SELF_TEST_TIMED_OUT: Final = "SelfTestTimedOut"
+
 # --- Analyzing (a failed metric's reason is Argo's: MetricFailed, MetricError, MetricInconclusive) ---
 ANALYZING: Final = "Analyzing"
 MEASURED: Final = "Measured"

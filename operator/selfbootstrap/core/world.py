@@ -29,6 +29,8 @@ class PodState:
     ready: bool = True
     containers: tuple[ContainerState, ...] = ()
     started: bool = True  # scheduled and past creating its containers: its readiness can be judged
+    self_test: bool | None = None  # an operator pod's SelfTestPassed condition; None: not reported
+    self_test_message: str = ""
 
 
 @dataclass(frozen=True)

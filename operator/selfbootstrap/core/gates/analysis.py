@@ -404,6 +404,17 @@ class MetricAnalysis:
     def enabled(self, spec: RunSpec) -> bool:
         return spec.analysis is not None
 
+    def describe(self, spec: RunSpec) -> tuple[str, ...]:
+        assert spec.analysis is not None
+        out = []
+        for metric in spec.analysis.metrics:
+            provider = "prometheus" if metric.provider.prometheus else "web" if metric.provider.web else "job"
+            count = f"{metric.count} measurements" if metric.count else "measured"
+            every = f" every {metric.interval}" if metric.interval else ""
+            out.append(f"analysis: metric {metric.name} ({provider}), {count}{every}, success when "
+                       f"{metric.success_condition or '-'}, failure when {metric.failure_condition or '-'}")
+        return tuple(out)
+
     def during_rollout(self, spec: RunSpec) -> bool:
         return spec.analysis is not None and spec.analysis.start_after == AnalysisStart.FIRST_NEW_POD
 

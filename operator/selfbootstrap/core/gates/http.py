@@ -21,6 +21,11 @@ class HttpCheck:
     def enabled(self, spec: RunSpec) -> bool:
         return spec.health.http is not None
 
+    def describe(self, spec: RunSpec) -> tuple[str, ...]:
+        check = spec.health.http
+        assert check is not None
+        return (f"http: GET {check.url} answers {check.expected_status}, {check.retries} attempts",)
+
     def during_rollout(self, spec: RunSpec) -> bool:
         return False
 

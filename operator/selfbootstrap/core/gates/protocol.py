@@ -68,6 +68,9 @@ class Gate(Protocol):
 
     def enabled(self, spec: RunSpec) -> bool: ...
 
+    def describe(self, spec: RunSpec) -> tuple[str, ...]:
+        """What it judges, for a person (`kubectl sbr plan`): a line per check, `kind: ...`."""
+
     def during_rollout(self, spec: RunSpec) -> bool:
         """Whether it judges alongside the rollout, from the first ready pod of the new release, rather than
         after it (it then goes on in its own phase if it has not ended by then)."""

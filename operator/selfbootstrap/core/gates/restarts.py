@@ -23,6 +23,11 @@ class RestartWatchdog:
     def enabled(self, spec: RunSpec) -> bool:
         return spec.restart_watchdog.enabled
 
+    def describe(self, spec: RunSpec) -> tuple[str, ...]:
+        wd = spec.restart_watchdog
+        return (f"restart watchdog: {wd.retries} observations {wd.interval_seconds:g}s apart, at most "
+                f"{wd.restart_threshold} restarts per pod",)
+
     def during_rollout(self, spec: RunSpec) -> bool:
         return False
 

@@ -7,10 +7,10 @@ from typing import Final
 
 from ...models import GatePhase, GateStatus, Phase, RunSpec
 from ..actions import Action
-from . import analysis, http, restarts
+from . import analysis, http, restarts, selftest
 from .protocol import Gate, entry
 
-SEQUENCE: Final[tuple[Gate, ...]] = (http.GATE, analysis.GATE, restarts.GATE)
+SEQUENCE: Final[tuple[Gate, ...]] = (http.GATE, selftest.GATE, analysis.GATE, restarts.GATE)
 
 
 def enabled(spec: RunSpec) -> tuple[Gate, ...]:
