@@ -104,7 +104,12 @@ def test_rbac_is_the_same_as_kustomize_cluster_wide(helm, kubectl):
         assert binding["roleRef"]["name"] == "selfbootstrap-operator"
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "selfbootstrap-operator",
                                         "namespace": "selfbootstrap-system"}]
-    assert [d for d in chart if d["kind"] in ("Role", "RoleBinding")] == []
+    for docs in (chart, kust):  # the one Role: the operator's own pod, for its self-test
+        assert [(d["kind"], d["metadata"]["name"], d["metadata"]["namespace"]) for d in docs
+                if d["kind"] in ("Role", "RoleBinding")] == [
+            ("Role", "selfbootstrap-operator-self-test", "selfbootstrap-system"),
+            ("RoleBinding", "selfbootstrap-operator-self-test", "selfbootstrap-system")]
+    assert one(chart, "Role")["rules"] == one(kust, "Role")["rules"]
 
 
 def test_rbac_is_the_same_as_kustomize_for_a_namespaced_install(helm, kubectl):
@@ -186,7 +191,7 @@ def test_optional_parts(helm):
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
     bare = template(helm, "crds.install=false", "peering.installCRDs=false", "admissionPolicy.enabled=false",
                     "userRoles.enabled=false", "metrics.enabled=false", "peering.enabled=false")
-    assert kinds(bare) == ["ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount"]
+    assert kinds(bare) == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "ServiceAccount"]
     container = one(bare, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert "--metrics-bind-address=0" in container["args"]
     assert {"name": "SELFBOOTSTRAP_STANDALONE", "value": "1"} in container["env"]
