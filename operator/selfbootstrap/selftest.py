@@ -21,17 +21,12 @@ from pydantic import ValidationError
 from . import models as m
 from .adapters.kube import Kube, name_of, namespace_of
 from .core import compat
-from .core.jsontypes import JsonObject, obj, objects, path, text
+from .core.jsontypes import JsonObject, obj, path, text
 from .crdgen import PACKAGED
 
 logger = logging.getLogger(__name__)
 EXIT_CODE = 3
 SHOWN = 10  # problems named in the log, at most
-
-
-def _served_schema(crd: JsonObject) -> JsonObject:
-    version = next((v for v in objects(path(crd, "spec", "versions")) if text(v.get("name")) == m.VERSION), {})
-    return obj(path(version, "schema", "openAPIV3Schema"))
 
 
 def crd_problems(installed: JsonObject | None) -> list[str]:
@@ -40,8 +35,8 @@ def crd_problems(installed: JsonObject | None) -> list[str]:
     can exist before it."""
     if installed is None:
         return []
-    ours = _served_schema(obj(yaml.safe_load(PACKAGED.read_text())))
-    theirs = _served_schema(installed)
+    ours = compat.served_schema(obj(yaml.safe_load(PACKAGED.read_text())))
+    theirs = compat.served_schema(installed)
     if not theirs:
         return [f"the installed CRD does not serve {m.GROUP}/{m.VERSION}"]
     missing = compat.missing_properties(ours, theirs)
@@ -80,10 +75,16 @@ def problems(kube: Kube, namespaces: tuple[str, ...]) -> list[str]:
     found = crd_problems(crd)
     if found:
         return found
+    return run_problems(served_runs(kube, namespaces))
+
+
+def served_runs(kube: Kube, namespaces: tuple[str, ...]) -> list[JsonObject]:
+    """The runs of the namespaces this operator serves (every namespace's, for a cluster-wide operator or
+    namespace patterns)."""
     exact = [ns for ns in namespaces if not any(c in ns for c in "*?[!")]
-    if not namespaces or len(exact) < len(namespaces):  # cluster-wide, or patterns: every namespace's runs
-        return run_problems(kube.list_runs(None))
-    return run_problems(r for ns in exact for r in kube.list_runs(ns))
+    if not namespaces or len(exact) < len(namespaces):
+        return kube.list_runs(None)
+    return [r for ns in exact for r in kube.list_runs(ns)]
 
 
 PASSED = "self-test passed: the installed CRD and the runs in flight fit this version"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 import kopf
 from kubernetes import client, config
 
+from . import selftest
 from .adapters import egress
 from .adapters.egress import EgressPolicy
 from .adapters.executor import Executor
@@ -92,9 +94,10 @@ def build(settings: Settings, api: client.ApiClient, own_pod: OwnPod | None = No
           safe_mode: SafeMode | None = None) -> Services:
     kube = Kube(api)
     policy = egress.discover(settings, api)  # every URL a run makes the operator contact passes it
+    served_runs = functools.partial(selftest.served_runs, kube, settings.namespaces)
     executor = Executor(KubeExecutor(kube), HttpExecutor(policy), GitExecutor(kube, settings.workdir, policy),
                         JobExecutor(kube, settings.checkout_image), MetricExecutor(kube, policy),
-                        ImageExecutor(kube, policy))
+                        ImageExecutor(kube, policy, runs_in_flight=served_runs))
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="handler")
     return Services(settings, kube, executor, pool, FairExecutor(settings.tick_threads), egress=policy,
                     safe_mode=SafeModeHold(mode=safe_mode), own_pod=own_pod)

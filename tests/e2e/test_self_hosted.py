@@ -310,4 +310,3 @@ def test_safe_mode_finishes_a_half_done_self_update_after_a_crash(operator, name
     entered = log.index("the operator is in safe mode (its pod restarted 4 time(s) during the self-update)")
     ended = log.index("safe mode ended")
     assert entered < ended < log.index(f"{namespace}/waiting Deployed"), "served before safe mode ended"
-    assert log.index(f"{namespace}/upgrade RolledBack") < ended

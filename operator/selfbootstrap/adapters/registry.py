@@ -9,6 +9,9 @@ are spoken to over http, as container runtimes do; all others over https.
 A registry that cannot be reached (no such host, refused by the egress policy, a timeout) is no
 verdict on the image: the run deploys without registry metadata and says so. A registry that answers
 that the manifest is unknown, or an index without the platform, is: the run fails before any patch.
+
+For a self-update, the CRD the new version ships (attached to its image as an OCI referrer of type
+images.CRD_ARTIFACT, found by the referrers API or the referrers tag) is checked against the runs in flight.
 """
 
 from __future__ import annotations
@@ -17,16 +20,19 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlencode, urljoin, urlsplit
 
+import yaml
 from kubernetes.client.exceptions import ApiException
 
-from ..core import images, reasons
+from .. import models as m
+from ..core import compat, images, reasons
 from ..core.actions import Failed, ImageResolved, ImageUnresolved, ResolveImage
 from ..core.egress import normal_address
-from ..core.jsontypes import JsonObject, obj, objects, path, text
+from ..core.jsontypes import JsonObject, integer, obj, objects, path, text
 from ..core.run import Run
 from ..core.text import http_status
 from .egress import EgressPolicy
@@ -132,6 +138,18 @@ class Session:
         return f"{self.ref.registry} refused the credentials of pull secret {self.secret!r} for {self.ref.repository}"
 
 
+CRD_LIMIT: Final = 2 * 1024 * 1024  # bytes of a CRD artifact read
+
+
+def _referrers(session: Session, repo: str, digest: str) -> JsonObject | None:
+    """The image's referrers: the OCI 1.1 referrers API, else the referrers tag (`sha256-<hex>`) that registries
+    without that API hold (the OCI distribution spec's fallback)."""
+    answer = session.get(f"/v2/{repo}/referrers/{digest}", (images.OCI_INDEX,))
+    if answer.status != 200:
+        answer = session.get(f"/v2/{repo}/manifests/{digest.replace(':', '-')}", (images.OCI_INDEX,))
+    return _document(answer, "a referrers index") if answer.status == 200 else None
+
+
 def _document(answer: Answer, what: str) -> JsonObject:
     try:
         return obj(json.loads(answer.body))
@@ -139,10 +157,42 @@ def _document(answer: Answer, what: str) -> JsonObject:
         raise RegistryRefusedError(reasons.IMAGE_NOT_FOUND, f"the registry answered {what} that is not JSON") from None
 
 
+def _crd_of(session: Session, repo: str, digest: str) -> JsonObject | str:
+    """The CRD attached to the image as a referrer (artifactType images.CRD_ARTIFACT), or why there is none."""
+    index = _referrers(session, repo, digest)
+    found = next((m for m in objects(obj(index).get("manifests"))
+                  if m.get("artifactType") == images.CRD_ARTIFACT), None)
+    if found is None:
+        return "the image has no CRD attached (a referrer of type " + images.CRD_ARTIFACT + "): not checked"
+    manifest = _document(session.get(f"/v2/{repo}/manifests/{text(found.get('digest'))}", images.MANIFEST_TYPES),
+                         "a CRD artifact")
+    layer = next((b for b in objects(manifest.get("layers")) if b.get("mediaType") == images.CRD_ARTIFACT), None)
+    if layer is None or integer(layer.get("size")) > CRD_LIMIT:
+        return "the image's CRD artifact has no CRD layer of a readable size: not checked"
+    blob = session.get(f"/v2/{repo}/blobs/{text(layer.get('digest'))}")
+    if blob.status != 200 or "sha256:" + hashlib.sha256(blob.body).hexdigest() != text(layer.get("digest")):
+        return "the image's CRD could not be read intact: not checked"
+    try:
+        crd = yaml.safe_load(blob.body)
+    except yaml.YAMLError:
+        return "the image's CRD is not YAML: not checked"
+    return crd if isinstance(crd, dict) else "the image's CRD is not an object: not checked"
+
+
+def _finished(run: JsonObject) -> bool:
+    return text(path(run, "status", "phase")) in m.TERMINAL_PHASES
+
+
+def _no_runs() -> list[JsonObject]:
+    return []
+
+
 class ImageExecutor:
     def __init__(self, kube: Kube, egress: EgressPolicy, platform: tuple[str, str] = ("linux", "amd64"),
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None,
+                 runs_in_flight: Callable[[], list[JsonObject]] = _no_runs) -> None:
         self.kube, self.egress, self.platform, self.transport = kube, egress, platform, transport
+        self.runs_in_flight = runs_in_flight  # the runs this operator serves, for a self-update's CRD check
 
     def perform(self, run: Run, action: ResolveImage) -> ImageResolved | ImageUnresolved | Failed:
         ref = images.parse(action.image)
@@ -158,11 +208,23 @@ class ImageExecutor:
                           f"({err.status})", retryable=err.status in RETRYABLE_STATUS)
         session = Session(ref, login, secret, self.egress, self.transport)
         try:
-            return self._resolve(session, ref, action.image)
+            found = self._resolve(session, ref, action.image)
+            if action.check_crd and isinstance(found, ImageResolved):
+                return self._check_crd(session, ref, found)
+            return found
         except UnreachableError as err:
             return ImageUnresolved(f"the registry {ref.registry} could not be reached ({err})")
         except RegistryRefusedError as err:
             return Failed(err.reason, str(err))
+
+    def _check_crd(self, session: Session, ref: images.Reference, found: ImageResolved) -> ImageResolved:
+        crd = _crd_of(session, ref.repository, found.digest)
+        if isinstance(crd, str):
+            return replace(found, crd_note=crd)
+        runs = self.runs_in_flight()
+        problems = compat.runs_unfit(crd, runs)
+        note = f"the new version's CRD fits the {sum(1 for r in runs if not _finished(r))} runs in flight"
+        return replace(found, crd_problems=tuple(problems), crd_note=None if problems else note)
 
     def _login(self, namespace: str, registry: str, action: ResolveImage) -> tuple[tuple[str, str] | None,
                                                                                    str | None]:

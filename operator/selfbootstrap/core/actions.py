@@ -189,6 +189,7 @@ class ResolveImage:
     image: str
     pull_secrets: tuple[str, ...]
     service_account: str
+    check_crd: bool = False  # a self-update: check the CRD the new version ships against the runs in flight
 
 
 # --- metric analysis ----------------------------------------------------------------
@@ -254,6 +255,8 @@ class ImageResolved:
     revision: str | None = None
     source: str | None = None
     created: str | None = None
+    crd_problems: tuple[str, ...] = ()  # what the new version's CRD would break of the runs in flight
+    crd_note: str | None = None  # how the CRD was checked, or why it was not
 
 
 @dataclass(frozen=True)

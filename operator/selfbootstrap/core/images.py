@@ -25,6 +25,7 @@ _TAG: Final = re.compile(r"^[\w][\w.-]{0,127}$")
 _REPOSITORY: Final = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 OCI_INDEX: Final = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST: Final = "application/vnd.docker.distribution.manifest.list.v2+json"
+CRD_ARTIFACT: Final = "application/vnd.selfbootstrap.crd.v1+yaml"  # an operator image's CRD, attached as a referrer
 MANIFEST_TYPES: Final = (OCI_INDEX, DOCKER_LIST, "application/vnd.oci.image.manifest.v1+json",
                          "application/vnd.docker.distribution.manifest.v2+json")
 KEYS: Final = {"version": "org.opencontainers.image.version", "revision": "org.opencontainers.image.revision",

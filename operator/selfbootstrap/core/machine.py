@@ -344,7 +344,8 @@ def _resolve_image(spec: RunSpec, dep: DeploymentState) -> ResolveImage:
     secrets = tuple(name for ref in objects(pod.get("imagePullSecrets")) if (name := text(ref.get("name"))))
     account = text(pod.get("serviceAccountName")) or "default"
     assert spec.release.image is not None
-    return ResolveImage(spec.release.image, secrets, account)
+    return ResolveImage(spec.release.image, secrets, account,
+                        check_crd=spec.target.deployment_context == DeploymentContext.SELF_HOSTED)
 
 
 def _as_deployed(spec: RunSpec, s: RunStatus) -> RunSpec:
@@ -354,10 +355,20 @@ def _as_deployed(spec: RunSpec, s: RunStatus) -> RunSpec:
     return spec.model_copy(update={"release": spec.release.model_copy(update={"image": s.deployed_image})})
 
 
+CRD_PROBLEMS_SHOWN = 3
+
+
 def _image_resolved(d: Draft, found: ImageResolved) -> Decision:
     image = d.run.spec.release.image
     assert image is not None
-    d.set(image_lookup=f"resolved by {found.registry}", image_digest=found.digest, image_version=found.version,
+    if found.crd_problems:
+        shown = "; ".join(found.crd_problems[:CRD_PROBLEMS_SHOWN])
+        more = f" (and {len(found.crd_problems) - CRD_PROBLEMS_SHOWN} more)" \
+            if len(found.crd_problems) > CRD_PROBLEMS_SHOWN else ""
+        return d.fail(reasons.CRD_INCOMPATIBLE, f"the CRD that {image} ships does not fit the runs in flight: "
+                                                f"{shown}{more}; the Deployment was not touched")
+    lookup = f"resolved by {found.registry}" + (f"; {found.crd_note}" if found.crd_note else "")
+    d.set(image_lookup=lookup, image_digest=found.digest, image_version=found.version,
           image_revision=found.revision, image_source=found.source, image_created=found.created,
           deployed_image=images.pinned(image, found.digest) if d.run.spec.release.pin_digest else image)
     git = d.status.git

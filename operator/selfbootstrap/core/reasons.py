@@ -89,6 +89,7 @@ OBSERVING: Final = "Observing"
 RESTART_WATCHDOG_FAILED: Final = "RestartWatchdogFailed"
 
 # --- SelfTesting (a selfHosted run: the new operator's pods report their self-test) ---
+CRD_INCOMPATIBLE: Final = "CRDIncompatible"  # a self-update's new CRD drops or refuses what runs in flight hold
 SELF_TESTING: Final = "SelfTesting"
 SELF_TEST_FAILED: Final = "SelfTestFailed"
 SELF_TEST_TIMED_OUT: Final = "SelfTestTimedOut"
