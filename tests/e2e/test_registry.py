@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
 from .kube_helpers import create_deployment, create_run, deployment, deployment_image, wait_phase
+from .operator_fixtures import CRD
 from .registry_fixtures import Registry, registry  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator")]
@@ -95,3 +97,40 @@ def test_an_index_without_the_platform_fails_before_any_patch(app, registry):  #
     st = wait_phase(app, "arm-only", FINISHED, timeout=60)
     assert (st["phase"], st["reason"]) == ("Failed", "ImageNotFound")
     assert "has no linux/amd64 image in its index" in st["message"]
+
+
+CRD_ARTIFACT = "application/vnd.selfbootstrap.crd.v1+yaml"
+
+
+def crd_without_approval() -> bytes:
+    """The runs' CRD as a next version might ship it: without spec.approval."""
+    crd = yaml.safe_load(CRD.read_text())
+    del crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["approval"]
+    return yaml.safe_dump(crd).encode()
+
+
+def test_a_self_update_whose_crd_drops_a_field_a_run_in_flight_sets_stops_before_the_patch(app, registry):  # noqa: F811
+    create_deployment(app, "web", "registry.example.com/web:v1", "v1", replicas=1)
+    create_run(app, "waiting", {"target": {"deployment": "web"}, "release": {"image": "registry.example.com/web:v2"},
+                                "approval": {"beforeDeploy": True}})
+    wait_phase(app, "waiting", "AwaitingApproval", timeout=60)
+    broken = registry.pusher.image(f"{app}/app", "v2", annotations={VERSION: "0.2.0"})
+    registry.pusher.referrer(f"{app}/app", broken, CRD_ARTIFACT, crd_without_approval())
+    fitting = registry.pusher.image(f"{app}/app", "v3", annotations={VERSION: "0.3.0"}, seed="fits")
+    registry.pusher.referrer(f"{app}/app", fitting, CRD_ARTIFACT, CRD.read_bytes())
+    before = template(app)
+
+    def self_update(name: str, tag: str) -> dict[str, Any]:
+        create_run(app, name, {**run_spec(f"{registry.host}/{app}/app:{tag}"), "selfTest": {"enabled": False},
+                               "target": {"deployment": "app", "deploymentContext": "selfHosted"}})
+        return wait_phase(app, name, FINISHED, timeout=90)
+
+    st = self_update("upgrade", "v2")
+    assert (st["phase"], st["reason"]) == ("Failed", "CRDIncompatible"), st.get("message")
+    assert f"run {app}/waiting: the new CRD drops spec.approval, which it sets" in st["message"]
+    assert "not touched" in st["message"] and template(app) == before
+
+    st = self_update("upgrade-fixed", "v3")
+    assert st["phase"] == "Succeeded", st.get("message")
+    assert "the new version's CRD fits the" in st["imageLookup"], st["imageLookup"]
+    assert deployment_image(app, "app") == f"{registry.host}/{app}/app:v3@{fitting}"

@@ -15,6 +15,7 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 
 
 def digest_of(data: bytes) -> str:
@@ -71,3 +72,24 @@ class Pusher:
         document = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests,
                     "annotations": annotations or {}}
         return self.manifest(repo, tag, document, OCI_INDEX)
+
+    def referrer(self, repo: str, subject: str, artifact_type: str, content: bytes) -> str:
+        """Attach an artifact to the manifest `subject` (OCI 1.1: a manifest with artifactType and subject), and
+        list it under the referrers tag `sha256-<hex>`, as clients do for a registry without the referrers API;
+        its digest."""
+        empty = self.blob(repo, b"{}")
+        layer = self.blob(repo, content)
+        size = len(self.client.get(f"/v2/{repo}/manifests/{subject}", headers={"Accept": OCI_MANIFEST}).content)
+        document = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
+                    "config": {"mediaType": OCI_EMPTY, **empty},
+                    "layers": [{"mediaType": artifact_type, **layer}],
+                    "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": size}}
+        body = json.dumps(document, separators=(",", ":")).encode()
+        digest = self.manifest(repo, digest_of(body), document, OCI_MANIFEST)
+        tag = subject.replace(":", "-")
+        listed = self.client.get(f"/v2/{repo}/manifests/{tag}", headers={"Accept": OCI_INDEX})
+        manifests = listed.json()["manifests"] if listed.status_code == 200 else []
+        manifests.append({"mediaType": OCI_MANIFEST, "digest": digest, "size": len(body),
+                          "artifactType": artifact_type})
+        self.manifest(repo, tag, {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}, OCI_INDEX)
+        return digest

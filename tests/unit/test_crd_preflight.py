@@ -38,7 +38,7 @@ def a_run(name: str = "waiting", phase: str | None = "AwaitingApproval", **spec_
 
 
 APPROVING = a_run(approval={"beforeDeploy": True})
-RETRIES = a_run(name="patient", restartWatchdog={"retries": 500})
+RETRIES = a_run(name="patient", restartWatchdog={"retries": 500, "intervalSeconds": 1})
 
 
 def _drop_approval(props):

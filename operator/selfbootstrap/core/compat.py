@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from jsonschema import Draft7Validator
+from jsonschema import Draft4Validator
 
 from ..models import GROUP, TERMINAL_PHASES, VERSION
 from .jsontypes import JsonObject, JsonValue, obj, objects, path, text
@@ -34,7 +34,7 @@ def runs_unfit(crd: JsonObject, runs: Iterable[JsonObject]) -> list[str]:
     schema = obj(path(served_schema(crd), "properties", "spec"))
     if not schema:
         return [f"the new version's CRD does not serve {GROUP}/{VERSION}"]
-    validator = Draft7Validator(obj(_python_patterns(schema)))
+    validator = Draft4Validator(obj(_python_patterns(schema)))  # OpenAPI 3.0: draft 4 (exclusiveMinimum: true)
     out: list[str] = []
     for run in runs:
         if text(path(run, "status", "phase")) in TERMINAL_PHASES:
