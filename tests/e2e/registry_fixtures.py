@@ -1,6 +1,6 @@
 """A real image registry for the registry release source's tests: the CNCF Distribution registry, built
 from its Go module (tools/localcluster.py), on a free loopback port, with basic authentication
-(htpasswd) as a private registry has it. Images are pushed through its API (tests/registry/push.py)."""
+(htpasswd) as a private registry has it. Images are pushed through its API (tools/registry_push.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 from kubernetes import client
-
-from tests.registry.push import Pusher
+from tools.registry_push import Pusher
 
 from .cluster import free_port, localcluster, serving
 

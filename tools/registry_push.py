@@ -1,6 +1,7 @@
-"""Images pushed to a registry through its HTTP API (OCI distribution spec), with no container engine:
-a layer blob, a config blob with labels, an OCI manifest with annotations, optionally an index of
-several platforms. The layer's bytes are arbitrary: nothing here runs them (kwok plays the kubelet)."""
+"""Images pushed to a registry through its HTTP API (OCI distribution spec), with no container engine (the tests
+and the demo): a layer blob, a config blob with labels, an OCI manifest with annotations, optionally an index of
+several platforms, and artifacts attached to an image. The layer's bytes are arbitrary: nothing here runs them
+(kwok plays the kubelet)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,69 @@
+"""The demo's image registry: the CNCF Distribution registry (built from its Go module, tools/localcluster.py) on a
+free loopback port, holding release v5 of the sample app with its OCI metadata, as a CI pipeline would push it.
+
+    python tools/demo_registry.py STATE_DIR
+
+writes STATE_DIR/registry-address (host:port) once the image is pushed, and serves until it is stopped.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import localcluster
+from demo_metrics import free_port
+from registry_push import Pusher
+
+RELEASE = {"org.opencontainers.image.version": "5.0.0",
+           "org.opencontainers.image.revision": "5e1fb005",
+           "org.opencontainers.image.source": "https://git.example.com/acme/web",
+           "org.opencontainers.image.created": "2026-12-01T09:00:00Z"}
+
+
+def _serving(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the registry exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    raise SystemExit(f"the registry did not answer at {url} within {timeout:g}s")
+
+
+def main(state: Path) -> None:
+    binary = localcluster.build_registry()
+    home = state / "registry"
+    shutil.rmtree(home, ignore_errors=True)  # a fresh store: no tag an earlier demo moved
+    home.mkdir(parents=True)
+    port = free_port()
+    (home / "config.yml").write_text(
+        "version: 0.1\nlog: {level: warn}\n"
+        f"storage: {{filesystem: {{rootdirectory: {home / 'data'}}}}}\n"
+        f"http: {{addr: 127.0.0.1:{port}, secret: {secrets.token_hex(16)}}}\n")
+    with (home / "registry.log").open("w") as log:
+        proc = subprocess.Popen([str(binary), "serve", str(home / "config.yml")], stdout=log, stderr=log)
+        signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _serving(f"{base}/v2/", proc)
+            Pusher(base).image("demo/web", "v5", annotations=RELEASE)
+            (state / "registry-address").write_text(f"127.0.0.1:{port}")
+            proc.wait()
+        finally:
+            proc.terminate()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
