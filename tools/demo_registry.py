@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,15 +19,20 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import localcluster
-from demo_metrics import free_port
-from registry_push import Pusher
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tools import localcluster
+from tools.registry_push import Pusher
 
 RELEASE = {"org.opencontainers.image.version": "5.0.0",
            "org.opencontainers.image.revision": "5e1fb005",
            "org.opencontainers.image.source": "https://git.example.com/acme/web",
            "org.opencontainers.image.created": "2026-12-01T09:00:00Z"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _serving(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:

@@ -29,6 +29,15 @@ def test_a_plan_names_the_patch_the_releases_and_each_failure_class_s_outcome():
     }
 
 
+def test_a_plan_says_the_image_is_resolved_and_pinned_and_a_self_update_s_crd_checked():
+    p = plan(spec(release={"id": "v3"}), "run-1", "apps", world(deployment()), T0)
+    assert (p.image, p.pin_digest, p.self_update) == (image("v3"), True, False)
+    update = plan(spec(release={"id": "v3", "pinDigest": False}, target={"deploymentContext": "selfHosted"}),
+                  "run-1", "apps", world(deployment()), T0)
+    assert (update.pin_digest, update.self_update) == (False, True)
+    assert any(g.startswith("self-test: every new operator pod reports") for g in update.gates)
+
+
 def test_a_plan_lists_the_gates_in_the_order_they_judge():
     analysis = {"metrics": [{"name": "errors", "interval": "30s", "count": 4, "successCondition": "result[0] < 0.05",
                              "provider": {"prometheus": {"address": "http://prom:9090", "query": "q"}}}]}

@@ -120,6 +120,12 @@ def test_the_history():
     assert "record of runs" in plain and "web-v2 deployed (Failed)" in plain
 
 
+def test_the_history_shows_each_revision_s_image_version_as_its_registry_said_inert():
+    deployed = run(deployedReplicaSet="web-1", phase="Succeeded", imageVersion=EVIL, imageRevision="0123abcdef0123abcd")
+    plain = assert_inert(views.history_table(DEPLOYMENT, [REPLICA_SET], [deployed], NOW))
+    assert "VERSION" in plain.splitlines()[1] and "(0123abcdef01)" in plain
+
+
 def test_the_status_line():
     assert_inert(views.status_line(run()))
 

@@ -36,6 +36,9 @@ class Plan:
     status: RunStatus  # as it would be recorded before the deploy patch
     policies: tuple[PolicyOutcome, ...]
     gates: tuple[str, ...] = ()  # what judges the release after the deploy, in order
+    image: str | None = None  # the image its registry resolves before the patch
+    pin_digest: bool = False
+    self_update: bool = False  # the new version's CRD is checked against the runs in flight, too
 
 
 def plan(spec: RunSpec, name: str, namespace: str, world: World, now: datetime | None = None) -> Plan:
@@ -50,15 +53,18 @@ def plan(spec: RunSpec, name: str, namespace: str, world: World, now: datetime |
         world = replace(world, deployment=held)
         claimed = machine.settle(replace(run, status=decision.status), world, decision.action, Claimed(), now)
         decision, _ = machine.decide_chained(replace(run, status=claimed.status), world, now)
-    if isinstance(decision.action, ResolveImage):  # the plan asks no registry: it shows the deploy by the reference
-        looked = machine.settle(replace(run, status=decision.status), world, decision.action,
+    resolved = decision.action if isinstance(decision.action, ResolveImage) else None
+    if resolved is not None:  # the plan asks no registry: it shows the deploy by the reference
+        looked = machine.settle(replace(run, status=decision.status), world, resolved,
                                 ImageUnresolved("kubectl sbr plan does not ask the registry"), now)
         decision, _ = machine.decide_chained(replace(run, status=looked.status), world, now)
     s = decision.status
     patch = decision.action.patch if isinstance(decision.action, PatchDeployment) else None
     waiting = s.reason in (reasons.QUEUED, reasons.SETTLING)
     ends = s.phase if s.phase in m.TERMINAL_PHASES or waiting else None
-    return Plan(ends, s.reason, s.message, spec.git is not None, patch, s, _policies(spec, s, world), gates(spec))
+    return Plan(ends, s.reason, s.message, spec.git is not None, patch, s, _policies(spec, s, world), gates(spec),
+                image=resolved.image if resolved else None, pin_digest=spec.release.pin_digest,
+                self_update=resolved.check_crd if resolved else False)
 
 
 def gates(spec: RunSpec) -> tuple[str, ...]:

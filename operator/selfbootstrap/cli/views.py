@@ -174,13 +174,14 @@ def runs_table(runs: list[JsonObject], now: datetime, namespaces: bool) -> Table
 def history_table(dep: JsonObject, replica_sets: list[JsonObject], runs: list[JsonObject], now: datetime) -> Group:
     """Revisions, newest first, each beside the runs that deployed or restored them."""
     table = Table(box=None, header_style="bold", title=line("deployment ", k.name_of(dep)), title_justify="left")
-    for column in ("REVISION", "REPLICASET", "RELEASE", "IMAGE", "AGE", "RUNS", "CHANGE-CAUSE"):
+    for column in ("REVISION", "REPLICASET", "RELEASE", "IMAGE", "VERSION", "AGE", "RUNS", "CHANGE-CAUSE"):
         table.add_column(column)
     for rs in sorted(replica_sets, key=lambda r: -k.revision_of(r, None).revision):
         rev = k.revision_of(rs, None)
         template = strip_hash(obj(path(rs, "spec", "template")))
         table.add_row(line(str(rev.revision)), line(rev.replica_set), line(release_id_of(template) or "-"),
-                      line(image_of(template, None) or "-"), line(age(text(k.meta(rs).get("creationTimestamp")), now)),
+                      line(image_of(template, None) or "-"), line(_image_version(rev.replica_set, runs)),
+                      line(age(text(k.meta(rs).get("creationTimestamp")), now)),
                       line(", ".join(_runs_of(rev.replica_set, runs)) or "-", limit=MESSAGE_LIMIT),
                       line(rev.annotations.get(m.CHANGE_CAUSE_ANNOTATION, "")))
     kept = record.parse(strings(k.meta(dep).get("annotations")).get(m.RUNS_ANNOTATION))
@@ -188,6 +189,16 @@ def history_table(dep: JsonObject, replica_sets: list[JsonObject], runs: list[Js
     if kept.holder is not None:
         lines.append(line("held by run ", kept.holder.run, " since ", kept.holder.since[:19]))
     return Group(table, line("record of runs (oldest first):", style="bold"), *lines) if lines else Group(table)
+
+
+def _image_version(replica_set: str, runs: list[JsonObject]) -> str:
+    """The image's own version and source revision, as the registry told the run that deployed the revision."""
+    for run in runs:
+        s = obj(run.get("status"))
+        if s.get("deployedReplicaSet") == replica_set and (s.get("imageVersion") or s.get("imageRevision")):
+            revision = text(s.get("imageRevision"))
+            return (text(s.get("imageVersion")) or "-") + (f" ({revision[:12]})" if revision else "")
+    return "-"
 
 
 def _runs_of(replica_set: str, runs: list[JsonObject]) -> list[str]:
@@ -221,6 +232,11 @@ def plan_view(p: Plan, name: str, target: str) -> Group:
                       f" (revision {s.previous_revision or '-'}, ", s.previous_replica_set or "-",
                       "); release metadata from ", s.release_metadata_source or "-"))
     parts.append(line("rollback target: release ", s.rollback_target_release_id or "-"))
+    if p.image is not None:
+        parts.append(line("image ", p.image, " is resolved by its registry before the patch: digest, version, "
+                          "revision, created", "; pinned to its digest" if p.pin_digest else "; not pinned",
+                          "; the new version's CRD is checked against the runs in flight" if p.self_update else "",
+                          limit=MESSAGE_LIMIT))
     parts.append(line("gates:", style="bold"))
     parts.extend(line("  ", gate, limit=MESSAGE_LIMIT) for gate in p.gates)
     if p.patch is not None:
@@ -251,6 +267,8 @@ def plan_json(p: Plan) -> JsonObject:
                                           "release_metadata_source"})
     return {"ends": p.ends, "reason": p.reason, "message": p.message, "gitFirst": p.git_first,
             "deploymentPatch": p.patch, "status": status, "gates": list(p.gates),
+            "image": {"reference": p.image, "pinDigest": p.pin_digest, "crdChecked": p.self_update}
+            if p.image else None,
             "rollbackPolicy": [{"failureClass": o.failure_class, "outcome": o.status, "reason": o.reason,
                                 "targetReplicaSet": o.target_replica_set, "targetRevision": o.target_revision}
                                for o in p.policies]}
