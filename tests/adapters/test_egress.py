@@ -18,7 +18,7 @@ import pytest
 from selfbootstrap.adapters.egress import EgressPolicy, Resolver, system_resolver
 from selfbootstrap.adapters.gitexec import GitExecutor
 from selfbootstrap.adapters.http import HttpExecutor
-from selfbootstrap.adapters.kube import Kube, SecretValue
+from selfbootstrap.adapters.kube import Kube
 from selfbootstrap.core import gitflow
 from selfbootstrap.core.actions import (
     BranchResolved,
@@ -73,7 +73,7 @@ def policy(*allow: str, resolver: Resolver = system_resolver) -> EgressPolicy:
 
 def kube_allowing(*prefixes: str) -> Kube:
     kube = create_autospec(Kube, instance=True)
-    kube.read_secret.return_value = SecretValue(TOKEN.encode(), prefixes)
+    kube.read_secret_data.return_value = ({"token": TOKEN.encode()}, prefixes)
     return kube
 
 

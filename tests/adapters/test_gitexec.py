@@ -10,7 +10,7 @@ import pytest
 
 from selfbootstrap.adapters.egress import EgressPolicy
 from selfbootstrap.adapters.gitexec import GitExecutor
-from selfbootstrap.adapters.kube import Kube, SecretUnavailableError, SecretValue
+from selfbootstrap.adapters.kube import Kube, SecretUnavailableError
 from selfbootstrap.core import gitflow
 from selfbootstrap.core.actions import (
     BranchResolved,
@@ -72,7 +72,7 @@ def repo(servers) -> str:
 def kube(servers):
     git_server, forge = servers
     kube = create_autospec(Kube, instance=True)
-    kube.read_secret.return_value = SecretValue(TOKEN.encode(), (f"{git_server.base_url}/", f"{forge.api_url}/"))
+    kube.read_secret_data.return_value = ({"token": TOKEN.encode()}, (f"{git_server.base_url}/", f"{forge.api_url}/"))
     return kube
 
 
@@ -161,14 +161,14 @@ def test_a_change_outside_the_repository_is_refused(executor, servers, repo):
 
 def test_missing_credentials_fail_before_anything_is_contacted(executor, kube, servers, repo):
     git_server, forge = servers
-    kube.read_secret.side_effect = SecretUnavailableError("secret 'git-token' not found")
+    kube.read_secret_data.side_effect = SecretUnavailableError("secret 'git-token' not found")
     result = executor.perform(make_run(repo, forge), ResolveBranch("b", "main", "t"))
     assert result == Failed("CredentialsUnavailable", "secret 'git-token' not found")
     assert git_server.requests == []
 
 
 def test_a_token_that_is_not_text_fails_clearly(executor, kube, servers, repo):
-    kube.read_secret.return_value = SecretValue(b"\xff\xfe\x00token", kube.read_secret.return_value.allowed_urls)
+    kube.read_secret_data.return_value = ({"token": b"\xff\xfe\x00token"}, kube.read_secret_data.return_value[1])
     result = executor.perform(make_run(repo, servers[1]), ResolveBranch("b", "main", "t"))
     assert isinstance(result, Failed) and result.reason == "CredentialsUnavailable"
     assert "not UTF-8" in result.message and not result.retryable
@@ -181,7 +181,7 @@ def test_a_token_that_is_not_text_fails_clearly(executor, kube, servers, repo):
 ], ids=["no-annotation", "other-host", "https-prefix-for-an-http-url"])
 def test_a_token_goes_only_where_its_secret_allows(executor, kube, servers, repo, allowed, why):
     git_server, forge = servers
-    kube.read_secret.return_value = SecretValue(TOKEN.encode(), allowed)
+    kube.read_secret_data.return_value = ({"token": TOKEN.encode()}, allowed)
     result = executor.perform(make_run(repo, forge), ResolveBranch("b", "main", "t"))
     assert isinstance(result, Failed) and result.reason == "CredentialsNotAllowed" and not result.retryable
     assert why in result.message and "'git-token'" in result.message
@@ -190,7 +190,7 @@ def test_a_token_goes_only_where_its_secret_allows(executor, kube, servers, repo
 
 def test_the_forge_api_must_be_allowed_too(executor, kube, servers, repo):
     git_server, forge = servers
-    kube.read_secret.return_value = SecretValue(TOKEN.encode(), (f"{git_server.base_url}/",))
+    kube.read_secret_data.return_value = ({"token": TOKEN.encode()}, (f"{git_server.base_url}/",))
     result = executor.perform(make_run(repo, forge), ResolveBranch("b", "main", "t"))
     assert isinstance(result, Failed) and result.reason == "CredentialsNotAllowed"
     assert f"{forge.api_url}/repos/acme/web/" in result.message

@@ -8,6 +8,8 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes import client
 
 from tests.gitserver.fake_gitlab import FakeGitLab
@@ -189,3 +191,36 @@ def test_a_gitlab_project_in_a_subgroup_is_changed_through_a_merge_request(names
     paths = {r["path"] for r in gitlab.requests}
     encoded = f"/api/v4/projects/acme%2Fplatform%2F{namespace}"
     assert f"{encoded}/merge_requests" in paths and f"{encoded}/merge_requests/1/merge" in paths
+
+
+def test_github_app_credentials_carry_a_run_from_branch_to_merge_and_its_revert(namespace, repo, git_server, forge,
+                                                                                operator, kubectl):
+    """The run's Secret holds a GitHub App (id, installation, private key) instead of a token: the operator
+    mints an installation token with the app's JWT (which the fake GitHub verifies with the app's public
+    key) and the whole workflow runs on it, including the revert after a rollback."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    forge.install_app("4242", "77", key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    data = {"githubAppID": b"4242", "githubAppInstallationID": b"77", "githubAppPrivateKey": pem}
+    client.CoreV1Api().create_namespaced_secret(namespace, {
+        "metadata": {"name": "git-app", "annotations": {
+            "selfbootstrap.dev/allowed-urls": f"{git_server.base_url}/, {forge.api_url}/"}},
+        "data": {k: base64.b64encode(v).decode() for k, v in data.items()}})
+    minted = forge.minted
+    spec = git_spec(repo, forge, image=CRASHING, credentials={"secretRef": {"name": "git-app"}})
+
+    create_run(namespace, "as-app", spec)
+    st = wait_phase(namespace, "as-app", FINISHED, timeout=120)
+
+    assert st["phase"] == "RolledBack", st
+    g = st["git"]
+    assert g["mergeCommitSha"] and g["revertStatus"] == "opened", g
+    reverted = git_server.read_file(repo["name"], "selfbootstrap/as-app-revert", "deploy/app.yaml")
+    assert f"image: {V1}" in reverted
+    assert forge.minted - minted >= 1
+    seen = kubectl("get", "sbr", "as-app", "-n", namespace, "-o", "json") + operator.log()
+    seen += kubectl("get", "events", "-n", namespace, "-o", "json")
+    body = pem.decode().splitlines()[1]
+    assert TOKEN not in seen and body not in seen, "neither the installation token nor the key is shown"

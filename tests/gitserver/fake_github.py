@@ -40,6 +40,8 @@ class FakeGitHub(LoopbackServer):
         self._posted: dict[str, list[dict[str, Any]]] = {}
         self._refusal: str | None = None
         self._outage: list[int] = []  # status codes the next API calls answer with, one each
+        self._apps: dict[str, tuple[str, bytes]] = {}  # app id -> (installation id, public key PEM)
+        self.minted = 0  # installation tokens handed out
         self._lock = threading.RLock()
 
     def handler_class(self) -> type[http.server.BaseHTTPRequestHandler]:
@@ -51,6 +53,35 @@ class FakeGitHub(LoopbackServer):
     @property
     def api_url(self) -> str:
         return self.base_url
+
+    def install_app(self, app_id: str, installation_id: str, public_key: bytes) -> None:
+        """A GitHub App installed on the repositories: its JWT (RS256, signed by the key whose public half this
+        is) buys installation tokens, which are this server's (and the git server's) token."""
+        with self._lock:
+            self._apps[app_id] = (installation_id, public_key)
+
+    def installation_token(self, path: str, headers: Any) -> tuple[int, Any]:
+        """POST /app/installations/{id}/access_tokens, as GitHub checks it: a JWT of an app installed there,
+        RS256, issued by the app, at most ten minutes long."""
+        import jwt
+
+        match = re.fullmatch(r"/app/installations/(\d+)/access_tokens", path)
+        scheme, _, presented = headers.get("Authorization", "").partition(" ")
+        if match is None or scheme != "Bearer" or not presented:
+            raise ApiError(401, "A JSON web token could not be decoded")
+        try:
+            issuer = str(jwt.decode(presented, options={"verify_signature": False})["iss"])
+            installation, key = self._apps[issuer]
+            claims = jwt.decode(presented, key, algorithms=["RS256"], issuer=issuer,
+                                options={"require": ["iat", "exp", "iss"]})
+        except (jwt.PyJWTError, KeyError):
+            raise ApiError(401, "A JSON web token could not be decoded") from None
+        if claims["exp"] - claims["iat"] > 600 or installation != match.group(1):
+            raise ApiError(401, "'Expiration time' claim ('exp') is too far in the future")
+        with self._lock:
+            self.minted += 1
+        expires = datetime.fromtimestamp(claims["exp"] - 540 + 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return 201, {"token": self.token, "expires_at": expires, "permissions": {"contents": "write"}}
 
     # --- test controls ----------------------------------------------------------
 
@@ -220,6 +251,11 @@ def _handler(forge: FakeGitHub) -> type[http.server.BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             with forge._lock:
                 forge.requests.append({"method": self.command, "path": url.path, "query": url.query})
+            if self.command == "POST" and url.path.startswith("/app/installations/"):
+                try:
+                    return self._send(*forge.installation_token(url.path, self.headers))
+                except ApiError as err:
+                    return self._send(err.status, {"message": err.message, "documentation_url": DOCS})
             if not forge.authorized(self.headers):
                 return self._send(401, {"message": "Bad credentials", "documentation_url": DOCS})
             try:

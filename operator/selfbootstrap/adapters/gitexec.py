@@ -37,7 +37,8 @@ from ..core.actions import (
 from ..core.egress import Refused
 from ..core.paths import UnsafePathError, repository_path
 from ..core.run import Run
-from ..models import GitWorkflow
+from ..models import ForgeKind, GitWorkflow
+from . import githubapp
 from .egress import EgressPolicy, Target, Unresolved
 from .forge import Forge, ForgeError, connect, repository_of, token_prefix
 from .git import GitError, GitRemote, Identity
@@ -58,6 +59,7 @@ class GitExecutor:
         self.kube = kube
         self.workdir = workdir
         self.egress = egress
+        self.app_tokens = githubapp.InstallationTokens()
 
     def perform(self, run: Run, action: GitAction) -> GitResult | Failed:
         git = run.spec.git
@@ -68,6 +70,8 @@ class GitExecutor:
             return Failed(reasons.CREDENTIALS_UNAVAILABLE, str(err))
         except CredentialsNotAllowedError as err:
             return Failed(reasons.CREDENTIALS_NOT_ALLOWED, str(err))
+        except githubapp.AppTokenError as err:
+            return Failed(reasons.CREDENTIALS_UNAVAILABLE, str(err), err.retryable)
         target = self.egress.check(git.repository_url)  # before anything is contacted
         match target:
             case Refused():
@@ -98,18 +102,35 @@ class GitExecutor:
             step.close()
 
     def _token(self, namespace: str, git: GitWorkflow) -> str | None:
-        """The run's token, once its Secret allows every URL the run would send it to."""
+        """The run's token (or its GitHub App's installation token), once its Secret allows every URL the run
+        would send it to."""
         if git.credentials is None:
             return None
         ref = git.credentials.secret_ref
-        secret = self.kube.read_secret(namespace, ref.name, ref.key)
-        refused = credentials.refusal(ref.name, secret.allowed_urls, destinations(git))
+        data, allowed = self.kube.read_secret_data(namespace, ref.name)
+        app = githubapp.of_secret(data, ref.name)
+        if app is not None:
+            return self._app_token(app, ref.name, allowed, git)
+        refused = credentials.refusal(ref.name, allowed, destinations(git))
         if refused:
             raise CredentialsNotAllowedError(refused)
+        value = data.get(ref.key)
+        if not value:
+            raise SecretUnavailableError(f"secret {ref.name!r} has no key {ref.key!r}")
         try:
-            return secret.value.decode().strip()
+            return value.decode().strip()
         except UnicodeDecodeError:
             raise SecretUnavailableError(f"secret {ref.name!r} key {ref.key!r} is not UTF-8 text") from None
+
+    def _app_token(self, app: githubapp.GitHubApp, secret: str, allowed: tuple[str, ...], git: GitWorkflow) -> str:
+        if git.forge.kind != ForgeKind.GITHUB:
+            raise SecretUnavailableError(f"secret {secret!r} holds GitHub App credentials, and the run's forge is "
+                                         f"{git.forge.kind}")
+        api_url = git.forge.api_url
+        refused = credentials.refusal(secret, allowed, [*destinations(git), githubapp.token_url(api_url, app)])
+        if refused:
+            raise CredentialsNotAllowedError(refused)
+        return self.app_tokens.token(app, api_url, self.egress)
 
 
 class CredentialsNotAllowedError(Exception):

@@ -320,12 +320,18 @@ class Kube:
 
     def read_secret(self, namespace: str, name: str, key: str) -> SecretValue:
         """A Secret's value; SecretUnavailableError names the Secret and key (never the value)."""
-        secret = self._secret(namespace, name, "secret")
-        value = secret_value(secret, key)
+        data, allowed = self.read_secret_data(namespace, name)
+        value = data.get(key)
         if not value:
             raise SecretUnavailableError(f"secret {name!r} has no key {key!r}")
+        return SecretValue(value, allowed)
+
+    def read_secret_data(self, namespace: str, name: str) -> tuple[dict[str, bytes], tuple[str, ...]]:
+        """Every key of a Secret, and the URL prefixes its annotation allows (SecretUnavailableError as above)."""
+        secret = self._secret(namespace, name, "secret")
+        data = {key: value for key in obj(secret.get("data")) if (value := secret_value(secret, key)) is not None}
         allowed = strings(meta(secret).get("annotations")).get(credentials.ALLOWED_URLS_ANNOTATION)
-        return SecretValue(value, credentials.prefixes_of(allowed))
+        return data, credentials.prefixes_of(allowed)
 
     def read_docker_config(self, namespace: str, name: str) -> JsonObject | None:
         """A pull Secret's .dockerconfigjson, parsed; None when it has none. SecretUnavailableError names a
