@@ -171,7 +171,10 @@ def gitlab(git_server) -> Iterator[FakeGitLab]:
         yield fake
 
 
-def test_a_gitlab_project_in_a_subgroup_is_changed_through_a_merge_request(namespace, git_server, gitlab):
+@pytest.mark.parametrize("release", ["healthy", "crashing"])
+def test_a_gitlab_project_in_a_subgroup_is_changed_through_a_merge_request(namespace, git_server, gitlab, release):
+    """Branch to merge through a merge request of a project in a subgroup; a crashing release is rolled back and
+    its merge reverted through a second merge request."""
     name = f"acme/platform/{namespace}"
     url = git_server.create_repo(name, {"deploy/app.yaml": MANIFEST})
     client.CoreV1Api().create_namespaced_secret(namespace, {
@@ -180,17 +183,25 @@ def test_a_gitlab_project_in_a_subgroup_is_changed_through_a_merge_request(names
         "data": {"token": base64.b64encode(TOKEN.encode()).decode()}})
     create_deployment(namespace, "app", V1, "v1")
     gitlab.set_ci(None, ["pending", "success"])
-    spec = git_spec({"name": name, "url": url}, gitlab)
+    spec = git_spec({"name": name, "url": url}, gitlab, image=V2 if release == "healthy" else CRASHING)
     spec["git"]["forge"] = {"kind": "gitlab", "apiUrl": gitlab.api_url}  # the project's path from the clone URL
     create_run(namespace, "gl", spec)
     st = wait_phase(namespace, "gl", FINISHED, timeout=120)
-    assert st["phase"] == "Succeeded", st.get("message")
     git = st["git"]
-    assert git["pullRequestNumber"] == 1 and git["mergeCommitSha"] == git_server.branches(name)["main"]
-    assert deployment_image(namespace, "app") == V2
+    assert git["pullRequestNumber"] == 1 and git["mergeCommitSha"]
     paths = {r["path"] for r in gitlab.requests}
     encoded = f"/api/v4/projects/acme%2Fplatform%2F{namespace}"
     assert f"{encoded}/merge_requests" in paths and f"{encoded}/merge_requests/1/merge" in paths
+    if release == "healthy":
+        assert st["phase"] == "Succeeded", st.get("message")
+        assert git["mergeCommitSha"] == git_server.branches(name)["main"]
+        assert deployment_image(namespace, "app") == V2
+        return
+    assert st["phase"] == "RolledBack", st.get("message")
+    assert (git["revertStatus"], git["revertBranch"]) == ("opened", "selfbootstrap/gl-revert")
+    reverted = git_server.read_file(name, "selfbootstrap/gl-revert", "deploy/app.yaml")
+    assert f"image: {V1}" in reverted and CRASHING not in reverted
+    assert git["revertPullRequestNumber"] == 2 and deployment_image(namespace, "app") == V1
 
 
 def test_github_app_credentials_carry_a_run_from_branch_to_merge_and_its_revert(namespace, repo, git_server, forge,
