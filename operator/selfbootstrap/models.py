@@ -482,6 +482,7 @@ DOT_SEGMENT = r"(?i)/(\\.|%2e){1,2}([/?#]|$)"
 class ForgeKind(StrEnum):
     GITHUB = "github"
     GITLAB = "gitlab"
+    GITEA = "gitea"
 
 
 class ForgeSettings(Model):
@@ -495,11 +496,14 @@ class ForgeSettings(Model):
         cel("self.kind != 'gitlab' || self.apiUrl != 'https://api.github.com'",
             "spec.git.forge.apiUrl: a gitlab forge needs its API URL, e.g. https://gitlab.example.com/api/v4",
             ".apiUrl"),
+        cel("self.kind != 'gitea' || self.apiUrl != 'https://api.github.com'",
+            "spec.git.forge.apiUrl: a gitea forge needs its API URL, e.g. https://gitea.example.com/api/v1",
+            ".apiUrl"),
     ]})
 
     kind: Annotated[ForgeKind, Field(default=ForgeKind.GITHUB,
-                                     description="The forge's API flavour: github, or gitlab (its apiUrl then "
-                                                 "ends in /api/v4).")]
+                                     description="The forge's API flavour: github, gitlab (its apiUrl then "
+                                                 "ends in /api/v4) or gitea (also Forgejo; /api/v1).")]
     api_url: Annotated[str, Field(default="https://api.github.com", min_length=1, max_length=2048, pattern=URL,
                                   description="Base URL of the forge's REST API.")]
     repository: Annotated[str | None, Field(

@@ -1,6 +1,6 @@
 """Forge adapter: pull requests, commit CI status and merges, behind one small interface.
 
-A forge is one module in adapters/forges/ (github.py, gitlab.py): how it names a repository, the
+A forge is one module in adapters/forges/ (github.py, gitlab.py, gitea.py): how it names a repository, the
 URL prefix its token goes to, and its client on the shared ForgeClient. Every call that creates something looks
 first whether it exists (a pull request for the head branch, a merged pull
 request), so repeating a call after a restart never creates a second one.
@@ -14,6 +14,7 @@ MAX_BODY is refused while it is read.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from dataclasses import dataclass
@@ -91,16 +92,9 @@ class ForgeModule(Protocol):
 
 
 def forge_module(kind: ForgeKind) -> ForgeModule:
-    """A forge is one module (adapters/forges/): the one for the kind."""
-    from .forges import github, gitlab
-
-    match kind:
-        case ForgeKind.GITHUB:
-            return cast(ForgeModule, github)
-        case ForgeKind.GITLAB:
-            return cast(ForgeModule, gitlab)
-        case _:
-            assert_never(kind)
+    """A forge is one module (adapters/forges/), named after its kind: adding a forge is that module and its
+    ForgeKind value."""
+    return cast(ForgeModule, importlib.import_module(f"{__package__}.forges.{ForgeKind(kind).value}"))
 
 
 def repository_of(settings: ForgeSettings, repository_url: str) -> str:
