@@ -49,6 +49,7 @@ HELM_VERSION = "v3.22.0"
 PROMETHEUS_MODULE = "v0.316.0"  # the Go module's version of Prometheus 3.16.0
 PROMETHEUS_RELEASE = "3.16.0"
 REGISTRY_VERSION = "v3.1.2"  # CNCF Distribution, the image registry of the registry release source's tests
+GITEA_VERSION = "v1.26.0"  # the real forge of the git workflow's Gitea tests (hack/gitea pins its build)
 ARGO_ROLLOUTS_VERSION = "v1.10.2"  # its AnalysisTemplate CRDs, for the tests of spec.analysis.templates
 HELM_K8S_MINOR = "37"  # the Kubernetes its client-go (v0.37) speaks: `helm template`'s default kube version
 NODES = ("kwok-node-0", "kwok-node-1")
@@ -195,6 +196,43 @@ def build_registry() -> Path:
                 f"github.com/distribution/distribution/v3/cmd/registry@{REGISTRY_VERSION}",
                 env={"GOBIN": str(registry_path().parent), "GOTOOLCHAIN": "auto"})
         return registry_path()
+
+
+def gitea_home() -> Path:
+    return cache_dir() / f"gitea-{GITEA_VERSION.lstrip('v')}"
+
+
+def build_gitea() -> Path:
+    """Gitea, built from its Go module on first use (the git workflow's tests against a real forge): through the
+    wrapper module hack/gitea, which copies Gitea's replace directives (a dependency's are not applied), with
+    SQLite, without the web UI's bundled assets (the API needs none). Its templates and options (locales,
+    licenses) are copied beside the binary from the module, where the server reads them (STATIC_ROOT_PATH).
+    GOTOOLCHAIN=auto: its go.mod may ask for a newer Go than the control plane's."""
+    binary = gitea_home() / "bin" / "gitea"
+    with _locked(cache_dir() / ".build.lock", "a build", timeout=3600):
+        if not binary.exists():
+            log(f"building Gitea {GITEA_VERSION} (first time: several minutes)")
+            binary.parent.mkdir(parents=True, exist_ok=True)
+            flags = f"-s -w -X main.Version={GITEA_VERSION.lstrip('v')}"
+            _go("build", "-trimpath", f"-ldflags={flags}", "-tags=sqlite sqlite_unlock_notify", "-o",
+                str(binary) + ".new", "code.gitea.io/gitea", cwd=ROOT / "hack" / "gitea",
+                env={"GOTOOLCHAIN": "auto", "GOFLAGS": "-mod=mod"})
+            source = _module_dir("code.gitea.io/gitea", GITEA_VERSION, ROOT / "hack" / "gitea")
+            for part in ("templates", "options"):
+                shutil.rmtree(gitea_home() / "share" / part, ignore_errors=True)
+                shutil.copytree(source / part, gitea_home() / "share" / part)
+            (Path(str(binary) + ".new")).rename(binary)  # last: a build cut short is redone
+        return binary
+
+
+def _module_dir(module: str, version: str, cwd: Path) -> Path:
+    go = gotoolchain.go_command(cache_dir())
+    done = subprocess.run([go, "list", "-m", "-json", f"{module}@{version}"], capture_output=True, text=True,
+                          check=False, cwd=cwd, env={**os.environ, "GOTOOLCHAIN": "auto", "GOFLAGS": "-mod=mod"})
+    found = json.loads(done.stdout or "{}").get("Dir")
+    if done.returncode or not found:
+        raise SystemExit(f"go list -m {module}@{version} failed: {done.stderr.strip()}")
+    return Path(found)
 
 
 def argo_rollouts_crds() -> list[Path]:
