@@ -4,11 +4,13 @@ auth) and a GitHub REST server on loopback; the Secret comes from an autospec'd 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from unittest.mock import create_autospec
 
 import pytest
 
 from selfbootstrap.adapters.egress import EgressPolicy
+from selfbootstrap.adapters.forge import token_prefix
 from selfbootstrap.adapters.gitexec import GitExecutor
 from selfbootstrap.adapters.kube import Kube, SecretUnavailableError
 from selfbootstrap.core import gitflow
@@ -346,3 +348,16 @@ def test_a_file_that_is_a_directory_fails_the_change(executor, servers):
     run = make_run(url, forge, change={"files": [{"path": "deploy", "content": "x"}]})
     result = executor.perform(run, commit_action(git_server.branches("acme/dirs")["main"], run))
     assert isinstance(result, Failed) and result.reason == "ChangeFailed" and "is a directory" in result.message
+
+
+@pytest.mark.parametrize("kind", ["github", "gitlab", "gitea"])
+def test_every_forge_s_api_must_be_allowed_before_anything_is_sent(executor, kube, servers, repo, kind):
+    git_server, forge = servers
+    kube.read_secret_data.return_value = ({"token": TOKEN.encode()}, (f"{git_server.base_url}/",))
+    run = make_run(repo, forge)
+    settings = run.spec.git.forge.model_copy(update={"kind": kind})
+    run = replace(run, spec=run.spec.model_copy(update={"git": run.spec.git.model_copy(update={"forge": settings})}))
+    result = executor.perform(run, ResolveBranch("b", "main", "t"))
+    assert isinstance(result, Failed) and result.reason == "CredentialsNotAllowed"
+    assert token_prefix(settings, repo) in result.message
+    assert git_server.requests == [] and forge.requests == []
