@@ -44,10 +44,10 @@ def play_ci(gitea: Gitea, namespace: str, run: str, *states: str) -> str:  # noq
         sha = status(namespace, run).get("git", {}).get("commitSha")  # recorded before the push
         return sha if sha and gitea.head(namespace, f"selfbootstrap/{run}") == sha else None
 
-    sha = wait_for(pushed, 90, lambda: f"no commit pushed: {status(namespace, run)}")
+    sha = str(wait_for(pushed, 90, lambda: f"no commit pushed: {status(namespace, run)}"))
     for state in states:
         gitea.set_status(namespace, sha, state)
-    return str(sha)
+    return sha
 
 
 @pytest.mark.parametrize("release", ["healthy", "crashing"])
