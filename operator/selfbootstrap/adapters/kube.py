@@ -37,6 +37,8 @@ from ..core.actions import (
 from ..core.decision import Event
 from ..core.jsontypes import JsonObject, JsonValue, integer, obj, objects, path, strings, text
 from ..core.run import Run
+from ..core.targets import controllerrevisions
+from ..core.targets.controllerrevisions import ControllerRevision
 from ..core.text import printable
 from ..core.world import ContainerState, DeploymentState, PodState, Revision, World
 from .kubeapi import KubeApi, resource_path
@@ -130,6 +132,7 @@ def container_state(cs: JsonObject) -> ContainerState:
     )
 
 
+WORKLOAD_PLURALS = {"StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
 SELF_TEST_SHOWN = 200  # characters of a pod's self-test message kept (anyone who may write pod status wrote it)
 STARTING = frozenset({"ContainerCreating", "PodInitializing"})
 
@@ -278,6 +281,16 @@ class Kube:
         items = self.api.list(resource_path("apps", "v1", "replicasets", namespace_of(dep)), selector_of(dep))
         uid = text(meta(dep).get("uid")) or ""
         return [rs for rs in items if controlled_by(rs, uid)]
+
+    def read_workload(self, kind: str, namespace: str, name: str) -> JsonObject | None:
+        """A StatefulSet or DaemonSet (core/targets)."""
+        return self.api.get_optional(resource_path("apps", "v1", WORKLOAD_PLURALS[kind], namespace, name))
+
+    def controller_revisions_of(self, workload: JsonObject) -> tuple[ControllerRevision, ...]:
+        """A StatefulSet's or DaemonSet's ControllerRevisions, oldest first (found by its selector, kept by owner)."""
+        items = self.api.list(resource_path("apps", "v1", "controllerrevisions", namespace_of(workload)),
+                              selector_of(workload))
+        return controllerrevisions.revisions_of(items, text(meta(workload).get("uid")) or "")
 
     def list_pods(self, namespace: str, label_selector: str | None = None) -> list[JsonObject]:
         return self.api.list(resource_path("", "v1", "pods", namespace), label_selector)
