@@ -85,8 +85,9 @@ def test_defaults_are_applied_at_admission(cluster, crd, namespace):
     create_run(namespace, "defaults", VALID)
     spec = get_run(namespace, "defaults")["spec"]
     assert spec["rollbackPolicy"] == {"onDeployFailure": False, "onHealthFailure": True,
-                                      "onAnalysisFailure": True, "onRestartWatchdogFailure": True,
-                                      "onAbort": True, "timeoutSeconds": 600}
+                                      "onAnalysisFailure": True, "onSelfTestFailure": True,
+                                      "onRestartWatchdogFailure": True, "onAbort": True, "timeoutSeconds": 600}
+    assert spec["selfTest"] == {"enabled": True, "timeoutSeconds": 300}
     assert spec["restartWatchdog"]["retries"] == 3
     assert spec["target"]["deploymentContext"] == "external"
 
