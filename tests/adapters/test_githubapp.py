@@ -131,3 +131,34 @@ def test_the_jwt_is_rs256_short_lived_and_issued_by_the_app():
     claims = jwt.decode(githubapp.signed(GitHubApp("4242", "77", PRIVATE), now), PUBLIC, algorithms=["RS256"])
     assert claims["iss"] == "4242" and claims["exp"] - claims["iat"] <= 600
     assert claims["iat"] < now < claims["exp"]
+
+
+@pytest.mark.parametrize(("answer", "why", "retryable"), [
+    (httpx.Response(307, headers={"Location": "https://evil.example/steal"}), "answered a redirect", False),
+    (httpx.Response(503), "answered 503 (Service Unavailable)", True),
+    (httpx.Response(201, json={"nothing": "here"}), "answered no installation token", False),
+    (httpx.Response(201, content=b"<html>not json</html>"), "answered no installation token", False),
+], ids=["redirect", "outage", "no-token", "not-json"])
+def test_a_token_endpoint_that_misbehaves_gives_no_token_and_never_its_words(answer, why, retryable):
+    seen: list[str] = []
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return answer
+    tokens = InstallationTokens(transport=httpx.MockTransport(reply))
+    with pytest.raises(githubapp.AppTokenError) as err:
+        tokens.token(GitHubApp("4242", "77", PRIVATE), "http://127.0.0.1:9", LOOPBACK_SERVERS)
+    assert why in str(err.value) and err.value.retryable is retryable
+    assert seen == ["http://127.0.0.1:9/app/installations/77/access_tokens"], "no redirect is followed"
+    assert "evil" not in str(err.value) and "html" not in str(err.value)
+
+
+def test_the_egress_policy_is_asked_before_the_jwt_is_sent():
+    from selfbootstrap.adapters.egress import EgressPolicy
+    from selfbootstrap.core.egress import policy_of
+
+    closed = EgressPolicy(policy_of((), ()))  # loopback refused by default
+    tokens = InstallationTokens(transport=httpx.MockTransport(lambda request: pytest.fail("sent")))
+    with pytest.raises(githubapp.AppTokenError) as err:
+        tokens.token(GitHubApp("4242", "77", PRIVATE), "http://127.0.0.1:9", closed)
+    assert "127.0.0.1" in str(err.value)
