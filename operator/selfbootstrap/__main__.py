@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import dataclasses
+import fnmatch
 import logging
 import os
 import time
@@ -128,16 +129,19 @@ def _entries(flags: list[str] | None, env: tuple[str, ...]) -> tuple[str, ...]:
     return env if flags is None else tuple(e for flag in flags for e in egress.entries_of(flag))
 
 
-def _safe_mode(kube: Kube, own: ownpod.OwnPod | None, failed: list[str], shard: str | None) -> SafeMode | None:
-    """Safe mode when this pod fails (self-test, restarts) while its own self-update is unfinished."""
+def _safe_mode(kube: Kube, own: ownpod.OwnPod | None, failed: list[str], settings: Settings) -> SafeMode | None:
+    """Safe mode when this pod fails (self-test, restarts) while its own self-update is unfinished, and this
+    instance serves it (else it would hold every run for a run it never finishes)."""
     if own is None or own.deployment is None or not (failed or own.restarts):
+        return None
+    if settings.namespaces and not any(fnmatch.fnmatchcase(own.namespace, ns) for ns in settings.namespaces):
         return None
     try:
         runs = kube.list_runs(own.namespace)
     except ApiException as err:
         logging.getLogger(__name__).warning("could not look for an unfinished self-update: %s", api_message(err))
         return None
-    return safemode.decide(safemode.unfinished_self_update(runs, own.namespace, own.deployment, shard),
+    return safemode.decide(safemode.unfinished_self_update(runs, own.namespace, own.deployment, settings.shard),
                            failed, own.restarts)
 
 
@@ -179,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     kube = Kube(api)
     failed = selftest.run(kube, tuple(args.namespace))
     own = ownpod.find(kube, settings.pod_namespace, settings.pod_name)
-    safe = _safe_mode(kube, own, failed, settings.shard)
+    safe = _safe_mode(kube, own, failed, settings)
     if failed and safe is None:
         if own is not None:
             ownpod.report(kube, own, False, failed[0])
