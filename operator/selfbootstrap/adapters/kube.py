@@ -37,7 +37,7 @@ from ..core.actions import (
 from ..core.decision import Event
 from ..core.jsontypes import JsonObject, JsonValue, integer, obj, objects, path, strings, text
 from ..core.run import Run
-from ..core.targets import controllerrevisions
+from ..core.targets import controllerrevisions, daemonset, statefulset
 from ..core.targets.controllerrevisions import ControllerRevision
 from ..core.text import printable
 from ..core.world import ContainerState, DeploymentState, PodState, Revision, World
@@ -119,6 +119,43 @@ def deployment_state(dep: JsonObject, replica_sets: list[JsonObject], container:
         revisions=tuple(revision_of(rs, container) for rs in replica_sets),
         uid=text(meta(dep).get("uid")) or "",
     )
+
+
+def workload_state(kind: str, workload: JsonObject, history: tuple[ControllerRevision, ...],
+                   pods: list[JsonObject], container: str | None) -> tuple[DeploymentState, tuple[PodState, ...]]:
+    """A StatefulSet or DaemonSet as the core sees a workload (pure): its ControllerRevisions for revisions, its
+    rollout progress as kubectl judges that kind, and the pods of its current revision."""
+    spec, status = obj(workload.get("spec")), obj(workload.get("status"))
+    current = next((r for r in history if controllerrevisions.matches(workload, r)), None)
+    by_revision = {r.name: [p for p in pods if _revision_label(p) in (r.name, _hash_of(workload, r))]
+                   for r in history}
+    daemon = kind == "DaemonSet"
+    state = DeploymentState(
+        name=name_of(workload), resource_version=text(meta(workload).get("resourceVersion")) or "",
+        template=obj(spec.get("template")), generation=integer(meta(workload).get("generation")),
+        observed_generation=integer(status.get("observedGeneration")),
+        replicas=integer(status.get("desiredNumberScheduled")) if daemon else integer(spec.get("replicas"), 1),
+        status_replicas=integer(status.get("currentNumberScheduled" if daemon else "replicas")),
+        updated_replicas=integer(status.get("updatedNumberScheduled" if daemon else "updatedReplicas")),
+        available_replicas=integer(status.get("numberAvailable" if daemon else "availableReplicas")),
+        annotations=strings(meta(workload).get("annotations")),
+        revisions=tuple(Revision(r.name, r.revision, r.template, r.release_id(container),
+                                 available_replicas=sum(1 for p in by_revision[r.name] if pod_state(p).ready))
+                        for r in history),
+        uid=text(meta(workload).get("uid")) or "", kind=kind,
+        progress=(daemonset.rollout_progress if daemon else statefulset.rollout_progress)(workload))
+    live = [p for p in by_revision.get(current.name, []) if not meta(p).get("deletionTimestamp")] if current else []
+    return state, tuple(pod_state(p) for p in live)
+
+
+def _revision_label(pod: JsonObject) -> str:
+    return strings(meta(pod).get("labels")).get(controllerrevisions.REVISION_HASH, "")
+
+
+def _hash_of(workload: JsonObject, revision: ControllerRevision) -> str:
+    """A DaemonSet's pods carry only the hash of their revision's name (<daemonset>-<hash>)."""
+    prefix = f"{name_of(workload)}-"
+    return revision.name[len(prefix):] if revision.name.startswith(prefix) else revision.name
 
 
 def container_state(cs: JsonObject) -> ContainerState:
@@ -291,6 +328,16 @@ class Kube:
         items = self.api.list(resource_path("apps", "v1", "controllerrevisions", namespace_of(workload)),
                               selector_of(workload))
         return controllerrevisions.revisions_of(items, text(meta(workload).get("uid")) or "")
+
+    def observe_workload(self, kind: str, namespace: str, name: str, container: str | None) -> World:
+        """A StatefulSet or DaemonSet, its revisions and the pods of its current revision, by request."""
+        workload = self.read_workload(kind, namespace, name)
+        if workload is None:
+            return World(deployment=None)
+        uid = text(meta(workload).get("uid")) or ""
+        pods = [p for p in self.list_pods(namespace, selector_of(workload)) if controlled_by(p, uid)]
+        state, current = workload_state(kind, workload, self.controller_revisions_of(workload), pods, container)
+        return World(deployment=state, pods=current)
 
     def list_pods(self, namespace: str, label_selector: str | None = None) -> list[JsonObject]:
         return self.api.list(resource_path("", "v1", "pods", namespace), label_selector)

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from .world import DeploymentState
+from .world import DeploymentState, RolloutProgress
 
 PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
-
-
-@dataclass(frozen=True)
-class RolloutProgress:
-    done: bool
-    failed: bool
-    message: str
-    observed: bool = True  # the controller has seen the Deployment's latest spec (else it has not begun)
+__all__ = ["PROGRESS_DEADLINE_EXCEEDED", "RolloutProgress", "release_available", "rollout_progress"]
 
 
 def rollout_progress(dep: DeploymentState) -> RolloutProgress:
+    if dep.progress is not None:  # another kind's, judged from its own status (core/targets/)
+        return dep.progress
+
     def waiting(message: str) -> RolloutProgress:
         return RolloutProgress(done=False, failed=False, message=message)
 

@@ -46,6 +46,14 @@ class Revision:
 
 
 @dataclass(frozen=True)
+class RolloutProgress:
+    done: bool
+    failed: bool
+    message: str
+    observed: bool = True  # the controller has seen the workload's latest spec (else it has not begun)
+
+
+@dataclass(frozen=True)
 class DeploymentState:
     name: str
     resource_version: str
@@ -61,6 +69,8 @@ class DeploymentState:
     annotations: dict[str, str] = field(default_factory=dict)
     revisions: tuple[Revision, ...] = ()
     uid: str = ""
+    kind: str = "Deployment"  # or StatefulSet, DaemonSet: revisions are then its ControllerRevisions
+    progress: RolloutProgress | None = None  # another kind's rollout progress, as kubectl judges it for that kind
 
 
 @dataclass(frozen=True)
