@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from selfbootstrap.core import policy
@@ -148,3 +150,18 @@ def test_the_same_template_under_two_revisions_is_not_ambiguous():
     again = rev("rs-2b", 5, "v2")
     d = policy.evaluate(inp(revisions=(REV1, REV2, again, REV3)))
     assert (d.status, d.reason, d.target) == (ALLOWED, "rollbackTargetValidated", again)
+
+
+UNSAFE = "the StatefulSet updates OnDelete: an undo would change its template and no pod until each is deleted by hand"
+
+
+@pytest.mark.parametrize("fields, expected", [
+    pytest.param(dict(revisions=(REV1, replace(REV2, undo_refusal=UNSAFE), REV3)),
+                 PolicyDecision(DENIED, "undoUnsafe", True, None, UNSAFE), id="the-target-s-undo-is-unsafe"),
+    pytest.param(dict(revisions=(replace(REV1, undo_refusal=UNSAFE), REV2, REV3)),
+                 allowed("rollbackTargetValidated", REV2), id="another-revision-s-refusal-does-not-count"),
+    pytest.param(dict(revisions=(REV1, replace(REV2, undo_refusal=UNSAFE), REV3), policy=rules(onHealthFailure=False)),
+                 denied("rollbackDisabledForHealthFailure"), id="the-policy-s-own-denial-comes-first"),
+])
+def test_an_undo_that_would_not_put_every_pod_back_is_denied_saying_why(fields, expected):
+    assert policy.evaluate(inp(**fields)) == expected

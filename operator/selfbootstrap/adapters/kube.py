@@ -140,7 +140,8 @@ def workload_state(kind: str, workload: JsonObject, history: tuple[ControllerRev
         available_replicas=integer(status.get("numberAvailable" if daemon else "availableReplicas")),
         annotations=strings(meta(workload).get("annotations")),
         revisions=tuple(Revision(r.name, r.revision, r.template, r.release_id(container),
-                                 available_replicas=sum(1 for p in by_revision[r.name] if pod_state(p).ready))
+                                 available_replicas=sum(1 for p in by_revision[r.name] if pod_state(p).ready),
+                                 undo_refusal=controllerrevisions.undo_refusal(kind, workload, r))
                         for r in history),
         uid=text(meta(workload).get("uid")) or "", kind=kind,
         progress=(daemonset.rollout_progress if daemon else statefulset.rollout_progress)(workload))

@@ -815,7 +815,8 @@ def _gate_failed(d: Draft, world: World, failure: FailureClass, reason: str, mes
           failure_reason=reason, failure_message=message)
     d.warning(reason, message)
     if not verdict.allowed or verdict.target is None:
-        return d.fail(reason, f"{message}; rollback denied: {verdict.reason}")
+        why = f" ({verdict.detail})" if verdict.detail else ""
+        return d.fail(reason, f"{message}; rollback denied: {verdict.reason}{why}")
     target = verdict.target
     d.set(rollback_target_replica_set=target.replica_set, rollback_target_revision=target.revision,
           rollback_target_release_id=target.release_id)

@@ -24,6 +24,7 @@ TARGET_AMBIGUOUS = "rollbackTargetAmbiguous"
 TARGET_VALIDATED = "rollbackTargetValidated"
 TARGET_UNSPECIFIED = "rollbackTargetUnspecified"
 CRD_CHANGED = "crdChangedSinceDeploy"
+UNDO_UNSAFE = "undoUnsafe"  # an undo to the target would not put every pod back (core/targets/controllerrevisions.py)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class PolicyDecision:
     reason: str
     target_valid: bool | None = None
     target: Revision | None = None
+    detail: str | None = None  # why, when the reason alone does not say
 
     @property
     def allowed(self) -> bool:
@@ -79,6 +81,14 @@ def _fallback_revision(inp: PolicyInput, candidates: Sequence[Revision]) -> Revi
 
 
 def evaluate(inp: PolicyInput) -> PolicyDecision:
+    decision = _evaluate(inp)
+    target = decision.target
+    if decision.allowed and target is not None and target.undo_refusal:
+        return PolicyDecision(PolicyStatus.DENIED, UNDO_UNSAFE, decision.target_valid, detail=target.undo_refusal)
+    return decision
+
+
+def _evaluate(inp: PolicyInput) -> PolicyDecision:
     def deny(reason: str, valid: bool | None = None) -> PolicyDecision:
         return PolicyDecision(PolicyStatus.DENIED, reason, valid)
 

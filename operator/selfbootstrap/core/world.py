@@ -43,6 +43,7 @@ class Revision:
     release_id: str | None = None
     annotations: dict[str, str] = field(default_factory=dict)
     available_replicas: int = 0  # its pods available, as its ReplicaSet counts them
+    undo_refusal: str | None = None  # why an undo to it would not put every pod back (StatefulSet, DaemonSet)
 
 
 @dataclass(frozen=True)
