@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
+from pathlib import Path
 from unittest.mock import create_autospec
 
 import httpx
@@ -17,6 +19,7 @@ from selfbootstrap.adapters.registry import ImageExecutor
 from selfbootstrap.core import compat, images
 from selfbootstrap.core.actions import ImageResolved, ResolveImage
 from selfbootstrap.crdgen import PACKAGED
+from selfbootstrap.models import RunSpec
 
 from .factories import run, spec
 from .test_machine import FakeCluster, drive
@@ -165,3 +168,53 @@ def test_an_ordinary_run_does_not_check_a_crd():
     cluster = PreflightCluster()
     drive(cluster, spec())
     assert not cluster.asked[0].check_crd
+
+
+# --- invariants over every run the API accepts (the corpus and the examples) --------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def filled(text: str) -> str:
+    """A corpus file or an example with its placeholders (servers the tests start) filled in."""
+    values = {"FORGE_URL": "http://127.0.0.1:1", "GIT_URL": "http://127.0.0.1:2", "REPO_URL": "http://127.0.0.1:2/a/b.git",
+              "REPO": "acme/app", "TOKEN": "token", "HOME": "/home/test", "FORGE_HOST": "127.0.0.1:1",
+              "GIT_HOST": "127.0.0.1:2"}
+    text = re.sub(r"\$\{([A-Z_]+)\}", lambda m: values[m.group(1)], text)
+    return text.replace("PROMETHEUS", "http://127.0.0.1:9090").replace("REGISTRY", "127.0.0.1:5000")
+
+
+def accepted_specs() -> list[tuple[str, dict]]:
+    found = []
+    for path in sorted((ROOT / "tests" / "corpus").glob("*.yaml")):
+        case = yaml.safe_load(filled(path.read_text()))
+        if "rejected" not in (case.get("expect") or {}) and isinstance(case.get("spec"), dict):
+            found.append((path.stem, case["spec"]))
+    for path in sorted((ROOT / "manifests" / "examples").glob("run-*.yaml")):
+        found += [(path.stem, doc["spec"]) for doc in yaml.safe_load_all(filled(path.read_text()))
+                  if doc and doc.get("kind") == "SelfBootstrapRun"]
+    return found
+
+
+ACCEPTED = accepted_specs()
+
+
+def in_flight(spec: dict) -> dict:
+    return {"metadata": {"namespace": "apps", "name": "r"}, "spec": spec, "status": {"phase": "Deploying"}}
+
+
+@pytest.mark.parametrize(("name", "spec"), ACCEPTED, ids=[n for n, _ in ACCEPTED])
+def test_this_version_s_crd_fits_every_run_it_accepts_as_written_and_as_stored(name, spec):
+    """No false alarm: a self-update to this very version is never refused for a run this version accepts."""
+    stored = RunSpec.model_validate(spec).dump()
+    written = [spec] if not compat.lost_fields(spec, stored) else []  # unknown fields: pruned before they are stored
+    assert compat.runs_unfit(CRD, [in_flight(s) for s in (*written, stored)]) == []
+
+
+@pytest.mark.parametrize(("name", "spec"), ACCEPTED, ids=[n for n, _ in ACCEPTED])
+def test_a_crd_without_any_field_a_run_sets_is_caught(name, spec):
+    for field in RunSpec.model_validate(spec).dump():
+        def drop(props, field=field):
+            del props[field]
+        found = compat.runs_unfit(crd_with(drop), [in_flight(RunSpec.model_validate(spec).dump())])
+        assert f"run apps/r: the new CRD drops spec.{field}, which it sets" in found, (field, found)
