@@ -24,7 +24,7 @@ from . import metrics
 from .adapters.executor import Executor
 from .adapters.kube import Kube, StatusConflictError, api_message, meta, name_of, namespace_of
 from .core import gate, machine, reasons
-from .core.actions import Claimed, Deployed, Failed, Released, ResolveImage, Undone
+from .core.actions import QUESTIONS, Claimed, Deployed, Failed, Released, Undone
 from .core.decision import Decision, Event, EventType
 from .core.jsontypes import JsonObject, integer, obj, strings, text
 from .core.run import Run
@@ -118,8 +118,8 @@ class Reconciler:
             return Tick(None, o)
         stored = run.status
         decision, events = machine.decide_chained(run, world, self.clock())
-        if isinstance(decision.action, ResolveImage):  # a question, no side effect: its answer feeds this tick
-            decision, events = self._looked_up(run, world, decision, events)
+        if isinstance(decision.action, QUESTIONS):  # no side effect: its answer feeds this tick
+            decision, events = self._asked(run, world, decision, events)
         written = self._record(o, stored, decision, events, world)
         if decision.action is None:
             return Tick(decision.requeue_after, written)
@@ -132,7 +132,7 @@ class Reconciler:
         guard = world.deployment.resource_version if world.deployment and changed else None
         return Tick(settled.requeue_after, written, guard)
 
-    def _looked_up(self, run: Run, world: World, asked: Decision,
+    def _asked(self, run: Run, world: World, asked: Decision,
                    events: tuple[Event, ...]) -> tuple[Decision, tuple[Event, ...]]:
         """Ask, and decide on with the answer, so that it is written with the next step (the deploy patch)
         rather than alone: nothing happened in the cluster that a restart would have to recognise."""

@@ -13,7 +13,7 @@ with a reason for status and whether trying again later may help.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 from ..models import CIStatus, HttpCheck, JobMetric, PrometheusMetric, Validation, ValidationState, WebMetric
 from .jsontypes import JsonObject, JsonPatch, JsonValue
@@ -210,6 +210,9 @@ GitAction: TypeAlias = (ResolveBranch | CommitChange | PushBranch | OpenPullRequ
                         | CheckPullRequest | OpenRevertPullRequest)
 JobAction: TypeAlias = CreateValidationJob | CheckValidationJob | DeleteValidationJob
 Action: TypeAlias = KubeAction | HttpAction | GitAction | JobAction | MeasureMetric | ResolveImage
+# Questions: actions with no side effect in the cluster or elsewhere. One is asked and answered within the tick
+# that decides it, and its answer is written with the next step, never alone: a restart has nothing to recognise.
+QUESTIONS: Final = (ResolveImage,)
 
 
 # --- results ---------------------------------------------------------------------
