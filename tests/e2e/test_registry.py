@@ -102,20 +102,22 @@ def test_an_index_without_the_platform_fails_before_any_patch(app, registry):  #
 CRD_ARTIFACT = "application/vnd.selfbootstrap.crd.v1+yaml"
 
 
-def crd_without_approval() -> bytes:
-    """The runs' CRD as a next version might ship it: without spec.approval."""
+def crd_without_change_cause() -> bytes:
+    """The runs' CRD as a next version might ship it: without spec.release.changeCause."""
     crd = yaml.safe_load(CRD.read_text())
-    del crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["approval"]
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    del spec["properties"]["release"]["properties"]["changeCause"]
     return yaml.safe_dump(crd).encode()
 
 
 def test_a_self_update_whose_crd_drops_a_field_a_run_in_flight_sets_stops_before_the_patch(app, registry):  # noqa: F811
     create_deployment(app, "web", "registry.example.com/web:v1", "v1", replicas=1)
-    create_run(app, "waiting", {"target": {"deployment": "web"}, "release": {"image": "registry.example.com/web:v2"},
-                                "approval": {"beforeDeploy": True}})
-    wait_phase(app, "waiting", "AwaitingApproval", timeout=60)
+    create_run(app, "waiting", {"target": {"deployment": "web"},
+                                "release": {"image": "registry.example.com/web:v2", "changeCause": "ticket 42"},
+                                "restartWatchdog": {"retries": 600, "intervalSeconds": 1}})
+    wait_phase(app, "waiting", "WatchingRestarts", timeout=60)  # in flight for the whole test
     broken = registry.pusher.image(f"{app}/app", "v2", annotations={VERSION: "0.2.0"})
-    registry.pusher.referrer(f"{app}/app", broken, CRD_ARTIFACT, crd_without_approval())
+    registry.pusher.referrer(f"{app}/app", broken, CRD_ARTIFACT, crd_without_change_cause())
     fitting = registry.pusher.image(f"{app}/app", "v3", annotations={VERSION: "0.3.0"}, seed="fits")
     registry.pusher.referrer(f"{app}/app", fitting, CRD_ARTIFACT, CRD.read_bytes())
     before = template(app)
@@ -127,7 +129,7 @@ def test_a_self_update_whose_crd_drops_a_field_a_run_in_flight_sets_stops_before
 
     st = self_update("upgrade", "v2")
     assert (st["phase"], st["reason"]) == ("Failed", "CRDIncompatible"), st.get("message")
-    assert f"run {app}/waiting: the new CRD drops spec.approval, which it sets" in st["message"]
+    assert f"run {app}/waiting: the new CRD drops spec.release.changeCause, which it sets" in st["message"]
     assert "not touched" in st["message"] and template(app) == before
 
     st = self_update("upgrade-fixed", "v3")
