@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 import kopf
@@ -38,7 +39,6 @@ QUEUE_IDLE_SECONDS = 0.5
 def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     services = services_of(memo)
     services.ledger.admit = functools.partial(admit, services)
-    services.safe_mode.release = functools.partial(release, services)
     config = services.settings
     prefix = m.GROUP
     settings.persistence.finalizer = m.finalizer_of(config.shard)
@@ -174,8 +174,15 @@ async def run_gone(type: str | None, namespace: str | None, uid: str | None, mem
 
 
 def _safe_mode_ended(services: Services, uid: str) -> None:
-    if services.safe_mode.ended(uid):
-        logging.getLogger(__name__).warning("safe mode ended: the self-update finished; serving every run")
+    """Safe mode's self-update ended: the runs it held are admitted as the Ledger admits any run (up to the
+    namespace's bound; the rest wait in line)."""
+    held = services.safe_mode.ended(uid)
+    if held is None:
+        return
+    logging.getLogger(__name__).warning("safe mode ended: the self-update finished; serving every run")
+    for run in held:
+        if services.ledger.admits(run.namespace, run.uid, run.order):
+            _start(_admit(services, run.namespace, run.name, run.uid, SAFE_MODE_LEFT))
 
 
 def _json(body: kopf.Body) -> JsonObject:
@@ -203,12 +210,13 @@ def _admitted(body: kopf.Body, status: kopf.Status, memo: Any, **_: Any) -> bool
     if not _active(status):
         return False
     services, namespace, uid = services_of(memo), body.metadata.namespace or "", body.metadata.uid or ""
-    if not services.safe_mode.admits(namespace, body.metadata.name or "", uid):
+    order = (body.metadata.get("creationTimestamp") or "", body.metadata.name or "")
+    if not services.safe_mode.admits(namespace, body.metadata.name or "", uid, order):
         return False
     ledger = services.ledger
     if body.metadata.deletion_timestamp:  # a worker keeps its run's finalizer until it has said what it left
         return ledger.serves(namespace, uid)
-    return ledger.admits(namespace, uid, (body.metadata.get("creationTimestamp") or "", body.metadata.name or ""))
+    return ledger.admits(namespace, uid, order)
 
 
 def _in_line(body: kopf.Body, status: kopf.Status, memo: Any, type: str | None = None, **_: Any) -> bool:
@@ -225,40 +233,22 @@ async def hold_back(body: kopf.Body, logger: Logger, memo: Any, **indices: Any) 
 
 def admit(services: Services, namespace: str, name: str, uid: str) -> None:
     """The oldest run in line has a slot: a write to it brings the watch event that spawns its worker."""
-    task = asyncio.get_running_loop().create_task(_admit(services, namespace, name, uid))
+    _start(_admit(services, namespace, name, uid, gate.ADMITTED))
+
+
+def _start(admitting: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(admitting)
     _admitting.add(task)
     task.add_done_callback(_admitting.discard)
 
 
 _admitting: set[asyncio.Task[None]] = set()
 ADMIT_RETRY_SECONDS = 5.0
-RELEASE_ATTEMPTS = 5
+SAFE_MODE_LEFT = "the operator left safe mode: starting"
 
 
-def release(services: Services, namespace: str, name: str, uid: str) -> None:
-    """Safe mode ended: a write to a run it held brings the watch event that spawns its worker."""
-    task = asyncio.get_running_loop().create_task(_release(services, namespace, name))
-    _admitting.add(task)
-    task.add_done_callback(_admitting.discard)
-
-
-async def _release(services: Services, namespace: str, name: str) -> None:
-    patch: JsonObject = {"status": {"message": "the operator left safe mode: starting"}}
-    for _ in range(RELEASE_ATTEMPTS):
-        try:
-            await services.ticks.run(namespace, services.kube.patch_run_status, namespace, name, patch)
-            return
-        except INFRASTRUCTURE_ERRORS as err:
-            if isinstance(err, ApiException) and err.status == 404:
-                return
-            why = api_message(err) if isinstance(err, ApiException) else type(err).__name__
-            logging.getLogger(__name__).warning("could not release run %s/%s from safe mode: %s; trying again",
-                                                namespace, name, why)
-        await asyncio.sleep(ADMIT_RETRY_SECONDS)
-
-
-async def _admit(services: Services, namespace: str, name: str, uid: str) -> None:
-    patch: JsonObject = {"status": {"message": gate.ADMITTED}}
+async def _admit(services: Services, namespace: str, name: str, uid: str, message: str) -> None:
+    patch: JsonObject = {"status": {"message": message}}
     while services.ledger.serves(namespace, uid):
         try:
             await services.ticks.run(namespace, services.kube.patch_run_status, namespace, name, patch)

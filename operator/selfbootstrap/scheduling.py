@@ -116,7 +116,7 @@ class Ledger:
     limit: int = 0  # runs of a namespace with a worker at once; 0: no bound
     admit: Callable[[str, str, str], None] = _nobody  # (namespace, name, uid): the run's slot is free
     _served: dict[str, set[str]] = field(default_factory=dict)  # namespace -> uids with a worker
-    _line: dict[str, list[tuple[tuple[str, str], str]]] = field(default_factory=dict)  # a heap per namespace
+    _line: dict[str, list[tuple[Order, str]]] = field(default_factory=dict)  # a heap per namespace
     _in_line: dict[str, str] = field(default_factory=dict)  # uid -> namespace, for the runs in line
     _blocked: dict[str, dict[str, asyncio.Event]] = field(default_factory=dict)  # served, but held at the gate
     _seen: dict[str, float] = field(default_factory=dict)  # uid -> monotonic time first seen
@@ -132,7 +132,7 @@ class Ledger:
             self._served.setdefault(namespace, set()).add(uid)
         return new
 
-    def admits(self, namespace: str, uid: str, order: tuple[str, str]) -> bool:
+    def admits(self, namespace: str, uid: str, order: Order) -> bool:
         """May the run have a worker? (order: creation time and name.) A run refused now is put in line and
         told by `admit` when its slot is free; asking again changes nothing."""
         served = self._served.setdefault(namespace, set())
@@ -205,28 +205,36 @@ class Ledger:
             self._served.pop(namespace, None)
 
 
+Order = tuple[str, str]  # a run's place in line: its creation time and name
+
+
+@dataclass(frozen=True)
+class HeldRun:
+    namespace: str
+    name: str
+    uid: str
+    order: Order
+
+
 @dataclass
 class SafeModeHold:
     """Safe mode's hold: while it lasts, only its self-update may have a worker. The runs refused meanwhile are
-    remembered, and `release` makes a write to each once the self-update has ended, so that its next watch
-    event spawns its worker (as the Ledger's `admit` does for a run in line)."""
+    remembered and handed back when the self-update ends, to be admitted as the Ledger admits a run in line."""
 
     mode: SafeMode | None = None
-    release: Callable[[str, str, str], None] = _nobody  # (namespace, name, uid)
-    _held: dict[str, tuple[str, str]] = field(default_factory=dict)  # uid -> (namespace, name)
+    _held: dict[str, HeldRun] = field(default_factory=dict)  # by uid
 
-    def admits(self, namespace: str, name: str, uid: str) -> bool:
+    def admits(self, namespace: str, name: str, uid: str, order: Order) -> bool:
         if self.mode is None or uid == self.mode.run.uid:
             return True
-        self._held[uid] = (namespace, name)
+        self._held[uid] = HeldRun(namespace, name, uid, order)
         return False
 
-    def ended(self, uid: str) -> bool:
-        """The run finished or is gone: when it is safe mode's self-update, safe mode ends (True)."""
+    def ended(self, uid: str) -> list[HeldRun] | None:
+        """The run finished or is gone: when it is safe mode's self-update, safe mode ends, and the runs it held
+        are handed back (None: safe mode goes on, or there was none)."""
         if self.mode is None or uid != self.mode.run.uid:
-            return False
+            return None
         self.mode = None
-        held, self._held = self._held, {}
-        for held_uid, (namespace, name) in held.items():
-            self.release(namespace, name, held_uid)
-        return True
+        held, self._held = list(self._held.values()), {}
+        return held

@@ -64,19 +64,21 @@ def test_restarts_and_controllers_are_read_from_the_pod():
     assert safemode.controller_name(pod, "Deployment") is None
 
 
-def test_the_hold_admits_only_the_self_update_and_releases_the_others_when_it_ends():
-    released: list[tuple[str, str, str]] = []
-    hold = SafeModeHold(SafeMode(UPDATE, "its pod restarted"), release=lambda *a: released.append(a))
-    assert hold.admits("system", "up", "uid-up")
-    assert not hold.admits("apps", "web-1", "uid-w1")
-    assert not hold.admits("apps", "web-1", "uid-w1")  # asked again: held once
-    assert not hold.admits("system", "other", "uid-o")
-    assert not hold.ended("uid-w1") and released == []  # another run ending changes nothing
-    assert hold.ended("uid-up")
-    assert sorted(released) == [("apps", "web-1", "uid-w1"), ("system", "other", "uid-o")]
-    assert hold.admits("apps", "web-2", "uid-w2") and not hold.ended("uid-up")
+def test_the_hold_admits_only_the_self_update_and_hands_back_the_others_when_it_ends():
+    hold = SafeModeHold(SafeMode(UPDATE, "its pod restarted"))
+    early, late = ("2030-01-01T10:00:00Z", "web-1"), ("2030-01-01T11:00:00Z", "other")
+    assert hold.admits("system", "up", "uid-up", early)
+    assert not hold.admits("apps", "web-1", "uid-w1", early)
+    assert not hold.admits("apps", "web-1", "uid-w1", early)  # asked again: held once
+    assert not hold.admits("system", "other", "uid-o", late)
+    assert hold.ended("uid-w1") is None  # another run ending changes nothing
+    released = hold.ended("uid-up")
+    assert released is not None
+    assert sorted((r.namespace, r.name, r.uid, r.order) for r in released) == [
+        ("apps", "web-1", "uid-w1", early), ("system", "other", "uid-o", late)]
+    assert hold.admits("apps", "web-2", "uid-w2", late) and hold.ended("uid-up") is None
 
 
 def test_without_safe_mode_every_run_is_admitted():
     hold = SafeModeHold()
-    assert hold.admits("apps", "web", "uid") and not hold.ended("uid")
+    assert hold.admits("apps", "web", "uid", ("", "web")) and hold.ended("uid") is None
