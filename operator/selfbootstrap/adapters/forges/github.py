@@ -31,6 +31,19 @@ def client(api_url: str, repository: str, token: str | None, target: Target) -> 
     return GitHub(api_url, repository, token, target)
 
 
+def pull_request_of(value: JsonValue) -> PullRequest:
+    """A pull request as GitHub's API (and Gitea's, which follows it) describes one."""
+    data = obj(value)
+    number = data.get("number")
+    if not isinstance(number, int) or isinstance(number, bool):
+        raise ForgeError("the forge answered with a pull request without a number")
+    return PullRequest(number=number, url=web_url(data.get("html_url")) or web_url(data.get("url")),
+                       state=text(data.get("state")) or "open",
+                       merged=bool(data.get("merged") or data.get("merged_at")),
+                       merge_sha=sha_of(data.get("merge_commit_sha")),
+                       head_sha=sha_of(obj(data.get("head")).get("sha")))
+
+
 class GitHub(ForgeClient):
     def __init__(self, api_url: str, repository: str, token: str | None, target: Target, timeout: float = 20.0,
                  transport: httpx.BaseTransport | None = None) -> None:
@@ -42,31 +55,19 @@ class GitHub(ForgeClient):
         self.repo = repository
         self.owner = repository.split("/", 1)[0]
 
-    @staticmethod
-    def _pr(value: JsonValue) -> PullRequest:
-        data = obj(value)
-        number = data.get("number")
-        if not isinstance(number, int) or isinstance(number, bool):
-            raise ForgeError("the forge answered with a pull request without a number")
-        return PullRequest(number=number, url=web_url(data.get("html_url")) or web_url(data.get("url")),
-                           state=text(data.get("state")) or "open",
-                           merged=bool(data.get("merged") or data.get("merged_at")),
-                           merge_sha=sha_of(data.get("merge_commit_sha")),
-                           head_sha=sha_of(obj(data.get("head")).get("sha")))
-
     def find_pull_request(self, head: str) -> PullRequest | None:
         found = objects(self._call("GET", "/pulls", params={"head": f"{self.owner}:{head}", "state": "all"}))
-        return self._pr(found[0]) if found else None
+        return pull_request_of(found[0]) if found else None
 
     def open_pull_request(self, head: str, base: str, title: str, body: str) -> PullRequest:
         existing = self.find_pull_request(head)
         if existing is not None:
             return existing
-        return self._pr(self._call("POST", "/pulls", json={"title": title, "head": head, "base": base,
+        return pull_request_of(self._call("POST", "/pulls", json={"title": title, "head": head, "base": base,
                                                             "body": body}))
 
     def pull_request(self, number: int) -> PullRequest:
-        return self._pr(self._call("GET", f"/pulls/{number}"))
+        return pull_request_of(self._call("GET", f"/pulls/{number}"))
 
     def ci_state(self, sha: str) -> tuple[CIStatus, str]:
         """pending | success | failure for the exact commit, from commit statuses and check runs."""
