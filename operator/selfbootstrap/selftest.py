@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from . import models as m
 from .adapters.kube import Kube, name_of, namespace_of
 from .core import compat
-from .core.jsontypes import JsonObject, obj, path, text
+from .core.jsontypes import JsonObject, obj
 from .crdgen import PACKAGED
 
 logger = logging.getLogger(__name__)
@@ -47,9 +47,7 @@ def crd_problems(installed: JsonObject | None) -> list[str]:
 def run_problems(runs: Iterable[JsonObject]) -> list[str]:
     """The runs in flight whose spec this version would read without a field they hold."""
     out = []
-    for run in runs:
-        if text(path(run, "status", "phase")) in m.TERMINAL_PHASES:
-            continue
+    for run in compat.in_flight(runs):
         spec = obj(run.get("spec"))
         try:
             kept = m.RunSpec.model_validate(spec).dump()

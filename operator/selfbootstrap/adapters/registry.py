@@ -28,7 +28,6 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from .. import models as m
 from ..core import compat, images, reasons
 from ..core.actions import Failed, ImageResolved, ImageUnresolved, ResolveImage
 from ..core.egress import normal_address
@@ -179,10 +178,6 @@ def _crd_of(session: Session, repo: str, digest: str) -> JsonObject | str:
     return crd if isinstance(crd, dict) else "the image's CRD is not an object: not checked"
 
 
-def _finished(run: JsonObject) -> bool:
-    return text(path(run, "status", "phase")) in m.TERMINAL_PHASES
-
-
 def _no_runs() -> list[JsonObject]:
     return []
 
@@ -221,9 +216,9 @@ class ImageExecutor:
         crd = _crd_of(session, ref.repository, found.digest)
         if isinstance(crd, str):
             return replace(found, crd_note=crd)
-        runs = self.runs_in_flight()
+        runs = compat.in_flight(self.runs_in_flight())
         problems = compat.runs_unfit(crd, runs)
-        note = f"the new version's CRD fits the {sum(1 for r in runs if not _finished(r))} runs in flight"
+        note = f"the new version's CRD fits the {len(runs)} runs in flight"
         return replace(found, crd_problems=tuple(problems), crd_note=None if problems else note)
 
     def _login(self, namespace: str, registry: str, action: ResolveImage) -> tuple[tuple[str, str] | None,

@@ -28,6 +28,11 @@ def served_schema(crd: JsonObject) -> JsonObject:
     return obj(path(version, "schema", "openAPIV3Schema"))
 
 
+def in_flight(runs: Iterable[JsonObject]) -> list[JsonObject]:
+    """The runs (as stored) that have not ended."""
+    return [r for r in runs if text(path(r, "status", "phase")) not in TERMINAL_PHASES]
+
+
 def runs_unfit(crd: JsonObject, runs: Iterable[JsonObject]) -> list[str]:
     """What a CRD (a new version's) would break of the runs in flight: spec fields it drops, values it refuses.
     The schema's CEL rules are not evaluated (Kubernetes' CEL library has functions this one lacks)."""
@@ -36,9 +41,7 @@ def runs_unfit(crd: JsonObject, runs: Iterable[JsonObject]) -> list[str]:
         return [f"the new version's CRD does not serve {GROUP}/{VERSION}"]
     validator = Draft4Validator(obj(_python_patterns(schema)))  # OpenAPI 3.0: draft 4 (exclusiveMinimum: true)
     out: list[str] = []
-    for run in runs:
-        if text(path(run, "status", "phase")) in TERMINAL_PHASES:
-            continue
+    for run in in_flight(runs):
         spec = obj(run.get("spec"))
         name = f"{text(path(run, 'metadata', 'namespace'))}/{text(path(run, 'metadata', 'name'))}"
         found = [f"run {name}: the new CRD drops spec.{field}, which it sets"

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..models import SHARD_LABEL, TERMINAL_PHASES, DeploymentContext
+from ..models import SHARD_LABEL, DeploymentContext
+from . import compat
 from .jsontypes import JsonObject, integer, obj, objects, path, strings, text
 
 
@@ -52,11 +53,10 @@ def unfinished_self_update(runs: Iterable[JsonObject], namespace: str, deploymen
                            shard: str | None) -> SelfUpdate | None:
     """The oldest unfinished selfHosted run of this instance's shard on the operator's own Deployment."""
     found = sorted(
-        (text(path(r, "metadata", "creationTimestamp")) or "", r) for r in runs
+        (text(path(r, "metadata", "creationTimestamp")) or "", r) for r in compat.in_flight(runs)
         if text(path(r, "metadata", "namespace")) == namespace
         and text(path(r, "spec", "target", "deployment")) == deployment
         and text(path(r, "spec", "target", "deploymentContext")) == DeploymentContext.SELF_HOSTED
-        and text(path(r, "status", "phase")) not in TERMINAL_PHASES
         and not path(r, "metadata", "deletionTimestamp")
         and strings(path(r, "metadata", "labels")).get(SHARD_LABEL) == shard)
     if not found:
