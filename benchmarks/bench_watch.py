@@ -27,7 +27,6 @@ import json
 import math
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -367,10 +366,7 @@ def since(marks: Marks, start: str | float | None, end: str) -> float:
 # --- the operator as a process -------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+free_port = localcluster.free_port
 
 
 def proc_cpu_seconds(pid: int) -> float:

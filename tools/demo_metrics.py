@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,12 +21,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import localcluster
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
+free_port = localcluster.free_port
 
 def main(state: Path, ratios: list[str]) -> None:
     binary = localcluster.build_prometheus()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,12 +26,6 @@ RELEASE = {"org.opencontainers.image.version": "5.0.0",
            "org.opencontainers.image.revision": "5e1fb005",
            "org.opencontainers.image.source": "https://git.example.com/acme/web",
            "org.opencontainers.image.created": "2026-12-01T09:00:00Z"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _serving(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -53,7 +46,7 @@ def main(state: Path) -> None:
     home = state / "registry"
     shutil.rmtree(home, ignore_errors=True)  # a fresh store: no tag an earlier demo moved
     home.mkdir(parents=True)
-    port = free_port()
+    port = localcluster.free_port()
     (home / "config.yml").write_text(
         "version: 0.1\nlog: {level: warn}\n"
         f"storage: {{filesystem: {{rootdirectory: {home / 'data'}}}}}\n"

@@ -311,6 +311,13 @@ class Ports:
             return cls(*(int(s.getsockname()[1]) for s in sockets))
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on right now (other programs and test sessions share the machine)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @dataclass(frozen=True)
 class LocalCluster:
     """One control plane: its state directory (etcd data, keys, kubeconfig, logs, pid files) and its ports."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -67,11 +66,7 @@ def serving(argv: Sequence[str], log: Path, what: str, ready_url: str, ready_sta
             proc.kill()
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now (other programs and test sessions share the machine)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+free_port = localcluster.free_port
 
 
 @dataclass(frozen=True)
