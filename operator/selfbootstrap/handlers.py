@@ -88,20 +88,17 @@ async def await_discovery(memo: Any, logger: Logger, **_: Any) -> None:
 
 
 async def report_self_test(memo: Any, logger: Logger, **_: Any) -> None:
-    """The self-test passed and the operator started: say so on its pod (a self-update's gate waits for it).
-    A tick through the pool first shows that the workers run. In safe mode the pod says it is failing."""
+    """The self-test passed and the operator started: say so on its pod (a self-update's gate waits for it),
+    through the tick pool, so the report itself shows that the workers run. In safe mode the pod says it is
+    failing. (Kopf opens its watches after the start-up handlers: this cannot vouch for them.)"""
     services = services_of(memo)
     own, safe = services.own_pod, services.safe_mode.mode
     if safe is not None:
         logger.warning("%s", safe.message)
     if own is None:
         return
-    namespace = own.namespace
-    if safe is not None:
-        await services.ticks.run(namespace, ownpod.report, services.kube, own, False, safe.message)
-        return
-    await services.ticks.run(namespace, ownpod.report, services.kube, own, True,
-                             f"{SELF_TEST_PASSED}; version {__version__} started its watches and workers")
+    message = safe.message if safe is not None else f"{SELF_TEST_PASSED}; version {__version__} started its workers"
+    await services.ticks.run(own.namespace, ownpod.report, services.kube, own, safe is None, message)
 
 
 def cleanup(memo: Any, **_: Any) -> None:
