@@ -98,7 +98,8 @@ def _column(name: str, path: str, description: str, priority: int = 0,
 
 PRINTER_COLUMNS = [
     _column("Phase", ".status.phase", "Where the run is in its state machine."),
-    _column("Target", ".spec.target.deployment", "The Deployment this run changes."),
+    _column("Target", ".spec.target['deployment','name']", "The workload this run changes."),
+    _column("Kind", ".spec.target.kind", "The kind of that workload.", priority=1),
     _column("Release", ".status.deployedReleaseId", "Release deployed by this run."),
     _column("Previous", ".status.previousReleaseId", "Release that ran before this run."),
     _column("Age", ".metadata.creationTimestamp", "", type_="date"),
@@ -117,7 +118,7 @@ def build_crd() -> dict[str, Any]:
     spec["description"] = (m.RunSpec.__doc__ or "").strip()
     root = {
         "type": "object",
-        "description": "One change to one Deployment, reconciled through a phase state machine "
+        "description": "One change to one workload, reconciled through a phase state machine "
                        "with health gating and automatic rollback.",
         "required": ["spec"],
         "properties": {

@@ -26,7 +26,7 @@ from .adapters import cache, ownpod
 from .adapters.kube import api_message, meta, pod_state
 from .config import Settings
 from .core import gate, reasons
-from .core.jsontypes import JsonObject, path, strings, text
+from .core.jsontypes import JsonObject, strings, text
 from .reconciler import INFRASTRUCTURE_ERRORS, Logger, is_finished
 from .selftest import PASSED as SELF_TEST_PASSED
 from .services import Services, services_of
@@ -135,7 +135,13 @@ async def sbr_replicasets(body: kopf.Body, namespace: str | None, memo: Any,
 async def sbr_pods(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> dict[cache.Key, cache.PodEntry]:
     pod = _json(body)
     owner = cache.controller_of(pod, "ReplicaSet")
-    if owner is None or meta(pod).get("deletionTimestamp"):
+    if owner is None:  # a StatefulSet's or DaemonSet's pod: its runs read their world by request
+        workload = cache.controller_of(pod, *cache.REQUESTED_KINDS)
+        if workload is not None:
+            services_of(memo).wakeups.wake(("deployment", namespace or "", m.workload_key(
+                text(workload.get("kind")) or "", text(workload.get("name")) or "")))
+        return {}
+    if meta(pod).get("deletionTimestamp"):
         return {}
     rs_name = text(owner.get("name")) or ""
     template_hash = strings(meta(pod).get("labels")).get("pod-template-hash", "")
@@ -147,7 +153,7 @@ async def sbr_pods(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) 
 async def sbr_runs(body: kopf.Body, namespace: str | None, name: str | None, memo: Any,
                    **_: Any) -> dict[cache.Key, cache.RunEntry]:
     run = _json(body)
-    target = text(path(run, "spec", "target", "deployment")) or ""
+    target = m.workload_key(*m.target_of(run))
     services = services_of(memo)
     services.wakeups.wake(("run", namespace or "", name or ""))
     entry = cache.run_entry(run)
@@ -262,24 +268,24 @@ async def _admit(services: Services, namespace: str, name: str, uid: str, messag
 LABEL_VALUE_MAX = 63
 
 
-def _deployment_label(body: kopf.Body) -> str | None:
-    """The run's DEPLOYMENT_LABEL value: its target's name, unless the name is too long for a label."""
-    name = text(path(_json(body), "spec", "target", "deployment"))
-    return name if name and len(name) <= LABEL_VALUE_MAX else None
+def _target_label(body: kopf.Body) -> tuple[str, str] | None:
+    """The run's target label (m.target_label) and value: its target's name, unless too long for a label."""
+    kind, name = m.target_of(_json(body))
+    return (m.target_label(kind), name) if name and len(name) <= LABEL_VALUE_MAX else None
 
 
 def _unlabelled(body: kopf.Body, status: kopf.Status, **_: Any) -> bool:
-    target = _deployment_label(body)
-    return target is not None and body.metadata.labels.get(m.DEPLOYMENT_LABEL) != target and _active(status)
+    label = _target_label(body)
+    return label is not None and body.metadata.labels.get(label[0]) != label[1] and _active(status)
 
 
 async def label_run(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    """Label an active run with its Deployment inside kopf's own patch of it (the JSON patch, guarded
+    """Label an active run with its target inside kopf's own patch of it (the JSON patch, guarded
     by resourceVersion, that adds the finalizer), so the label costs no request of its own. A patch
     refused for a newer resourceVersion is applied again by kopf on the run's next event."""
-    target = _deployment_label(body)
-    if target is not None:
-        patch.fns.append(functools.partial(_set_label, m.DEPLOYMENT_LABEL, target))
+    label = _target_label(body)
+    if label is not None:
+        patch.fns.append(functools.partial(_set_label, *label))
 
 
 def _set_label(key: str, value: str, body: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ TICK_ERRORS = Counter("selfbootstrap_reconcile_errors_total", "Reconcile ticks t
 
 BUILD = Info("selfbootstrap_build", "The operator's version and what it runs on.")
 RUN_INFO = Gauge("selfbootstrap_run_info", "1 for each run in flight, with its target and phase (gone once it ends).",
-                 ["namespace", "name", "target", "phase"])
+                 ["namespace", "name", "target", "phase", "target_kind"])
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class RunInfo:
     name: str
     target: str
     phase: str
+    target_kind: str = "Deployment"
 
 
 _runs: dict[str, RunInfo] = {}  # by uid: the runs in flight as last seen
@@ -61,7 +62,7 @@ def track(uid: str, run: RunInfo) -> None:
             _runs.pop(uid, None)
         else:
             _runs[uid] = run
-            RUN_INFO.labels(run.namespace, run.name, run.target, run.phase).set(1)
+            RUN_INFO.labels(run.namespace, run.name, run.target, run.phase, run.target_kind).set(1)
             _count(run.phase, +1)
 
 
@@ -74,7 +75,7 @@ def forget(uid: str) -> None:
 
 
 def _drop(run: RunInfo) -> None:
-    RUN_INFO.remove(run.namespace, run.name, run.target, run.phase)
+    RUN_INFO.remove(run.namespace, run.name, run.target, run.phase, run.target_kind)
     _count(run.phase, -1)
 
 

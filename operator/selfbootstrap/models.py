@@ -105,12 +105,39 @@ class DeploymentContext(StrEnum):
     SELF_HOSTED = "selfHosted"
 
 
-class Target(Model):
-    """The Deployment this run changes."""
+class WorkloadKind(StrEnum):
+    """The kinds of workload a run can change (core/targets: how each rolls out and is undone)."""
 
-    deployment: Annotated[str, Field(
-        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN,
-        description="Name of the target Deployment, in the run's namespace.")]
+    DEPLOYMENT = "Deployment"
+    STATEFUL_SET = "StatefulSet"
+    DAEMON_SET = "DaemonSet"
+
+
+WORKLOAD_RESOURCES: Final = {WorkloadKind.DEPLOYMENT: "deployments", WorkloadKind.STATEFUL_SET: "statefulsets",
+                             WorkloadKind.DAEMON_SET: "daemonsets"}
+
+
+class Target(Model):
+    """The workload this run changes: `deployment: NAME`, or `kind` and `name` for any kind."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        cel("has(self.deployment) != has(self.name)",
+            "exactly one of spec.target.deployment or spec.target.name must be set"),
+        cel("!has(self.deployment) || self.kind == 'Deployment'",
+            "spec.target.deployment names a Deployment: name a StatefulSet or DaemonSet with spec.target.name",
+            ".deployment"),
+    ]})
+
+    kind: Annotated[WorkloadKind, Field(
+        default=WorkloadKind.DEPLOYMENT,
+        description="Kind of the target workload (apps/v1): Deployment, StatefulSet or DaemonSet.")]
+    name: Annotated[str | None, Field(
+        default=None, min_length=1, max_length=253, pattern=DNS_SUBDOMAIN,
+        description="Name of the target workload of that kind, in the run's namespace.")]
+    deployment: Annotated[str | None, Field(
+        default=None, min_length=1, max_length=253, pattern=DNS_SUBDOMAIN,
+        description="Name of the target Deployment, in the run's namespace: shorthand for kind Deployment "
+                    "and that name.")]
     container: Annotated[str | None, Field(
         default=None, max_length=63, pattern=DNS_LABEL,
         description="Container whose image is replaced. Optional when the pod has exactly one container.")]
@@ -118,6 +145,41 @@ class Target(Model):
         default=DeploymentContext.EXTERNAL,
         description="external: an ordinary workload; its rollback target must be identifiable. "
                     "selfHosted: the operator's own Deployment; a rollback may fall back to the previous revision.")]
+
+    @model_validator(mode="after")
+    def _one_name(self) -> Target:
+        if (self.deployment is None) == (self.name is None):
+            raise ValueError("exactly one of spec.target.deployment or spec.target.name must be set")
+        if self.deployment is not None and self.kind != WorkloadKind.DEPLOYMENT:
+            raise ValueError("spec.target.deployment names a Deployment: name a StatefulSet or DaemonSet with "
+                             "spec.target.name")
+        return self
+
+    @property
+    def workload(self) -> str:
+        """The target's name, however the run gives it."""
+        return self.name or self.deployment or ""
+
+
+def target_of(run: Mapping[str, Any]) -> tuple[str, str]:
+    """A run's target as (kind, name), read from its JSON as stored (the shell's indices and labels)."""
+    spec = run.get("spec")
+    target = spec.get("target") if isinstance(spec, Mapping) else None
+    if not isinstance(target, Mapping):
+        return WorkloadKind.DEPLOYMENT, ""
+    kind, name = target.get("kind"), target.get("name") or target.get("deployment")
+    return (kind if isinstance(kind, str) else WorkloadKind.DEPLOYMENT), (name if isinstance(name, str) else "")
+
+
+def target_label(kind: str) -> str:
+    """The label naming a run's target, per kind (`kubectl get sbr -l selfbootstrap.dev/statefulset=web`)."""
+    return f"{GROUP}/{kind.lower()}"
+
+
+def workload_key(kind: str, name: str) -> str:
+    """How the shell keys a workload: a Deployment by its name (as before other kinds), others as kind/name
+    (a StatefulSet and a Deployment of one name are two workloads)."""
+    return name if kind == WorkloadKind.DEPLOYMENT else f"{kind}/{name}"
 
 
 class Release(Model):
@@ -247,9 +309,15 @@ class RollbackPolicy(Model):
         default=True, description="Roll back a selfHosted run whose new operator fails its self-test.")]
     on_abort: Annotated[bool, Field(
         default=True, description="Roll back when the run is aborted after it deployed.")]
+    delete_stuck_pods: Annotated[bool, Field(
+        default=True,
+        description="A StatefulSet with OrderedReady pod management waits forever for a pod of the bad release "
+                    "that never becomes ready, also after the undo (the Kubernetes docs' forced rollback): once "
+                    "the undo is observed, delete those pods so that the controller recreates them from the "
+                    "restored template. Never a pod of the revision rolled back to.")]
     timeout_seconds: Annotated[int, Field(
         default=600, ge=1, le=86400,
-        description="How long the rolled-back Deployment may take to become available.")]
+        description="How long the rolled-back workload may take to become available.")]
 
 
 class RetryPolicy(Model):
@@ -772,9 +840,9 @@ class Approval(Model):
 
 
 class RunSpec(Model):
-    """One change to one Deployment."""
+    """One change to one workload (a Deployment, StatefulSet or DaemonSet)."""
 
-    target: Annotated[Target, Field(description="The Deployment to change.")]
+    target: Annotated[Target, Field(description="The workload to change.")]
     release: Annotated[Release, Field(description="What to deploy.")]
     health: Annotated[Health, Field(default_factory=Health, description="Health gating.",
                                     json_schema_extra=_defaults(Health))]
@@ -1165,7 +1233,10 @@ class RunStatus(StatusModel):
     rollback_target_revision: int | None = None
     """Its revision, recorded before the undo (the controller renumbers it afterwards)."""
     rollback_target_replica_set: Name | None = None
-    """Its ReplicaSet, by name (which the undo does not change)."""
+    """Its ReplicaSet (a StatefulSet's or DaemonSet's ControllerRevision), by name (which the undo does not
+    change)."""
+    stuck_pods_deleted: Annotated[list[Name], Field(default_factory=list, max_length=64)]
+    """The pods of the bad revision a StatefulSet's forced rollback deleted (rollbackPolicy.deleteStuckPods)."""
     release_metadata_source: Name | None = None
     """Where the release metadata came from: spec, or deploymentRevisions when the Deployment's revisions
     were read for any of it."""

@@ -207,7 +207,7 @@ class Reconciler:
 
 
 def deployment_ref(run: JsonObject, dep: DeploymentState) -> JsonObject:
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
+    return {"apiVersion": "apps/v1", "kind": dep.kind,
             "metadata": {"name": dep.name, "namespace": namespace_of(run), "uid": dep.uid}}
 
 

@@ -38,6 +38,7 @@ GUARDS_KEPT = 32  # resourceVersions a worker remembers acting on
 MIN_DELAY = 0.02
 MAX_BACKOFF = 60.0
 FINALIZER_WAIT_SECONDS = 5.0  # the run's own event (kopf's patch) wakes it before
+REQUESTED_WORLD_SECONDS = 2.0  # how often a run of a StatefulSet or DaemonSet looks again (its pods also wake it)
 
 
 class RunWorker:
@@ -109,8 +110,8 @@ class RunWorker:
     def _keys(self) -> tuple[WakeKey, WakeKey]:
         run = self.current()
         namespace = namespace_of(run)
-        target = text(path(run, "spec", "target", "deployment")) or ""
-        return ("run", namespace, text(meta(run).get("name")) or ""), ("deployment", namespace, target)
+        return ("run", namespace, text(meta(run).get("name")) or ""), \
+            ("deployment", namespace, m.workload_key(*m.target_of(run)))
 
     def current(self) -> JsonObject:
         """The newest of what the watch shows and what this worker last wrote (the watch may lag)."""
@@ -146,7 +147,11 @@ class RunWorker:
                                 text(meta(run).get("name")), _describe(err), wait)
             return wait
         self.failures = 0
-        return self._settle(tick)
+        delay = self._settle(tick)
+        if delay is not None and m.target_of(run)[0] != m.WorkloadKind.DEPLOYMENT and \
+                path(tick.run, "status", "phase") not in (None, m.Phase.PENDING):
+            return min(delay, REQUESTED_WORLD_SECONDS)  # no watch of the workload itself wakes the run
+        return delay
 
     def _settle(self, tick: Tick) -> float | None:
         if tick.run is None:
@@ -229,18 +234,18 @@ class RunWorker:
         status = RunStatus.model_validate(obj(run.get("status")))
         if status.phase in m.TERMINAL_PHASES:
             return
-        target = text(path(run, "spec", "target", "deployment")) or ""
+        kind, target = m.target_of(run)
         message = deletion_message(text(meta(run).get("name")) or "", status)
         self.logger.warning(message)
         try:
-            await self._in_pool(self._post_on_deployment, namespace_of(run), target, message)
+            await self._in_pool(self._post_on_workload, namespace_of(run), kind, target, message)
         except INFRASTRUCTURE_ERRORS as err:
-            self.logger.warning("could not post the deletion event on deployment %s: %s", target, _describe(err))
+            self.logger.warning("could not post the deletion event on %s %s: %s", kind, target, _describe(err))
 
-    def _post_on_deployment(self, namespace: str, name: str, message: str) -> None:
-        dep = self.services.kube.read_deployment(namespace, name)
-        if dep is not None:
-            self.services.kube.post_event({"apiVersion": "apps/v1", "kind": "Deployment", **dep},
+    def _post_on_workload(self, namespace: str, kind: str, name: str, message: str) -> None:
+        workload = self.services.kube.read_workload(kind, namespace, name)
+        if workload is not None:
+            self.services.kube.post_event({"apiVersion": "apps/v1", "kind": kind, **workload},
                                           Event(EventType.WARNING, reasons.SELF_BOOTSTRAP_RUN_DELETED, message))
 
 
@@ -257,9 +262,9 @@ def destinations(run: JsonObject) -> list[str]:
 
 
 def run_info(run: JsonObject) -> metrics.RunInfo:
-    return metrics.RunInfo(namespace_of(run), text(meta(run).get("name")) or "",
-                           text(path(run, "spec", "target", "deployment")) or "",
-                           text(path(run, "status", "phase")) or m.Phase.PENDING)
+    kind, target = m.target_of(run)
+    return metrics.RunInfo(namespace_of(run), text(meta(run).get("name")) or "", target,
+                           text(path(run, "status", "phase")) or m.Phase.PENDING, kind)
 
 
 def deletion_message(name: str, s: RunStatus) -> str:

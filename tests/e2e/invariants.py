@@ -35,19 +35,22 @@ class Change:
 @dataclass
 class Recorder:
     namespace: str
-    deployment: str
+    deployment: str  # the workload's name
     changes: list[Change] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    kind: str = "Deployment"
 
     def start(self) -> Recorder:
         custom, apps = client.CustomObjectsApi(), client.AppsV1Api()
         runs = custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)
-        deps = apps.list_namespaced_deployment(self.namespace, field_selector=f"metadata.name={self.deployment}")
+        listing = {"Deployment": apps.list_namespaced_deployment, "StatefulSet": apps.list_namespaced_stateful_set,
+                   "DaemonSet": apps.list_namespaced_daemon_set}[self.kind]
+        deps = listing(self.namespace, field_selector=f"metadata.name={self.deployment}")
         self._follow("run", custom.list_namespaced_custom_object, (GROUP, VERSION, self.namespace, PLURAL),
                      runs["metadata"]["resourceVersion"], {})
-        self._follow("deployment", apps.list_namespaced_deployment, (self.namespace,),
+        self._follow("deployment", listing, (self.namespace,),
                      deps.metadata.resource_version, {"field_selector": f"metadata.name={self.deployment}"})
         for d in deps.items:
             self._add("deployment", client.ApiClient().sanitize_for_serialization(d))
@@ -118,7 +121,11 @@ class Recorder:
         problems: list[str] = []
         phases: dict[str, str] = {}
         for c in self.ordered():
-            if c.kind != "run" or c.body["spec"]["target"].get("deployment") != self.deployment:
+            if c.kind != "run":
+                continue
+            target = c.body["spec"]["target"]
+            if (target.get("kind") or "Deployment", target.get("deployment") or target.get("name")) != (
+                    self.kind, self.deployment):
                 continue
             phases[c.body["metadata"]["name"]] = (c.body.get("status") or {}).get("phase") or "None"
             busy = sorted(name for name, phase in phases.items() if phase in IN_FLIGHT)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
+from tools import localcluster
 
 from .cluster import wait_for as poll
 
@@ -104,3 +110,33 @@ def events_of(namespace: str, name: str, kind: str = "SelfBootstrapRun") -> list
 
 def condition(st: dict[str, Any], type_: str) -> dict[str, Any]:
     return next(c for c in st["conditions"] if c["type"] == type_)
+
+
+def at_once(namespace: str, runs: list[tuple[str, dict[str, Any], dict[str, str] | None]]) -> None:
+    """Create the runs (name, spec, labels) from one thread each, released together."""
+    start = threading.Barrier(len(runs))
+    errors: list[BaseException] = []
+
+    def create(name: str, body: dict[str, Any], labels: dict[str, str] | None) -> None:
+        start.wait()
+        try:
+            manifest = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SelfBootstrapRun",
+                        "metadata": {"name": name, "labels": labels or {}}, "spec": body}
+            client.CustomObjectsApi().create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, manifest)
+        except BaseException as err:  # reported below, in the test's thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=create, args=run) for run in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
+def sbr(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`kubectl sbr ARGS` through the real kubectl, which finds the plugin on PATH as `kubectl-sbr`."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "KUBECONFIG": os.environ["KUBECONFIG"]}  # the session's; kubectl takes no flags before a plugin's name
+    argv = [str(localcluster.kubectl_path()), "sbr", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)

@@ -5,7 +5,6 @@ Recorder (invariants.py) replays every change in the API server's order and chec
 from __future__ import annotations
 
 import random
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +13,7 @@ from kubernetes import client
 from .cluster import NAMESPACES, wait_for
 from .invariants import Recorder
 from .kube_helpers import (
+    at_once,
     create_deployment,
     create_run,
     deployment,
@@ -39,29 +39,6 @@ def spec(version: str, sequence: int | None = None) -> dict:
     if sequence is not None:
         release["sequence"] = sequence
     return {"target": {"deployment": "app"}, "release": release, "restartWatchdog": WATCHDOG}
-
-
-def at_once(namespace: str, runs: list[tuple[str, dict, dict | None]]) -> None:
-    """Create the runs from one thread each, released together."""
-    start = threading.Barrier(len(runs))
-    errors: list[BaseException] = []
-
-    def create(name: str, body: dict, labels: dict | None) -> None:
-        start.wait()
-        try:
-            manifest = {"apiVersion": "selfbootstrap.dev/v1alpha1", "kind": "SelfBootstrapRun",
-                        "metadata": {"name": name, "labels": labels or {}}, "spec": body}
-            client.CustomObjectsApi().create_namespaced_custom_object(
-                "selfbootstrap.dev", "v1alpha1", namespace, "selfbootstrapruns", manifest)
-        except BaseException as err:  # reported below, in the test's thread
-            errors.append(err)
-
-    threads = [threading.Thread(target=create, args=run) for run in runs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
 
 
 @pytest.fixture

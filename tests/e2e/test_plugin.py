@@ -7,20 +7,26 @@ release metadata, the same deploy patch and the same rollback target ReplicaSet.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from kubernetes import client
-from tools import localcluster
 
 from selfbootstrap.core.text import is_hidden
 from selfbootstrap.models import ABORT_ANNOTATION, GROUP, PLURAL, VERSION
 
-from .kube_helpers import create_deployment, create_run, get_run, poll, replica_sets, run_body, status, wait_phase
+from .kube_helpers import (
+    create_deployment,
+    create_run,
+    get_run,
+    poll,
+    replica_sets,
+    run_body,
+    sbr,
+    status,
+    wait_phase,
+)
 
 pytestmark = [pytest.mark.e2e]
 
@@ -32,14 +38,6 @@ FAST_WATCHDOG = {"retries": 3, "intervalSeconds": 1}
 def spec(image: str, release: str, **extra) -> dict:
     return {"target": {"deployment": "app"}, "release": {"id": release, "image": image},
             "restartWatchdog": FAST_WATCHDOG, "health": {"progressDeadlineSeconds": 60}, **extra}
-
-
-def sbr(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """`kubectl sbr ARGS` through the real kubectl, which finds the plugin on PATH as `kubectl-sbr`."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "KUBECONFIG": os.environ["KUBECONFIG"]}  # the session's; kubectl takes no flags before a plugin's name
-    argv = [str(localcluster.kubectl_path()), "sbr", *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)
 
 
 def ok(*args: str, timeout: float = 120) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from selfbootstrap.core.targets import controllerrevisions as cr
-from selfbootstrap.core.world import PodState
+from selfbootstrap.core.world import DeploymentState, PodState
 
 UID = "uid-sts"
 
@@ -79,23 +79,29 @@ def test_an_undo_that_would_not_put_every_pod_back_is_refused(kind, workload, ta
     assert (refusal is None) == (why is None) and (why is None or why in (refusal or "")), refusal
 
 
-def pod(name: str, revision: str, ready: bool) -> tuple[PodState, dict[str, str]]:
-    return PodState(name=name, ready=ready), {cr.REVISION_HASH: revision}
+def pod(name: str, revision: str, ready: bool) -> tuple[PodState, str]:
+    return PodState(name=name, ready=ready, uid=f"uid-{name}"), revision
 
 
-PODS = [pod("db-0", "db-6b2", True), pod("db-1", "db-6b2", True), pod("db-2", "db-7c9", False),
-        pod("db-3", "db-7c9", True)]
+PODS = (pod("db-2", "db-7c9", False), pod("db-3", "db-7c9", True), pod("db-4", "db-5a1", False))
 
 
-@pytest.mark.parametrize(("kind", "workload", "expected"), [
-    ("StatefulSet", sts(), ("db-2",)),  # the stuck pod of the bad revision; its ready twin and good pods stay
-    ("StatefulSet", sts(podManagementPolicy="OrderedReady"), ("db-2",)),
-    ("StatefulSet", sts(podManagementPolicy="Parallel"), ()),  # the controller replaces it by itself
-    ("DaemonSet", sts(), ()),
+def workload(kind: str = "StatefulSet", ordered_ready: bool = True, pods=PODS) -> DeploymentState:
+    return DeploymentState(name="db", resource_version="1", template={}, kind=kind, ordered_ready=ordered_ready,
+                           other_pods=pods)
+
+
+@pytest.mark.parametrize(("state", "expected"), [
+    # the stuck pods of any other revision; a ready one and every pod of the good revision stay
+    (workload(), ("db-2", "db-4")),
+    (workload(ordered_ready=False), ()),  # Parallel: the controller replaces them by itself
+    (workload("DaemonSet", ordered_ready=False), ()),
+    (workload("Deployment", ordered_ready=False), ()),
 ])
-def test_a_forced_rollback_deletes_only_stuck_pods_of_the_bad_revision(kind, workload, expected):
-    assert cr.stuck_pods(kind, workload, PODS, bad=REVISIONS[2], good=REVISIONS[1]) == expected
+def test_a_forced_rollback_deletes_only_stuck_pods_of_other_revisions(state, expected):
+    assert tuple(p.name for p in cr.stuck_pods(state, good="db-6b2")) == expected
 
 
-def test_a_forced_rollback_never_deletes_a_pod_of_the_good_revision_even_when_both_are_the_same():
-    assert cr.stuck_pods("StatefulSet", sts(), PODS, bad=REVISIONS[1], good=REVISIONS[1]) == ()
+def test_a_forced_rollback_never_deletes_a_pod_of_the_good_revision():
+    assert [p.name for p in cr.stuck_pods(workload(), good="db-7c9")] == ["db-4"]
+    assert cr.stuck_pods(workload(pods=(pod("db-0", "db-6b2", False),)), good="db-6b2") == ()

@@ -47,6 +47,17 @@ def test_health_of_a_run(phase, reason, health, flux):
     assert kstatus(obj) == flux
 
 
+@pytest.mark.parametrize("target, suffix", [
+    ({"deployment": "web"}, ""),
+    ({"kind": "Deployment", "deployment": "web"}, ""),
+    ({"kind": "StatefulSet", "name": "db"}, " (StatefulSet db)"),
+    ({"kind": "DaemonSet", "name": "agent"}, " (DaemonSet agent)"),
+])
+def test_the_health_of_a_run_names_a_target_of_another_kind(target, suffix):
+    obj = {**run_obj("RolledBack", "RolledBack"), "spec": {"target": target}}
+    assert argocd_health(obj) == ("Degraded", f"RolledBack: what happened{suffix}")
+
+
 def test_a_spec_the_operator_has_not_seen_yet_is_in_progress():
     obj = run_obj("Succeeded", "Succeeded", generation=2, observed=1)
     assert argocd_health(obj)[0] == "Progressing" and kstatus(obj) == "InProgress"

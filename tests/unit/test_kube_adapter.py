@@ -196,16 +196,16 @@ def kube():
 
 
 def test_executor_deploys_with_a_strategic_merge_patch(kube):
-    kube.patch_deployment.return_value = {"spec": {"template": {"metadata": {"labels": {"app": "web"}}}}}
+    kube.patch_workload.return_value = {"spec": {"template": {"metadata": {"labels": {"app": "web"}}}}}
     result = KubeExecutor(kube).perform(run(), PatchDeployment({"spec": {}}))
     assert result == Deployed(template_digest({"metadata": {"labels": {"app": "web"}}}))
-    kube.patch_deployment.assert_called_once_with("apps", "web", {"spec": {}}, k.STRATEGIC)
+    kube.patch_workload.assert_called_once_with("Deployment", "apps", "web", {"spec": {}}, k.STRATEGIC)
 
 
 def test_executor_undoes_with_a_json_patch(kube):
     patch = [{"op": "replace", "path": "/spec/template", "value": {}}]
     assert KubeExecutor(kube).perform(run(), RollbackDeployment("rs-2", patch)) == Undone("rs-2")
-    kube.patch_deployment.assert_called_once_with("apps", "web", patch, k.JSON_PATCH)
+    kube.patch_workload.assert_called_once_with("Deployment", "apps", "web", patch, k.JSON_PATCH)
 
 
 @pytest.mark.parametrize("action, error, expected", [
@@ -219,12 +219,12 @@ def test_executor_undoes_with_a_json_patch(kube):
      Failed("RollbackRefused", "503: unavailable", retryable=True)),
 ], ids=["refused", "conflict", "forbidden", "unavailable"])
 def test_executor_turns_api_errors_into_typed_failures(kube, action, error, expected):
-    kube.patch_deployment.side_effect = error
+    kube.patch_workload.side_effect = error
     assert KubeExecutor(kube).perform(run(), action) == expected
 
 
 def test_executor_retries_when_the_api_server_cannot_be_reached(kube):
-    kube.patch_deployment.side_effect = MaxRetryError(None, "/", "refused")  # type: ignore[arg-type]
+    kube.patch_workload.side_effect = MaxRetryError(None, "/", "refused")  # type: ignore[arg-type]
     result = KubeExecutor(kube).perform(run(), PatchDeployment({}))
     assert isinstance(result, Failed) and result.retryable and "MaxRetryError" in result.message
 

@@ -11,7 +11,8 @@ from selfbootstrap.config import Settings, metrics_endpoint
 
 def info(namespace: str, name: str, phase: str) -> float | None:
     return REGISTRY.get_sample_value("selfbootstrap_run_info",
-                                     {"namespace": namespace, "name": name, "target": "web", "phase": phase})
+                                     {"namespace": namespace, "name": name, "target": "web", "phase": phase,
+                                      "target_kind": "Deployment"})
 
 
 def test_a_run_has_one_info_series_that_follows_its_phase_and_goes_when_it_ends():

@@ -43,7 +43,7 @@ def api_error(status: int, message: str = "boom") -> ApiException:
 def kube():
     kube = create_autospec(Kube, instance=True)
     kube.write_status.side_effect = lambda obj, status: {**obj, "status": status}
-    kube.patch_deployment.return_value = {"spec": {"template": {}}}
+    kube.patch_workload.return_value = {"spec": {"template": {}}}
     return kube
 
 
@@ -63,8 +63,8 @@ def writes(kube) -> list[dict]:
 def test_a_new_run_claims_its_workload_then_gets_to_its_deploy_patch(kube):
     tick = reconciler(kube).tick(run_obj(), world(deployment()))
 
-    names = [c[0] for c in kube.mock_calls if c[0] in ("write_status", "patch_deployment")]
-    assert names == ["write_status", "patch_deployment", "write_status"]
+    names = [c[0] for c in kube.mock_calls if c[0] in ("write_status", "patch_workload")]
+    assert names == ["write_status", "patch_workload", "write_status"]
     accepted, claimed = writes(kube)
     assert accepted["phase"] == "Pending", "nothing says the run holds the workload before the claim is won"
     assert claimed["phase"] == "Deploying" and claimed["reason"] == "Claimed"
@@ -72,8 +72,8 @@ def test_a_new_run_claims_its_workload_then_gets_to_its_deploy_patch(kube):
 
     kube.reset_mock()
     tick = reconciler(kube).tick(tick.run, world(holding(deployment(), outcome="claimed")))
-    names = [c[0] for c in kube.mock_calls if c[0] in ("write_status", "patch_deployment")]
-    assert names == ["write_status", "patch_deployment", "write_status"]
+    names = [c[0] for c in kube.mock_calls if c[0] in ("write_status", "patch_workload")]
+    assert names == ["write_status", "patch_workload", "write_status"]
     resolved_, deployed_ = writes(kube)
     assert resolved_["phase"] == "Deploying" and resolved_["deployedReleaseId"] == "v3"
     assert deployed_["phase"] == "VerifyingHealth"
@@ -106,7 +106,7 @@ def test_a_status_conflict_skips_the_side_effect_and_reads_the_run_again(kube):
     kube.read_run.return_value = run_obj({"phase": "Pending"})
     tick = reconciler(kube).tick(run_obj(resolved().dump()), world(holding(deployment())))
     assert (tick.requeue, tick.run) == (0.0, kube.read_run.return_value)
-    kube.patch_deployment.assert_not_called()
+    kube.patch_workload.assert_not_called()
 
 
 def test_conflicts_in_a_row_back_off_and_a_write_that_passes_resets_them(kube):
@@ -121,7 +121,7 @@ def test_conflicts_in_a_row_back_off_and_a_write_that_passes_resets_them(kube):
 
 
 def test_a_refused_patch_is_a_deploy_failure_denied_by_default(kube):
-    kube.patch_deployment.side_effect = api_error(422, 'spec.template.spec.containers[0].image: Required value')
+    kube.patch_workload.side_effect = api_error(422, 'spec.template.spec.containers[0].image: Required value')
 
     reconciler(kube).tick(run_obj(resolved().dump()), world(holding(deployment())))
 
@@ -132,7 +132,7 @@ def test_a_refused_patch_is_a_deploy_failure_denied_by_default(kube):
 
 
 def test_a_conflicting_patch_is_decided_again_once_the_cache_moves_past_it(kube):
-    kube.patch_deployment.side_effect = api_error(409)
+    kube.patch_workload.side_effect = api_error(409)
     tick = reconciler(kube).tick(run_obj(resolved().dump()), world(holding(deployment())))
     assert (tick.requeue, tick.patched_from) == (0, "100"), "the worker waits for a newer Deployment"
     final = writes(kube)[-1]
@@ -141,7 +141,7 @@ def test_a_conflicting_patch_is_decided_again_once_the_cache_moves_past_it(kube)
 
 
 def test_a_passing_fault_of_the_api_server_is_retried_after_a_backoff(kube):
-    kube.patch_deployment.side_effect = api_error(503)
+    kube.patch_workload.side_effect = api_error(503)
     tick = reconciler(kube).tick(run_obj(resolved().dump()), world(holding(deployment())))
     assert (tick.requeue, tick.patched_from) == (2.0, None)
     assert kube.post_event.call_args.args[1].reason == "Retrying"

@@ -82,6 +82,18 @@ The same rules as manifests/cluster-rbac.yaml and manifests/namespaced/team-a.ya
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]
+# StatefulSets and DaemonSets a run targets (spec.target.kind): read by name and patched (deploy, undo);
+# their ControllerRevisions hold their releases (listed, never written).
+- apiGroups: [apps]
+  resources: [statefulsets, daemonsets]
+  verbs: [get, patch]
+- apiGroups: [apps]
+  resources: [controllerrevisions]
+  verbs: [list]
+# A StatefulSet's forced rollback deletes the stuck pods of the bad release (rollbackPolicy.deleteStuckPods).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [delete]
 # The image pull secrets of a Deployment's ServiceAccount (the registry release source), read by name.
 - apiGroups: [""]
   resources: [serviceaccounts]

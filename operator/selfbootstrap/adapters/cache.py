@@ -105,9 +105,12 @@ def deployment_entry(dep: JsonObject) -> DeploymentEntry:
     return DeploymentEntry(_pack(body))
 
 
-def controller_of(o: JsonObject, kind: str) -> JsonObject | None:
+REQUESTED_KINDS = (m.WorkloadKind.STATEFUL_SET.value, m.WorkloadKind.DAEMON_SET.value)  # not cached: read by request
+
+
+def controller_of(o: JsonObject, *kinds: str) -> JsonObject | None:
     return next((ref for ref in objects(k.meta(o).get("ownerReferences"))
-                 if ref.get("controller") is True and ref.get("kind") == kind), None)
+                 if ref.get("controller") is True and ref.get("kind") in kinds), None)
 
 
 def replica_set_entry(rs: JsonObject) -> ReplicaSetEntry:
@@ -138,7 +141,9 @@ def world_from(indices: Indices, run: JsonObject, container: str | None) -> Worl
     """The run's world from the caches; None when its Deployment is not there (gone, or not seen yet:
     the caller asks the API rather than deciding on an absence the cache may only lag behind)."""
     namespace = k.namespace_of(run)
-    target = text(path(run, "spec", "target", "deployment")) or ""
+    kind, target = m.target_of(run)
+    if kind != m.WorkloadKind.DEPLOYMENT:
+        return None  # other kinds are not cached
     found = list(indices.deployments[(namespace, target)]) if (namespace, target) in indices.deployments else []
     if not found:
         return None
@@ -161,7 +166,7 @@ def _pods(indices: Indices, namespace: str, state: DeploymentState,
 
 def peers_of(indices: Indices, run: JsonObject) -> list[RunEntry]:
     """The other unfinished runs of the run's workload."""
-    key = (k.namespace_of(run), text(path(run, "spec", "target", "deployment")) or "")
+    key = (k.namespace_of(run), m.workload_key(*m.target_of(run)))
     uid = text(k.meta(run).get("uid"))
     return [e for e in indices.runs[key] if e.uid != uid] if key in indices.runs else []
 

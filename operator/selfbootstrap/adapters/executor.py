@@ -12,6 +12,7 @@ from ..core.actions import (
     ClaimWorkload,
     CommitChange,
     CreateValidationJob,
+    DeleteStuckPods,
     DeleteValidationJob,
     MeasureMetric,
     MergePullRequest,
@@ -43,7 +44,7 @@ class Executor:
 
     def perform(self, run: Run, action: Action) -> Result:
         match action:
-            case ClaimWorkload() | PatchDeployment() | RollbackDeployment() | ReleaseWorkload():
+            case ClaimWorkload() | PatchDeployment() | RollbackDeployment() | ReleaseWorkload() | DeleteStuckPods():
                 return self.kube.perform(run, action)
             case ProbeHttp():
                 return self.http.perform(action)

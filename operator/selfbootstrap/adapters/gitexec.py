@@ -240,7 +240,7 @@ class _Step:
             except (OSError, UnicodeDecodeError) as err:
                 raise edits.EditError(f"{change.set_image.path}: cannot be read as text ({err})") from None
             target.write_text(edits.set_image(
-                text, change.set_image.path, spec.target.deployment, spec.target.container, image,
+                text, change.set_image.path, spec.target.workload, spec.target.container, image,
                 releases.requested_release_id(spec.release)))
 
     def push(self, a: PushBranch) -> Pushed:

@@ -25,10 +25,12 @@ from ..core import credentials, reasons, releases
 from ..core.actions import (
     Claimed,
     ClaimWorkload,
+    DeleteStuckPods,
     Deployed,
     Failed,
     KubeAction,
     PatchDeployment,
+    PodsDeleted,
     Released,
     ReleaseWorkload,
     RollbackDeployment,
@@ -129,6 +131,8 @@ def workload_state(kind: str, workload: JsonObject, history: tuple[ControllerRev
     current = next((r for r in history if controllerrevisions.matches(workload, r)), None)
     by_revision = {r.name: [p for p in pods if _revision_label(p) in (r.name, _hash_of(workload, r))]
                    for r in history}
+    others = tuple((pod_state(p), r.name) for r in history if r is not current for p in by_revision[r.name]
+                   if not meta(p).get("deletionTimestamp"))
     daemon = kind == "DaemonSet"
     state = DeploymentState(
         name=name_of(workload), resource_version=text(meta(workload).get("resourceVersion")) or "",
@@ -144,7 +148,9 @@ def workload_state(kind: str, workload: JsonObject, history: tuple[ControllerRev
                                  undo_refusal=controllerrevisions.undo_refusal(kind, workload, r))
                         for r in history),
         uid=text(meta(workload).get("uid")) or "", kind=kind,
-        progress=(daemonset.rollout_progress if daemon else statefulset.rollout_progress)(workload))
+        progress=(daemonset.rollout_progress if daemon else statefulset.rollout_progress)(workload),
+        ordered_ready=not daemon and (text(spec.get("podManagementPolicy")) or "OrderedReady") == "OrderedReady",
+        other_pods=others)
     live = [p for p in by_revision.get(current.name, []) if not meta(p).get("deletionTimestamp")] if current else []
     return state, tuple(pod_state(p) for p in live)
 
@@ -170,7 +176,6 @@ def container_state(cs: JsonObject) -> ContainerState:
     )
 
 
-WORKLOAD_PLURALS = {"StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
 SELF_TEST_SHOWN = 200  # characters of a pod's self-test message kept (anyone who may write pod status wrote it)
 STARTING = frozenset({"ContainerCreating", "PodInitializing"})
 
@@ -183,8 +188,9 @@ def pod_state(pod: JsonObject) -> PodState:
     containers = tuple(container_state(cs) for cs in objects(status.get("containerStatuses")))
     started = conditions.get("PodScheduled") != "False" and bool(containers) and not all(
         c.waiting_reason in STARTING and c.restart_count == 0 for c in containers)
-    return PodState(name=name_of(pod), phase=text(status.get("phase")) or "Unknown",
-                    ready=conditions.get("Ready") == "True", containers=containers, started=started,
+    return PodState(name=name_of(pod), uid=text(meta(pod).get("uid")) or "",
+                    phase=text(status.get("phase")) or "Unknown", ready=conditions.get("Ready") == "True",
+                    containers=containers, started=started,
                     self_test=None if self_test is None else self_test.get("status") == "True",
                     self_test_message="" if self_test is None else printable(text(self_test.get("message")) or "",
                                                                             SELF_TEST_SHOWN))
@@ -280,6 +286,10 @@ class StatusConflictError(Exception):
     """Someone else wrote the run's status since it was read."""
 
 
+def _workload(kind: str, namespace: str, name: str) -> str:
+    return resource_path("apps", "v1", m.WORKLOAD_RESOURCES[m.WorkloadKind(kind)], namespace, name)
+
+
 def _runs(namespace: str | None, name: str | None = None, subresource: str | None = None) -> str:
     return resource_path(m.GROUP, m.VERSION, m.PLURAL, namespace, name, subresource)
 
@@ -321,14 +331,19 @@ class Kube:
         return [rs for rs in items if controlled_by(rs, uid)]
 
     def read_workload(self, kind: str, namespace: str, name: str) -> JsonObject | None:
-        """A StatefulSet or DaemonSet (core/targets)."""
-        return self.api.get_optional(resource_path("apps", "v1", WORKLOAD_PLURALS[kind], namespace, name))
+        """A Deployment, StatefulSet or DaemonSet."""
+        return self.api.get_optional(_workload(kind, namespace, name))
 
-    def controller_revisions_of(self, workload: JsonObject) -> tuple[ControllerRevision, ...]:
-        """A StatefulSet's or DaemonSet's ControllerRevisions, oldest first (found by its selector, kept by owner)."""
+    def controller_revision_objects(self, workload: JsonObject) -> list[JsonObject]:
+        """A StatefulSet's or DaemonSet's ControllerRevisions as stored (found by its selector, kept by owner)."""
         items = self.api.list(resource_path("apps", "v1", "controllerrevisions", namespace_of(workload)),
                               selector_of(workload))
-        return controllerrevisions.revisions_of(items, text(meta(workload).get("uid")) or "")
+        return [h for h in items if controlled_by(h, text(meta(workload).get("uid")) or "")]
+
+    def controller_revisions_of(self, workload: JsonObject) -> tuple[ControllerRevision, ...]:
+        """A StatefulSet's or DaemonSet's ControllerRevisions, oldest first."""
+        return controllerrevisions.revisions_of(self.controller_revision_objects(workload),
+                                                text(meta(workload).get("uid")) or "")
 
     def observe_workload(self, kind: str, namespace: str, name: str, container: str | None) -> World:
         """A StatefulSet or DaemonSet, its revisions and the pods of its current revision, by request."""
@@ -366,7 +381,10 @@ class Kube:
         (the caches are the usual source; this is for a cache miss and the slow safety resync). The
         runs that may block this one come from the caches either way."""
         namespace = namespace_of(run)
-        dep = self.read_deployment(namespace, text(path(run, "spec", "target", "deployment")) or "")
+        kind, name = m.target_of(run)
+        if kind != m.WorkloadKind.DEPLOYMENT:
+            return self.observe_workload(kind, namespace, name, container)
+        dep = self.read_deployment(namespace, name)
         if dep is None:
             return World(deployment=None)
         replica_sets = self.replica_sets_of(dep)
@@ -440,9 +458,18 @@ class Kube:
             if err.status != 404:
                 raise
 
-    def patch_deployment(self, namespace: str, name: str, patch: JsonValue, content_type: str) -> JsonObject:
-        return self.api.patch(resource_path("apps", "v1", "deployments", namespace, name), patch, content_type,
-                              {"fieldManager": FIELD_MANAGER})
+    def patch_workload(self, kind: str, namespace: str, name: str, patch: JsonValue,
+                       content_type: str) -> JsonObject:
+        return self.api.patch(_workload(kind, namespace, name), patch, content_type, {"fieldManager": FIELD_MANAGER})
+
+    def delete_pod(self, namespace: str, name: str, uid: str) -> None:
+        """Delete the pod if it is still the one seen (uid precondition); a pod already gone counts as deleted."""
+        try:
+            self.api.delete(resource_path("", "v1", "pods", namespace, name), None,
+                            {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}})
+        except ApiException as err:
+            if err.status not in (404, 409):  # 409: another pod of that name now (the controller made it)
+                raise
 
     def patch_run(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
         return self.api.patch(_runs(namespace, name), patch, MERGE, {"fieldManager": FIELD_MANAGER})
@@ -495,22 +522,26 @@ class KubeExecutor:
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
 
-    def perform(self, run: Run, action: KubeAction) -> Claimed | Deployed | Undone | Released | Failed:
-        namespace, deployment = run.namespace, run.spec.target.deployment
+    def perform(self, run: Run, action: KubeAction) -> Claimed | Deployed | Undone | Released | PodsDeleted | Failed:
+        namespace, kind, name = run.namespace, run.spec.target.kind, run.spec.target.workload
         try:
             match action:
                 case ClaimWorkload():
-                    self.kube.patch_deployment(namespace, deployment, action.patch, JSON_PATCH)
+                    self.kube.patch_workload(kind, namespace, name, action.patch, JSON_PATCH)
                     return Claimed()
                 case ReleaseWorkload():
-                    self.kube.patch_deployment(namespace, deployment, action.patch, JSON_PATCH)
+                    self.kube.patch_workload(kind, namespace, name, action.patch, JSON_PATCH)
                     return Released()
                 case PatchDeployment():
-                    patched = self.kube.patch_deployment(namespace, deployment, action.patch, STRATEGIC)
+                    patched = self.kube.patch_workload(kind, namespace, name, action.patch, STRATEGIC)
                     return Deployed(releases.template_digest(obj(path(patched, "spec", "template"))))
                 case RollbackDeployment():
-                    self.kube.patch_deployment(namespace, deployment, action.patch, JSON_PATCH)
+                    self.kube.patch_workload(kind, namespace, name, action.patch, JSON_PATCH)
                     return Undone(action.replica_set)
+                case DeleteStuckPods():
+                    for pod, uid in action.pods:
+                        self.kube.delete_pod(namespace, pod, uid)
+                    return PodsDeleted(tuple(pod for pod, _ in action.pods))
                 case _:
                     assert_never(action)
         except ApiException as err:

@@ -89,5 +89,5 @@ class KubeApi:
               query: Mapping[str, str] | None = None) -> JsonObject:
         return self.request("PATCH", path, query=query, body=body, content_type=content_type)
 
-    def delete(self, path: str, query: Mapping[str, str] | None = None) -> JsonObject:
-        return self.request("DELETE", path, query=query)
+    def delete(self, path: str, query: Mapping[str, str] | None = None, body: JsonObject | None = None) -> JsonObject:
+        return self.request("DELETE", path, query=query, body=body)

@@ -8,8 +8,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from .. import models as m
-from ..adapters.kube import Kube, controlled_by, meta, name_of
-from ..core.jsontypes import JsonObject, text
+from ..adapters.kube import REVISION, Kube, controlled_by, meta, name_of, selector_of
+from ..core.jsontypes import JsonObject, integer, obj, path, strings, text
 
 
 class NotFoundError(LookupError):
@@ -35,19 +35,26 @@ class Cluster:
             raise NotFoundError(f"run {name!r} not found in namespace {self.namespace!r}")
         return found
 
-    def runs(self, all_namespaces: bool = False, deployment: str | None = None) -> list[JsonObject]:
-        selector = f"{m.DEPLOYMENT_LABEL}={deployment}" if deployment else None
+    def runs(self, all_namespaces: bool = False, deployment: str | None = None,
+             kind: str = m.WorkloadKind.DEPLOYMENT) -> list[JsonObject]:
+        selector = f"{m.target_label(kind)}={deployment}" if deployment else None
         return self.kube.list_runs(None if all_namespaces else self.namespace, selector)
 
-    def deployment(self, name: str) -> tuple[JsonObject, list[JsonObject], list[JsonObject]]:
-        """The Deployment, its ReplicaSets and their pods (NotFoundError when it is not there)."""
-        dep = self.kube.read_deployment(self.namespace, name)
-        if dep is None:
-            raise NotFoundError(f"deployment {name!r} not found in namespace {self.namespace!r}")
-        replica_sets = self.kube.replica_sets_of(dep)
+    def deployment(self, name: str, kind: str = m.WorkloadKind.DEPLOYMENT) -> tuple[JsonObject, list[JsonObject],
+                                                                                    list[JsonObject]]:
+        """The workload, its revisions and their pods (NotFoundError when it is not there). A Deployment's
+        revisions are its ReplicaSets; a StatefulSet's or DaemonSet's, its ControllerRevisions in the same shape."""
+        workload = self.kube.read_workload(kind, self.namespace, name)
+        if workload is None:
+            raise NotFoundError(f"{kind.lower()} {name!r} not found in namespace {self.namespace!r}")
+        if kind != m.WorkloadKind.DEPLOYMENT:
+            uid = text(meta(workload).get("uid")) or ""
+            pods = [p for p in self.kube.list_pods(self.namespace, selector_of(workload)) if controlled_by(p, uid)]
+            return workload, [revision_shown(r) for r in self.kube.controller_revision_objects(workload)], pods
+        replica_sets = self.kube.replica_sets_of(workload)
         pods = [p for p in self.kube.list_pods(self.namespace)
                 if any(controlled_by(p, text(meta(rs).get("uid")) or "") for rs in replica_sets)]
-        return dep, replica_sets, pods
+        return workload, replica_sets, pods
 
     def annotate(self, run: str, annotations: dict[str, str]) -> None:
         try:
@@ -60,3 +67,12 @@ class Cluster:
 
 def owner_of(pod: JsonObject, replica_sets: list[JsonObject]) -> str | None:
     return next((name_of(rs) for rs in replica_sets if controlled_by(pod, text(meta(rs).get("uid")) or "")), None)
+
+
+def revision_shown(history: JsonObject) -> JsonObject:
+    """A ControllerRevision as the views show a ReplicaSet: its name, number, age, change-cause and template."""
+    md = meta(history)
+    template = {k: v for k, v in obj(path(history, "data", "spec", "template")).items() if k != "$patch"}
+    annotations = {**strings(md.get("annotations")), REVISION: str(integer(history.get("revision")))}
+    return {"metadata": {"name": md.get("name"), "uid": md.get("uid"), "creationTimestamp": md.get("creationTimestamp"),
+                         "annotations": annotations}, "spec": {"template": template}}

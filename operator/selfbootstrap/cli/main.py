@@ -92,7 +92,8 @@ def get(run: str, watch: bool) -> None:
 def _tree(cluster: Cluster, name: str) -> Any:
     run = cluster.run(name)
     try:
-        dep, replica_sets, pods = cluster.deployment(text(path(run, "spec", "target", "deployment")) or "")
+        kind, target = m.target_of(run)
+        dep, replica_sets, pods = cluster.deployment(target, kind)
     except NotFoundError:
         dep, replica_sets, pods = None, [], []
     return views.run_tree(run, dep, replica_sets, pods, datetime.now(UTC))
@@ -100,22 +101,27 @@ def _tree(cluster: Cluster, name: str) -> Any:
 
 @main.command(name="list")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Runs of every namespace.")
-@click.option("--deployment", help="Only the runs of this Deployment.")
+@click.option("--deployment", help="Only the runs of this workload (a Deployment unless --kind says otherwise).")
+@click.option("--kind", type=click.Choice([k.value for k in m.WorkloadKind]), default=m.WorkloadKind.DEPLOYMENT,
+              show_default=True, help="The kind of the workload --deployment names.")
 @_errors
-def list_(all_namespaces: bool, deployment: str | None) -> None:
+def list_(all_namespaces: bool, deployment: str | None, kind: str) -> None:
     """Runs, oldest first."""
-    runs = _cluster().runs(all_namespaces, deployment)
+    runs = _cluster().runs(all_namespaces, deployment, kind)
     console.print(views.runs_table(runs, datetime.now(UTC), all_namespaces))
 
 
 @main.command()
 @click.argument("deployment")
+@click.option("--kind", type=click.Choice([k.value for k in m.WorkloadKind]), default=m.WorkloadKind.DEPLOYMENT,
+              show_default=True, help="The workload's kind.")
 @_errors
-def history(deployment: str) -> None:
-    """The Deployment's revisions beside the runs that deployed or restored them."""
+def history(deployment: str, kind: str) -> None:
+    """The workload's revisions beside the runs that deployed or restored them."""
     cluster = _cluster()
-    dep, replica_sets, _ = cluster.deployment(deployment)
-    console.print(views.history_table(dep, replica_sets, cluster.runs(deployment=deployment), datetime.now(UTC)))
+    dep, replica_sets, _ = cluster.deployment(deployment, kind)
+    console.print(views.history_table(dep, replica_sets, cluster.runs(deployment=deployment, kind=kind),
+                                      datetime.now(UTC)))
 
 
 @main.command()
@@ -141,7 +147,7 @@ def plan(filename: Path, output: str) -> None:
     if output == "json":
         click.echo(views.json_text(views.plan_json(planned)))
     else:
-        console.print(views.plan_view(planned, name, spec.target.deployment))
+        console.print(views.plan_view(planned, name, f"{spec.target.kind.lower()} {spec.target.workload}"))
 
 
 @main.command()

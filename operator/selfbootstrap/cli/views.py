@@ -21,6 +21,7 @@ from ..adapters import kube as k
 from ..core import record
 from ..core.jsontypes import JsonObject, integer, obj, objects, path, strings, text
 from ..core.releases import image_of, release_id_of, strip_hash
+from ..core.targets.controllerrevisions import REVISION_HASH
 from ..core.text import MESSAGE_LIMIT, NAME_LIMIT, printable
 from .plan import Plan
 
@@ -98,8 +99,8 @@ def run_tree(run: JsonObject, dep: JsonObject | None, replica_sets: list[JsonObj
     for gate in objects(s.get("gates")):
         tree.children.append(gate_tree(gate))
     if dep is None:
-        tree.add(line("deployment ", text(path(run, "spec", "target", "deployment")) or "", " not found",
-                      style="red"))
+        kind, target = m.target_of(run)
+        tree.add(line(kind.lower(), " ", target, " not found", style="red"))
         return tree
     tree.children.append(deployment_tree(dep, replica_sets, pods, s, now))
     return tree
@@ -130,20 +131,24 @@ def gate_tree(gate: JsonObject) -> Tree:
 
 def deployment_tree(dep: JsonObject, replica_sets: list[JsonObject], pods: list[JsonObject], s: JsonObject,
                     now: datetime) -> Tree:
-    st = obj(dep.get("status"))
-    node = Tree(line("deployment ", k.name_of(dep), f"  {integer(st.get('availableReplicas'))}/"
-                     f"{integer(path(dep, 'spec', 'replicas'), 1)} available, revision ",
-                     strings(k.meta(dep).get("annotations")).get(k.REVISION, "?")))
+    st, kind = obj(dep.get("status")), text(dep.get("kind")) or "Deployment"
+    if kind == "DaemonSet":
+        counts = f"  {integer(st.get('numberAvailable'))}/{integer(st.get('desiredNumberScheduled'))} available"
+    else:
+        counts = f"  {integer(st.get('availableReplicas'))}/{integer(path(dep, 'spec', 'replicas'), 1)} available"
+    revision = strings(k.meta(dep).get("annotations")).get(k.REVISION) if kind == "Deployment" else \
+        text(st.get("updateRevision"))
+    node = Tree(line(kind.lower(), " ", k.name_of(dep), counts, ", revision ", revision or "?"))
     marks = {text(s.get("deployedReplicaSet")): "  ← deployed by this run",
              text(s.get("rollbackTargetReplicaSet")): "  ← rollback target"}
     for rs in sorted(replica_sets, key=lambda r: -k.revision_of(r, None).revision):
         rev = k.revision_of(rs, None)
         template = strip_hash(obj(path(rs, "spec", "template")))
-        branch = node.add(line("replicaset ", rev.replica_set, f"  revision {rev.revision}  release ",
+        branch = node.add(line("replicaset " if kind == "Deployment" else "revision ", rev.replica_set,
+                               f"  revision {rev.revision}  release ",
                                release_id_of(template) or "-", "  ", image_of(template, None) or "-", "  ",
                                age(text(k.meta(rs).get("creationTimestamp")), now), marks.get(rev.replica_set, "")))
-        uid = text(k.meta(rs).get("uid")) or ""
-        for pod in sorted((p for p in pods if k.controlled_by(p, uid)), key=k.name_of):
+        for pod in sorted((p for p in pods if _of_revision(p, rs)), key=k.name_of):
             state = k.pod_state(pod)
             restarts = sum(c.restart_count for c in state.containers)
             waiting = next((c.waiting_reason for c in state.containers if c.waiting_reason), "")
@@ -151,6 +156,15 @@ def deployment_tree(dep: JsonObject, replica_sets: list[JsonObject], pods: list[
                             f"  restarts {restarts}", f"  {waiting}" if waiting else "",
                             style="green" if state.ready else "red"))
     return node
+
+
+def _of_revision(pod: JsonObject, revision: JsonObject) -> bool:
+    """A Deployment's pod is its ReplicaSet's; a StatefulSet's or DaemonSet's names its ControllerRevision (a
+    DaemonSet's pods only by the hash its name ends with)."""
+    if k.controlled_by(pod, text(k.meta(revision).get("uid")) or ""):
+        return True
+    label, name = strings(k.meta(pod).get("labels")).get(REVISION_HASH), k.name_of(revision)
+    return label is not None and (label == name or name.endswith(f"-{label}"))
 
 
 def runs_table(runs: list[JsonObject], now: datetime, namespaces: bool) -> Table:
@@ -161,7 +175,7 @@ def runs_table(runs: list[JsonObject], now: datetime, namespaces: bool) -> Table
     for run in sorted(runs, key=lambda r: text(k.meta(r).get("creationTimestamp")) or ""):
         s = obj(run.get("status"))
         row = [line(k.name_of(run)), line(phase_part(text(s.get("phase")))),
-               line(text(path(run, "spec", "target", "deployment")) or ""),
+               line(_target(run)),
                line(text(s.get("deployedReleaseId")) or ""), line(text(s.get("previousReleaseId")) or ""),
                line(text(s.get("reason")) or ""), line(age(text(k.meta(run).get("creationTimestamp")), now)),
                line(text(s.get("message")) or "", limit=LIST_MESSAGE_LIMIT)]
@@ -171,10 +185,17 @@ def runs_table(runs: list[JsonObject], now: datetime, namespaces: bool) -> Table
     return table
 
 
+def _target(run: JsonObject) -> str:
+    kind, name = m.target_of(run)
+    return name if kind == m.WorkloadKind.DEPLOYMENT else f"{kind.lower()}/{name}"
+
+
 def history_table(dep: JsonObject, replica_sets: list[JsonObject], runs: list[JsonObject], now: datetime) -> Group:
     """Revisions, newest first, each beside the runs that deployed or restored them."""
-    table = Table(box=None, header_style="bold", title=line("deployment ", k.name_of(dep)), title_justify="left")
-    for column in ("REVISION", "REPLICASET", "RELEASE", "IMAGE", "VERSION", "AGE", "RUNS", "CHANGE-CAUSE"):
+    kind = text(dep.get("kind")) or "Deployment"
+    table = Table(box=None, header_style="bold", title=line(kind.lower(), " ", k.name_of(dep)), title_justify="left")
+    for column in ("REVISION", "REPLICASET" if kind == "Deployment" else "CONTROLLERREVISION", "RELEASE", "IMAGE",
+                   "VERSION", "AGE", "RUNS", "CHANGE-CAUSE"):
         table.add_column(column)
     for rs in sorted(replica_sets, key=lambda r: -k.revision_of(r, None).revision):
         rev = k.revision_of(rs, None)

@@ -52,6 +52,15 @@ class RollbackDeployment:
     patch: JsonPatch
 
 
+@dataclass(frozen=True)
+class DeleteStuckPods:
+    """A StatefulSet's forced rollback: delete the pods of a bad revision the controller waits for forever, each
+    only while it is still the pod seen (its uid). -> PodsDeleted"""
+
+    revision: str  # the revision rolled back to, whose pods are never deleted
+    pods: tuple[tuple[str, str], ...]  # (name, uid)
+
+
 # --- HTTP health check --------------------------------------------------------------
 
 
@@ -204,7 +213,7 @@ class MeasureMetric:
     job_name: str | None = None  # a job metric's Job for this measurement: found again when it is looked at later
 
 
-KubeAction: TypeAlias = ClaimWorkload | PatchDeployment | RollbackDeployment | ReleaseWorkload
+KubeAction: TypeAlias = ClaimWorkload | PatchDeployment | RollbackDeployment | ReleaseWorkload | DeleteStuckPods
 HttpAction: TypeAlias = ProbeHttp
 GitAction: TypeAlias = (ResolveBranch | CommitChange | PushBranch | OpenPullRequest | CheckCI | MergePullRequest
                         | CheckPullRequest | OpenRevertPullRequest)
@@ -240,6 +249,13 @@ class Undone:
     """The undo patch was accepted."""
 
     replica_set: str
+
+
+@dataclass(frozen=True)
+class PodsDeleted:
+    """The stuck pods are deleted (or were gone already)."""
+
+    pods: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -364,5 +380,5 @@ class Failed:
 GitResult: TypeAlias = (BranchResolved | Committed | NothingToCommit | Pushed | PullRequestOpened | CIReported
                         | Merged | PullRequestObserved | RevertOpened)
 JobResult: TypeAlias = ValidationJobStarted | ValidationJobObserved | ValidationJobDeleted
-Result: TypeAlias = (Claimed | Deployed | Undone | Released | Probed | Measured | ImageResolved | ImageUnresolved
-                     | GitResult | JobResult | Failed)
+Result: TypeAlias = (Claimed | Deployed | Undone | Released | PodsDeleted | Probed | Measured | ImageResolved
+                     | ImageUnresolved | GitResult | JobResult | Failed)

@@ -107,7 +107,7 @@ def decide(d: Draft) -> Decision:
             return _after_validation(d)
         case Phase.OPENING_PULL_REQUEST:
             pr = git.pull_request
-            title = pr.title or f"Deploy release {_release(d)} to {d.run.spec.target.deployment}"
+            title = pr.title or f"Deploy release {_release(d)} to {d.run.spec.target.workload}"
             body = pr.body or (f"Opened by SelfBootstrapRun {d.run.namespace}/{d.run.name}; it merges when CI "
                                f"is green and then deploys release {_release(d)}.")
             return d.decision(GIT_POLL_SECONDS, OpenPullRequest(gs.branch or "", git.base_branch, title, body))
@@ -127,7 +127,7 @@ def decide(d: Draft) -> Decision:
 
 def _commit_action(d: Draft) -> CommitChange:
     git, gs = _spec(d), _git(d)
-    subject = git.commit.message or (f"Deploy release {_release(d)} to {d.run.spec.target.deployment}\n\n"
+    subject = git.commit.message or (f"Deploy release {_release(d)} to {d.run.spec.target.workload}\n\n"
                                      f"Proposed by SelfBootstrapRun {d.run.namespace}/{d.run.name}.")
     trailer = trailer_of(d.run)
     return CommitChange(gs.branch or "", gs.base_sha or "", f"{subject.rstrip()}\n\n{trailer}\n", trailer)
@@ -306,7 +306,7 @@ def _open_revert(d: Draft, git: GitWorkflow, gs: GitStatus) -> OpenRevertPullReq
     return OpenRevertPullRequest(
         branch=f"{gs.branch}-revert", base=git.base_branch, merge_sha=gs.merge_commit_sha,
         title=f"Revert release {_release(d)}: rolled back in the cluster",
-        body=(f"SelfBootstrapRun {d.run.namespace}/{d.run.name} rolled deployment {d.run.spec.target.deployment} "
+        body=(f"SelfBootstrapRun {d.run.namespace}/{d.run.name} rolled deployment {d.run.spec.target.workload} "
               f"back ({d.status.reason}). This reverts {gs.merge_commit_sha[:12]} so git and the cluster agree."))
 
 

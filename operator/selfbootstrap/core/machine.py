@@ -41,6 +41,7 @@ from .actions import (
     ClaimWorkload,
     Committed,
     CreateValidationJob,
+    DeleteStuckPods,
     DeleteValidationJob,
     Deployed,
     Failed,
@@ -51,6 +52,7 @@ from .actions import (
     Merged,
     NothingToCommit,
     PatchDeployment,
+    PodsDeleted,
     Probed,
     ProbeHttp,
     PullRequestObserved,
@@ -75,6 +77,7 @@ from .gates.analysis import resolved_analysis
 from .jsontypes import obj, objects, text
 from .patches import claim_patch, deploy_patch, release_patch, rollback_patch
 from .run import Run
+from .targets import controllerrevisions
 from .world import DeploymentState, Revision, World
 
 POLL_SECONDS = 2.0  # how soon to look again after a patch, before the watches show it
@@ -132,8 +135,8 @@ def _decide(run: Run, world: World, now: datetime) -> Decision:
     if world.deployment is None:
         if phase == Phase.ROLLING_BACK:
             draft.set(rollback_healthy=False)
-        return draft.fail(reasons.TARGET_NOT_FOUND,
-                          f"deployment {run.spec.target.deployment!r} not found in the run's namespace")
+        return draft.fail(reasons.TARGET_NOT_FOUND, f"{run.spec.target.kind.lower()} {run.spec.target.workload!r} "
+                                                    f"not found in the run's namespace")
     if run.abort is not None and phase != Phase.ROLLING_BACK:
         return _abort(draft, world)
     wait = _retry_wait(run.status, now)
@@ -419,7 +422,7 @@ def _deployed(d: Draft, digest: str) -> Decision:
     d.enter(Phase.VERIFYING_HEALTH, reasons.DEPLOYED,
             f"release {s.deployed_release_id} deployed; waiting for the rollout")
     d.event(EventType.NORMAL, reasons.DEPLOYED, f"release {s.deployed_release_id} deployed to deployment "
-                                                f"{d.run.spec.target.deployment!r} by run {d.run.name}",
+                                                f"{d.run.spec.target.workload!r} by run {d.run.name}",
             on_deployment=True)
     return d.decision(0)
 
@@ -671,6 +674,9 @@ def _rolling_back(d: Draft, world: World, dep: DeploymentState) -> Decision:
         else:  # kubectl rollout undo skips when the template already matches
             d.enter(Phase.ROLLING_BACK, reasons.ROLLBACK_SKIPPED,
                     f"the Deployment already runs the template of {target.replica_set}; no patch needed")
+    stuck = _stuck_pods(d, dep, target)
+    if stuck is not None:
+        return stuck
     progress = rollout.rollout_progress(dep)
     limit = d.run.spec.rollback_policy.timeout_seconds
     if progress.done or rollout.release_available(dep, target.replica_set):
@@ -687,13 +693,32 @@ def _rolling_back(d: Draft, world: World, dep: DeploymentState) -> Decision:
         return d.decision(None)
     if progress.failed or _elapsed(s.phase_started_at, d.now) > limit:
         d.set(rollback_healthy=False)
-        return d.fail(reasons.ROLLBACK_UNHEALTHY, f"the rolled-back Deployment did not become available "
-                                                  f"within {limit}s: {progress.message}")
+        waits = controllerrevisions.stuck_pods(dep, target.replica_set)
+        hint = f"; the StatefulSet waits for pods {', '.join(p.name for p in waits)} of the bad release, which " \
+               f"rollbackPolicy.deleteStuckPods: false leaves to a person" if waits else ""
+        return d.fail(reasons.ROLLBACK_UNHEALTHY, f"the rolled-back {dep.kind} did not become available "
+                                                  f"within {limit}s: {progress.message}{hint}")
     since = max((t for t in (d.status.rollout_reported_at, d.status.rollback_patched_at) if t is not None),
                 default=None)
     return _report_progress(d, Phase.ROLLING_BACK, reasons.ROLLBACK_IN_PROGRESS, progress,
                             quiet=(reasons.ROLLBACK_PATCHED, reasons.ROLLBACK_SKIPPED), since=since,
                             deadline=_at(s.phase_started_at, limit))
+
+
+def _stuck_pods(d: Draft, dep: DeploymentState, target: Revision) -> Decision | None:
+    """A StatefulSet's forced rollback, once the controller observed the undo: delete the pods of the bad
+    release it would wait for forever (when the policy allows), saying which first."""
+    if not d.run.spec.rollback_policy.delete_stuck_pods or dep.observed_generation < dep.generation:
+        return None
+    stuck = controllerrevisions.stuck_pods(dep, target.replica_set)
+    if not stuck:
+        return None
+    names = [p.name for p in stuck]
+    d.set(stuck_pods_deleted=sorted(set(d.status.stuck_pods_deleted) | set(names))[-64:])
+    d.event(EventType.WARNING, reasons.STUCK_PODS_DELETED,
+            f"run {d.run.name}: deleting pod(s) {', '.join(names)} of the bad release, which the StatefulSet "
+            f"would wait for forever (forced rollback to {target.replica_set})", on_deployment=True)
+    return d.decision(POLL_SECONDS, DeleteStuckPods(target.replica_set, tuple((p.name, p.uid) for p in stuck)))
 
 
 # --- settle: the result of a side effect ---------------------------------------
@@ -713,6 +738,8 @@ def settle(run: Run, world: World, action: Action, result: Result, now: datetime
             return _claimed(d, world.deployment)
         case Released():
             return d.decision(None)
+        case PodsDeleted():
+            return d.decision(WATCH_SECONDS)  # the pods' changes wake the run
         case Deployed():
             return _deployed(d, result.template_digest)
         case Undone():
@@ -788,6 +815,10 @@ def _failed(d: Draft, world: World, action: Action, failure: Failed) -> Decision
         case RollbackDeployment():
             d.set(rollback_healthy=False)
             return d.fail(reasons.ROLLBACK_REFUSED, failure.message)
+        case DeleteStuckPods():
+            d.set(rollback_healthy=False)
+            return d.fail(reasons.ROLLBACK_REFUSED, f"the pods of the bad release the StatefulSet waits for could "
+                                                    f"not be deleted: {failure.message}")
         case ResolveImage():  # the registry has no such image, or refuses the Deployment's credentials
             return d.fail(failure.reason, f"{failure.message}; the Deployment was not touched")
         case ProbeHttp() | MeasureMetric():

@@ -94,12 +94,21 @@ def deploy_patch(run: Run, release_id: str | None, dep: DeploymentState, contain
 def rollback_patch(dep: DeploymentState, target: Revision, run: Run | None = None,
                    now: datetime | None = None) -> JsonPatch:
     """The JSON patch `kubectl rollout undo` sends, plus a resourceVersion guard; the run's entry in the
-    workload's record says it rolled back (the run keeps holding the workload until it ends)."""
+    workload's record says it rolled back (the run keeps holding the workload until it ends).
+
+    A Deployment's undo also takes the ReplicaSet's annotations; a StatefulSet's or DaemonSet's replaces the
+    template with the ControllerRevision's and leaves the object's annotations (controllerrevisions.undo_patch)."""
+    written = record.render(record.outcome(_record_of(dep), run.uid, record.ROLLED_BACK, now, release=False)) \
+        if run is not None and now is not None else None
+    if dep.kind != "Deployment":
+        ops: list[JsonObject] = [
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": dep.resource_version},
+            {"op": "replace", "path": "/spec/template", "value": target.template}]
+        return ops + ([{"op": "add", "path": RECORD_POINTER, "value": written}] if written is not None else [])
     annotations = {k: v for k, v in dep.annotations.items() if k in UNDO_SKIPPED_ANNOTATIONS}
     annotations.update({k: v for k, v in target.annotations.items() if k not in UNDO_SKIPPED_ANNOTATIONS})
-    if run is not None and now is not None:
-        annotations[RUNS_ANNOTATION] = record.render(
-            record.outcome(_record_of(dep), run.uid, record.ROLLED_BACK, now, release=False))
+    if written is not None:
+        annotations[RUNS_ANNOTATION] = written
     return [
         {"op": "replace", "path": "/metadata/resourceVersion", "value": dep.resource_version},
         {"op": "replace", "path": "/spec/template", "value": target.template},

@@ -112,6 +112,7 @@ ROLLBACK_IN_PROGRESS: Final = "RollbackInProgress"
 ROLLBACK_REFUSED: Final = "RollbackRefused"
 ROLLBACK_TARGET_GONE: Final = "RollbackTargetGone"
 ROLLBACK_UNHEALTHY: Final = "RollbackUnhealthy"
+STUCK_PODS_DELETED: Final = "StuckPodsDeleted"  # a StatefulSet's forced rollback
 
 # --- endings ---------------------------------------------------------------------
 SUCCEEDED: Final = "Succeeded"

@@ -31,6 +31,7 @@ class PodState:
     started: bool = True  # scheduled and past creating its containers: its readiness can be judged
     self_test: bool | None = None  # an operator pod's SelfTestPassed condition; None: not reported
     self_test_message: str = ""
+    uid: str = ""  # a pod deleted by a forced rollback is deleted only while it is still this one
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class DeploymentState:
     uid: str = ""
     kind: str = "Deployment"  # or StatefulSet, DaemonSet: revisions are then its ControllerRevisions
     progress: RolloutProgress | None = None  # another kind's rollout progress, as kubectl judges it for that kind
+    ordered_ready: bool = False  # a StatefulSet with OrderedReady pod management (its undo may need force)
+    other_pods: tuple[tuple[PodState, str], ...] = ()  # StatefulSet, DaemonSet: pods of other revisions (by name)
 
 
 @dataclass(frozen=True)

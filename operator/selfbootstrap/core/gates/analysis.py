@@ -381,7 +381,7 @@ def args_of(d: Draft, analysis_: Analysis) -> dict[str, str]:
     spec, s = d.run.spec, d.status
     return {**{a.name: a.value for a in analysis_.args},
             "release": s.deployed_release_id or "", "previousRelease": s.previous_release_id or "",
-            "deployment": spec.target.deployment, "namespace": d.run.namespace, "run": d.run.name}
+            "deployment": spec.target.workload, "namespace": d.run.namespace, "run": d.run.name}
 
 
 def _analysis(d: Draft, world: World) -> Analysis | str:

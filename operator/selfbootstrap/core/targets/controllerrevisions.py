@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from ..jsontypes import JsonObject, integer, obj, path, strings, text
+from ..jsontypes import JsonObject, integer, obj, path, text
 from ..releases import release_id_of
-from ..world import PodState
+from ..world import DeploymentState, PodState
 
 REVISION_HASH: Final = "controller-revision-hash"  # the pod label naming its ControllerRevision
 
@@ -88,18 +88,11 @@ def undo_refusal(kind: str, workload: JsonObject, target: ControllerRevision) ->
     return None
 
 
-def stuck_pods(kind: str, workload: JsonObject, pods: Sequence[tuple[PodState, dict[str, str]]],
-               bad: ControllerRevision, good: ControllerRevision) -> tuple[str, ...]:
-    """The pods a forced rollback deletes: a StatefulSet's with OrderedReady management, of the bad revision,
-    not ready (the controller waits for them forever after the undo). Never a pod of the good revision; none
-    for other kinds (their controllers replace such pods themselves)."""
-    if kind != "StatefulSet" or (text(path(workload, "spec", "podManagementPolicy")) or "OrderedReady") != \
-            "OrderedReady":
+def stuck_pods(workload: DeploymentState, good: str) -> tuple[PodState, ...]:
+    """The pods a forced rollback deletes once the undo to `good` is observed: a StatefulSet's with OrderedReady
+    management, of another revision, not ready (the controller waits for them forever). Never a pod of the good
+    revision; none for other kinds (their controllers replace such pods themselves)."""
+    if workload.kind != "StatefulSet" or not workload.ordered_ready:
         return ()
-    # A StatefulSet's pods carry their revision's full name (a DaemonSet's, only its hash).
-    return tuple(sorted(pod.name for pod, labels in pods
-                        if labels.get(REVISION_HASH) == bad.name != good.name and not pod.ready))
-
-
-def labels_of(pod: JsonObject) -> dict[str, str]:
-    return strings(path(pod, "metadata", "labels"))
+    return tuple(sorted((pod for pod, revision in workload.other_pods if revision != good and not pod.ready),
+                        key=lambda p: p.name))
