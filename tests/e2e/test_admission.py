@@ -84,7 +84,7 @@ def test_invalid_run_is_rejected_with_the_field_named(cluster, crd, namespace, s
 def test_defaults_are_applied_at_admission(cluster, crd, namespace):
     create_run(namespace, "defaults", VALID)
     spec = get_run(namespace, "defaults")["spec"]
-    assert spec["rollbackPolicy"] == {"onDeployFailure": False, "onHealthFailure": True,
+    assert spec["rollbackPolicy"] == {"onDeployFailure": False, "onHealthFailure": True, "deleteStuckPods": True,
                                       "onAnalysisFailure": True, "onSelfTestFailure": True,
                                       "onRestartWatchdogFailure": True, "onAbort": True, "timeoutSeconds": 600}
     assert spec["selfTest"] == {"enabled": True, "timeoutSeconds": 300}

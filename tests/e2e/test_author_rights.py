@@ -128,3 +128,16 @@ def _allowed(kubectl, user: str, verb: str, namespace: str) -> bool:
     except AssertionError:
         return False
     return True
+
+
+@pytest.mark.parametrize("kind, resource", [("StatefulSet", "statefulsets"), ("DaemonSet", "daemonsets")])
+def test_the_author_must_be_allowed_to_patch_a_target_of_its_kind(kubectl, users, kind, resource):
+    """carol may patch Deployments, not other kinds: a run of her StatefulSet or DaemonSet is hers only once she may
+    patch that kind."""
+    manifest = json.loads(run_manifest("r-kind"))
+    manifest["spec"]["target"] = {"kind": kind, "name": "app"}
+    refusal = create_as(kubectl, users, "carol", json.dumps(manifest))
+    assert f"spec.target.name: carol may not patch {resource}/app in namespace {users}" in refusal, refusal
+    grant(kubectl, users, "carol", RUNS, PATCH_DEPLOYMENT, ("apps", resource, "patch"))
+    wait_for(lambda: create_as(kubectl, users, "carol", json.dumps(manifest)) == "", 30,
+             f"carol may patch {resource} and still may not create the run")

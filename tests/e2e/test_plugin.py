@@ -150,7 +150,7 @@ def test_status_times_out_then_abort_and_retry(operator, namespace):
     waited = sbr("-n", namespace, "status", "slow", "--timeout", "1s")
     assert waited.returncode == 2 and "still WatchingRestarts" in waited.stderr, waited
     in_flight = (f'selfbootstrap_run_info{{name="slow",namespace="{namespace}",phase="WatchingRestarts",'
-                 'target="app"} 1.0')
+                 'target="app",target_kind="Deployment"} 1.0')
     poll(lambda: in_flight in operator.metrics(), 10, lambda: f"no {in_flight} in the metrics")
     assert 'selfbootstrap_build_info{' in operator.metrics() and 'version="' in operator.metrics()
 

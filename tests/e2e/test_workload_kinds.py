@@ -86,14 +86,22 @@ def template(kind: str, namespace: str, name: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_healthy_release_succeeds_with_its_revisions(namespace, kubectl, kind):
+def test_a_healthy_release_succeeds_with_its_revisions(namespace, kubectl, kind, tmp_path):
     create(kubectl, namespace, kind, "db")
+    manifest = tmp_path / "run.yaml"
+    manifest.write_text(json.dumps({"apiVersion": "selfbootstrap.dev/v1alpha1", "kind": "SelfBootstrapRun",
+                                    "metadata": {"name": "to-v2"}, "spec": run_spec(kind, "db", "v2")}))
+    planned = sbr("-n", namespace, "plan", "-f", str(manifest), "-o", "json")
+    assert planned.returncode == 0, planned
+    plan = json.loads(planned.stdout)
+    assert (plan["status"]["deployedReleaseId"], plan["status"]["previousReleaseId"]) == ("v2", "v1"), plan
     create_run(namespace, "to-v2", run_spec(kind, "db", "v2"))
 
     st = wait_phase(namespace, "to-v2", FINISHED, timeout=150)
 
     assert st["phase"] == "Succeeded", st
     assert (st["deployedReleaseId"], st["previousReleaseId"]) == ("v2", "v1")
+    assert st["previousReplicaSet"] == plan["status"]["previousReplicaSet"], "the plan named the same revision"
     history = {h["metadata"]["name"]: h for h in client.ApiClient().sanitize_for_serialization(
         client.AppsV1Api().list_namespaced_controller_revision(namespace).items)}
     deployed, previous = history[st["deployedReplicaSet"]], history[st["previousReplicaSet"]]

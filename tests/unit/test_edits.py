@@ -94,3 +94,12 @@ def test_a_deployment_whose_metadata_is_a_list_is_not_the_target():
     text = "kind: Deployment\nmetadata: [web]\n---\nkind: Deployment\nmetadata: {name: web}\n" \
            "spec: {template: {spec: {containers: [{name: web, image: a}]}}}\n"
     assert "image: x:1" in set_image(text, "d.yaml", "web", None, "x:1", None)
+
+
+def test_a_statefulset_is_found_by_its_kind_and_a_deployment_of_its_name_is_not_it():
+    both = MANIFEST + "\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: web\nspec:\n  template:\n" \
+        "    spec:\n      containers:\n        - name: db\n          image: registry.example.com/db:v1\n"
+    out = set_image(both, "deploy/all.yaml", "web", None, "registry.example.com/db:v2", "v2", kind="StatefulSet")
+    assert "registry.example.com/db:v2" in out and "registry.example.com/web:v1" in out
+    with pytest.raises(EditError, match="expected one DaemonSet named 'web', found 0"):
+        set_image(both, "deploy/all.yaml", "web", None, "x:v2", "v2", kind="DaemonSet")

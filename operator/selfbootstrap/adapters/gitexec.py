@@ -241,7 +241,7 @@ class _Step:
                 raise edits.EditError(f"{change.set_image.path}: cannot be read as text ({err})") from None
             target.write_text(edits.set_image(
                 text, change.set_image.path, spec.target.workload, spec.target.container, image,
-                releases.requested_release_id(spec.release)))
+                releases.requested_release_id(spec.release), spec.target.kind))
 
     def push(self, a: PushBranch) -> Pushed:
         remote_sha = self.remote.head_of(a.commit.branch)

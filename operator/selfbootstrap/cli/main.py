@@ -102,8 +102,8 @@ def _tree(cluster: Cluster, name: str) -> Any:
 @main.command(name="list")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Runs of every namespace.")
 @click.option("--deployment", help="Only the runs of this workload (a Deployment unless --kind says otherwise).")
-@click.option("--kind", type=click.Choice([k.value for k in m.WorkloadKind]), default=m.WorkloadKind.DEPLOYMENT,
-              show_default=True, help="The kind of the workload --deployment names.")
+@click.option("--kind", type=click.Choice([k.value for k in m.WorkloadKind]), show_default=True,
+              default=m.WorkloadKind.DEPLOYMENT.value, help="The kind of the workload --deployment names.")
 @_errors
 def list_(all_namespaces: bool, deployment: str | None, kind: str) -> None:
     """Runs, oldest first."""
@@ -113,8 +113,8 @@ def list_(all_namespaces: bool, deployment: str | None, kind: str) -> None:
 
 @main.command()
 @click.argument("deployment")
-@click.option("--kind", type=click.Choice([k.value for k in m.WorkloadKind]), default=m.WorkloadKind.DEPLOYMENT,
-              show_default=True, help="The workload's kind.")
+@click.option("--kind", type=click.Choice([k.value for k in m.WorkloadKind]), show_default=True,
+              default=m.WorkloadKind.DEPLOYMENT.value, help="The workload's kind.")
 @_errors
 def history(deployment: str, kind: str) -> None:
     """The workload's revisions beside the runs that deployed or restored them."""

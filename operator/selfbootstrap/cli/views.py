@@ -242,7 +242,7 @@ def status_line(run: JsonObject) -> Text:
 
 def plan_view(p: Plan, name: str, target: str) -> Group:
     s = p.status
-    parts: list[Text | Table] = [line("run ", name, " → deployment ", target, style="bold")]
+    parts: list[Text | Table] = [line("run ", name, " → ", target, style="bold")]
     if p.git_first:
         parts.append(line("first proposes the change in git (branch, commit, push, pull request, CI, merge); then:"))
     if p.ends:

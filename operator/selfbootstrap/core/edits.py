@@ -1,6 +1,6 @@
 """Structured edits of files in the repository: pure text in, text out.
 
-`set_image` rewrites the image of the target Deployment's container in a YAML
+`set_image` rewrites the image of the target workload's container in a YAML
 manifest (which may hold several documents), keeping comments and layout, and
 records the release id on the pod template as the cluster would carry it.
 """
@@ -30,7 +30,7 @@ def _yaml() -> YAML:
 
 
 def set_image(text: str, path: str, deployment: str, container: str | None, image: str,
-              release_id: str | None) -> str:
+              release_id: str | None, kind: str = "Deployment") -> str:
     from ruamel.yaml.error import YAMLError
 
     try:
@@ -39,10 +39,10 @@ def set_image(text: str, path: str, deployment: str, container: str | None, imag
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise EditError(f"{path}: not valid YAML{where}") from None
-    targets = [d for d in docs if isinstance(d, dict) and d.get("kind") == "Deployment"
+    targets = [d for d in docs if isinstance(d, dict) and d.get("kind") == kind
                and isinstance(d.get("metadata"), dict) and d["metadata"].get("name") == deployment]
     if len(targets) != 1:
-        raise EditError(f"{path}: expected one Deployment named {deployment!r}, found {len(targets)}")
+        raise EditError(f"{path}: expected one {kind} named {deployment!r}, found {len(targets)}")
     spec = _mapping(targets[0], "spec", path)
     template = _mapping(spec, "template", path, "spec.")
     _set_container_image(template, path, container, image)
