@@ -176,9 +176,12 @@ def main(argv: list[str] | None = None) -> None:
     if endpoint is not None:
         metrics.build_info()
         start_http_server(endpoint[1], addr=endpoint[0])
-    from . import handlers
+    from . import handlers, kopf_fixes
 
-    registry = handlers.register(settings)
+    try:
+        registry = handlers.register(settings)
+    except kopf_fixes.KopfChangedError as err:  # the message names each kopf function that changed
+        raise SystemExit(f"cannot start: {err}") from None
     api = services.api_client(settings.tick_threads + 2)  # the tick threads and the handlers' two
     kube = Kube(api)
     failed = selftest.run(kube, tuple(args.namespace))

@@ -20,7 +20,7 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from . import __version__, kopf_fixes, retry
+from . import __version__, kopf_fixes, kopf_trim, retry
 from . import models as m
 from .adapters import cache, ownpod
 from .adapters.kube import api_message, meta, pod_state
@@ -311,8 +311,11 @@ def shard_of(settings: Settings) -> dict[str, Any]:
 
 
 def register(settings: Settings) -> kopf.OperatorRegistry:
-    """Register the handlers for this instance (its shard decides which runs it serves)."""
-    kopf_fixes.apply()
+    """Register the handlers for this instance (its shard decides which runs it serves).
+
+    Raises kopf_fixes.KopfChangedError, having patched nothing, if the installed kopf is not the one
+    the fixes and savings were written against."""
+    kopf_fixes.apply(*kopf_trim.PATCHES)
     registry = kopf.get_default_registry()
     kopf.on.startup(registry=registry)(configure)
     kopf.on.startup(registry=registry)(await_discovery)

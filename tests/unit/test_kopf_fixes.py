@@ -1,30 +1,48 @@
 """kopf's readiness must not wait for a watch or an object worker that ended before it was indexed
-(a namespace deleted while the operator starts froze it for good)."""
+(a namespace deleted while the operator starts froze it for good); the other fixes and the savings
+of kopf_trim; and none of them is applied to a kopf other than the one they were written against."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import importlib
+import logging
+import tomllib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import kopf
 import pytest
 from kopf._cogs.aiokits import aiotoggles
-from kopf._cogs.clients import watching
+from kopf._cogs.clients import api, watching
 from kopf._cogs.configs.configuration import OperatorSettings
 from kopf._cogs.structs import references
-from kopf._core.reactor import queueing
+from kopf._core.engines import daemons
+from kopf._core.reactor import inventory, observation, queueing
 
-from selfbootstrap import kopf_fixes
+from selfbootstrap import __main__ as entry
+from selfbootstrap import kopf_fixes, kopf_trim
 
 RESOURCE = references.Resource(group="", version="v1", plural="pods", namespaced=True)
+ALL = (*kopf_fixes.FIXES, *kopf_trim.PATCHES)
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
 @pytest.fixture(autouse=True)
 def kopf_restored(monkeypatch: pytest.MonkeyPatch) -> None:
-    """kopf as it was before each test (the operator's tests apply the fix for good)."""
-    for name in ("watcher", "worker"):
-        fn = getattr(queueing, name)
-        monkeypatch.setattr(queueing, name, getattr(fn, "__wrapped__", fn))
+    """kopf as it was before each test, unpatched (the operator's tests apply the patches for good)."""
+    for patch in ALL:
+        module = importlib.import_module(patch.target.module)
+        fn = getattr(module, patch.target.name)
+        monkeypatch.setattr(module, patch.target.name, fn.__wrapped__ if getattr(fn, kopf_fixes._MARK, False) else fn)
+
+
+def patched() -> list[str]:
+    """The kopf functions wrapped now."""
+    return [f"{p.target.module}.{p.target.name}" for p in ALL
+            if getattr(getattr(importlib.import_module(p.target.module), p.target.name, None), kopf_fixes._MARK, False)]
 
 
 def test_apply_wraps_once() -> None:
@@ -96,7 +114,8 @@ DEPLOYMENTS = references.Resource(group="apps", version="v1", plural="deployment
 
 def watched(*objects: Any) -> list[Any]:
     """What kopf's watch stream yields for these objects once the fix is applied."""
-    async def listed(**_: Any) -> AsyncIterator[Any]:
+    async def listed(*, settings: Any, resource: Any, namespace: Any, operator_paused: Any = None,
+                     _iterations: int | None = None) -> AsyncIterator[Any]:  # kopf's own signature
         for o in objects:
             yield {"type": "ADDED", "object": o}
         yield watching.Bookmark.LISTED
@@ -108,7 +127,7 @@ def watched(*objects: Any) -> list[Any]:
     original = watching.infinite_watch
     watching.infinite_watch = listed  # type: ignore[assignment]
     try:
-        kopf_fixes.apply()
+        kopf_fixes.apply(*kopf_trim.PATCHES)
         return asyncio.run(collect(RESOURCE if objects and objects[0].get("kind") == "Pod" else DEPLOYMENTS))
     finally:
         watching.infinite_watch = original
@@ -156,8 +175,6 @@ def test_kopf_s_own_writes_are_bounded_and_all_done() -> None:
 
 
 def test_apply_bounds_kopf_s_writes() -> None:
-    from kopf._cogs.clients import api
-
     kopf_fixes.apply()
     assert all(getattr(getattr(api, name), kopf_fixes._MARK, False)
                for name in ("patch", "post", "delete"))
@@ -181,8 +198,6 @@ async def _process(fn: Any, insights: references.Insights, event: Any) -> None:
 def test_a_namespace_first_seen_in_the_watch_s_own_listing_is_served(wrap: bool) -> None:
     """Without the fix a namespace created between kopf's two listings stays unserved (kopf's own
     behaviour, shown by wrap=False); with it, the watch's listing adds it."""
-    from kopf._core.reactor import observation
-
     original = getattr(observation.process_discovered_namespace_event, "__wrapped__",
                        observation.process_discovered_namespace_event)
     fn = kopf_fixes._seeing_listed_namespaces(original) if wrap else original
@@ -197,8 +212,6 @@ def test_a_namespace_first_seen_in_the_watch_s_own_listing_is_served(wrap: bool)
 
 
 def test_a_listed_namespace_is_still_removed_by_its_deletion() -> None:
-    from kopf._core.reactor import observation
-
     original = getattr(observation.process_discovered_namespace_event, "__wrapped__",
                        observation.process_discovered_namespace_event)
     fn = kopf_fixes._seeing_listed_namespaces(original)
@@ -210,3 +223,136 @@ def test_a_listed_namespace_is_still_removed_by_its_deletion() -> None:
 
     asyncio.run(scenario())
     assert insights.namespaces == set()
+
+
+# --- the savings of kopf_trim: a module of their own, applied by the same apply() -----------------
+
+
+def test_the_savings_are_applied_with_the_fixes() -> None:
+    kopf_fixes.apply(*kopf_trim.PATCHES)
+    assert patched() == [f"{p.target.module}.{p.target.name}" for p in ALL]
+
+
+@pytest.mark.parametrize("running", [False, True], ids=["no-daemon", "a-daemon-runs"])
+def test_an_idle_body_is_let_go_once_no_daemon_of_it_runs(running: bool) -> None:
+    body = object()
+
+    async def scenario() -> object:
+        memory = inventory.ResourceMemory()
+        memory.daemons_memory.live_fresh_body = body  # type: ignore[assignment]
+        if running:
+            memory.daemons_memory.running_daemons["reconcile"] = object()  # type: ignore[index,assignment]
+
+        async def spawning(**_: Any) -> list[float]:
+            return []
+
+        await kopf_trim._releasing_idle_bodies(spawning)(memory=memory)
+        return memory.daemons_memory.live_fresh_body
+
+    assert asyncio.run(scenario()) is (body if running else None)
+
+
+# --- each patched function is checked against the kopf it was written for -----------------------
+
+
+def test_the_installed_kopf_is_the_one_the_patches_were_written_for() -> None:
+    assert kopf_fixes.problems(ALL) == []
+    pins = [d for d in tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"] if d.startswith("kopf")]
+    assert len(pins) == 1 and pins[0].startswith(f"kopf=={kopf_fixes.KOPF_MINOR}.")  # the pin is that kopf
+    kopf_fixes.apply(*kopf_trim.PATCHES)
+    assert len(patched()) == len(ALL)
+
+
+async def _other(url: str, *, settings: Any, payload: Any = None, logger: Any) -> None:
+    """A kopf function as a later kopf might have it: a parameter gone, another renamed."""
+
+
+@pytest.mark.parametrize("patch", ALL, ids=lambda p: p.target.name)
+def test_a_changed_signature_is_named_and_nothing_is_patched(monkeypatch: pytest.MonkeyPatch,
+                                                             patch: kopf_fixes.Patch) -> None:
+    module = importlib.import_module(patch.target.module)
+    monkeypatch.setattr(module, patch.target.name, _other)
+    with pytest.raises(kopf_fixes.KopfChangedError) as raised:
+        kopf_fixes.apply(*kopf_trim.PATCHES)
+    message = str(raised.value)
+    assert f"{patch.target.module}.{patch.target.name}: expected {patch.target.shape}, " \
+           f"found async def (url, *, settings, payload, logger)" in message
+    assert f"kopf {kopf_fixes.installed_kopf()} is installed" in message and "nothing was patched" in message
+    assert message.count("\n  - ") == 1  # only what changed is named
+    assert patched() == []
+
+
+def test_a_coroutine_become_a_plain_function_is_a_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    def worker(*, signaller: Any, settings: Any, processor: Any, resource_indexed: Any = None,
+               operator_indexed: Any = None, streams: Any, key: Any) -> None:
+        """Same parameters; not awaitable, so the wrapper would break it."""
+
+    monkeypatch.setattr(queueing, "worker", worker)
+    with pytest.raises(kopf_fixes.KopfChangedError, match=r"queueing\.worker: expected async def \(\*, signaller.*"
+                                                     r"found def \(\*, signaller"):
+        kopf_fixes.apply()
+    assert patched() == []
+
+
+def test_a_missing_function_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(api, "post")
+    with pytest.raises(kopf_fixes.KopfChangedError, match=r"kopf\._cogs\.clients\.api\.post: expected async def .*, "
+                                                     r"found no attribute post in kopf\._cogs\.clients\.api"):
+        kopf_fixes.apply()
+    assert patched() == []
+
+
+def test_what_a_wrapper_calls_is_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    def revise_namespaces(*, insights: Any, namespaces: Any, raw_events: Any = ()) -> None:
+        """raw_bodies gone."""
+
+    monkeypatch.setattr(observation, "revise_namespaces", revise_namespaces)
+    with pytest.raises(kopf_fixes.KopfChangedError, match=r"observation\.revise_namespaces: expected "
+                                                     r"def \(\*, insights, namespaces, raw_events, raw_bodies\), "
+                                                     r"found def \(\*, insights, namespaces, raw_events\)"):
+        kopf_fixes.apply()
+    assert patched() == []
+
+
+def test_a_field_a_saving_reads_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    @dataclasses.dataclass
+    class DaemonsMemory:
+        live_fresh_body: Any = None  # running_daemons renamed
+
+    monkeypatch.setattr(daemons, "DaemonsMemory", DaemonsMemory)
+    with pytest.raises(kopf_fixes.KopfChangedError, match=r"daemons\.DaemonsMemory: expected a dataclass with the "
+                                                     r"fields live_fresh_body, running_daemons, found none named "
+                                                     r"running_daemons"):
+        kopf_fixes.apply(*kopf_trim.PATCHES)
+    assert patched() == []
+
+
+@pytest.mark.parametrize("version", ["1.46.0", "2.0.0", "1.4.5"])
+def test_another_kopf_version_is_refused(monkeypatch: pytest.MonkeyPatch, version: str) -> None:
+    monkeypatch.setattr(kopf_fixes, "installed_kopf", lambda: version)
+    with pytest.raises(kopf_fixes.KopfChangedError) as raised:
+        kopf_fixes.apply(*kopf_trim.PATCHES)
+    assert f"kopf version: expected 1.45.x, found {version}" in str(raised.value)
+    assert f"kopf {version} is installed" in str(raised.value)
+    assert patched() == []
+
+
+def test_a_patch_release_of_the_pinned_minor_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kopf_fixes, "installed_kopf", lambda: "1.45.9")
+    kopf_fixes.apply(*kopf_trim.PATCHES)
+    assert len(patched()) == len(ALL)
+
+
+def test_the_operator_does_not_start_on_a_changed_kopf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The start-up error is the message, on stderr, with a non-zero exit (SystemExit with a text)."""
+    monkeypatch.setattr(kopf_fixes, "installed_kopf", lambda: "1.46.0")
+    monkeypatch.setattr(entry, "limit_malloc_arenas", lambda: None)
+    monkeypatch.setattr(kopf, "configure", lambda **_: None)
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    monkeypatch.delenv("SELFBOOTSTRAP_METRICS_BIND_ADDRESS", raising=False)
+    with pytest.raises(SystemExit) as raised:
+        entry.main([])
+    assert isinstance(raised.value.code, str)
+    assert raised.value.code.startswith("cannot start: kopf 1.46.0 is installed")
+    assert "kopf version: expected 1.45.x, found 1.46.0" in raised.value.code
+    assert patched() == []
