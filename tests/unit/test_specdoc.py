@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from typing import Any
@@ -120,3 +121,18 @@ def test_prose_keeps_code_and_escapes_the_rest(text, shown):
 def test_code_holds_backticks():
     assert specdoc.code("a`b") == "`` a`b ``"
     assert specdoc.code("plain") == "`plain`"
+
+
+def test_the_readme_is_short_and_links_to_pages_that_exist():
+    root = crdgen.SOURCE_ROOT
+    readme = (root / "README.md").read_text()
+    assert len(readme.encode()) < 12 * 1024
+    assert readme.split("\n")[2:6] == [
+        "```sh",
+        "scripts/demo    # run it: local control plane (built on first use), operator, sample app, example runs",
+        "scripts/test    # test it: unit tests and end-to-end tests against the real local control plane",
+        "```",
+    ]
+    links = re.findall(r"\]\((docs/[^)#]*)", readme)
+    assert links
+    assert [link for link in links if not (root / link).exists()] == []
