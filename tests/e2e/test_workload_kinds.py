@@ -173,6 +173,18 @@ def test_runs_created_at_the_same_instant_take_one_statefulset_one_at_a_time(nam
             assert all(st["phase"] in ("Succeeded", "Superseded") for st in ends.values()), ends
             current = read("StatefulSet", namespace, "db")["spec"]["template"]["spec"]["containers"][0]["image"]
             assert current == image(f"v{r}-{names.index(newest)}")
+        # Replay safety: a run of an earlier round made again under its name changes nothing.
+        template_before = read("StatefulSet", namespace, "db")["spec"]["template"]
+        replayed = next(n for n in ("r0-0", "r0-1", "r0-2") if get_run(namespace, n)["status"]["phase"] == "Succeeded")
+        spec_of = get_run(namespace, replayed)["spec"]
+        client.CustomObjectsApi().delete_namespaced_custom_object("selfbootstrap.dev", "v1alpha1", namespace,
+                                                                  "selfbootstrapruns", replayed)
+        wait_for(lambda: not [r for r in client.CustomObjectsApi().list_namespaced_custom_object(
+            "selfbootstrap.dev", "v1alpha1", namespace, "selfbootstrapruns")["items"]
+            if r["metadata"]["name"] == replayed], 30, f"{replayed} was not deleted")
+        create_run(namespace, replayed, spec_of)
+        assert wait_phase(namespace, replayed, FINISHED, timeout=60)["phase"] == "Superseded"
+        assert read("StatefulSet", namespace, "db")["spec"]["template"] == template_before
     finally:
         recorder.stop()
     assert recorder.violations() == []

@@ -138,7 +138,7 @@ def deployment_tree(dep: JsonObject, replica_sets: list[JsonObject], pods: list[
         counts = f"  {integer(st.get('availableReplicas'))}/{integer(path(dep, 'spec', 'replicas'), 1)} available"
     revision = strings(k.meta(dep).get("annotations")).get(k.REVISION) if kind == "Deployment" else \
         text(st.get("updateRevision"))
-    node = Tree(line(kind.lower(), " ", k.name_of(dep), counts, ", revision ", revision or "?"))
+    node = Tree(line(kind.lower(), " ", k.name_of(dep), counts, *((", revision ", revision) if revision else ())))
     marks = {text(s.get("deployedReplicaSet")): "  ← deployed by this run",
              text(s.get("rollbackTargetReplicaSet")): "  ← rollback target"}
     for rs in sorted(replica_sets, key=lambda r: -k.revision_of(r, None).revision):

@@ -306,8 +306,9 @@ def _open_revert(d: Draft, git: GitWorkflow, gs: GitStatus) -> OpenRevertPullReq
     return OpenRevertPullRequest(
         branch=f"{gs.branch}-revert", base=git.base_branch, merge_sha=gs.merge_commit_sha,
         title=f"Revert release {_release(d)}: rolled back in the cluster",
-        body=(f"SelfBootstrapRun {d.run.namespace}/{d.run.name} rolled deployment {d.run.spec.target.workload} "
-              f"back ({d.status.reason}). This reverts {gs.merge_commit_sha[:12]} so git and the cluster agree."))
+        body=(f"SelfBootstrapRun {d.run.namespace}/{d.run.name} rolled {d.run.spec.target.kind.lower()} "
+              f"{d.run.spec.target.workload} back ({d.status.reason}). This reverts {gs.merge_commit_sha[:12]} "
+              f"so git and the cluster agree."))
 
 
 def _revert_ci(d: Draft, gs: GitStatus) -> Decision:

@@ -223,7 +223,7 @@ def _expected_release(d: Draft, dep: DeploymentState) -> Decision | None:
     if current == expected:
         return None
     return d.fail(reasons.CURRENT_RELEASE_MISMATCH,
-                  f"deployment {dep.name!r} runs release {current}, not {expected} as "
+                  f"{dep.kind.lower()} {dep.name!r} runs release {current}, not {expected} as "
                   f"spec.release.expectedCurrentReleaseId asks; the Deployment was not touched")
 
 
@@ -272,8 +272,8 @@ def _claimed(d: Draft, dep: DeploymentState) -> Decision:
     """The run holds the workload: a deploy-only run starts, a git run goes on to resolve its releases."""
     if d.status.started_at is None:
         d.set(started_at=d.status.started_at or d.now)
-        d.normal(reasons.STARTED, f"run started for deployment {dep.name!r}")
-    d.enter(Phase.DEPLOYING, reasons.CLAIMED, f"holds deployment {dep.name!r}")
+        d.normal(reasons.STARTED, f"run started for {dep.kind.lower()} {dep.name!r}")
+    d.enter(Phase.DEPLOYING, reasons.CLAIMED, f"holds {dep.kind.lower()} {dep.name!r}")
     return d.decision(0)
 
 
@@ -300,8 +300,8 @@ def _pending(d: Draft, world: World, dep: DeploymentState) -> Decision:
         d.normal(reasons.SUPERSEDED, d.status.message or "")
         return d.decision(None)
     d.set(started_at=d.status.started_at or d.now)  # a git run takes the workload only when it deploys
-    d.enter(gitflow.first_phase(d), reasons.STARTED, f"proposing the change in git for deployment {dep.name!r}")
-    d.normal(reasons.STARTED, f"run started for deployment {dep.name!r}")
+    d.enter(gitflow.first_phase(d), reasons.STARTED, f"proposing the change in git for {dep.kind.lower()} {dep.name!r}")
+    d.normal(reasons.STARTED, f"run started for {dep.kind.lower()} {dep.name!r}")
     return d.decision(0)
 
 
@@ -310,8 +310,8 @@ def _lost(d: Draft, dep: DeploymentState) -> Decision:
     does not (someone else took it, or the status was not written by the run): act on nothing."""
     if d.status.phase == Phase.ROLLING_BACK:
         d.set(rollback_healthy=False)
-    return d.fail(reasons.CLAIM_LOST, f"the record on deployment {dep.name!r} does not show this run holding it; "
-                                      f"its status is not acted on and the Deployment is left alone")
+    return d.fail(reasons.CLAIM_LOST, f"the record on {dep.kind.lower()} {dep.name!r} does not show this run holding "
+                                      f"it; its status is not acted on and the {dep.kind} is left alone")
 
 
 def _deploying(d: Draft, world: World, dep: DeploymentState) -> Decision:
@@ -336,7 +336,7 @@ def _deploying(d: Draft, world: World, dep: DeploymentState) -> Decision:
                       "the Deployment's template changed after the release was deployed; leaving it alone")
     if dep.paused:
         return d.fail(reasons.DEPLOYMENT_PAUSED,
-                      f"deployment {dep.name!r} is paused; resume it and create a new run")
+                      f"{dep.kind.lower()} {dep.name!r} is paused; resume it and create a new run")
     run = replace(d.run, spec=spec)
     return d.decision(POLL_SECONDS, PatchDeployment(deploy_patch(run, s.deployed_release_id, dep, container,
                                                                  d.now)))
@@ -421,8 +421,9 @@ def _deployed(d: Draft, digest: str) -> Decision:
     d.set(deploy_patched_at=s.deploy_patched_at or d.now, deployed_template_digest=digest)
     d.enter(Phase.VERIFYING_HEALTH, reasons.DEPLOYED,
             f"release {s.deployed_release_id} deployed; waiting for the rollout")
-    d.event(EventType.NORMAL, reasons.DEPLOYED, f"release {s.deployed_release_id} deployed to deployment "
-                                                f"{d.run.spec.target.workload!r} by run {d.run.name}",
+    d.event(EventType.NORMAL, reasons.DEPLOYED, f"release {s.deployed_release_id} deployed to "
+                                                f"{d.run.spec.target.kind.lower()} {d.run.spec.target.workload!r} "
+                                                f"by run {d.run.name}",
             on_deployment=True)
     return d.decision(0)
 
@@ -659,7 +660,7 @@ def _rolling_back(d: Draft, world: World, dep: DeploymentState) -> Decision:
                           "run's release; not rolling back over someone else's change")
         if dep.paused:
             d.set(rollback_healthy=False)
-            return d.fail(reasons.ROLLBACK_REFUSED, f"deployment {dep.name!r} is paused; cannot roll back")
+            return d.fail(reasons.ROLLBACK_REFUSED, f"{dep.kind.lower()} {dep.name!r} is paused; cannot roll back")
         untrusted = _untrusted_rollback(d, world, target)
         if untrusted:
             d.set(rollback_healthy=False)
