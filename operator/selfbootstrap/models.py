@@ -1238,8 +1238,9 @@ class RunStatus(StatusModel):
     stuck_pods_deleted: Annotated[list[Name], Field(default_factory=list, max_length=64)]
     """The pods of the bad revision a StatefulSet's forced rollback deleted (rollbackPolicy.deleteStuckPods)."""
     release_metadata_source: Name | None = None
-    """Where the release metadata came from: spec, or deploymentRevisions when the Deployment's revisions
-    were read for any of it."""
+    """Where the release metadata came from: spec; deploymentRevisions when the workload's revisions (a
+    Deployment's ReplicaSets, another kind's ControllerRevisions) were read for any of it; registry when the
+    release id came from the image's registry."""
     retry_of: Name | None = None
     """The run this one retries (from its selfbootstrap.dev/retry-of annotation)."""
     retried_as: list[Name] = Field(default_factory=list)

@@ -1,3 +1,3 @@
-"""Workload kinds other than Deployments, one module each (statefulset.py, daemonset.py): their rollout
-progress as `kubectl rollout status` judges it, from the object as plain data. Not wired into runs yet:
-a run still targets a Deployment (the README's "Beyond Deployments" says what is missing)."""
+"""Workload kinds other than Deployments, one module each: their rollout progress as `kubectl rollout status`
+judges it (statefulset.py, daemonset.py), and their releases and undo from ControllerRevisions
+(controllerrevisions.py), all from the object as plain data."""
