@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -21,8 +20,9 @@ from pathlib import Path
 from kubernetes import client, config
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import localcluster  # noqa: E402
+sys.path.insert(0, str(ROOT))  # tools/ and tests/support/, shared with the tests
+from tests.support.operator_process import OperatorProcess  # noqa: E402
+from tools import localcluster  # noqa: E402
 
 GROUP, VERSION, PLURAL = "selfbootstrap.dev", "v1alpha1", "selfbootstrapruns"
 
@@ -30,13 +30,6 @@ GROUP, VERSION, PLURAL = "selfbootstrap.dev", "v1alpha1", "selfbootstrapruns"
 def _ts(stamp: str) -> float:
     from datetime import datetime
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def deployment(name: str, replicas: int) -> dict:
@@ -63,13 +56,14 @@ def main() -> None:
     for name in names:
         apps.create_namespaced_deployment(ns, deployment(name, args.replicas))
 
-    env = {"KUBECONFIG": str(localcluster.kubeconfig_path()), "PATH": "/usr/bin:/bin"}
-    log = open(ROOT / "benchmarks" / ".operator.log", "w")  # noqa: SIM115  (the operator's stdout for its life)
-    operator = subprocess.Popen([sys.executable, "-m", "selfbootstrap", "--standalone", "-n", ns],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    log = ROOT / "benchmarks" / ".operator.log"
+    operator = OperatorProcess(localcluster.kubeconfig_path(), log.parent, ("--standalone", "-n", ns),
+                               environ={"PATH": "/usr/bin:/bin"}, settings={}, verbose=False, metrics=False,
+                               log_file=log)
+    operator.start()
     try:
         time.sleep(3)
-        idle = rss_mib(operator.pid)
+        idle = operator.mib("VmRSS")
         created = {}
         for name in names:
             custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, {
@@ -85,7 +79,7 @@ def main() -> None:
                 name, phase = item["metadata"]["name"], (item.get("status") or {}).get("phase")
                 if phase in ("Succeeded", "Failed", "RolledBack") and name not in done:
                     done[name] = time.monotonic() - created[name]
-            peak = max(peak, rss_mib(operator.pid))
+            peak = max(peak, operator.mib("VmRSS"))
             time.sleep(0.2)
         latencies = sorted(done.values())
         total = max(done.values()) if done else float("nan")
@@ -106,8 +100,7 @@ def main() -> None:
             for entry in history:
                 print(f"  +{_ts(entry['at']) - start:6.2f} s  {entry['phase']:<17} {entry['reason']}")
     finally:
-        operator.terminate()
-        operator.wait(timeout=30)
+        operator.stop()
         core.delete_namespace(ns)
 
 

@@ -28,12 +28,10 @@ import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -42,13 +40,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import localcluster  # noqa: E402  (tools/ is not a package)
+sys.path.insert(0, str(ROOT))  # tools/ and tests/support/, shared with the tests
+from tests.support.kube import kubectl, service_account_token, token_kubeconfig, wait_established  # noqa: E402
+from tests.support.operator_process import OperatorProcess, proc_cpu_seconds, without_proxies  # noqa: E402
+from tests.support.waiting import poll  # noqa: E402
+from tools import localcluster  # noqa: E402
 
 Json = dict[str, Any]
 T = TypeVar("T")
@@ -254,23 +254,6 @@ def undo_on_crash(namespace: str) -> Watcher:
 # --- cluster objects ---------------------------------------------------------------------------
 
 
-def kubectl(*args: str, kubeconfig: Path | None = None, timeout: float = 120) -> str:
-    argv = [str(localcluster.kubectl_path()), f"--kubeconfig={kubeconfig or localcluster.kubeconfig_path()}", *args]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    if done.returncode:
-        raise RuntimeError(f"kubectl {' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout
-
-
-def poll(predicate: Callable[[], bool], timeout: float, interval: float = 0.25) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
-
-
 def _exists(read: Callable[[], Any]) -> bool:
     try:
         read()
@@ -366,73 +349,12 @@ def since(marks: Marks, start: str | float | None, end: str) -> float:
 # --- the operator as a process -------------------------------------------------------------------
 
 
-free_port = localcluster.free_port
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-
-
-def proc_mib(pid: int, key: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-class Operator:
-    """`python -m selfbootstrap --standalone` under the benchmark's service account."""
-
-    def __init__(self, kubeconfig: Path, namespace: str, log_path: Path) -> None:
-        self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-        env.update(KUBECONFIG=str(kubeconfig), PYTHONUNBUFFERED="1", NO_PROXY="127.0.0.1,localhost")
-        self.log = open(log_path, "wb")  # noqa: SIM115  (the operator's output for its life)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "selfbootstrap", "--standalone", f"--namespace={namespace}",
-             f"--liveness=http://127.0.0.1:{self.port}/healthz"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.log_path = log_path
-
-    def wait_alive(self, timeout: float = 60) -> None:
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-        def alive() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the operator exited with {self.proc.returncode}; see {self.log_path}")
-            with contextlib.suppress(OSError), opener.open(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as r:
-                return bool(r.status == 200)
-            return False
-
-        if not poll(alive, timeout):
-            raise RuntimeError(f"the operator was not alive within {timeout:.0f}s; see {self.log_path}")
-
-    def cpu_seconds(self) -> float:
-        return proc_cpu_seconds(self.proc.pid)
-
-    def mib(self, key: str) -> float:
-        return proc_mib(self.proc.pid, key)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.log.close()
-
-
-@contextlib.contextmanager
-def operator(kubeconfig: Path, namespace: str, log_path: Path) -> Iterator[Operator]:
-    op = Operator(kubeconfig, namespace, log_path)
-    try:
-        op.wait_alive()
-        yield op
-    finally:
-        op.stop()
+def operator(kubeconfig: Path, namespace: str, log_path: Path) -> OperatorProcess:
+    """`python -m selfbootstrap --standalone` under the benchmark's service account, as shipped (none of the
+    tests' settings, not verbose), without the proxy variables; `with operator(...) as op:` runs it."""
+    return OperatorProcess(kubeconfig, log_path.parent, ("--standalone", f"--namespace={namespace}"),
+                           env={"NO_PROXY": "127.0.0.1,localhost"}, environ=without_proxies(os.environ), settings={},
+                           verbose=False, metrics=False, alive_timeout=60, log_file=log_path)
 
 
 @dataclass(frozen=True)
@@ -448,18 +370,6 @@ class Identity:
         return f"system:serviceaccount:{self.namespace}:{self.name}"
 
 
-def token_kubeconfig(token: str, path: Path) -> Path:
-    admin = yaml.safe_load(localcluster.kubeconfig_path().read_text())
-    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
-    cluster = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "bench", "clusters": [cluster],
-        "users": [{"name": "bench-operator", "user": {"token": token}}],
-        "contexts": [{"name": "bench", "context": {"cluster": cluster["name"], "user": "bench-operator"}}]}))
-    path.chmod(0o600)
-    return path
-
-
 @contextlib.contextmanager
 def operator_identity(sid: str, workdir: Path) -> Iterator[Identity]:
     ns, name, binding = f"selfbootstrap-bench-{sid}", "operator", f"selfbootstrap-bench-{sid}"
@@ -471,8 +381,8 @@ def operator_identity(sid: str, workdir: Path) -> Iterator[Identity]:
             "metadata": {"name": binding},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
             "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]})
-        token = kubectl("-n", ns, "create", "token", name, "--duration=24h").strip()
-        yield Identity(ns, name, token_kubeconfig(token, workdir / "operator-kubeconfig"))
+        token = service_account_token(ns, name)
+        yield Identity(ns, name, token_kubeconfig(kubectl, token, workdir / "operator-kubeconfig"))
     finally:
         with contextlib.suppress(ApiException):
             rbac.delete_cluster_role_binding(binding)
@@ -485,14 +395,7 @@ def operator_identity(sid: str, workdir: Path) -> Iterator[Identity]:
 
 def component_pid(name: str) -> int | None:
     """The pid of the local control plane's component, if it runs here."""
-    if localcluster.use_existing():
-        return None
-    try:
-        pid = int((localcluster.LocalCluster.default().state / f"{name}.pid").read_text())
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (OSError, ValueError):
-        return None
-    return pid if argv and argv[0].decode().endswith(f"/{name}") else None
+    return None if localcluster.use_existing() else localcluster.LocalCluster.default().running(name)
 
 
 def audit_log_path() -> Path | None:
@@ -771,9 +674,10 @@ def print_breakdown(results: dict[int, list[Throughput]]) -> None:
 
 def setup_cluster() -> None:
     localcluster.up()
-    config.load_kube_config(str(localcluster.kubeconfig_path()))
+    os.environ["KUBECONFIG"] = str(localcluster.kubeconfig_path())  # kubectl()'s cluster
+    config.load_kube_config(os.environ["KUBECONFIG"])
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/selfbootstrapruns.selfbootstrap.dev")
+    wait_established(kubectl, "selfbootstrapruns.selfbootstrap.dev")
 
 
 def attempt(what: str, fn: Callable[[], T], default: T) -> T:

@@ -100,6 +100,14 @@ def log(message: str) -> None:
     print(f"local-cluster: {message}", file=sys.stderr, flush=True)
 
 
+def run_kubectl(kubeconfig: str | Path, *args: str, stdin: str | None = None, check: bool = True,
+                timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """The built kubectl against the kubeconfig's cluster, its output captured as text: every kubectl that
+    the control plane, the scripts, the tests (tests/support/kube.py) and the benchmarks run goes through here."""
+    return subprocess.run([str(kubectl_path()), f"--kubeconfig={kubeconfig}", *args], input=stdin,
+                          capture_output=True, text=True, check=check, timeout=timeout)
+
+
 # --- build ----------------------------------------------------------------------
 
 
@@ -491,8 +499,7 @@ class LocalCluster:
             return False
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(kubectl_path()), f"--kubeconfig={self.kubeconfig}", *args], input=stdin,
-                              capture_output=True, text=True, check=check)
+        return run_kubectl(self.kubeconfig, *args, stdin=stdin, check=check)
 
     def ready(self) -> bool:
         return all(self.running(c) for c in COMPONENTS) and self._api_ok()
@@ -656,8 +663,7 @@ def kubeconfig_path() -> Path:
 
 
 def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(kubectl_path()), f"--kubeconfig={kubeconfig_path()}", *args], input=stdin,
-                          capture_output=True, text=True, check=check)
+    return run_kubectl(kubeconfig_path(), *args, stdin=stdin, check=check)
 
 
 def up() -> None:

@@ -1,4 +1,5 @@
-"""The control plane the end-to-end tests run against, kubectl, and a bounded wait.
+"""The control plane the end-to-end tests run against (kubectl, the waits and the servers they use are
+in tests/support/, and imported from here too).
 
 By default a session starts a control plane of its own (tools/localcluster.py: state in
 <state root>/e2e-<session>, every port picked free) and stops and removes it at its end; the
@@ -13,57 +14,22 @@ KUBECONFIG's cluster, where tests that would change cluster-scoped objects are r
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
+from tools import localcluster
+
+# Defined in tests/support/ (shared with the benchmarks); the tests import them from here too.
+from tests.support.kube import kubectl, kubectl_as  # noqa: F401
+from tests.support.servers import serving  # noqa: F401
+from tests.support.waiting import holds, wait_for  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools"))
-import localcluster  # noqa: E402  (tools/ is not a package)
-
-T = TypeVar("T")
 SESSION = os.environ.get("SELFBOOTSTRAP_E2E_SESSION") or os.urandom(3).hex()  # names this session's namespaces
 NAMESPACES = f"e2e-{SESSION}-*"  # what this session's operators watch
 MODES = ("private", "reuse")
-
-
-@contextlib.contextmanager
-def serving(argv: Sequence[str], log: Path, what: str, ready_url: str, ready_status: int,
-            timeout: float) -> Iterator[subprocess.Popen[bytes]]:
-    """A server the tests start (Prometheus, the registry): its output to `log`, up once `ready_url` answers
-    `ready_status`, stopped afterwards; a failure to start says why with the end of its log."""
-    import httpx
-
-    with log.open("w") as out:
-        proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
-            try:
-                if httpx.get(ready_url, timeout=1).status_code == ready_status:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{what} not ready within {timeout:g}s:\n{log.read_text()[-2000:]}")
-            time.sleep(0.1)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 free_port = localcluster.free_port
@@ -119,51 +85,3 @@ def refuse_unless_owned(cluster: Cluster | None, what: str) -> None:
     if cluster.existing if cluster is not None else localcluster.use_existing():
         pytest.skip(f"refused on an existing cluster (SELFBOOTSTRAP_USE_EXISTING_CLUSTER=1): this test {what}, "
                     "and the tests change nothing cluster-scoped on a cluster they did not start")
-
-
-def kubectl(*args: str, input: str | None = None, timeout: float = 120, kubeconfig: Path | None = None) -> str:
-    """Run the built kubectl against the session's cluster (or the kubeconfig's); its stdout, or
-    AssertionError with its stderr."""
-    config = kubeconfig or os.environ["KUBECONFIG"]
-    argv = [str(localcluster.kubectl_path()), f"--kubeconfig={config}", *args]
-    try:
-        done = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        raise AssertionError(f"kubectl {' '.join(args)} did not finish within {timeout}s") from None
-    if done.returncode:
-        raise AssertionError(f"kubectl {' '.join(args)} failed (exit {done.returncode}): {done.stderr.strip()}")
-    return done.stdout
-
-
-def kubectl_as(user: str, *args: str, groups: Sequence[str] = (), **kwargs: Any) -> str:
-    """kubectl as another user (impersonated by the admin: --as, --as-group), e.g. to be refused as them."""
-    return kubectl(f"--as={user}", *[f"--as-group={g}" for g in groups], *args, **kwargs)
-
-
-def wait_for(predicate: Callable[[], T], timeout: float, message: str | Callable[[], str],
-             interval: float = 0.25) -> T:
-    """Poll until predicate() is truthy and return its value; fail after timeout seconds.
-
-    message may be a callable, evaluated only on failure, to say what was seen instead.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            text = message() if callable(message) else message
-            raise AssertionError(f"timed out after {timeout:g}s: {text}")
-        time.sleep(interval)
-
-
-def holds(predicate: Callable[[], Any], seconds: float, message: str | Callable[[], str],
-          interval: float = 0.5) -> None:
-    """Fail as soon as predicate() is falsy during the next `seconds` (something that must not happen)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not predicate():
-            text = message() if callable(message) else message
-            raise AssertionError(text)
-        time.sleep(interval)

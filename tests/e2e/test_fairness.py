@@ -5,7 +5,6 @@ grow by less than 30 MiB for the queued runs."""
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections.abc import Iterator
@@ -36,18 +35,6 @@ def fair_operator(operator, tmp_path: Path) -> Iterator[OperatorProcess]:
     proc.stop()
 
 
-def rss_mib(proc: OperatorProcess) -> float:
-    assert proc.proc is not None
-    status = Path(f"/proc/{proc.proc.pid}/status").read_text()
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
-
-
-def cpu_seconds(proc: OperatorProcess) -> float:
-    assert proc.proc is not None
-    fields = Path(f"/proc/{proc.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
 def create(namespace: str, name: str, version: str, watchdog: dict) -> None:
     body = run_body(name, {"target": {"deployment": "app"}, "restartWatchdog": watchdog,
                            "release": {"id": version, "image": f"registry.example.com/app:{version}"}})
@@ -71,7 +58,7 @@ def test_a_flood_in_one_namespace_barely_slows_another(fair_operator, namespace)
         create_deployment(namespace, "app", "registry.example.com/app:v0", "v0", replicas=1)
         create_deployment(flooded, "app", "registry.example.com/app:v0", "v0", replicas=1)
         idle = [timed_run(namespace, n) for n in range(1, 4)]
-        idle_rss = rss_mib(fair_operator)
+        idle_rss = fair_operator.mib("VmRSS")
 
         # One run holds the flooded namespace's slot for the whole test; a thousand more queue behind it.
         create(flooded, "holder", "h1", {"retries": 1000, "intervalSeconds": 1})
@@ -86,10 +73,10 @@ def test_a_flood_in_one_namespace_barely_slows_another(fair_operator, namespace)
 
         wait_for(all_queued, 300, "the flood's runs were not all queued", interval=2)
         time.sleep(5)  # the last writes settle: from now on no queued run does anything
-        before = cpu_seconds(fair_operator)
+        before = fair_operator.cpu_seconds()
         time.sleep(10)
-        idle_cpu = cpu_seconds(fair_operator) - before
-        flooded_rss = rss_mib(fair_operator)
+        idle_cpu = fair_operator.cpu_seconds() - before
+        flooded_rss = fair_operator.mib("VmRSS")
         busy = [timed_run(namespace, n) for n in range(4, 7)]
 
         assert get_run(flooded, "holder")["status"]["phase"] == "WatchingRestarts", "the flood was still there"

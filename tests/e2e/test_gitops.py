@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.gitops import argocd_health, kstatus
+from tests.support.gitops import argocd_health, kstatus
 
 from .cluster import kubectl as run_kubectl
 from .cluster import wait_for

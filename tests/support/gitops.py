@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from lupa import lua51
 
-ARGOCD = Path(__file__).resolve().parents[1] / "manifests" / "argocd"
+ARGOCD = Path(__file__).resolve().parents[2] / "manifests" / "argocd"
 
 
 def _to_python(value: Any) -> Any:

@@ -10,7 +10,7 @@ import pytest
 
 from selfbootstrap.core.conditions import derive
 from selfbootstrap.models import Phase, RunStatus
-from tests.gitops import argocd_action, argocd_actions, argocd_health, kstatus
+from tests.support.gitops import argocd_action, argocd_actions, argocd_health, kstatus
 
 from .factories import T0
 
