@@ -20,10 +20,10 @@ from selfbootstrap.core import compat, images
 from selfbootstrap.core.actions import ImageResolved, ResolveImage
 from selfbootstrap.crdgen import PACKAGED
 from selfbootstrap.models import RunSpec
+from tests.adapters.test_registry_adapter import CONFIG, CONFIG_DIGEST, EGRESS, MANIFEST
 
 from .factories import run, spec
 from .test_machine import FakeCluster, drive
-from .test_registry_adapter import CONFIG, CONFIG_DIGEST, EGRESS, MANIFEST
 
 CRD = yaml.safe_load(PACKAGED.read_text())
 

@@ -23,9 +23,9 @@ from selfbootstrap.models import Phase, RunStatus
 from selfbootstrap.reconciler import Reconciler, Tick
 from selfbootstrap.scheduling import FairExecutor
 from selfbootstrap.services import Services, Wakeups
+from tests.adapters.test_cache import indices
 
 from .factories import deployment
-from .test_cache import indices
 
 RUN: dict = {"metadata": {"name": "r", "namespace": "apps", "uid": "u", "resourceVersion": "10",
                     "creationTimestamp": "2030-01-01T00:00:00Z", "finalizers": ["selfbootstrap.dev/finalizer"]},

@@ -16,8 +16,7 @@ from selfbootstrap.core.actions import Deployed, Failed, PatchDeployment, Rollba
 from selfbootstrap.core.decision import Event, EventType
 from selfbootstrap.core.releases import template_digest
 from selfbootstrap.core.world import ContainerState, PodState
-
-from .factories import run
+from tests.unit.factories import run
 
 TEMPLATE = {"metadata": {"labels": {"app": "web", "pod-template-hash": "abc"},
                          "annotations": {"selfbootstrap.dev/release-id": "v2"}},

@@ -16,8 +16,7 @@ from selfbootstrap.adapters.kube import Kube
 from selfbootstrap.adapters.registry import ImageExecutor
 from selfbootstrap.core.actions import Failed, ImageResolved, ImageUnresolved, ResolveImage
 from selfbootstrap.core.egress import Policy
-
-from .factories import run
+from tests.unit.factories import run
 
 EGRESS = EgressPolicy(Policy(), lambda host, port: ["203.0.113.40"])
 CONFIG = json.dumps({"config": {"Labels": {"org.opencontainers.image.revision": "abc"}}}).encode()

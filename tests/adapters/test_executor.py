@@ -16,8 +16,7 @@ from selfbootstrap.adapters.metricproviders import MetricExecutor
 from selfbootstrap.adapters.registry import ImageExecutor
 from selfbootstrap.core import actions as a
 from selfbootstrap.models import HttpCheck, PrometheusMetric, Validation
-
-from .factories import run
+from tests.unit.factories import run
 
 COMMIT = a.CommitChange("b", "s" * 40, "m", "t")
 ACTIONS: dict[str, list[a.Action]] = {
