@@ -10,7 +10,9 @@ import json
 
 import pytest
 
-from .cluster import kubectl_as, wait_for
+from tests.support.kube import refusal_of
+
+from .cluster import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster_scoped("installs the admission policies and the roles for people")]
 
@@ -48,15 +50,6 @@ CREATE_JOB = ("batch", "jobs", "create")
 def create_as(kubectl, namespace: str, user: str, manifest: str) -> str:
     """kubectl create as the user: '' when admitted, else the refusal."""
     return refusal_of(user, "-n", namespace, "create", "-f", "-", input=manifest)
-
-
-def refusal_of(user: str, *args: str, **kwargs) -> str:
-    """kubectl as the user: '' when admitted, else the refusal."""
-    try:
-        kubectl_as(user, *args, **kwargs)
-    except AssertionError as refused:
-        return str(refused)
-    return ""
 
 
 @pytest.fixture

@@ -18,7 +18,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from .cluster import holds, kubectl_as, localcluster, wait_for
+from tests.support.kube import refusal_of
+
+from .cluster import holds, localcluster, wait_for
 from .kube_helpers import (
     GROUP,
     PLURAL,
@@ -41,15 +43,6 @@ V1, V2 = "registry.example.com/app:v1", "registry.example.com/app:v2"
 SPEC = {"target": {"deployment": "app"}, "release": {"id": "v2", "image": V2},
         "restartWatchdog": {"retries": 2, "intervalSeconds": 1}}
 FINISHED = {"Succeeded", "Failed", "RolledBack"}
-
-
-def refusal_of(user: str, *args: str, **kwargs) -> str:
-    """kubectl as the user: '' when admitted, else the refusal."""
-    try:
-        kubectl_as(user, *args, **kwargs)
-    except AssertionError as refused:
-        return str(refused)
-    return ""
 
 
 @pytest.fixture

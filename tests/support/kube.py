@@ -34,6 +34,15 @@ def kubectl_as(user: str, *args: str, groups: Sequence[str] = (), **kwargs: Any)
     return kubectl(f"--as={user}", *[f"--as-group={g}" for g in groups], *args, **kwargs)
 
 
+def refusal_of(user: str, *args: str, **kwargs: Any) -> str:
+    """kubectl as the user: '' when admitted, else the refusal."""
+    try:
+        kubectl_as(user, *args, **kwargs)
+    except AssertionError as refused:
+        return str(refused)
+    return ""
+
+
 def wait_established(kubectl: Callable[..., str], *crds: str, timeout: float = 60) -> None:
     """Wait until the CRDs are served. Not `kubectl wait --for=condition=Established`: on a CRD created a
     moment before (a fresh control plane), whose status.conditions is still null, it fails at once."""
