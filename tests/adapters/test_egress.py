@@ -37,8 +37,8 @@ from selfbootstrap.core.actions import (
 from selfbootstrap.core.egress import policy_of
 from selfbootstrap.core.run import Run
 from selfbootstrap.models import CIStatus, HttpCheck, RunSpec, RunStatus
-from tests.gitserver.git_http import GitHttpServer
-from tests.gitserver.hostile import SECRET, Answer, HostileForge, RecordingListener, RedirectingServer
+from tests.support.gitserver.git_http import GitHttpServer
+from tests.support.gitserver.hostile import SECRET, Answer, HostileForge, RecordingListener, RedirectingServer
 
 TOKEN = "t0ken-that-never-follows-a-redirect"
 BASIC = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()

@@ -37,8 +37,8 @@ from selfbootstrap.core.actions import (
 from selfbootstrap.core.egress import policy_of
 from selfbootstrap.core.run import Run
 from selfbootstrap.models import CIStatus, GitFile, RunSpec, RunStatus
-from tests.gitserver.fake_github import FakeGitHub
-from tests.gitserver.git_http import GitHttpServer
+from tests.support.gitserver.fake_github import FakeGitHub
+from tests.support.gitserver.git_http import GitHttpServer
 
 TOKEN = "t0ken-for-adapter-tests"
 MANIFEST = """\

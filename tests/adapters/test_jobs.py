@@ -26,7 +26,7 @@ from selfbootstrap.core.actions import (
 )
 from selfbootstrap.core.run import Run
 from selfbootstrap.models import RunSpec, RunStatus, Validation
-from tests.gitserver.git_http import GitHttpServer, git
+from tests.support.gitserver.git_http import GitHttpServer, git
 
 SHA = "c" * 40
 RUN = Run("web-v2", 1, RunSpec.model_validate({"target": {"deployment": "web"}, "release": {"image": "r/w:v2"}}),
@@ -258,7 +258,7 @@ def test_the_checkout_step_needs_the_token(git_server, tmp_path):
     lambda method, path: method == "POST",
 ], ids=["everything", "the-pack-only"])
 def test_the_checkout_step_takes_the_token_along_no_redirect(git_server, tmp_path, redirected):
-    from tests.gitserver.hostile import RecordingListener, RedirectingServer
+    from tests.support.gitserver.hostile import RecordingListener, RedirectingServer
 
     url = git_server.create_repo("acme/web", {"a": "1"}, branch="feature")
     sha = git_server.branches("acme/web")["feature"]

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from tests.gitserver.fake_github import FakeGitHub
-from tests.gitserver.git_http import GitHttpServer
+from tests.support.gitserver.fake_github import FakeGitHub
+from tests.support.gitserver.git_http import GitHttpServer
 
 from .kube_helpers import create_deployment, deployment_image, replica_sets
 

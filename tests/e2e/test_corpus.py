@@ -28,8 +28,8 @@ from kubernetes.client.exceptions import ApiException
 from selfbootstrap.adapters.kube import api_message
 from selfbootstrap.core.text import printable
 from selfbootstrap.models import TERMINAL_PHASES
-from tests.gitserver.fake_github import FakeGitHub
-from tests.gitserver.git_http import GitHttpServer
+from tests.support.gitserver.fake_github import FakeGitHub
+from tests.support.gitserver.git_http import GitHttpServer
 
 from .cluster import SESSION, wait_for
 from .git_fixtures import TOKEN

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.gitserver.git_http import GitHttpServer
-from tests.gitserver.hostile import SECRET, Answer, HostileForge, RecordingListener, RedirectingServer
+from tests.support.gitserver.git_http import GitHttpServer
+from tests.support.gitserver.hostile import SECRET, Answer, HostileForge, RecordingListener, RedirectingServer
 
 from .cluster import NAMESPACES
 from .git_fixtures import MANIFEST, TOKEN, V1, V2

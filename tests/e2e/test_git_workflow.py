@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes import client
 
-from tests.gitserver.fake_gitlab import FakeGitLab
+from tests.support.gitserver.fake_gitlab import FakeGitLab
 
 from .git_fixtures import CRASHING, FINISHED, MANIFEST, TOKEN, V1, V2, assert_deployment_untouched, git_spec
 from .kube_helpers import (

@@ -8,6 +8,6 @@
 - gitops.py: Argo CD's health and actions scripts and kstatus, evaluated as those tools do.
 
 Free ports come from tools/localcluster.py (free_port), which also starts the control planes. The fake git
-servers and forges are in tests/gitserver/. The benchmarks put the repository root on sys.path and import
+servers and forges are in gitserver/. The benchmarks put the repository root on sys.path and import
 `tests.support.…` like the tests do.
 """

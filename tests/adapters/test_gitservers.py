@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .fake_github import FakeGitHub
-from .git_http import GitHttpServer
+from tests.support.gitserver.fake_github import FakeGitHub
+from tests.support.gitserver.git_http import GitHttpServer
 
 TOKEN = "t0ken"
 
