@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import shutil
 import signal
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
@@ -39,25 +37,15 @@ def main(state: Path, ratios: list[str]) -> None:
         "global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: web\n"
         f"    static_configs: [{{targets: ['127.0.0.1:{exporter}']}}]\n")
     web = free_port()
-    with (home / "prometheus.log").open("w") as log:
-        proc = subprocess.Popen([str(binary), f"--config.file={home / 'prometheus.yml'}",
-                                 f"--storage.tsdb.path={home / 'data'}", f"--web.listen-address=127.0.0.1:{web}"],
-                                stdout=log, stderr=subprocess.STDOUT)
-    def stop(*_: object) -> None:
-        proc.terminate()
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, stop)
     address = f"http://127.0.0.1:{web}"
-    for _ in range(300):
-        try:
-            with urllib.request.urlopen(f"{address}/-/ready", timeout=1):
-                break
-        except OSError:
-            time.sleep(0.2)
-    time.sleep(2)  # a first scrape
-    (state / "prometheus-address").write_text(address)
-    proc.wait()
+    argv = [str(binary), f"--config.file={home / 'prometheus.yml'}", f"--storage.tsdb.path={home / 'data'}",
+            f"--web.listen-address=127.0.0.1:{web}"]
+    with localcluster.serving(argv, home / "prometheus.log", "Prometheus", f"{address}/-/ready", 200,
+                              timeout=60) as proc:
+        signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
+        time.sleep(2)  # a first scrape
+        (state / "prometheus-address").write_text(address)
+        proc.wait()
 
 
 if __name__ == "__main__":

@@ -11,11 +11,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,19 +24,6 @@ RELEASE = {"org.opencontainers.image.version": "5.0.0",
            "org.opencontainers.image.created": "2026-12-01T09:00:00Z"}
 
 
-def _serving(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the registry exited with {proc.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=1).close()
-            return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.2)
-    raise SystemExit(f"the registry did not answer at {url} within {timeout:g}s")
-
-
 def main(state: Path) -> None:
     binary = localcluster.build_registry()
     home = state / "registry"
@@ -51,17 +34,13 @@ def main(state: Path) -> None:
         "version: 0.1\nlog: {level: warn}\n"
         f"storage: {{filesystem: {{rootdirectory: {home / 'data'}}}}}\n"
         f"http: {{addr: 127.0.0.1:{port}, secret: {secrets.token_hex(16)}}}\n")
-    with (home / "registry.log").open("w") as log:
-        proc = subprocess.Popen([str(binary), "serve", str(home / "config.yml")], stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    with localcluster.serving([str(binary), "serve", str(home / "config.yml")], home / "registry.log", "the registry",
+                              f"{base}/v2/", 200, timeout=30) as proc:
         signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
-        try:
-            base = f"http://127.0.0.1:{port}"
-            _serving(f"{base}/v2/", proc)
-            Pusher(base).image("demo/web", "v5", annotations=RELEASE)
-            (state / "registry-address").write_text(f"127.0.0.1:{port}")
-            proc.wait()
-        finally:
-            proc.terminate()
+        Pusher(base).image("demo/web", "v5", annotations=RELEASE)
+        (state / "registry-address").write_text(f"127.0.0.1:{port}")
+        proc.wait()
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import sys
 import time
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -714,5 +714,38 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def serving(argv: Sequence[str], log: Path, what: str, ready_url: str, ready_status: int,
+            timeout: float) -> Iterator[subprocess.Popen[bytes]]:
+    """A server the tests, the benchmarks or the demo start (Prometheus, the registry, Gitea): its output to
+    `log`, up once `ready_url` answers `ready_status`, stopped afterwards; a failure to start says why with the end
+    of its log."""
+    import httpx
+
+    with log.open("w") as out:
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
+            try:
+                if httpx.get(ready_url, timeout=1).status_code == ready_status:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} not ready within {timeout:g}s:\n{log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 if __name__ == "__main__":
     sys.exit(main())
+
