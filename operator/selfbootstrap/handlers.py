@@ -1,12 +1,13 @@
 """Kopf handlers: a thin shell around the workers.
 
-Four indices keep what the runs need from the watches (Deployments, ReplicaSets, pods, runs),
-trimmed, and wake the runs a change concerns. One daemon per unfinished run of this
-instance's shard that has a slot (the namespace's bound, scheduling.Ledger) runs its worker; a
-run in line for a slot has none, only a Queued status. The daemon exits when the run finishes
-(kopf then drops its finalizer, so a finished run is deleted without the operator) and is
-respawned for unfinished runs when the operator restarts, which resumes them from status. Kopf holds a
-run's other handlers until every index is filled, so no run decides on an empty cache.
+Kopf watches the runs (an index keeps who they are, trimmed, and wakes the runs a change concerns). The
+Deployments, ReplicaSets and pods are watched only in namespaces with runs in flight (adapters/watches.py),
+so a cluster's other workloads cost nothing. One daemon per unfinished run of this instance's shard that has a
+slot (the namespace's bound, scheduling.Ledger) runs its worker; a run in line for a slot has none, only a
+Queued status. The daemon exits when the run finishes (kopf then drops its finalizer, so a finished run is
+deleted without the operator) and is respawned for unfinished runs when the operator restarts, which resumes
+them from status. A run whose namespace's watches have not listed yet reads its world from the API, so no run
+decides on an empty cache.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from kubernetes.client.exceptions import ApiException
 from . import __version__, kopf_fixes, kopf_trim, retry
 from . import models as m
 from .adapters import cache, ownpod
-from .adapters.kube import api_message, meta, pod_state
+from .adapters.kube import api_message, meta
 from .config import Settings
 from .core import gate, reasons
-from .core.jsontypes import JsonObject, strings, text
+from .core.jsontypes import JsonObject
 from .reconciler import INFRASTRUCTURE_ERRORS, Logger, is_finished
 from .selftest import PASSED as SELF_TEST_PASSED
 from .services import Services, services_of
@@ -101,53 +102,35 @@ async def report_self_test(memo: Any, logger: Logger, **_: Any) -> None:
     await services.ticks.run(own.namespace, ownpod.report, services.kube, own, safe is None, message)
 
 
+IDLE_CHECK_SECONDS = 15.0
+_background: set[asyncio.Task[None]] = set()
+
+
+async def watch_namespaces(memo: Any, **_: Any) -> None:
+    """The namespaces' watches wake runs from threads of their own: through this loop. Watches idle past their
+    linger are closed now and then (a release closes them too, when one comes)."""
+    services = services_of(memo)
+    services.wakeups.loop = asyncio.get_running_loop()
+
+    async def close_idle() -> None:
+        while services.watches is not None:
+            await asyncio.sleep(IDLE_CHECK_SECONDS)
+            services.watches.close_idle()
+
+    task = asyncio.get_running_loop().create_task(close_idle())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
 def cleanup(memo: Any, **_: Any) -> None:
     services = services_of(memo)
+    if services.watches is not None:
+        services.watches.stop()
     services.pool.shutdown(wait=False, cancel_futures=True)
     services.ticks.shutdown()
 
 
 # --- the caches -----------------------------------------------------------------------
-
-
-async def sbr_deployments(body: kopf.Body, namespace: str | None, name: str | None, memo: Any,
-                          **_: Any) -> dict[cache.Key, cache.DeploymentEntry]:
-    services_of(memo).wakeups.wake(("deployment", namespace or "", name or ""))
-    return {(namespace or "", name or ""): cache.deployment_entry(_json(body))}
-
-
-async def deployment_gone(type: str | None, namespace: str | None, name: str | None, memo: Any,
-                          **_: Any) -> None:
-    if type == "DELETED":  # an index forgets a deleted object without calling its function: wake here
-        services_of(memo).wakeups.wake(("deployment", namespace or "", name or ""))
-
-
-async def sbr_replicasets(body: kopf.Body, namespace: str | None, memo: Any,
-                          **_: Any) -> dict[cache.Key, cache.ReplicaSetEntry]:
-    rs = _json(body)
-    owner = cache.controller_of(rs, "Deployment")
-    if owner is None:
-        return {}
-    services_of(memo).wakeups.wake(("deployment", namespace or "", text(owner.get("name")) or ""))
-    return {(namespace or "", text(owner.get("uid")) or ""): cache.replica_set_entry(rs)}
-
-
-async def sbr_pods(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> dict[cache.Key, cache.PodEntry]:
-    pod = _json(body)
-    owner = cache.controller_of(pod, "ReplicaSet")
-    if owner is None:  # a StatefulSet's or DaemonSet's pod: its runs read their world by request
-        workload = cache.controller_of(pod, *cache.REQUESTED_KINDS)
-        if workload is not None:
-            services_of(memo).wakeups.wake(("deployment", namespace or "", m.workload_key(
-                text(workload.get("kind")) or "", text(workload.get("name")) or "")))
-        return {}
-    if meta(pod).get("deletionTimestamp"):
-        return {}
-    rs_name = text(owner.get("name")) or ""
-    template_hash = strings(meta(pod).get("labels")).get("pod-template-hash", "")
-    if template_hash and rs_name.endswith(f"-{template_hash}"):  # <deployment>-<hash>, the controller's naming
-        services_of(memo).wakeups.wake(("deployment", namespace or "", rs_name[: -len(template_hash) - 1]))
-    return {(namespace or "", text(owner.get("uid")) or ""): cache.PodEntry.of(pod_state(pod))}
 
 
 async def sbr_runs(body: kopf.Body, namespace: str | None, name: str | None, memo: Any,
@@ -231,7 +214,7 @@ def _in_line(body: kopf.Body, status: kopf.Status, memo: Any, type: str | None =
 async def hold_back(body: kopf.Body, logger: Logger, memo: Any, **indices: Any) -> None:
     """A run in line has no worker: say in its status that it is Queued (its worker starts with its slot)."""
     services = services_of(memo)
-    await RunWorker(services, services.wakeups, _indices(indices), body, logger).hold_back()
+    await RunWorker(services, services.wakeups, _indices(services, indices), body, logger).hold_back()
 
 
 def admit(services: Services, namespace: str, name: str, uid: str) -> None:
@@ -295,15 +278,17 @@ def _set_label(key: str, value: str, body: dict[str, Any]) -> None:
 async def reconcile(body: kopf.Body, stopped: kopf.DaemonStopped, logger: Logger, memo: Any,
                     **indices: Any) -> None:
     services = services_of(memo)
-    worker = RunWorker(services, services.wakeups, _indices(indices), body, logger)
+    worker = RunWorker(services, services.wakeups, _indices(services, indices), body, logger)
     await worker.run(stopped)
     if stopped.reason is not None and kopf.DaemonStoppingReason.RESOURCE_DELETED in stopped.reason:
         await worker.deleted()
 
 
-def _indices(indices: dict[str, Any]) -> cache.Indices:
-    return cache.Indices(indices["sbr_deployments"], indices["sbr_replicasets"], indices["sbr_pods"],
-                         indices["sbr_runs"])
+def _indices(services: Services, indices: dict[str, Any]) -> cache.Indices:
+    watches = services.watches
+    assert watches is not None, "services.build opens the namespaces' watches"
+    return cache.Indices(watches.index("deployments"), watches.index("replicasets"), watches.index("pods"),
+                         indices["sbr_runs"], ready=watches.ready)
 
 
 def shard_of(settings: Settings) -> dict[str, Any]:
@@ -321,10 +306,7 @@ def register(settings: Settings) -> kopf.OperatorRegistry:
     kopf.on.startup(registry=registry)(await_discovery)
     kopf.on.startup(registry=registry)(report_self_test)
     kopf.on.cleanup(registry=registry)(cleanup)
-    kopf.index("apps", "v1", "deployments", registry=registry)(sbr_deployments)
-    kopf.on.event("apps", "v1", "deployments", registry=registry)(deployment_gone)
-    kopf.index("apps", "v1", "replicasets", registry=registry)(sbr_replicasets)
-    kopf.index("v1", "pods", registry=registry)(sbr_pods)
+    kopf.on.startup(registry=registry)(watch_namespaces)
     kopf.index(m.GROUP, m.VERSION, m.PLURAL, registry=registry)(sbr_runs)
     kopf.on.event(m.GROUP, m.VERSION, m.PLURAL, registry=registry)(run_gone)
     kopf.on.event(m.GROUP, m.VERSION, m.PLURAL, registry=registry, labels=shard_of(settings),

@@ -23,6 +23,7 @@ from .adapters.kube import Kube, KubeExecutor
 from .adapters.metricproviders import MetricExecutor
 from .adapters.ownpod import OwnPod
 from .adapters.registry import ImageExecutor
+from .adapters.watches import Watches
 from .config import Settings
 from .core import guardrails
 from .core.safemode import SafeMode
@@ -38,6 +39,7 @@ class Wakeups:
 
     def __init__(self) -> None:
         self._waiting: defaultdict[WakeKey, set[asyncio.Event]] = defaultdict(set)
+        self.loop: asyncio.AbstractEventLoop | None = None  # the operator's, for wakes from the watch threads
 
     def add(self, keys: Iterable[WakeKey], event: asyncio.Event) -> None:
         for key in keys:
@@ -53,6 +55,11 @@ class Wakeups:
         for event in self._waiting.get(key, ()):
             event.set()
 
+    def wake_from_thread(self, key: WakeKey) -> None:
+        """wake, from a thread other than the event loop's (the namespaces' watches)."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.wake, key)
+
 
 @dataclass(frozen=True)
 class Services:
@@ -66,6 +73,7 @@ class Services:
     egress: EgressPolicy | None = None  # to refuse a run's URLs before it starts (each use checks again)
     safe_mode: SafeModeHold = field(default_factory=SafeModeHold)
     own_pod: OwnPod | None = None  # the pod this operator runs in, if any (its self-test is reported there)
+    watches: Watches | None = None  # the Deployments, ReplicaSets and pods of namespaces with runs in flight
 
     def __post_init__(self) -> None:
         self.ledger.limit = self.settings.max_runs_per_namespace
@@ -99,8 +107,10 @@ def build(settings: Settings, api: client.ApiClient, own_pod: OwnPod | None = No
                         JobExecutor(kube, settings.checkout_image), MetricExecutor(kube, policy),
                         ImageExecutor(kube, policy, runs_in_flight=served_runs))
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="handler")
-    return Services(settings, kube, executor, pool, FairExecutor(settings.tick_threads), egress=policy,
-                    safe_mode=SafeModeHold(mode=safe_mode), own_pod=own_pod)
+    wakeups = Wakeups()
+    watches = Watches(kube.api, wakeups.wake_from_thread, settings.watch_server_timeout, settings.list_chunk_size)
+    return Services(settings, kube, executor, pool, FairExecutor(settings.tick_threads), wakeups=wakeups,
+                    egress=policy, safe_mode=SafeModeHold(mode=safe_mode), own_pod=own_pod, watches=watches)
 
 
 def memo_with(services: Services) -> kopf.Memo:

@@ -65,6 +65,9 @@ class RunWorker:
         uid = text(meta(self.current()).get("uid")) or ""
         self.wakeups.add([run_key, workload_key], wake)
         listening = True  # to its workload's changes
+        watches, namespace = self.services.watches, namespace_of(self.current())
+        if watches is not None:
+            watches.need(namespace)  # its workload's watches, open while the namespace has runs in flight
         try:
             while not stopped:
                 wake.clear()
@@ -79,6 +82,8 @@ class RunWorker:
                 resync = self.resync_at - time.monotonic()  # a long sleep still ends for the safety resync
                 await _first(wake.wait(), stopped.wait(), timeout=max(min(delay, resync), MIN_DELAY))
         finally:
+            if watches is not None:
+                watches.release(namespace)
             self.wakeups.remove([run_key, workload_key] if listening else [run_key], wake)
             self.services.ledger.stop_waiting(namespace_of(self.current()), uid)
             metrics.forget(uid)

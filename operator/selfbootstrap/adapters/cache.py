@@ -12,7 +12,7 @@ uid), and the runs of a Deployment by (namespace, target).
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass
 from typing import Protocol, TypeVar, cast
 
@@ -129,12 +129,17 @@ def run_entry(run: JsonObject) -> RunEntry:
                     active=phase not in (None, m.Phase.PENDING))
 
 
+def _always(_: str) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Indices:
     deployments: Index[DeploymentEntry]
     replica_sets: Index[ReplicaSetEntry]
     pods: Index[PodEntry]
     runs: Index[RunEntry]
+    ready: Callable[[str], bool] = _always  # whether a namespace's workloads are all listed (else: ask the API)
 
 
 def world_from(indices: Indices, run: JsonObject, container: str | None) -> World | None:
@@ -142,8 +147,8 @@ def world_from(indices: Indices, run: JsonObject, container: str | None) -> Worl
     the caller asks the API rather than deciding on an absence the cache may only lag behind)."""
     namespace = k.namespace_of(run)
     kind, target = m.target_of(run)
-    if kind != m.WorkloadKind.DEPLOYMENT:
-        return None  # other kinds are not cached
+    if kind != m.WorkloadKind.DEPLOYMENT or not indices.ready(namespace):
+        return None  # other kinds are not cached; a namespace's watches may not have listed yet
     found = list(indices.deployments[(namespace, target)]) if (namespace, target) in indices.deployments else []
     if not found:
         return None

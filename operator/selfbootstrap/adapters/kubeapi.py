@@ -9,7 +9,7 @@ only lends what it does well: kubeconfig and in-cluster login, token refresh, TL
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import cast
 from urllib.parse import quote
 
@@ -54,6 +54,20 @@ class KubeApi:
         if not 200 <= response.status <= 299:
             raise ApiException(http_resp=response)
         return cast(JsonObject, json.loads(data))
+
+    def stream(self, path: str, query: Mapping[str, str], read_timeout: float) -> Iterator[bytes]:
+        """A GET whose body is read as it arrives (a watch), in chunks; a refused request raises ApiException."""
+        method, url, headers, _, _ = self.api_client.param_serialize(
+            "GET", path, query_params=list(query.items()), header_params={"Accept": JSON},
+            auth_settings=["BearerToken"])
+        response = self.api_client.call_api(method, url, headers, None, _request_timeout=(10, read_timeout))
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise ApiException(http_resp=response)
+        try:
+            yield from response.response.stream(65536, decode_content=True)
+        finally:
+            response.response.release_conn()
 
     def get(self, path: str, query: Mapping[str, str] | None = None) -> JsonObject:
         return self.request("GET", path, query=query)
