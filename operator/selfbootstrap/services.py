@@ -57,8 +57,9 @@ class Wakeups:
 
     def wake_from_thread(self, key: WakeKey) -> None:
         """wake, from a thread other than the event loop's (the namespaces' watches)."""
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self.wake, key)
+        loop = self.loop
+        if loop is not None and not loop.is_closed():  # at shutdown the loop closes before the watch threads end
+            loop.call_soon_threadsafe(self.wake, key)
 
 
 @dataclass(frozen=True)

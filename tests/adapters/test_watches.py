@@ -130,3 +130,23 @@ def test_a_namespace_is_watched_while_it_has_runs_and_a_while_after():
     finally:
         watches.stop()
     assert LINGER_SECONDS > 0
+
+
+def test_an_unexpected_fault_lists_again_rather_than_ending_the_watch(caplog):
+    class Faulty(ScriptedApi):
+        failed = False
+
+        def get(self, path: str, query: dict[str, str]) -> dict[str, Any]:
+            if path.endswith("/deployments") and not Faulty.failed:
+                Faulty.failed = True
+                raise RuntimeError("a bug nobody foresaw")
+            return super().get(path, query)
+
+    api = Faulty(listed={"deployments": [deployment("web", "d1")], "replicasets": [], "pods": []}, events={})
+    watches = NamespaceWatches(api, "ns", lambda key: None, server_timeout=5, chunk=0)  # type: ignore[arg-type]
+    watches.start()
+    try:
+        wait(lambda: watches.ready and bool(watches.values("deployments", "web")), timeout=10)
+        assert "watch of deployments in ns failed" in caplog.text
+    finally:
+        watches.stop()

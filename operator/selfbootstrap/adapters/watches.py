@@ -15,6 +15,7 @@ shell makes safe to call from them.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -31,6 +32,7 @@ from . import kube as k
 from .kubeapi import KubeApi, resource_path
 
 WakeKey = tuple[str, str, str]
+LOG = logging.getLogger(__name__)
 LINGER_SECONDS = 60.0
 MAX_BACKOFF = 30.0
 RESOURCES = (("apps", "deployments"), ("apps", "replicasets"), ("", "pods"))
@@ -106,6 +108,10 @@ class NamespaceWatches:
                 if isinstance(err, ApiException) and err.status in (404, 410):
                     version = ""
                 failures += 1
+                self.stopped.wait(min(MAX_BACKOFF, 0.5 * 2 ** min(failures, 6)))
+            except Exception:  # anything else: never a thread that quietly stops while its cache looks ready
+                LOG.exception("watch of %s in %s failed; listing again", plural, self.namespace)
+                version, failures = "", failures + 1
                 self.stopped.wait(min(MAX_BACKOFF, 0.5 * 2 ** min(failures, 6)))
 
     def _list(self, path: str, plural: str) -> str:
