@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from selfbootstrap.adapters.egress import EgressPolicy, Target
-from selfbootstrap.adapters.forge import ForgeModule, forge_module, token_prefix
+from selfbootstrap.adapters.forge import ForgeError, ForgeModule, forge_module, token_prefix
 from selfbootstrap.adapters.forges import gitea
 from selfbootstrap.core.egress import Policy
 from selfbootstrap.models import CIStatus, ForgeKind, ForgeSettings
@@ -85,3 +85,15 @@ def test_the_merge_is_guarded_by_the_tested_commit():
         return httpx.Response(200, json=merged if calls else PR)
     assert client(answer).merge(3, SHA, "squash", "Merge") == "c" * 40
     assert calls == [{"Do": "squash", "head_commit_id": SHA, "MergeTitleField": "Merge"}]
+
+
+@pytest.mark.parametrize(("status", "retryable"), [(405, True), (409, False), (403, False), (503, True)])
+def test_a_merge_gitea_cannot_make_yet_is_tried_again(status, retryable):
+    """Gitea answers 405 while it still checks a new pull request (found in CI under load): a passing state."""
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(status, json={"message": "Please try again later"})
+        return httpx.Response(200, json=PR)
+    with pytest.raises(ForgeError) as refused:
+        client(answer).merge(3, SHA, "merge", "Merge")
+    assert refused.value.retryable is retryable and "Please try again" not in str(refused.value)

@@ -12,6 +12,8 @@ from ..egress import Target
 from ..forge import ForgeClient, ForgeError, PullRequest, ci_verdict
 from . import github
 
+NOT_MERGEABLE_YET = 405  # Gitea refuses a merge so while the pull request is checked (or conflicts)
+
 if TYPE_CHECKING:
     import httpx
 
@@ -62,8 +64,15 @@ class Gitea(ForgeClient):
         if pr.state != "open":
             raise ForgeError(f"pull request #{number} is closed")
         # merge, squash and rebase are Gitea's names for them too
-        self._call("POST", f"/pulls/{number}/merge",
-                   json={"Do": method, "head_commit_id": sha, "MergeTitleField": title})
+        try:
+            self._call("POST", f"/pulls/{number}/merge",
+                       json={"Do": method, "head_commit_id": sha, "MergeTitleField": title})
+        except ForgeError as err:
+            if err.status == NOT_MERGEABLE_YET:
+                raise ForgeError(f"pull request #{number} is not mergeable yet (Gitea answers 405 while it checks a "
+                                 f"new pull request, and while it conflicts)", retryable=True, status=err.status) \
+                    from None
+            raise
         return self.pull_request(number).merge_sha or ""
 
 
