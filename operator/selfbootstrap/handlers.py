@@ -103,7 +103,6 @@ async def report_self_test(memo: Any, logger: Logger, **_: Any) -> None:
 
 
 IDLE_CHECK_SECONDS = 15.0
-_background: set[asyncio.Task[None]] = set()
 
 
 async def watch_namespaces(memo: Any, **_: Any) -> None:
@@ -117,9 +116,7 @@ async def watch_namespaces(memo: Any, **_: Any) -> None:
             await asyncio.sleep(IDLE_CHECK_SECONDS)
             services.watches.close_idle()
 
-    task = asyncio.get_running_loop().create_task(close_idle())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    _start(close_idle())
 
 
 def cleanup(memo: Any, **_: Any) -> None:
@@ -222,13 +219,14 @@ def admit(services: Services, namespace: str, name: str, uid: str) -> None:
     _start(_admit(services, namespace, name, uid, gate.ADMITTED))
 
 
-def _start(admitting: Coroutine[Any, Any, None]) -> None:
-    task = asyncio.get_running_loop().create_task(admitting)
-    _admitting.add(task)
-    task.add_done_callback(_admitting.discard)
+def _start(work: Coroutine[Any, Any, None]) -> None:
+    """Run in the background, keeping a reference (the loop keeps only a weak one)."""
+    task = asyncio.get_running_loop().create_task(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
-_admitting: set[asyncio.Task[None]] = set()
+_background: set[asyncio.Task[None]] = set()
 ADMIT_RETRY_SECONDS = 5.0
 SAFE_MODE_LEFT = "the operator left safe mode: starting"
 

@@ -104,14 +104,13 @@ class NamespaceWatches:
                 failures = 0
             except _VersionGoneError:
                 version = ""
-            except (ApiException, TransportError, OSError, ValueError) as err:
-                if isinstance(err, ApiException) and err.status in (404, 410):
+            except Exception as err:  # every fault: never a thread that quietly stops while its cache looks ready
+                if not isinstance(err, ApiException | TransportError | OSError | ValueError):
+                    LOG.exception("watch of %s in %s failed; listing again", plural, self.namespace)
+                    version = ""
+                elif isinstance(err, ApiException) and err.status in (404, 410):
                     version = ""
                 failures += 1
-                self.stopped.wait(min(MAX_BACKOFF, 0.5 * 2 ** min(failures, 6)))
-            except Exception:  # anything else: never a thread that quietly stops while its cache looks ready
-                LOG.exception("watch of %s in %s failed; listing again", plural, self.namespace)
-                version, failures = "", failures + 1
                 self.stopped.wait(min(MAX_BACKOFF, 0.5 * 2 ** min(failures, 6)))
 
     def _list(self, path: str, plural: str) -> str:
@@ -122,7 +121,7 @@ class NamespaceWatches:
                 query["continue"] = token
             page = self.api.get(path, query)
             for item in objects(page.get("items")):
-                self._keep(fresh, plural, item)
+                self._keep(fresh, plural, item, wake=False)  # the runs are woken once, when all three have listed
             token = text(obj(page.get("metadata")).get("continue")) or ""
             version = text(obj(page.get("metadata")).get("resourceVersion")) or version
             if not token:
@@ -151,16 +150,17 @@ class NamespaceWatches:
 
     # --- what is kept, and whom a change wakes ---------------------------------------------------
 
-    def _keep(self, store: _Store, plural: str, body: JsonObject, deleted: bool = False) -> None:
+    def _keep(self, store: _Store, plural: str, body: JsonObject, deleted: bool = False, wake: bool = True) -> None:
         uid = text(k.meta(body).get("uid")) or ""
         key, entry, wakes = _entry(plural, body)
         store.put(uid, None if deleted or key is None else key, entry)
-        for wake in wakes:
-            self.wake(("deployment", self.namespace, wake))
+        for workload in wakes if wake else ():
+            self.wake(("deployment", self.namespace, workload))
 
 
 def _entry(plural: str, body: JsonObject) -> tuple[str | None, Any, list[str]]:
-    """(the key the cache reads it by, its entry, the workloads to wake), as handlers.py indexed them before."""
+    """(the key the cache reads it by, its entry, the workloads to wake): a Deployment by name, a ReplicaSet and
+    a pod by their owner's uid; a StatefulSet's or DaemonSet's pod is not kept, only wakes its workload's runs."""
     if plural == "deployments":
         name = k.name_of(body)
         return name, cache.deployment_entry(body), [name]
