@@ -103,3 +103,30 @@ def test_a_registry_the_egress_policy_refuses_is_not_asked():
 
     unresolved = resolve(executor(answer), image="127.0.0.1:5000/team/web:v2", secrets=())
     assert isinstance(unresolved, ImageUnresolved) and "egress policy" in unresolved.why and asked == []
+
+
+def test_credentials_are_looked_up_only_when_the_registry_asks_for_them():
+    """An anonymous registry, or one that cannot be reached, costs no read of the ServiceAccount or a Secret (a
+    request per run, on every run that names an image)."""
+    def anonymous(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/manifests/v2"):
+            return httpx.Response(200, content=MANIFEST, headers={"Docker-Content-Digest": "sha256:" + "e" * 64})
+        return httpx.Response(200, content=CONFIG)
+
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    for answer, expected in ((anonymous, ImageResolved), (unreachable, ImageUnresolved)):
+        ex = executor(answer)
+        assert isinstance(resolve(ex, secrets=()), expected)
+        ex.kube.read_service_account.assert_not_called()  # type: ignore[attr-defined]
+        ex.kube.read_docker_config.assert_not_called()  # type: ignore[attr-defined]
+
+    def challenged(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+
+    ex = executor(challenged)
+    ex.kube.read_service_account.return_value = {"imagePullSecrets": [{"name": "from-account"}]}  # type: ignore[attr-defined]
+    refused = resolve(ex, secrets=())
+    assert isinstance(refused, Failed) and "'from-account'" in refused.message
+    ex.kube.read_service_account.assert_called_once()  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ images.CRD_ARTIFACT, found by the referrers API or the referrers tag) is checked
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     import httpx
 
 TIMEOUT: Final = 15.0
+Login = tuple[tuple[str, str] | None, str | None]  # (user, password) for the registry, and the Secret's name
 _CHALLENGE: Final = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -66,11 +68,28 @@ def scheme_of(registry: str) -> str:
 class Session:
     """Requests to one registry for one repository, with its credentials and the token it hands out."""
 
-    def __init__(self, ref: images.Reference, login: tuple[str, str] | None, secret: str | None,
-                 egress: EgressPolicy, transport: httpx.BaseTransport | None) -> None:
-        self.ref, self.login, self.secret, self.egress, self.transport = ref, login, secret, egress, transport
+    def __init__(self, ref: images.Reference, find_login: Callable[[], Login], egress: EgressPolicy,
+                 transport: httpx.BaseTransport | None) -> None:
+        self.ref, self.find_login, self.egress, self.transport = ref, find_login, egress, transport
         self.base = f"{scheme_of(ref.registry)}://{ref.registry}"
         self.authorization: str | None = None
+        self._login: Login | None = None
+
+    @property
+    def login(self) -> tuple[str, str] | None:
+        return self.credentials[0]
+
+    @property
+    def secret(self) -> str | None:
+        return self.credentials[1]
+
+    @property
+    def credentials(self) -> Login:
+        """The pull credentials, looked up when the registry first asks for them (a registry that is not
+        reached, or serves anonymously, costs no read of Secrets or the ServiceAccount)."""
+        if self._login is None:
+            self._login = self.find_login()
+        return self._login
 
     def get(self, path_: str, accept: tuple[str, ...] = ()) -> Answer:
         url = self.base + path_
@@ -193,15 +212,8 @@ class ImageExecutor:
         ref = images.parse(action.image)
         if ref is None:
             return ImageUnresolved(f"{action.image!r} is not an image reference the registry could be asked for")
-        try:
-            login, secret = self._login(run.namespace, ref.registry, action)
-        except SecretUnavailableError as err:
-            return Failed(reasons.IMAGE_PULL_REFUSED, str(err))
-        except ApiException as err:  # the ServiceAccount: a passing fault, or the operator may not read it
-            return Failed(reasons.IMAGE_PULL_REFUSED,
-                          f"the ServiceAccount {action.service_account!r} could not be read for its pull secrets "
-                          f"({err.status})", retryable=err.status in RETRYABLE_STATUS)
-        session = Session(ref, login, secret, self.egress, self.transport)
+        session = Session(ref, functools.partial(self._login, run.namespace, ref.registry, action), self.egress,
+                          self.transport)
         try:
             found = self._resolve(session, ref, action.image)
             if action.check_crd and isinstance(found, ImageResolved):
@@ -211,6 +223,12 @@ class ImageExecutor:
             return ImageUnresolved(f"the registry {ref.registry} could not be reached ({err})")
         except RegistryRefusedError as err:
             return Failed(err.reason, str(err))
+        except SecretUnavailableError as err:
+            return Failed(reasons.IMAGE_PULL_REFUSED, str(err))
+        except ApiException as err:  # the ServiceAccount: a passing fault, or the operator may not read it
+            return Failed(reasons.IMAGE_PULL_REFUSED,
+                          f"the ServiceAccount {action.service_account!r} could not be read for its pull secrets "
+                          f"({err.status})", retryable=err.status in RETRYABLE_STATUS)
 
     def _check_crd(self, session: Session, ref: images.Reference, found: ImageResolved) -> ImageResolved:
         crd = _crd_of(session, ref.repository, found.digest)
@@ -221,8 +239,7 @@ class ImageExecutor:
         note = f"the new version's CRD fits the {len(runs)} runs in flight"
         return replace(found, crd_problems=tuple(problems), crd_note=None if problems else note)
 
-    def _login(self, namespace: str, registry: str, action: ResolveImage) -> tuple[tuple[str, str] | None,
-                                                                                   str | None]:
+    def _login(self, namespace: str, registry: str, action: ResolveImage) -> Login:
         names = list(action.pull_secrets)
         if not names:
             account = self.kube.read_service_account(namespace, action.service_account)
