@@ -12,6 +12,15 @@ run's status, and git's output, scrubbed, goes to the operator's log only.
 
 Commits are deterministic (fixed identity and dates, taken from the run), so a
 resumed run that must rebuild its commit gets the same SHA it recorded.
+
+A working tree costs the same however large the repository and its history: a
+checkout fetches the one commit it starts from (depth 1) with its trees but no
+file contents (a partial clone, --filter=blob:none), and materialises only the
+paths the change writes (a sparse checkout); git fetches those blobs on demand
+from the same remote. A push negotiates what the server has (push.negotiate),
+so a base branch that moved since the checkout costs no extra objects. A server
+that filters nothing sends the blobs of that one commit; one that refuses an
+unadvertised commit gets the base branch's history fetched instead.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +86,10 @@ FAILURES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("the server refused the request", ("returned error: 4",), False),
 )
 REDIRECT = re.compile(r"returned error: (3\d\d)\b")
+# A path that a sparse-checkout pattern cannot name as it is: a line break, or a trailing blank (a pattern's
+# trailing blanks are dropped); and the glob characters a pattern must escape.
+_UNPATTERNABLE = re.compile(r"[\n\r]|\s$")
+_GLOB = re.compile(r"[*?\[\]\\!#]")
 
 
 @dataclass(frozen=True)
@@ -158,15 +171,17 @@ class GitRemote:
         return text
 
     def git(self, *args: str, cwd: Path | None = None, identity: Identity | None = None,
-            timeout: float = DEFAULT_TIMEOUT, reason: str = reasons.GIT_FAILED) -> str:
+            timeout: float = DEFAULT_TIMEOUT, reason: str = reasons.GIT_FAILED, config: Sequence[str] = ()) -> str:
+        """git with HARDENING, then `config` (key=value, each as `-c`), then args (a command first)."""
         env = dict(self._env)
         if identity:
             env.update({"GIT_AUTHOR_NAME": identity.name, "GIT_AUTHOR_EMAIL": identity.email,
                         "GIT_COMMITTER_NAME": identity.name, "GIT_COMMITTER_EMAIL": identity.email,
                         "GIT_AUTHOR_DATE": identity.date, "GIT_COMMITTER_DATE": identity.date})
         try:
-            done = subprocess.run(["git", *HARDENING, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                                  timeout=timeout, check=False)
+            options = [part for setting in config for part in ("-c", setting)]
+            done = subprocess.run(["git", *HARDENING, *options, *args], cwd=cwd, env=env, capture_output=True,
+                                  text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
             raise GitError(reason, f"git {args[0]} timed out after {timeout}s", retryable=True) from None
         if done.returncode != 0:
@@ -206,11 +221,12 @@ class GitRemote:
         return None
 
     def find_commit(self, branch: str, trailer: str, depth: int = 50) -> str | None:
-        """The newest commit on the remote branch whose message carries the trailer."""
+        """The newest commit on the remote branch whose message carries the trailer (of its last `depth`
+        commits, fetched without their trees: only their messages are read)."""
         tree = self.fresh_tree(f"find-{branch}")
-        self.git("init", "-q", str(tree))
-        self.git("fetch", "-q", f"--depth={depth}", self.url, f"refs/heads/{branch}", cwd=tree)
-        log = self.git("log", "--format=%H%x00%B%x01", "FETCH_HEAD", cwd=tree)
+        self.git("clone", "-q", "--bare", "--no-tags", "--single-branch", "--branch", branch, f"--depth={depth}",
+                 "--filter=tree:0", self.url, str(tree))
+        log = self.git("log", "--format=%H%x00%B%x01", f"refs/heads/{branch}", cwd=tree)
         for entry in log.split("\x01"):
             sha, _, body = entry.strip().partition("\x00")
             if trailer in body.splitlines():
@@ -226,13 +242,57 @@ class GitRemote:
         (self.workdir / "no-templates").mkdir(exist_ok=True)
         return path
 
-    def checkout(self, name: str, base_branch: str, start: str, branch: str) -> Path:
-        """A clone of the base branch with `branch` created at `start`."""
+    def checkout(self, name: str, base_branch: str, start: str, branch: str,
+                 paths: Sequence[str] | None = None) -> Path:
+        """A clone of the base branch with `branch` created at `start` (a commit of the base branch, or HEAD).
+
+        The clone holds `start` alone (depth 1; a commit that is no longer the branch's head is fetched by its
+        SHA) with every tree but no blob. With `paths` (relative to the root) the working tree holds those files
+        only (and any file that stands where one of their parent directories would), the rest of the index is
+        marked skip-worktree, so `git add -A` commits the changes to those paths and nothing else; without, every
+        file is checked out. The index always holds every entry, as special_entries() needs."""
         tree = self.fresh_tree(name)
-        self.git("clone", "-q", "--no-tags", "--single-branch", "--branch", base_branch, self.url, str(tree),
-                 reason=reasons.CLONE_FAILED)
+        self.git("clone", "-q", "--no-tags", "--single-branch", "--branch", base_branch, "--depth=1",
+                 "--filter=blob:none", "--no-checkout", self.url, str(tree), reason=reasons.CLONE_FAILED)
+        if start != "HEAD" and start != self.git("rev-parse", "HEAD", cwd=tree).strip():
+            self._fetch_commit(tree, start, 1, reasons.CLONE_FAILED)
+        patterns = None if paths is None else self._sparse_patterns(tree, start, paths)
+        if patterns is not None:
+            self.git("config", "core.sparseCheckout", "true", cwd=tree)
+            info = tree / ".git" / "info"
+            info.mkdir(exist_ok=True)
+            (info / "sparse-checkout").write_text("".join(f"{p}\n" for p in patterns))
         self.git("checkout", "-q", "-B", branch, start, cwd=tree, reason=reasons.CLONE_FAILED)
         return tree
+
+    def _fetch_commit(self, tree: Path, sha: str, depth: int, reason: str) -> None:
+        """Fetch a commit of the base branch with `depth` - 1 generations of parents: by its SHA (protocol v2
+        servers, and servers allowing any SHA in a want), else the branch's whole history (of commits and
+        trees), as a full clone had it."""
+        try:
+            self.git("fetch", "-q", "--no-tags", f"--depth={depth}", "origin", sha, cwd=tree, reason=reason)
+        except GitError as err:
+            if err.reason == reasons.REDIRECT_REFUSED or not (tree / ".git" / "shallow").exists():
+                raise
+            log.info("fetching %s by its SHA failed; fetching the base branch's history", sha[:12])
+            self.git("fetch", "-q", "--no-tags", "--unshallow", "origin", cwd=tree, reason=reason)
+
+    def _sparse_patterns(self, tree: Path, start: str, paths: Sequence[str]) -> list[str] | None:
+        """Sparse-checkout patterns (gitignore syntax, anchored at the root) naming exactly `paths`, and every
+        parent of theirs that is a file (or a link) at `start`, so that writing below it fails as it would in a
+        full checkout; None (check out everything) when a path cannot be written as a pattern."""
+        clean = [p.strip("/") for p in paths]
+        if any(not p or _UNPATTERNABLE.search(p) for p in clean):
+            return None
+        parents = sorted({"/".join(p.split("/")[:i]) for p in clean for i in range(1, p.count("/") + 1)})
+        files = set()
+        if parents:
+            listing = self.git("ls-tree", "-z", start, "--", *parents, cwd=tree, reason=reasons.CLONE_FAILED)
+            for entry in listing.split("\0"):
+                meta, _, path = entry.partition("\t")
+                if meta and meta.split(" ")[1] != "tree":
+                    files.add(path)
+        return ["/" + _GLOB.sub(r"\\\g<0>", p) for p in sorted({*clean, *files})]
 
     def special_entries(self, tree: Path) -> dict[str, str]:
         """Paths the index holds as symlinks or submodules, by path: 'symlink' or 'submodule'.
@@ -265,14 +325,19 @@ class GitRemote:
             msg_file.unlink(missing_ok=True)
 
     def push(self, tree: Path, sha: str, branch: str) -> None:
-        """Create the remote branch at sha; never force."""
-        self.git("push", "-q", self.url, f"{sha}:refs/heads/{branch}", cwd=tree, reason=reasons.PUSH_FAILED)
+        """Create the remote branch at sha; never force. The client and the server first agree on the commits
+        they share (push.negotiate): the head the server advertises for the base branch may be one the shallow
+        clone lacks, and then the pack would carry the start commit's whole tree."""
+        self.git("push", "-q", self.url, f"{sha}:refs/heads/{branch}", cwd=tree, reason=reasons.PUSH_FAILED,
+                 config=["push.negotiate=true"])
 
     def parents(self, tree: Path, sha: str) -> int:
         return len(self.git("rev-list", "--parents", "-n", "1", sha, cwd=tree).split()) - 1
 
     def revert(self, tree: Path, sha: str, message: str, identity: Identity) -> str:
-        self.git("fetch", "-q", self.url, sha, cwd=tree, reason=reasons.REVERT_FAILED)
+        """Revert sha (a merge: against its first parent) on top of a checkout(); paths outside its sparse
+        checkout change in the index only. The commit comes with its parents (depth 2), their blobs on demand."""
+        self._fetch_commit(tree, sha, 2, reasons.REVERT_FAILED)
         mainline = ["-m", "1"] if self.parents(tree, sha) > 1 else []
         self.git("revert", "--no-commit", *mainline, sha, cwd=tree, identity=identity, reason=reasons.REVERT_FAILED)
         self._commit(tree, message, identity)

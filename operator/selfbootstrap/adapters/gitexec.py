@@ -211,9 +211,20 @@ class _Step:
         return Committed(sha) if sha else NothingToCommit()
 
     def _build_commit(self, a: CommitChange) -> tuple[str | None, Path]:
-        tree = self.remote.checkout(f"commit-{a.branch}", self.git.base_branch, a.base_sha, a.branch)
+        tree = self.remote.checkout(f"commit-{a.branch}", self.git.base_branch, a.base_sha, a.branch,
+                                    self._change_paths())
         self._apply_change(tree)
         return self.remote.commit_all(tree, a.message, self.identity), tree
+
+    def _change_paths(self) -> list[str] | None:
+        """The paths the change writes, for a sparse checkout; None (every file) if one of them is unsafe, which
+        _apply_change refuses before it writes anything."""
+        change = self.git.change
+        try:
+            return [repository_path(p) for p in [*(f.path for f in change.files or []),
+                                                 *([change.set_image.path] if change.set_image else [])]]
+        except UnsafePathError:
+            return None
 
     def _apply_change(self, tree: Path) -> None:
         change, spec = self.git.change, self.run.spec
@@ -273,7 +284,7 @@ class _Step:
         trailer = gitflow.trailer_of(self.run)
         found = self.remote.find_commit(a.branch, trailer) if self.remote.head_of(a.branch) is not None else None
         if found is None and self.remote.head_of(a.branch) is None:
-            tree = self.remote.checkout(f"revert-{a.branch}", a.base, "HEAD", a.branch)
+            tree = self.remote.checkout(f"revert-{a.branch}", a.base, "HEAD", a.branch, self._change_paths())
             message = f"{a.title}\n\nThis reverts commit {a.merge_sha}.\n\n{trailer}\n"
             found = self.remote.revert(tree, a.merge_sha, message, self.identity)
             self.remote.push(tree, found, a.branch)
