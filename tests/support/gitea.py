@@ -4,7 +4,8 @@ and benchmarks/bench_git.py start it with `running_gitea(home)`. Repositories, f
 and pull requests go through its REST API (`Gitea.api`).
 
 With `access_log=True` Gitea also writes one line per HTTP request (git and API alike, with the client's user
-agent) to `Gitea.access_log`, for counting a client's requests."""
+agent) to `Gitea.access_log`, for counting a client's requests; with `loopback_webhooks=True` it delivers
+webhooks to loopback addresses (a benchmark's CI bot)."""
 
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ class Gitea:
         return list(self.api("GET", f"/repos/{USER}/{repo}/pulls", params={"state": "all"}).json())
 
 
-def config(home: Path, port: int, share: Path, access_log: bool = False) -> Path:
+def config(home: Path, port: int, share: Path, access_log: bool = False, loopback_webhooks: bool = False) -> Path:
     """Gitea's app.ini: loopback only, SQLite, no registration, no cron, no actions, warnings only."""
     path = home / "app.ini"
     access = f"""\
@@ -89,6 +90,7 @@ LEVEL = Info
 FILE_NAME = {home}/access.log
 LOG_ROTATE = false
 """ if access_log else ""
+    webhooks = "\n[webhook]\nALLOWED_HOST_LIST = loopback\n" if loopback_webhooks else ""
     path.write_text(f"""\
 APP_NAME = selfbootstrap tests
 RUN_MODE = prod
@@ -139,7 +141,7 @@ ENABLED = false
 [log]
 MODE = console
 LEVEL = Warn
-{access}""")
+{access}{webhooks}""")
     return path
 
 
@@ -152,12 +154,12 @@ def cli(binary: Path, config_path: Path, home: Path, *args: str) -> str:
 
 
 @contextlib.contextmanager
-def running_gitea(home: Path, access_log: bool = False) -> Iterator[Gitea]:
+def running_gitea(home: Path, access_log: bool = False, loopback_webhooks: bool = False) -> Iterator[Gitea]:
     """Gitea (built on first use) with its state in `home`, on a free loopback port, with the admin user `acme`
     and an access token of all scopes; stopped afterwards."""
     binary = localcluster.build_gitea()
     port = localcluster.free_port()
-    config_path = config(home, port, localcluster.gitea_home() / "share", access_log)
+    config_path = config(home, port, localcluster.gitea_home() / "share", access_log, loopback_webhooks)
     base = f"http://127.0.0.1:{port}"
     argv = [str(binary), "web", "--config", str(config_path), "--work-path", str(home)]
     with localcluster.serving(argv, home / "gitea.log", "Gitea", f"{base}/api/v1/version", 200,
