@@ -28,7 +28,7 @@ from .adapters.kube import api_message, meta
 from .config import Settings
 from .core import gate, reasons
 from .core.jsontypes import JsonObject
-from .reconciler import INFRASTRUCTURE_ERRORS, Logger, is_finished
+from .reconciler import INFRASTRUCTURE_ERRORS, Logger, Reconciler, is_finished
 from .selftest import PASSED as SELF_TEST_PASSED
 from .services import Services, services_of
 from .worker import RunWorker
@@ -208,6 +208,22 @@ def _in_line(body: kopf.Body, status: kopf.Status, memo: Any, type: str | None =
             and not _admitted(body, status, memo) and status.get("reason") != reasons.QUEUED)
 
 
+def _unaccepted(body: kopf.Body, status: kopf.Status, memo: Any, type: str | None = None, **_: Any) -> bool:
+    """A new run this instance serves now (it has a slot), with no status yet."""
+    return (type != "DELETED" and not body.metadata.deletion_timestamp and not status.get("phase")
+            and _admitted(body, status, memo))
+
+
+async def accept(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Logger, **_: Any) -> None:
+    """Accept a new run in kopf's own first patch of it: kopf merge-patches the status first, then adds the
+    finalizer (and the run's label) in a JSON patch guarded by the resourceVersion that status write returned,
+    so the first status costs one write, made as soon as the run is seen, and voids nothing."""
+    services = services_of(memo)
+    first = Reconciler(services.kube, services.executor, logger=logger).accepted(_json(body))
+    if first is not None:
+        patch.status.update(first)
+
+
 async def hold_back(body: kopf.Body, logger: Logger, memo: Any, **indices: Any) -> None:
     """A run in line has no worker: say in its status that it is Queued (its worker starts with its slot)."""
     services = services_of(memo)
@@ -311,6 +327,8 @@ def register(settings: Settings) -> kopf.OperatorRegistry:
                   annotations={m.RETRY_ANNOTATION: kopf.PRESENT})(retry_requested)
     kopf.on.event(m.GROUP, m.VERSION, m.PLURAL, registry=registry, labels=shard_of(settings),
                   when=_unlabelled)(label_run)
+    kopf.on.event(m.GROUP, m.VERSION, m.PLURAL, registry=registry, labels=shard_of(settings),
+                  when=_unaccepted)(accept)
     kopf.on.event(m.GROUP, m.VERSION, m.PLURAL, registry=registry, labels=shard_of(settings),
                   when=_in_line)(hold_back)
     kopf.daemon(m.GROUP, m.VERSION, m.PLURAL, id="reconcile", registry=registry, when=_admitted,

@@ -71,6 +71,10 @@ class Reconciler:
     clock: Callable[[], datetime] = utcnow
     logger: Logger = field(default_factory=lambda: logging.getLogger("selfbootstrap"))
     conflicts: int = 0  # status writes refused in a row (someone else keeps changing the run)
+    # A claim's outcome, decided but not written: the next tick (at once, once the watch shows the claim) starts
+    # from it and writes it with its own decision, the deploy's intent. A run that stops in between finds the
+    # claim in the workload's record and says so then (machine._pending).
+    unwritten: tuple[RunStatus, tuple[Event, ...]] | None = None
 
     def tick(self, o: JsonObject, world: World) -> Tick:
         """Advance the run once. API errors propagate (the caller backs off); nothing else does."""
@@ -99,6 +103,17 @@ class Reconciler:
         self._post(o, tuple(Event(EventType(e.type), e.reason, e.message, e.count, e.seq, e.on_deployment)
                             for e in status.last_events), world)
 
+    def accepted(self, o: JsonObject) -> JsonObject | None:
+        """The status a new run is accepted with, for the shell to write in its first patch of the run (None: the
+        run does not fit the models; its worker rejects it, saying why)."""
+        try:
+            run = parse_run(o)
+        except ValidationError:
+            return None
+        if run.status.phase is not None:
+            return None
+        return machine.accepted(run, self.clock()).status.dump()
+
     def hold_back(self, o: JsonObject, why: gate.Wait) -> JsonObject:
         """Say in the status of a run kept in line that it is Queued, and why."""
         try:
@@ -117,15 +132,23 @@ class Reconciler:
         if run.status.phase in TERMINAL_PHASES:
             return Tick(None, o)
         stored = run.status
+        carried: tuple[Event, ...] = ()
+        if self.unwritten is not None:
+            status, carried = self.unwritten
+            run = replace(run, status=status)
         decision, events = machine.decide_chained(run, world, self.clock())
         if isinstance(decision.action, QUESTIONS):  # no side effect: its answer feeds this tick
             decision, events = self._asked(run, world, decision, events)
-        written = self._record(o, stored, decision, events, world)
+        written = self._record(o, stored, decision, carried + events, world)
+        self.unwritten = None
         if decision.action is None:
             return Tick(decision.requeue_after, written)
         run = replace(run, status=decision.status)
         result = self.executor.perform(run, decision.action)
         settled = machine.settle(run, world, decision.action, result, self.clock())
+        if isinstance(result, Claimed) and settled.requeue_after == 0 and settled.action is None:
+            self.unwritten = (settled.status, settled.events)  # written with the deploy's intent, next tick
+            return Tick(0, written, world.deployment.resource_version if world.deployment else None)
         written = self._record(written, run.status, settled, settled.events, world)
         changed = isinstance(result, Claimed | Deployed | Undone | Released) or (
             isinstance(result, Failed) and result.stale)

@@ -61,28 +61,48 @@ def writes(kube) -> list[dict]:
 
 
 def test_a_new_run_claims_its_workload_then_gets_to_its_deploy_patch(kube):
-    tick = reconciler(kube).tick(run_obj(), world(deployment()))
+    r = reconciler(kube)
+    tick = r.tick(run_obj(), world(deployment()))
 
     names = [c[0] for c in kube.mock_calls if c[0] in ("write_status", "patch_workload")]
-    assert names == ["write_status", "patch_workload", "write_status"]
-    accepted, claimed = writes(kube)
+    assert names == ["write_status", "patch_workload"], "the claim's outcome is written with the deploy's intent"
+    (accepted,) = writes(kube)
     assert accepted["phase"] == "Pending", "nothing says the run holds the workload before the claim is won"
-    assert claimed["phase"] == "Deploying" and claimed["reason"] == "Claimed"
-    assert tick.patched_from == "100", "the worker waits for the watch to show the claim"
+    assert tick.patched_from == "100" and tick.requeue == 0, "the worker waits for the watch to show the claim"
+    kube.post_event.assert_not_called()  # Started is told with the write that says so
 
     kube.reset_mock()
-    tick = reconciler(kube).tick(tick.run, world(holding(deployment(), outcome="claimed")))
+    tick = r.tick(tick.run, world(holding(deployment(), outcome="claimed")))
     names = [c[0] for c in kube.mock_calls if c[0] in ("write_status", "patch_workload")]
     assert names == ["write_status", "patch_workload", "write_status"]
     resolved_, deployed_ = writes(kube)
     assert resolved_["phase"] == "Deploying" and resolved_["deployedReleaseId"] == "v3"
+    assert resolved_["startedAt"] and [t["reason"] for t in resolved_["history"]] == [
+        "Accepted", "Claimed", "ReleasesResolved"], "the claim's outcome is in history all the same"
     assert deployed_["phase"] == "VerifyingHealth"
     assert tick.patched_from == "100" and tick.run["status"] == deployed_
 
 
-def test_the_events_of_a_write_are_numbered_and_kept_with_it(kube):
-    first = reconciler(kube).tick(run_obj(), world(deployment()))
+def test_a_claim_not_yet_written_survives_a_failed_write_and_a_restart(kube):
+    r = reconciler(kube)
+    first = r.tick(run_obj(), world(deployment()))
+    kube.write_status.side_effect = api_error(503)
+    with pytest.raises(ApiException):
+        r.tick(first.run, world(holding(deployment(), outcome="claimed")))
+    kube.write_status.side_effect = lambda obj, status: {**obj, "status": status}
+    r.tick(first.run, world(holding(deployment(), outcome="claimed")))
+    assert writes(kube)[-2]["startedAt"], "the claim's outcome is written once the API answers again"
+
+    kube.reset_mock()  # a new worker (the operator restarted) knows only what status and the record say
     reconciler(kube).tick(first.run, world(holding(deployment(), outcome="claimed")))
+    assert writes(kube)[0]["phase"] == "Deploying" and writes(kube)[0]["startedAt"]
+    kube.patch_workload.assert_called_once()  # the deploy: the claim is not made again
+
+
+def test_the_events_of_a_write_are_numbered_and_kept_with_it(kube):
+    r = reconciler(kube)
+    first = r.tick(run_obj(), world(deployment()))
+    r.tick(first.run, world(holding(deployment(), outcome="claimed")))
     *_, last = writes(kube)
     posted = [(c.args[1].reason, c.args[1].seq, c.args[2]["kind"] if len(c.args) > 2 else "SelfBootstrapRun")
               for c in kube.post_event.call_args_list]

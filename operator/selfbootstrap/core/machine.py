@@ -128,10 +128,7 @@ def _decide(run: Run, world: World, now: datetime) -> Decision:
     if phase in TERMINAL_PHASES:
         return draft.decision(None)
     if run.status.phase is None:
-        draft.set(retry_of=run.retry_of)
-        draft.enter(Phase.PENDING, reasons.ACCEPTED, "run accepted" + (f" (a retry of {run.retry_of})"
-                                                                        if run.retry_of else ""))
-        return draft.decision(0)
+        return _accept(draft)
     if world.deployment is None:
         if phase == Phase.ROLLING_BACK:
             draft.set(rollback_healthy=False)
@@ -163,6 +160,19 @@ def _decide(run: Run, world: World, now: datetime) -> Decision:
         case Phase.ROLLING_BACK:
             return _rolling_back(draft, world, dep)
     raise AssertionError(f"no handler for phase {phase}")
+
+
+def accepted(run: Run, now: datetime) -> Decision:
+    """The first status of a run the operator serves (it needs nothing of the world: the shell writes it as
+    soon as the run is seen, before its worker starts)."""
+    return _accept(Draft(run, now))
+
+
+def _accept(d: Draft) -> Decision:
+    d.set(retry_of=d.run.retry_of)
+    d.enter(Phase.PENDING, reasons.ACCEPTED, "run accepted" + (f" (a retry of {d.run.retry_of})"
+                                                                if d.run.retry_of else ""))
+    return d.decision(0)
 
 
 def decide_chained(run: Run, world: World, now: datetime) -> tuple[Decision, tuple[Event, ...]]:
