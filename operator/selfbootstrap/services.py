@@ -31,7 +31,7 @@ from .core.world import Limits
 from .scheduling import FairExecutor, Ledger, SafeModeHold
 
 MEMO_KEY = "services"
-WakeKey = tuple[str, str, str]  # ("deployment" | "run", namespace, name)
+WakeKey = tuple[str, str, str]  # ("deployment" | "run" | "listed", namespace, name)
 
 
 class Wakeups:

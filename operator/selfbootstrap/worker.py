@@ -39,6 +39,7 @@ MIN_DELAY = 0.02
 MAX_BACKOFF = 60.0
 FINALIZER_WAIT_SECONDS = 5.0  # the run's own event (kopf's patch) wakes it before
 REQUESTED_WORLD_SECONDS = 2.0  # how often a run of a StatefulSet or DaemonSet looks again (its pods also wake it)
+LIST_WAIT_SECONDS = 5.0  # how long a run waits for its namespace's watches to list before it reads the API
 
 
 class RunWorker:
@@ -57,6 +58,7 @@ class RunWorker:
         self.failures = 0
         self.reposted = False
         self.refusal: str | None = None  # "" once checked and nothing refused
+        self.listing_awaited = False
 
     async def run(self, stopped: Any) -> None:
         """Tick until the run is finished or the daemon is stopped."""
@@ -174,6 +176,9 @@ class RunWorker:
         # A run in Pending only waits (for a slot, a holder, a quiet moment): it never pays for the API resync.
         waiting = path(run, "status", "phase") in (None, m.Phase.PENDING)
         resync = time.monotonic() >= self.resync_at and not waiting
+        namespace = namespace_of(run)
+        if not resync and m.target_of(run)[0] == m.WorkloadKind.DEPLOYMENT and not self.indices.ready(namespace):
+            await self._listing(namespace)
         world = None if resync else cache.world_from(self.indices, run, container)
         if world is not None and cache.stale(world, self.guards):
             if time.monotonic() - self.guard_since < STALE_SECONDS:
@@ -191,6 +196,22 @@ class RunWorker:
         if templates:  # read as the run starts and as it measures: a template is the author's to change
             world = replace(world, analysis_templates=await self._in_pool(self._templates, run, templates))
         return world
+
+    async def _listing(self, namespace: str) -> None:
+        """The namespace's watches have just opened: wait (once, briefly) for them to list rather than read the
+        world from the API alongside them. A thousand runs applied at once would read it a thousand times."""
+        if self.listing_awaited or self.services.watches is None:
+            return
+        self.listing_awaited = True
+        listed, key = asyncio.Event(), ("listed", namespace, "")
+        self.wakeups.add([key], listed)
+        try:
+            if not self.indices.ready(namespace):
+                await asyncio.wait_for(listed.wait(), LIST_WAIT_SECONDS)
+        except TimeoutError:
+            pass  # a slow listing: read the API, as on any cache miss
+        finally:
+            self.wakeups.remove([key], listed)
 
     def _templates(self, run: JsonObject, refs: list[JsonObject]) -> dict[str, JsonObject | None]:
         out: dict[str, JsonObject | None] = {}

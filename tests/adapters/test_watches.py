@@ -92,6 +92,8 @@ def test_what_the_watches_keep_is_what_the_cache_reads_and_changes_wake_the_work
         assert [e.body["metadata"]["name"] for e in watches.values("replicasets", "d1")] == ["web-abc"]
         assert sorted(p.state.name for p in watches.values("pods", "r1")) == ["web-abc-1", "web-abc-2"]
         assert ("deployment", "ns", "web") in woken and ("deployment", "ns", "api") in woken
+        assert woken.count(("listed", "ns", "")) == 1, "runs waiting for the listing are told once"
+        assert woken.index(("listed", "ns", "")) < woken.index(("deployment", "ns", "web"))
         assert api.lists.count("deployments") >= 2, "listed in pages"
     finally:
         watches.stop()

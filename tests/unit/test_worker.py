@@ -229,3 +229,39 @@ def test_nothing_is_done_before_kopf_has_added_the_finalizer(services):
     assert asyncio.run(worker.step()) == w.FINALIZER_WAIT_SECONDS
     worker.reconciler.tick.assert_not_called()  # type: ignore[attr-defined]
     services.kube.observe.assert_not_called()
+
+
+def _not_listed(services, monkeypatch, ready):
+    from dataclasses import replace
+    with_watches = replace(services, watches=object())  # the worker only asks whether there are any
+    return make_worker(with_watches, idx=replace(indices(), ready=lambda namespace: ready[0]))
+
+
+def test_a_run_waits_for_its_namespace_to_list_rather_than_reading_the_api(services, monkeypatch):
+    ready = [False]
+    worker = _not_listed(services, monkeypatch, ready)
+    worker.reconciler.tick.return_value = Tick(2.0, with_rv("11"))
+
+    async def go() -> float | None:
+        step = asyncio.ensure_future(worker.step())
+        await asyncio.sleep(0.05)
+        assert not step.done(), "it waits for the listing"
+        ready[0] = True
+        worker.wakeups.wake(("listed", "apps", ""))
+        return await step
+
+    assert asyncio.run(go()) == 2.0
+    services.kube.observe.assert_not_called()
+    _, world = worker.reconciler.tick.call_args.args
+    assert world.deployment.resource_version == "42", "the listed cache serves it"
+
+
+def test_a_slow_listing_is_not_waited_for_long(services, monkeypatch):
+    monkeypatch.setattr(w, "LIST_WAIT_SECONDS", 0.05)
+    worker = _not_listed(services, monkeypatch, [False])
+    worker.reconciler.tick.return_value = Tick(2.0, with_rv("11"))
+    services.kube.observe.return_value = World(deployment=deployment())
+    assert asyncio.run(worker.step()) == 2.0
+    services.kube.observe.assert_called_once()
+    asyncio.run(worker.step())
+    assert services.kube.observe.call_count == 2, "read from the API, without waiting again"

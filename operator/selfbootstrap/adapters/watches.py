@@ -129,6 +129,7 @@ class NamespaceWatches:
         self.stores[plural] = fresh  # one swap: a reader sees the old listing or the new one, never half
         self.listed.add(plural)
         if self.ready:  # the runs read the API until now: from here on the cache serves them
+            self.wake(("listed", self.namespace, ""))
             for name in list(self.stores["deployments"].by_key):
                 self.wake(("deployment", self.namespace, name))
         return version
