@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selfbootstrap.core import analysis
+from selfbootstrap.core import analysis, cel
 from selfbootstrap.core.analysis import (
     ERROR_RETRY_SECONDS,
     HISTORY_LIMIT,
@@ -313,11 +313,21 @@ def test_an_invalid_condition_is_refused_at_admission(expression, problem):
     assert not has_hidden(message)
 
 
+def test_the_cel_library_loads_only_when_a_condition_is_evaluated():
+    """An operator whose runs measure nothing does not hold the CEL library's parser tables."""
+    import subprocess
+    import sys
+    code = ("import sys; import selfbootstrap.core.machine, selfbootstrap.core.analysis as a; "
+            "assert 'celpy' not in sys.modules; a.evaluate([1.0], 'result[0] > 0.5', None); "
+            "assert 'celpy' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_a_condition_is_compiled_once():
-    analysis._compiled.cache_clear()
+    cel._compiled.cache_clear()
     for value in (0.1, 0.5, 0.9):
         evaluate([value], "result[0] > 0.42", None)
-    info = analysis._compiled.cache_info()
+    info = cel._compiled.cache_info()
     assert (info.misses, info.hits) == (1, 2)
 
 

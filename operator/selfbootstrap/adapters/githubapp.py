@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
-import jwt
-
 from ..core.jsontypes import obj, text
 from ..core.text import http_status
 from .egress import EgressPolicy
@@ -80,6 +78,8 @@ def token_url(api_url: str, app: GitHubApp) -> str:
 
 def signed(app: GitHubApp, now: float) -> str:
     """The JWT that identifies the app to GitHub."""
+    import jwt  # with its cryptography backend, loaded by an operator that signs for an app, not by every one
+
     claims = {"iat": int(now) - CLOCK_SKEW, "exp": int(now) + JWT_SECONDS, "iss": app.app_id}
     try:
         return jwt.encode(claims, app.private_key, algorithm="RS256")
