@@ -139,12 +139,16 @@ class Reconciler:
         decision, events = machine.decide_chained(run, world, self.clock())
         if isinstance(decision.action, QUESTIONS):  # no side effect: its answer feeds this tick
             decision, events = self._asked(run, world, decision, events)
-        written = self._record(o, stored, decision, carried + events, world)
+        told = carried + events
+        written = self._record(o, stored, decision, told, world, post=decision.action is None)
         self.unwritten = None
         if decision.action is None:
             return Tick(decision.requeue_after, written)
         run = replace(run, status=decision.status)
-        result = self.executor.perform(run, decision.action)
+        try:
+            result = self.executor.perform(run, decision.action)
+        finally:  # the side effect is not kept waiting for the Events (they are in status, for a restart)
+            self._post(written, told, world)
         settled = machine.settle(run, world, decision.action, result, self.clock())
         if isinstance(result, Claimed) and settled.requeue_after == 0 and settled.action is None:
             self.unwritten = (settled.status, settled.events)  # written with the deploy's intent, next tick
@@ -169,8 +173,9 @@ class Reconciler:
         return decision, events + settled.events + more
 
     def _record(self, o: JsonObject, before: RunStatus, decision: Decision,
-                events: tuple[Event, ...], world: World | None = None) -> JsonObject:
-        """Persist the decision's status (keeping every Event of this write for a restart), then post them."""
+                events: tuple[Event, ...], world: World | None = None, post: bool = True) -> JsonObject:
+        """Persist the decision's status (keeping every Event of this write for a restart), then post them
+        (unless the caller posts them itself, after the decision's side effect)."""
         after = decision.status
         if events:
             after = after.model_copy(update={"last_events": [
@@ -180,7 +185,8 @@ class Reconciler:
         if after != before:
             o = self.kube.write_status(o, after.dump())
             self._count(o, before, after)
-        self._post(o, events, world)
+        if post:
+            self._post(o, events, world)
         return o
 
     def _post(self, o: JsonObject, events: tuple[Event, ...], world: World | None) -> None:

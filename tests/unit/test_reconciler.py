@@ -109,6 +109,9 @@ def test_the_events_of_a_write_are_numbered_and_kept_with_it(kube):
     assert posted == [("Started", 1, "SelfBootstrapRun"), ("Deployed", 2, "SelfBootstrapRun"),
                       ("Deployed", 2, "Deployment")], "a key step is told on the Deployment too"
     assert [(e["reason"], e["seq"]) for e in writes(kube)[1]["lastEvents"]] == [("Started", 1)]
+    order = [c[0] for c in kube.mock_calls if c[0] in ("write_status", "patch_workload", "post_event")]
+    assert order[-6:] == ["write_status", "patch_workload", "post_event", "write_status", "post_event",
+                          "post_event"], "the deploy patch is not kept waiting for the Events of its intent"
     assert [(e["reason"], e["seq"]) for e in last["lastEvents"]] == [("Deployed", 2)]
     assert last["eventSeq"] == 2
 
