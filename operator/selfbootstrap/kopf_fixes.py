@@ -265,7 +265,13 @@ def apply(*more: Patch) -> None:
             + "".join(f"  - {problem}\n" for problem in found)
             + "Install the kopf pyproject.toml pins, or read each patch against this kopf and update it.")
     for patch in patches:
-        module = importlib.import_module(patch.target.module)
-        current = getattr(module, patch.target.name)
+        owner, name = located(patch.target)
+        current = getattr(owner, name)
         if not getattr(current, _MARK, False):
-            setattr(module, patch.target.name, patch.wrap(current))
+            setattr(owner, name, patch.wrap(current))
+
+
+def located(target: Signature) -> tuple[Any, str]:
+    """Where the patched function lives: (its module, or its class for a method `Class.method`; its name)."""
+    owner_name, _, name = target.name.rpartition(".")
+    return (_resolve(target.module, owner_name) if owner_name else importlib.import_module(target.module)), name

@@ -1,4 +1,5 @@
-"""Two savings on kopf 1.45's memory: they change nothing the operator does, only what it keeps.
+"""Three savings on kopf 1.45's memory and CPU: they change nothing the operator does, only what it keeps
+and how much work its patches take.
 
 They replace private kopf functions like the fixes in `kopf_fixes`, and are checked the same way:
 `handlers.register` passes PATCHES to `kopf_fixes.apply()`, which checks the installed kopf and
@@ -25,10 +26,21 @@ correctness.
    when a daemon exits for good and no other runs, in `kopf._core.engines.daemons`.)
 
    Upstream: no report of this found (searched nolar/kopf issues, 2026-12-03).
+
+3. Finalizer patches diffed from metadata alone.
+
+   Kopf adds and removes its finalizer (the operator adds a run's target label alongside) with callables
+   applied to a deep copy of the whole object, which is then diffed against the object
+   (`Patch.as_json_patch`): the run's spec and status are copied and compared for a change to
+   `metadata.finalizers`, for every run, twice (docs/performance.md has the profile). A patch made only of callables that change nothing but `metadata` is now built from a copy of
+   `metadata` alone: the same ops. A callable that changes anything else gets kopf's own way.
+
+   Upstream: no report of this found (searched nolar/kopf issues, 2026-12-03).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -78,6 +90,25 @@ def _releasing_idle_bodies(fn: Callable[..., Awaitable[Any]]) -> Callable[..., A
     return wrapper
 
 
+def _diffing_metadata(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(self: Any, body: Any = None) -> Any:
+        base = body if body is not None else getattr(self, "_original", None)
+        whole = dict(base) if base is not None else None
+        metadata = whole.get("metadata") if whole is not None else None
+        if whole is None or not isinstance(metadata, dict) or len(self) or not self.fns:
+            return fn(self, body)
+        trial = {**whole, "metadata": copy.deepcopy(metadata)}
+        for change in self.fns:
+            change(trial)
+        if trial.keys() != whole.keys() or any(trial[k] is not whole[k] for k in whole if k != "metadata"):
+            return fn(self, body)  # it changed more than metadata: diff the whole object, as kopf does
+        return fn(self, {"metadata": metadata})
+
+    setattr(wrapper, _MARK, True)
+    return wrapper
+
+
 PATCHES = (
     Patch(Signature("kopf._cogs.clients.watching", "infinite_watch",
                     "async gen (*, settings, resource, namespace, operator_paused, _iterations)"),
@@ -88,4 +119,5 @@ PATCHES = (
           _releasing_idle_bodies,
           needs=(Fields("kopf._core.reactor.inventory", "ResourceMemory", ("daemons_memory",)),
                  Fields("kopf._core.engines.daemons", "DaemonsMemory", ("live_fresh_body", "running_daemons")))),
+    Patch(Signature("kopf._cogs.structs.patches", "Patch.as_json_patch", "def (self, body)"), _diffing_metadata),
 )

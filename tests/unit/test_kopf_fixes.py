@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib
 import logging
 import tomllib
 from collections.abc import AsyncIterator
@@ -34,15 +33,15 @@ PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 def kopf_restored(monkeypatch: pytest.MonkeyPatch) -> None:
     """kopf as it was before each test, unpatched (the operator's tests apply the patches for good)."""
     for patch in ALL:
-        module = importlib.import_module(patch.target.module)
-        fn = getattr(module, patch.target.name)
-        monkeypatch.setattr(module, patch.target.name, fn.__wrapped__ if getattr(fn, kopf_fixes._MARK, False) else fn)
+        owner, name = kopf_fixes.located(patch.target)
+        fn = getattr(owner, name)
+        monkeypatch.setattr(owner, name, fn.__wrapped__ if getattr(fn, kopf_fixes._MARK, False) else fn)
 
 
 def patched() -> list[str]:
     """The kopf functions wrapped now."""
     return [f"{p.target.module}.{p.target.name}" for p in ALL
-            if getattr(getattr(importlib.import_module(p.target.module), p.target.name, None), kopf_fixes._MARK, False)]
+            if getattr(getattr(*kopf_fixes.located(p.target), None), kopf_fixes._MARK, False)]
 
 
 def test_apply_wraps_once() -> None:
@@ -252,6 +251,45 @@ def test_an_idle_body_is_let_go_once_no_daemon_of_it_runs(running: bool) -> None
     assert asyncio.run(scenario()) is (body if running else None)
 
 
+RUN = {"apiVersion": "selfbootstrap.dev/v1alpha1", "kind": "SelfBootstrapRun",
+       "metadata": {"name": "r", "resourceVersion": "7", "labels": {"a": "b"}, "finalizers": ["other"]},
+       "spec": {"target": {"deployment": "web"}}, "status": {"phase": "Pending", "history": [{"phase": "Pending"}]}}
+
+
+def _finalizer(body: dict[str, Any]) -> None:
+    body["metadata"].setdefault("finalizers", []).append("selfbootstrap.dev/finalizer")
+
+
+def _label(body: dict[str, Any]) -> None:
+    body.setdefault("metadata", {}).setdefault("labels", {})["selfbootstrap.dev/deployment"] = "web"
+
+
+def _spec(body: dict[str, Any]) -> None:
+    body["spec"] = {"changed": True}
+
+
+@pytest.mark.parametrize("fns", [[_finalizer], [_finalizer, _label], [_spec], [_label, _spec]],
+                         ids=["finalizer", "finalizer-and-label", "spec", "label-and-spec"])
+def test_a_finalizer_patch_is_the_same_diffed_from_metadata_alone(fns: list[Any]) -> None:
+    """The ops kopf would send, whether the callables change only metadata (diffed from it alone) or more."""
+    from kopf._cogs.structs.patches import Patch
+    own: Any = Patch.as_json_patch
+    while getattr(own, "__wrapped__", None) is not None:
+        own = own.__wrapped__
+    expected = own(Patch(fns=fns), dict(RUN))
+    seen: list[dict[str, Any]] = []
+
+    def recording(self: Any, body: Any = None) -> Any:
+        seen.append(dict(body))
+        return own(self, body)
+
+    ops = kopf_trim._diffing_metadata(recording)(Patch(fns=fns), RUN)
+    assert ops == expected and ops, ops
+    assert RUN["spec"] == {"target": {"deployment": "web"}}, "the object itself is never changed"
+    metadata_only = all(fn in (_finalizer, _label) for fn in fns)
+    assert (list(seen[0]) == ["metadata"]) is metadata_only, "only metadata was copied and diffed"
+
+
 # --- each patched function is checked against the kopf it was written for -----------------------
 
 
@@ -270,8 +308,7 @@ async def _other(url: str, *, settings: Any, payload: Any = None, logger: Any) -
 @pytest.mark.parametrize("patch", ALL, ids=lambda p: p.target.name)
 def test_a_changed_signature_is_named_and_nothing_is_patched(monkeypatch: pytest.MonkeyPatch,
                                                              patch: kopf_fixes.Patch) -> None:
-    module = importlib.import_module(patch.target.module)
-    monkeypatch.setattr(module, patch.target.name, _other)
+    monkeypatch.setattr(*kopf_fixes.located(patch.target), _other)
     with pytest.raises(kopf_fixes.KopfChangedError) as raised:
         kopf_fixes.apply(*kopf_trim.PATCHES)
     message = str(raised.value)
