@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[0, 1000, 3000], metavar="K",
                         help="non-target Deployments per measurement (default: 0 1000 3000; 0 is the baseline)")
     parser.add_argument("--samples", type=int, default=50, help="RSS samples at 10 Hz per size (default: 50)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures there (bench_targets.py)")
     args = parser.parse_args()
     sizes = sorted({0, *args.sizes})
 
@@ -131,6 +132,8 @@ def main() -> None:
     bw.print_table(f"operator RSS (MiB) by Deployments no run targets (each with a ReplicaSet and a pod) in a served "
                    f"namespace; baseline: none, this run; median of {args.samples} samples at 10 Hz",
                    ["Deployments", "idle", "vs none", "per 1,000", "a run there", "per 1,000", "peak"], rows)
+    if args.json:
+        args.json.write_text(json.dumps({str(k): vars(f) for k, f in results.items()}))
     print("idle: no run in that namespace (the operator serves it; a warm-up run lives in another). a run there: "
           "a run of that namespace in flight, so its workloads are watched.")
 

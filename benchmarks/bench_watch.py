@@ -196,6 +196,8 @@ def on_pod(marks: Marks) -> Callable[[str, Json, float], None]:
 def on_deployment(marks: Marks) -> Callable[[str, Json, float], None]:
     def handle(_: str, dep: Json, at: float) -> None:
         name, image = dep["metadata"]["name"], image_of(dep)
+        if image == V2:
+            marks.mark(f"patched:{name}", at)
         if rolled_out(dep):
             marks.mark(f"rolledout:{name}:{image}", at)
         if "crashloop" in image:
@@ -580,6 +582,135 @@ def runs_operator(ns: str, n: int, identity: Identity, audit: AuditLog | None, l
     return out
 
 
+@dataclass
+class Burst:
+    """N runs created at once (operator) or one `kubectl set image` on N Deployments (baseline): per workload,
+    the seconds from the burst's start to its deploy patch (the template at v2, seen by the benchmark's watch)."""
+
+    to_patch: list[float] = field(default_factory=list)
+    created: list[float] = field(default_factory=list)  # when each run's create returned (operator side)
+    peak_mib: float = float("nan")  # the highest VmRSS sampled at 10 Hz (operator)
+    hwm_mib: float = float("nan")  # VmHWM at the end: the kernel's own peak, for comparison with the samples
+    idle_mib: float = float("nan")
+    requests: Counter[str] = field(default_factory=Counter)
+    audited: bool = False
+
+
+class RssSampler:
+    """VmRSS of a process every 0.1 s in a thread of its own; `peak` is the highest sample."""
+
+    def __init__(self, sample: Callable[[], float], interval: float = 0.1) -> None:
+        self.sample, self.interval, self.peak = sample, interval, float("nan")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rss", daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(OSError, ValueError):
+                value = self.sample()
+                self.peak = value if math.isnan(self.peak) else max(self.peak, value)
+            self._stop.wait(self.interval)
+
+
+BURST_CLIENTS = 32  # concurrent creates, as a GitOps engine's sync (Argo CD applies with many workers) does
+
+
+def create_burst(ns: str, names: list[str]) -> list[float]:
+    """Every run created at once: BURST_CLIENTS threads, each with its own connection; when each create returned."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(name: str) -> float:
+        create_run(ns, name, name, V2)
+        return time.monotonic()
+
+    with ThreadPoolExecutor(BURST_CLIENTS) as pool:
+        return list(pool.map(create, names))
+
+
+def burst_operator(ns: str, n: int, identity: Identity, audit: AuditLog | None, log: Path) -> Burst:
+    """N runs (v1 -> v2, each on its own Deployment) created in a burst: burst start -> each deploy patch."""
+    out, names = Burst(), [f"app-{i}" for i in range(n)]
+    with observing(ns) as marks:
+        if not ready_deployments(ns, marks, names, "burst", throughput_timeout(n)):
+            return out
+        with operator(identity.kubeconfig, ns, log) as op:
+            if not warm_up(ns, marks):
+                return out
+            out.idle_mib = op.mib("VmRSS")
+            with RssSampler(lambda: op.mib("VmRSS")) as rss:
+                start, t0 = (audit.mark() if audit else None), time.monotonic()
+                out.created = [t - t0 for t in create_burst(ns, names)]
+                marks.wait([f"done:{x}" for x in names], throughput_timeout(n))
+                time.sleep(SETTLE)
+            out.to_patch = [since(marks, t0, f"patched:{x}") for x in names]
+            out.peak_mib, out.hwm_mib = rss.peak, op.mib("VmHWM")
+            if audit and start:
+                out.requests = audit.requests(start, time.time(), identity.username,
+                                              lambda e: e["user"]["username"] == identity.username)
+                out.audited = True
+    return out
+
+
+def burst_baseline(ns: str, n: int) -> Burst:
+    """`kubectl set image` on N Deployments at once: its start -> each Deployment's template at v2."""
+    out, names = Burst(), [f"app-{i}" for i in range(n)]
+    with observing(ns) as marks:
+        if not ready_deployments(ns, marks, names, "burst", throughput_timeout(n)):
+            return out
+        t0 = time.monotonic()
+        kubectl("-n", ns, "set", "image", "deployment", "-l", "bench=burst", f"app={V2}", timeout=600)
+        marks.wait([f"patched:{x}" for x in names], throughput_timeout(n))
+        out.to_patch = [since(marks, t0, f"patched:{x}") for x in names]
+    return out
+
+
+def percentile(xs: list[float], q: float) -> float:
+    ok = sorted(finite(xs))
+    return ok[min(len(ok) - 1, math.ceil(q * len(ok)) - 1)] if ok else float("nan")
+
+
+def burst_rows(n: int, ours: list[Burst], base: list[Burst]) -> list[Row]:
+    rows = [Row(f"7. burst of {n}: start -> deploy patch, p{int(q * 100)} (s)",
+                [percentile(b.to_patch, q) for b in ours], [percentile(b.to_patch, q) for b in base], ".2f",
+                f"kubectl set image on {n} Deployments") for q in (0.5, 0.95)]
+    rows.append(Row(f"7. burst of {n}: the runs' own creates, p95 (s)", [percentile(b.created, 0.95) for b in ours],
+                    [percentile(b.to_patch, 0.95) for b in base], ".2f",
+                    "the floor: no run deploys before it exists; beside kubectl's p95"))
+    if all(b.audited for b in ours):
+        rows.append(Row(f"7. burst of {n}: API requests per run", [sum(b.requests.values()) / n for b in ours], [],
+                        ".1f", "target: <= 15"))
+    rows += [
+        Row(f"7. burst of {n}: peak RSS, MiB (VmRSS at 10 Hz)", [b.peak_mib for b in ours],
+            [b.idle_mib for b in ours], ".0f", "the same operator idle; target: <= 150"),
+        Row(f"7. burst of {n}: VmHWM, MiB", [b.hwm_mib for b in ours], [b.idle_mib for b in ours], ".0f",
+            "the kernel's peak, beside the samples"),
+    ]
+    return rows
+
+
+def burst(sid: str, n: int, repeats: int, identity: Identity, audit: AuditLog | None, logs: Path,
+          baselines: bool = True) -> list[Row]:
+    ours: list[Burst] = []
+    base: list[Burst] = []
+    for r in range(repeats):
+        if baselines:
+            base.append(scenario(f"7. burst N={n}, repeat {r + 1}/{repeats}: kubectl set image baseline",
+                                 f"bench-{sid}-base-burst{n}-{r}", functools.partial(burst_baseline, n=n), Burst(),
+                                 120 + n))
+        ours.append(scenario(f"7. burst N={n}, repeat {r + 1}/{repeats}: operator", f"bench-{sid}-op-burst{n}-{r}",
+                             functools.partial(burst_operator, n=n, identity=identity, audit=audit,
+                                               log=logs / f"operator-burst{n}-{r}.log"), Burst(), 120 + n))
+    return burst_rows(n, ours, base)
+
+
 # --- figures -------------------------------------------------------------------------------------
 
 
@@ -747,11 +878,15 @@ def throughput(sid: str, n: int, repeats: int, identity: Identity, audit: AuditL
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, nargs="+", default=[10], metavar="N",
+    parser.add_argument("--runs", type=int, nargs="*", default=[10], metavar="N",
                         help="numbers of concurrent runs for figures 4-6 (default: 10)")
     parser.add_argument("--repeats", type=int, default=3, help="samples of each figure (default: 3)")
     parser.add_argument("--throughput-repeats", type=int, default=None, metavar="R",
                         help="samples of figures 4-6 for each N (default: --repeats)")
+    parser.add_argument("--burst", type=int, nargs="*", default=[], metavar="N",
+                        help="figure 7: N runs created at once, start -> deploy patch vs kubectl set image")
+    parser.add_argument("--json", type=Path, metavar="FILE",
+                        help="also write every row's samples there (bench_targets.py)")
     parser.add_argument("--operator-only", action="store_true",
                         help="figures 4-6 of the operator alone: no baselines, no latency figures 1-3 (quicker)")
     args = parser.parse_args()
@@ -771,10 +906,15 @@ def main() -> None:
             results[n] = ours
             rows += throughput_rows(n, ours, base)
             notes += completion_notes(n, ours, base)
+        for n in args.burst:
+            rows += burst(sid, n, args.throughput_repeats or args.repeats, identity, audit, logs,
+                          baselines=not args.operator_only)
     print_table(f"selfbootstrap operator vs baselines (min / median / max of {args.repeats} samples, figures 4-6: "
                 f"{args.throughput_repeats or args.repeats} per N; ratio = operator median / baseline median)",
                 ["figure", "operator", "baseline", "ratio", "baseline is"], [r.cells() for r in rows])
     print_breakdown(results)
+    if args.json:
+        args.json.write_text(json.dumps([{"figure": r.figure, "operator": r.ours, "baseline": r.base} for r in rows]))
     for note in notes:
         print(f"incomplete: {note}")
     print(f"\nruns deploy v1 -> v2 with restartWatchdog {{retries: 2, intervalSeconds: 1}}: about 1 s of each "
