@@ -87,7 +87,7 @@ def test_the_merge_is_guarded_by_the_tested_commit():
     assert calls == [{"Do": "squash", "head_commit_id": SHA, "MergeTitleField": "Merge"}]
 
 
-@pytest.mark.parametrize(("status", "retryable"), [(405, True), (409, False), (403, False), (503, True)])
+@pytest.mark.parametrize(("status", "retryable"), [(405, True), (409, True), (403, False), (503, True)])
 def test_a_merge_gitea_cannot_make_yet_is_tried_again(status, retryable):
     """Gitea answers 405 while it still checks a new pull request (found in CI under load): a passing state."""
     def answer(request: httpx.Request) -> httpx.Response:
@@ -97,3 +97,31 @@ def test_a_merge_gitea_cannot_make_yet_is_tried_again(status, retryable):
     with pytest.raises(ForgeError) as refused:
         client(answer).merge(3, SHA, "merge", "Merge")
     assert refused.value.retryable is retryable and "Please try again" not in str(refused.value)
+
+
+@pytest.mark.parametrize(("after", "outcome"), [
+    ({}, "retryable"),  # "merge push out of date": another merge moved the base meanwhile
+    ({"head": {"sha": "d" * 40}}, "refused"),  # "head out of date": the guard did its work
+    ({"state": "closed", "merged": True, "merge_commit_sha": "c" * 40}, "merged"),  # someone merged it meanwhile
+    ({"state": "closed"}, "closed"),
+], ids=["base-moved", "head-moved", "merged-meanwhile", "closed-meanwhile"])
+def test_a_409_on_the_merge_is_told_apart_by_the_pull_request_read_again(after, outcome):
+    """Concurrent merges into one repository: Gitea refuses the one whose push to the base lost the race with 409;
+    the body is never read, the pull request as it is now decides."""
+    posts: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            posts.append(request.url.path)
+            return httpx.Response(409, json={"message": "merge push out of date"})
+        return httpx.Response(200, json={**PR, **after} if posts else PR)
+    forge = client(answer)
+    if outcome == "merged":
+        assert forge.merge(3, SHA, "merge", "Merge") == "c" * 40
+        return
+    with pytest.raises(ForgeError) as refused:
+        forge.merge(3, SHA, "merge", "Merge")
+    assert refused.value.retryable is (outcome == "retryable")
+    assert "out of date" not in str(refused.value)
+    assert ("ddddddddddd" in str(refused.value)) is (outcome == "refused")
+    assert ("closed" in str(refused.value)) is (outcome == "closed")

@@ -13,6 +13,10 @@ from ..forge import ForgeClient, ForgeError, PullRequest, ci_verdict
 from . import github
 
 NOT_MERGEABLE_YET = 405  # Gitea refuses a merge so while the pull request is checked (or conflicts)
+# Gitea answers 409 when the merge's push to the base branch raced another merge into it ("merge push out of
+# date", merges in one repository at once), also when the head moved past head_commit_id, and when the merge
+# itself conflicts. Only the status is read (never the body): the pull request, read again, tells them apart.
+MERGE_REFUSED_FOR_NOW = 409
 
 if TYPE_CHECKING:
     import httpx
@@ -72,8 +76,26 @@ class Gitea(ForgeClient):
                 raise ForgeError(f"pull request #{number} is not mergeable yet (Gitea answers 405 while it checks a "
                                  f"new pull request, and while it conflicts)", retryable=True, status=err.status) \
                     from None
+            if err.status == MERGE_REFUSED_FOR_NOW:
+                return self._after_conflict(number, sha)
             raise
         return self.pull_request(number).merge_sha or ""
+
+    def _after_conflict(self, number: int, sha: str) -> str:
+        """A 409 on the merge: the pull request as it is now. Merged (by someone else) is done; a head past the
+        tested commit is refused for good, as the guard means it; a head still at it is tried again with the run's
+        backoff (the merge raced another one into the base branch, or conflicts until the base settles)."""
+        pr = self.pull_request(number)
+        if pr.merged:
+            return pr.merge_sha or ""
+        if pr.state != "open":
+            raise ForgeError(f"pull request #{number} is closed")
+        if pr.head_sha is not None and pr.head_sha != sha:
+            raise ForgeError(f"pull request #{number} moved on to {pr.head_sha[:12]}, past the tested commit "
+                             f"{sha[:12]}", status=MERGE_REFUSED_FOR_NOW)
+        raise ForgeError(f"pull request #{number} was not merged yet (Gitea answers 409 when the merge's push to the "
+                         f"base branch raced another merge, and while it conflicts)", retryable=True,
+                         status=MERGE_REFUSED_FOR_NOW)
 
 
 def _as_github(status: JsonObject) -> JsonObject:
