@@ -3,6 +3,10 @@ auth) and a GitHub REST server on loopback; the Secret comes from an autospec'd 
 
 from __future__ import annotations
 
+import base64
+import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from unittest.mock import create_autospec
@@ -11,6 +15,7 @@ import pytest
 
 from selfbootstrap.adapters.egress import EgressPolicy
 from selfbootstrap.adapters.forge import token_prefix
+from selfbootstrap.adapters.git import GitRemote
 from selfbootstrap.adapters.gitexec import GitExecutor
 from selfbootstrap.adapters.kube import Kube, SecretUnavailableError
 from selfbootstrap.core import gitflow
@@ -145,6 +150,117 @@ def test_push_refuses_a_branch_that_moved(executor, servers, repo):
 
     result = executor.perform(run, PushBranch(commit_action(base, run), committed.sha))
     assert isinstance(result, Failed) and result.reason == "PushRejected"
+
+
+def git_requests(git_server, service: str) -> int:
+    return sum(1 for r in git_server.requests if r["service"] == service and r["method"] == "POST")
+
+
+def test_resolve_branch_asks_for_both_heads_at_once(executor, servers, repo):
+    git_server, forge = servers
+    executor.perform(make_run(repo, forge), ResolveBranch("selfbootstrap/run-1", "main", "t"))
+    assert [(r["method"], r["service"]) for r in git_server.requests if r["status"] == 200] == \
+        [("GET", "git-upload-pack")], "one ls-remote for the base and the run's branch"
+
+
+def test_the_push_takes_the_commit_s_tree_as_it_is(executor, servers, repo, monkeypatch):
+    """No second checkout: the tree the commit step left holds the commit; the push only sends it."""
+    git_server, forge = servers
+    run = make_run(repo, forge)
+    base = git_server.branches("acme/web")["main"]
+    committed = executor.perform(run, commit_action(base, run))
+    assert isinstance(committed, Committed)
+    fetches = git_requests(git_server, "git-upload-pack")
+    checkouts: list[str] = []
+    monkeypatch.setattr(GitRemote, "checkout", lambda self, name, *a, **k: checkouts.append(name))
+
+    assert executor.perform(run, PushBranch(commit_action(base, run), committed.sha)) == Pushed(already=False)
+    assert checkouts == [] and git_server.branches("acme/web")["selfbootstrap/run-1"] == committed.sha
+    assert git_requests(git_server, "git-upload-pack") - fetches <= 1, "at most push.negotiate's"
+    assert list((executor.workdir / run.uid).iterdir()) in ([], [executor.workdir / run.uid / "no-templates"]), \
+        "the tree is gone once pushed"
+
+
+@pytest.mark.parametrize("tree", ["gone", "other-commit", "half-made"])
+def test_a_push_without_the_commit_s_tree_rebuilds_the_recorded_commit(executor, servers, repo, tree):
+    """A run killed between its commit and its push (its tree lost with the pod, or holding something else)
+    pushes the commit it recorded: rebuilt, deterministic, the same SHA."""
+    git_server, forge = servers
+    run = make_run(repo, forge)
+    base = git_server.branches("acme/web")["main"]
+    committed = executor.perform(run, commit_action(base, run))
+    assert isinstance(committed, Committed)
+    work = executor.workdir / run.uid
+    kept = next(p for p in work.iterdir() if (p / ".git").is_dir())
+    if tree == "gone":
+        shutil.rmtree(kept)
+    elif tree == "other-commit":
+        subprocess.run(["git", "-c", "user.name=x", "-c", "user.email=x@x", "commit", "-q", "--allow-empty", "-m",
+                        "other"], cwd=kept, check=True, capture_output=True)
+    else:
+        (kept / ".git" / "HEAD").write_text("ref: refs/heads/nothing-yet\n")
+
+    assert executor.perform(run, PushBranch(commit_action(base, run), committed.sha)) == Pushed(already=False)
+    assert git_server.branches("acme/web")["selfbootstrap/run-1"] == committed.sha
+    assert git_server.pushes("acme/web") == 1
+
+
+def test_a_rebuilt_commit_that_differs_from_the_recorded_one_is_not_pushed(executor, servers, repo):
+    git_server, forge = servers
+    run = make_run(repo, forge)
+    base = git_server.branches("acme/web")["main"]
+    committed = executor.perform(run, commit_action(base, run))
+    assert isinstance(committed, Committed)
+    shutil.rmtree(next(p for p in (executor.workdir / run.uid).iterdir() if (p / ".git").is_dir()))
+    changed = make_run(repo, forge, change={"files": [{"path": "deploy/other.yaml", "content": "x: 1\n"}]})
+
+    result = executor.perform(changed, PushBranch(commit_action(base, changed), committed.sha))
+    assert isinstance(result, Failed) and result.reason == "CommitNotReproducible"
+    assert git_server.pushes("acme/web") == 0
+
+
+@pytest.mark.parametrize("tree", ["kept", "gone"])
+def test_a_push_that_went_through_before_a_restart_is_not_repeated(executor, servers, repo, tree):
+    """Killed after the push, before its status said so: the branch already holds the commit."""
+    git_server, forge = servers
+    run = make_run(repo, forge)
+    base = git_server.branches("acme/web")["main"]
+    committed = executor.perform(run, commit_action(base, run))
+    assert isinstance(committed, Committed)
+    kept = next(p for p in (executor.workdir / run.uid).iterdir() if (p / ".git").is_dir())
+    subprocess.run(["git", "push", "-q", repo, f"{committed.sha}:refs/heads/selfbootstrap/run-1"], cwd=kept,
+                   check=True, capture_output=True, env={**os.environ, **git_auth(git_server)})
+    if tree == "gone":
+        shutil.rmtree(kept)
+
+    assert executor.perform(run, PushBranch(commit_action(base, run), committed.sha)) == Pushed(already=True)
+    assert git_server.pushes("acme/web") == 1
+
+
+@pytest.mark.parametrize("tree", ["kept", "gone"])
+def test_the_push_only_creates_the_branch(executor, servers, repo, tree):
+    """A branch someone made meanwhile is never moved, not even forward to the run's commit (it starts at the base,
+    so a plain push would fast-forward it)."""
+    git_server, forge = servers
+    run = make_run(repo, forge)
+    base = git_server.branches("acme/web")["main"]
+    committed = executor.perform(run, commit_action(base, run))
+    assert isinstance(committed, Committed)
+    kept = next(p for p in (executor.workdir / run.uid).iterdir() if (p / ".git").is_dir())
+    subprocess.run(["git", "push", "-q", repo, f"{base}:refs/heads/selfbootstrap/run-1"], cwd=kept, check=True,
+                   capture_output=True, env={**os.environ, **git_auth(git_server)})
+    if tree == "gone":
+        shutil.rmtree(kept)
+
+    result = executor.perform(run, PushBranch(commit_action(base, run), committed.sha))
+    assert isinstance(result, Failed) and result.reason == "PushRejected" and base[:12] in result.message
+    assert git_server.branches("acme/web")["selfbootstrap/run-1"] == base
+
+
+def git_auth(git_server) -> dict[str, str]:
+    basic = base64.b64encode(f"{git_server.username}:{TOKEN}".encode()).decode()
+    return {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
+            "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}", "GIT_TERMINAL_PROMPT": "0"}
 
 
 def test_nothing_to_commit(executor, servers, repo):

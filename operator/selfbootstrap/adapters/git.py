@@ -11,7 +11,9 @@ rejected push's reason): a failure is classified into a fixed description for th
 run's status, and git's output, scrubbed, goes to the operator's log only.
 
 Commits are deterministic (fixed identity and dates, taken from the run), so a
-resumed run that must rebuild its commit gets the same SHA it recorded.
+resumed run that must rebuild its commit gets the same SHA it recorded. A working
+tree stays on disk until its commit is pushed: the push takes it as it is
+(`kept_tree`) and rebuilds the commit only when the tree is gone (a restart).
 
 A working tree costs the same however large the repository and its history: a
 checkout fetches the one commit it starts from (depth 1) with its trees but no
@@ -185,7 +187,9 @@ class GitRemote:
         except subprocess.TimeoutExpired:
             raise GitError(reason, f"git {args[0]} timed out after {timeout}s", retryable=True) from None
         if done.returncode != 0:
-            output = self.scrub(done.stderr or done.stdout).strip() or f"exit {done.returncode}"
+            # both: a push with --porcelain says which ref was refused and why on stdout
+            output = self.scrub("\n".join(o for o in (done.stderr, done.stdout) if o)).strip() \
+                or f"exit {done.returncode}"
             failure = classify(output)
             log.warning("git %s failed (%s): %s", args[0], failure.description, printable(output, 4096))
             if failure.redirect_status is not None:
@@ -213,20 +217,30 @@ class GitRemote:
     # --- remote refs --------------------------------------------------------
 
     def head_of(self, branch: str) -> str | None:
-        out = self.git("ls-remote", "--heads", self.url, f"refs/heads/{branch}", reason=reasons.REMOTE_UNREACHABLE)
+        return self.heads(branch).get(branch)
+
+    def heads(self, *branches: str) -> dict[str, str]:
+        """The remote heads of these branches, by branch, in one request; a branch the remote lacks is left out."""
+        out = self.git("ls-remote", "--heads", self.url, *(f"refs/heads/{b}" for b in branches),
+                       reason=reasons.REMOTE_UNREACHABLE)
+        wanted = {f"refs/heads/{b}": b for b in branches}
+        found: dict[str, str] = {}
         for line in out.splitlines():
-            sha, ref = line.split("\t", 1)
-            if ref == f"refs/heads/{branch}":
-                return sha
-        return None
+            sha, _, ref = line.partition("\t")
+            if ref in wanted:  # ls-remote matches a pattern as a ref's tail: refs/heads/x/refs/heads/y would do
+                found[wanted[ref]] = sha
+        return found
 
     def find_commit(self, branch: str, trailer: str, depth: int = 50) -> str | None:
         """The newest commit on the remote branch whose message carries the trailer (of its last `depth`
         commits, fetched without their trees: only their messages are read)."""
         tree = self.fresh_tree(f"find-{branch}")
-        self.git("clone", "-q", "--bare", "--no-tags", "--single-branch", "--branch", branch, f"--depth={depth}",
-                 "--filter=tree:0", self.url, str(tree))
-        log = self.git("log", "--format=%H%x00%B%x01", f"refs/heads/{branch}", cwd=tree)
+        try:
+            self.git("clone", "-q", "--bare", "--no-tags", "--single-branch", "--branch", branch, f"--depth={depth}",
+                     "--filter=tree:0", self.url, str(tree))
+            log = self.git("log", "--format=%H%x00%B%x01", f"refs/heads/{branch}", cwd=tree)
+        finally:
+            self.discard(tree)
         for entry in log.split("\x01"):
             sha, _, body = entry.strip().partition("\x00")
             if trailer in body.splitlines():
@@ -235,8 +249,11 @@ class GitRemote:
 
     # --- working trees ------------------------------------------------------
 
+    def tree_path(self, name: str) -> Path:
+        return self.workdir / hashlib.sha256(name.encode()).hexdigest()[:16]
+
     def fresh_tree(self, name: str) -> Path:
-        path = self.workdir / hashlib.sha256(name.encode()).hexdigest()[:16]
+        path = self.tree_path(name)
         shutil.rmtree(path, ignore_errors=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         (self.workdir / "no-templates").mkdir(exist_ok=True)
@@ -264,6 +281,24 @@ class GitRemote:
             (info / "sparse-checkout").write_text("".join(f"{p}\n" for p in patterns))
         self.git("checkout", "-q", "-B", branch, start, cwd=tree, reason=reasons.CLONE_FAILED)
         return tree
+
+    def kept_tree(self, name: str, sha: str) -> Path | None:
+        """The working tree checkout(name, ...) made, if it is still there with `sha` as its HEAD commit (git
+        writes a commit's objects before it moves HEAD to it); None when it is gone (a restart, a new pod) or
+        holds something else (a commit that never finished, another one since)."""
+        tree = self.tree_path(name)
+        if not (tree / ".git" / "HEAD").is_file():
+            return None
+        try:
+            head = self.git("rev-parse", "--verify", "HEAD^{commit}", cwd=tree).strip()
+        except GitError:  # a checkout that never finished (logged)
+            return None
+        return tree if head == sha else None
+
+    def discard(self, tree: Path) -> None:
+        """Remove a working tree (or a bare clone) once it has served."""
+        shutil.rmtree(tree, ignore_errors=True)
+        tree.with_name(f"{tree.name}.msg").unlink(missing_ok=True)
 
     def _fetch_commit(self, tree: Path, sha: str, depth: int, reason: str) -> None:
         """Fetch a commit of the base branch with `depth` - 1 generations of parents: by its SHA (protocol v2
@@ -324,12 +359,17 @@ class GitRemote:
         finally:
             msg_file.unlink(missing_ok=True)
 
-    def push(self, tree: Path, sha: str, branch: str) -> None:
-        """Create the remote branch at sha; never force. The client and the server first agree on the commits
-        they share (push.negotiate): the head the server advertises for the base branch may be one the shallow
-        clone lacks, and then the pack would carry the start commit's whole tree."""
-        self.git("push", "-q", self.url, f"{sha}:refs/heads/{branch}", cwd=tree, reason=reasons.PUSH_FAILED,
-                 config=["push.negotiate=true"])
+    def push(self, tree: Path, sha: str, branch: str) -> bool:
+        """Create the remote branch at sha: True when created, False when it already was at sha. Create only:
+        the lease (the branch must not exist) refuses a branch that exists at any other commit, a descendant of
+        its base included, and the server checks the same (the update's old value is zero). The client and the
+        server first agree on the commits they share (push.negotiate): the head the server advertises for the
+        base branch may be one the shallow clone lacks, and then the pack would carry the start commit's whole
+        tree."""
+        ref = f"refs/heads/{branch}"
+        out = self.git("push", "--porcelain", f"--force-with-lease={ref}:", self.url, f"{sha}:{ref}", cwd=tree,
+                       reason=reasons.PUSH_FAILED, config=["push.negotiate=true"])
+        return not any(line.startswith("=\t") for line in out.splitlines())  # "=": up to date
 
     def parents(self, tree: Path, sha: str) -> int:
         return len(self.git("rev-list", "--parents", "-n", "1", sha, cwd=tree).split()) - 1

@@ -199,10 +199,11 @@ class _Step:
             except ValueError as err:
                 raise GitError(reasons.INVALID_REPOSITORY, str(err)) from None
             _ = self.forge  # a forge API the egress policy refuses fails the run now
-        base_sha = self.remote.head_of(a.base_branch)
+        heads = self.remote.heads(a.base_branch, a.branch)  # one request for both
+        base_sha = heads.get(a.base_branch)
         if base_sha is None:
             raise GitError(reasons.BASE_BRANCH_NOT_FOUND, f"base branch {a.base_branch!r} not found on the remote")
-        exists = self.remote.head_of(a.branch) is not None
+        exists = a.branch in heads
         run_commit = self.remote.find_commit(a.branch, a.trailer) if exists else None
         return BranchResolved(base_sha=base_sha, exists=exists, run_commit=run_commit)
 
@@ -211,7 +212,8 @@ class _Step:
         return Committed(sha) if sha else NothingToCommit()
 
     def _build_commit(self, a: CommitChange) -> tuple[str | None, Path]:
-        tree = self.remote.checkout(f"commit-{a.branch}", self.git.base_branch, a.base_sha, a.branch,
+        """The change committed in a fresh checkout of the base; the tree stays for the push (kept_tree)."""
+        tree = self.remote.checkout(_commit_tree(a), self.git.base_branch, a.base_sha, a.branch,
                                     self._change_paths())
         self._apply_change(tree)
         return self.remote.commit_all(tree, a.message, self.identity), tree
@@ -255,20 +257,34 @@ class _Step:
                 releases.requested_release_id(spec.release), spec.target.kind))
 
     def push(self, a: PushBranch) -> Pushed:
-        remote_sha = self.remote.head_of(a.commit.branch)
-        if remote_sha == a.commit_sha:
-            return Pushed(already=True)
-        if remote_sha is not None:
-            raise GitError(reasons.PUSH_REJECTED,
-                           f"branch {a.commit.branch!r} moved on the remote to {remote_sha[:12]}")
-        # Rebuild rather than trust a working tree that may not have survived a restart;
-        # commits are deterministic, so the rebuilt one must be the recorded one.
-        sha, tree = self._build_commit(a.commit)
-        if sha != a.commit_sha:
-            raise GitError(reasons.COMMIT_NOT_REPRODUCIBLE, f"rebuilt commit {str(sha)[:12]} differs from "
-                                                            f"recorded {a.commit_sha[:12]}")
-        self.remote.push(tree, a.commit_sha, a.commit.branch)
-        return Pushed(already=False)
+        """Push the recorded commit from the tree the commit step left (its HEAD is that commit), or, when that
+        tree is gone (a restart), from a rebuilt one: commits are deterministic, so the rebuilt commit must be
+        the recorded one. The push only creates the branch; a branch already there is looked at: at the commit,
+        it was pushed before (a resumed run); at any other, someone else's."""
+        branch = a.commit.branch
+        tree = self.remote.kept_tree(_commit_tree(a.commit), a.commit_sha)
+        if tree is None:
+            if self._pushed_before(branch, a.commit_sha):
+                return Pushed(already=True)
+            sha, tree = self._build_commit(a.commit)
+            if sha != a.commit_sha:
+                raise GitError(reasons.COMMIT_NOT_REPRODUCIBLE, f"rebuilt commit {str(sha)[:12]} differs from "
+                                                                f"recorded {a.commit_sha[:12]}")
+        try:
+            created = self.remote.push(tree, a.commit_sha, branch)
+        except GitError as err:
+            if err.retryable or not self._pushed_before(branch, a.commit_sha):  # raises PUSH_REJECTED if moved
+                raise
+            created = False
+        self.remote.discard(tree)
+        return Pushed(already=not created)
+
+    def _pushed_before(self, branch: str, sha: str) -> bool:
+        """Whether the remote branch is at sha (False: there is none); PUSH_REJECTED when it is at another."""
+        remote_sha = self.remote.head_of(branch)
+        if remote_sha is not None and remote_sha != sha:
+            raise GitError(reasons.PUSH_REJECTED, f"branch {branch!r} moved on the remote to {remote_sha[:12]}")
+        return remote_sha == sha
 
     def merge(self, a: MergePullRequest) -> Merged | Failed:
         try:
@@ -282,16 +298,23 @@ class _Step:
     def revert(self, a: OpenRevertPullRequest) -> RevertOpened:
         self.remote.check_branch(a.branch)
         trailer = gitflow.trailer_of(self.run)
-        found = self.remote.find_commit(a.branch, trailer) if self.remote.head_of(a.branch) is not None else None
-        if found is None and self.remote.head_of(a.branch) is None:
+        exists = self.remote.head_of(a.branch) is not None
+        found = self.remote.find_commit(a.branch, trailer) if exists else None
+        if found is None and not exists:
             tree = self.remote.checkout(f"revert-{a.branch}", a.base, "HEAD", a.branch, self._change_paths())
             message = f"{a.title}\n\nThis reverts commit {a.merge_sha}.\n\n{trailer}\n"
             found = self.remote.revert(tree, a.merge_sha, message, self.identity)
             self.remote.push(tree, found, a.branch)
+            self.remote.discard(tree)
         elif found is None:
             raise GitError(reasons.REVERT_FAILED, f"branch {a.branch!r} exists without this run's revert commit")
         pr = self.forge.open_pull_request(a.branch, a.base, a.title, a.body)
         return RevertOpened(branch=a.branch, number=pr.number, url=pr.url, sha=found)
+
+
+def _commit_tree(a: CommitChange) -> str:
+    """The name of the working tree a run's commit is made in (per run: the remote's workdir is the run's)."""
+    return f"commit-{a.branch}"
 
 
 def _inside(root: Path, relative: str, special: Mapping[str, str]) -> Path:
