@@ -290,6 +290,25 @@ def test_a_finalizer_patch_is_the_same_diffed_from_metadata_alone(fns: list[Any]
     assert (list(seen[0]) == ["metadata"]) is metadata_only, "only metadata was copied and diffed"
 
 
+@pytest.mark.parametrize(("ahead", "kept"), [(None, True), (-1.0, True), (5.0, False)],
+                         ids=["consistent", "waited-out", "awaiting-kopf-s-own-write"])
+def test_an_event_older_than_kopf_s_own_write_patches_nothing(ahead: float | None, kept: bool) -> None:
+    from kopf._cogs.structs.patches import Patch
+
+    async def scenario() -> list[Any]:
+        patch = Patch()
+
+        async def causes(**kwargs: Any) -> tuple[list[float], bool]:
+            kwargs["patch"].fns.append(_finalizer)  # kopf: the event's body lacks the finalizer
+            return [], True
+
+        awaited = None if ahead is None else asyncio.get_running_loop().time() + ahead
+        await kopf_trim._no_patch_from_stale_events(causes)(patch=patch, consistency_time=awaited)
+        return list(patch.fns)
+
+    assert asyncio.run(scenario()) == ([_finalizer] if kept else [])
+
+
 # --- each patched function is checked against the kopf it was written for -----------------------
 
 
