@@ -6,22 +6,30 @@ import pytest
 
 from selfbootstrap.core import gitflow, machine
 from selfbootstrap.core.actions import (
+    QUESTIONS,
     BranchResolved,
+    CheckCI,
+    CheckPullRequest,
     CIReported,
+    CommitChange,
     Committed,
     Failed,
     Merged,
+    MergePullRequest,
     NothingToCommit,
+    OpenPullRequest,
     PullRequestObserved,
     PullRequestOpened,
+    PushBranch,
     Pushed,
     ReleaseWorkload,
+    ResolveBranch,
     Result,
     RevertOpened,
 )
 from selfbootstrap.core.decision import Decision
 from selfbootstrap.core.run import Run
-from selfbootstrap.models import GitStatus, Phase, RunStatus
+from selfbootstrap.models import CIStatus, GitStatus, Phase, RunStatus
 
 from .factories import T0, at, deployed, holding, rolled_back, rolling_back, spec, world
 
@@ -162,6 +170,47 @@ def test_ci_success_without_pull_request_deploys():
 def merging(git: dict | None = None) -> Run:
     return git_run("Merging", spec_git=git, ci_status="success",
                    gs={"branch": "b", "commit_sha": SHA, "pull_request_number": 7})
+
+
+STEPS = [  # a step, the run as it stands before it, its known result, and the action the run goes on with
+    (ResolveBranch("b", "main", "t"), git_run("Branching", spec_git={"branch": "b"}),
+     BranchResolved(BASE, exists=False, run_commit=None), CommitChange),
+    (CommitChange("b", BASE, "m", "t"), git_run("Committing", gs={"branch": "b", "base_sha": BASE}),
+     Committed(SHA), PushBranch),
+    (PushBranch(CommitChange("b", BASE, "m", "t"), SHA),
+     git_run("Pushing", gs={"branch": "b", "base_sha": BASE, "commit_sha": SHA}), Pushed(False),
+     OpenPullRequest),
+    (OpenPullRequest("b", "main", "t", "body"), git_run("OpeningPullRequest", gs={"branch": "b",
+                                                                                          "commit_sha": SHA}),
+     PullRequestOpened(7, "u"), CheckCI),
+    (CheckCI(SHA), awaiting(), CIReported(CIStatus.SUCCESS, "1 check passed"), MergePullRequest),
+]
+
+
+@pytest.mark.parametrize("action, run, result, then", STEPS,
+                         ids=["resolved", "committed", "pushed", "pull-request-opened", "ci-passed"])
+def test_a_git_step_whose_result_is_known_goes_on_at_once(action, run, result, then):
+    """No poll interval after a step that succeeded: the next tick comes at once and acts (the first CI check
+    too, before any backoff)."""
+    settled = settle(run, action, result)
+    assert settled.requeue_after == 0 and settled.action is None
+    nxt = decide(Run(run.name, run.generation, run.spec, settled.status, run.namespace, run.uid))
+    assert isinstance(nxt.action, then) and nxt.requeue_after == gitflow.GIT_POLL_SECONDS
+
+
+@pytest.mark.parametrize("action, question", [
+    (ResolveBranch("b", "main", "t"), True),  # reads refs (and a branch's messages) only
+    (CheckCI(SHA), True),  # reads a commit's statuses
+    (CommitChange("b", BASE, "m", "t"), False),  # its SHA is recorded before the push
+    (PushBranch(CommitChange("b", BASE, "m", "t"), SHA), False),
+    (OpenPullRequest("b", "main", "t", "body"), False),
+    (MergePullRequest(7, SHA, "merge", "t"), False),
+    (CheckPullRequest(7), False),  # polled every 15 s while a person decides: written as it goes
+], ids=lambda v: type(v).__name__ if not isinstance(v, bool) else str(v))
+def test_the_git_steps_that_only_read_are_answered_within_the_tick_of_the_next(action, question):
+    """A question's answer is written with the step it leads to: the commit in the tick that resolved the branch,
+    the merge in the tick that saw CI pass (one status write and one tick thread's turn fewer each)."""
+    assert isinstance(action, QUESTIONS) is question
 
 
 def test_auto_merge_is_guarded_by_the_tested_sha():

@@ -221,7 +221,9 @@ JobAction: TypeAlias = CreateValidationJob | CheckValidationJob | DeleteValidati
 Action: TypeAlias = KubeAction | HttpAction | GitAction | JobAction | MeasureMetric | ResolveImage
 # Questions: actions with no side effect in the cluster or elsewhere. One is asked and answered within the tick
 # that decides it, and its answer is written with the next step, never alone: a restart has nothing to recognise.
-QUESTIONS: Final = (ResolveImage,)
+# A git run asks twice: where its branch stands (then commits in the same tick) and whether CI passed on its commit
+# (then merges in the same tick); each answer saves a status write and a turn for a tick thread.
+QUESTIONS: Final = (ResolveImage, ResolveBranch, CheckCI)
 
 
 # --- results ---------------------------------------------------------------------
