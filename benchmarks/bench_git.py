@@ -1,7 +1,7 @@
 """Benchmark: git-mode runs against a real Gitea, beside a script doing the same git and API steps directly.
 
     SELFBOOTSTRAP_AUDIT_LOG=1 .venv/bin/python benchmarks/bench_git.py [--runs 1 10 50] [--repeats 2]
-        [--files 10 1000 10000] [--history 500]
+        [--files 10 1000 10000] [--history 500] [--json FILE]
 
 Starts the local control plane if needed (tools/localcluster.py, as bench_watch.py does) and a Gitea of its own
 (tests/support/gitea.py: built from its Go module, SQLite, on a free loopback port, with an access log). Then:
@@ -42,6 +42,7 @@ import contextlib
 import functools
 import http.server
 import json
+import math
 import os
 import re
 import shutil
@@ -417,6 +418,11 @@ def clone_cost(gitea: Gitea, sid: str, sizes: list[int], history: int, repeats: 
     return out
 
 
+def finite(x: float) -> float | None:
+    """A figure for the JSON: None for a sample that did not finish (NaN is not JSON)."""
+    return None if math.isnan(x) else round(x, 3)
+
+
 def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
@@ -453,6 +459,9 @@ def main() -> None:
     parser.add_argument("--layout", choices=["per-app", "shared"], default="per-app",
                         help="one repository per app (default), or one for all N apps")
     parser.add_argument("--clone-repeats", type=int, default=3, help="checkouts of each size (default: 3)")
+    parser.add_argument("--json", type=Path, metavar="FILE",
+                        help="also write the samples there: {runs: {N: {operator: [wall s], baseline: [wall s]}}, "
+                             "clone: {files: [checkout s]}} (a sample that did not finish is null)")
     args = parser.parse_args()
 
     sid, logs = uuid.uuid4().hex[:5], Path(tempfile.mkdtemp(prefix="bench-git-"))
@@ -464,6 +473,7 @@ def main() -> None:
         clones = clone_cost(gitea, sid, sorted(args.files), args.history, args.clone_repeats) if args.files else []
         rows: list[bw.Row] = []
         notes: list[str] = []
+        walls: dict[str, dict[str, list[float | None]]] = {}
         audit_on = False
         if args.runs:
             bw.setup_cluster()
@@ -486,6 +496,8 @@ def main() -> None:
                             functools.partial(runs_operator, n=n, ctx=ctx, log=logs / f"op-{n}-{r}.log"),
                             Sample(), 120 + n))
                     rows += run_rows(n, ours, base)
+                    walls[str(n)] = {"operator": [finite(s.wall) for s in ours],
+                                     "baseline": [finite(s.wall) for s in base]}
                     notes += [f"N={n} repeat {r + 1}: operator {s.finished}/{n} Succeeded" for r, s in enumerate(ours)
                               if s.finished < n]
                     notes += [f"N={n} repeat {r + 1}: baseline {s.finished}/{n} rolled out" for r, s in enumerate(base)
@@ -501,6 +513,9 @@ def main() -> None:
                         "full clone KiB"], clone_rows(clones))
     for note in notes:
         print(f"incomplete: {note}")
+    if args.json:
+        clone = {str(c.files): [finite(x) for x in c.seconds] for c in clones if not c.history}
+        args.json.write_text(json.dumps({"runs": walls, "clone": clone}, indent=2) + "\n")
     if rows:
         layout = "one repository for all apps" if args.layout == "shared" else "one repository per app"
         print(f"\nruns deploy v1 -> v2 by setImage on apps/app-<i>.yaml ({layout}), without restart watchdog; "
