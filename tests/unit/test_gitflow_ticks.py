@@ -7,13 +7,7 @@ from unittest.mock import create_autospec
 
 import pytest
 
-from selfbootstrap.adapters.executor import Executor
 from selfbootstrap.adapters.gitexec import GitExecutor
-from selfbootstrap.adapters.http import HttpExecutor
-from selfbootstrap.adapters.jobs import JobExecutor
-from selfbootstrap.adapters.kube import Kube, KubeExecutor
-from selfbootstrap.adapters.metricproviders import MetricExecutor
-from selfbootstrap.adapters.registry import ImageExecutor
 from selfbootstrap.core.actions import (
     BranchResolved,
     CheckCI,
@@ -29,6 +23,7 @@ from selfbootstrap.models import CIStatus
 from selfbootstrap.reconciler import Reconciler
 
 from .factories import T0, deployment, world
+from .test_reconciler import reconciler, writes
 
 SHA, BASE, MERGE = "c" * 40, "b" * 40, "d" * 40
 SPEC = {"target": {"deployment": "web"}, "release": {"image": "registry.local:5000/team/web:v3"},
@@ -44,13 +39,6 @@ def run_obj(status: dict) -> dict:
             "spec": SPEC, "status": {"phaseStartedAt": STAMP, **status}}
 
 
-@pytest.fixture
-def kube():
-    kube = create_autospec(Kube, instance=True)
-    kube.write_status.side_effect = lambda obj, status: {**obj, "status": status}
-    return kube
-
-
 def ticking(kube, answers: dict[type, object]) -> tuple[Reconciler, list]:
     """A reconciler whose git executor answers each action by its type; the actions it was asked, in order."""
     git = create_autospec(GitExecutor, instance=True)
@@ -60,14 +48,7 @@ def ticking(kube, answers: dict[type, object]) -> tuple[Reconciler, list]:
         asked.append(action)
         return answers[type(action)]
     git.perform.side_effect = perform
-    executor = Executor(KubeExecutor(kube), create_autospec(HttpExecutor, instance=True), git,
-                        create_autospec(JobExecutor, instance=True), create_autospec(MetricExecutor, instance=True),
-                        create_autospec(ImageExecutor, instance=True))
-    return Reconciler(kube, executor, clock=lambda: T0), asked
-
-
-def writes(kube) -> list[dict]:
-    return [c.args[1] for c in kube.write_status.call_args_list]
+    return reconciler(kube, git=git), asked
 
 
 def test_the_branch_is_resolved_and_committed_in_one_tick_its_base_written_before_the_commit(kube):

@@ -14,7 +14,7 @@ from selfbootstrap.adapters.executor import Executor
 from selfbootstrap.adapters.gitexec import GitExecutor
 from selfbootstrap.adapters.http import HttpExecutor
 from selfbootstrap.adapters.jobs import JobExecutor
-from selfbootstrap.adapters.kube import Kube, KubeExecutor, StatusConflictError
+from selfbootstrap.adapters.kube import KubeExecutor, StatusConflictError
 from selfbootstrap.adapters.metricproviders import MetricExecutor
 from selfbootstrap.adapters.registry import ImageExecutor
 from selfbootstrap.core.actions import ImageUnresolved
@@ -39,19 +39,11 @@ def api_error(status: int, message: str = "boom") -> ApiException:
     return err
 
 
-@pytest.fixture
-def kube():
-    kube = create_autospec(Kube, instance=True)
-    kube.write_status.side_effect = lambda obj, status: {**obj, "status": status}
-    kube.patch_workload.return_value = {"spec": {"template": {}}}
-    return kube
-
-
-def reconciler(kube, http=None) -> Reconciler:
+def reconciler(kube, http=None, git=None) -> Reconciler:
     no_registry = create_autospec(ImageExecutor, instance=True)
     no_registry.perform.return_value = ImageUnresolved("the registry could not be reached (a test)")
     executor = Executor(KubeExecutor(kube), http or create_autospec(HttpExecutor, instance=True),
-                        create_autospec(GitExecutor, instance=True), create_autospec(JobExecutor, instance=True),
+                        git or create_autospec(GitExecutor, instance=True), create_autospec(JobExecutor, instance=True),
                         create_autospec(MetricExecutor, instance=True), no_registry)
     return Reconciler(kube, executor, clock=lambda: T0)
 
