@@ -371,6 +371,10 @@ class Identity:
     def username(self) -> str:
         return f"system:serviceaccount:{self.namespace}:{self.name}"
 
+    def requests(self, audit: AuditLog, start: AuditMark) -> Counter[str]:
+        """What the operator asked of the API server from `start` until now."""
+        return audit.requests(start, time.time(), self.username, lambda e: e["user"]["username"] == self.username)
+
 
 @contextlib.contextmanager
 def operator_identity(sid: str, workdir: Path) -> Iterator[Identity]:
@@ -576,8 +580,7 @@ def runs_operator(ns: str, n: int, identity: Identity, audit: AuditLog | None, l
             time.sleep(SETTLE)
             out.cpu, out.peak_mib = op.cpu_seconds() - cpu0, op.mib("VmHWM")
             if audit and start:
-                out.requests = audit.requests(start, time.time(), identity.username,
-                                              lambda e: e["user"]["username"] == identity.username)
+                out.requests = identity.requests(audit, start)
                 out.audited = True
     return out
 
@@ -653,8 +656,7 @@ def burst_operator(ns: str, n: int, identity: Identity, audit: AuditLog | None, 
             out.to_patch = [since(marks, t0, f"patched:{x}") for x in names]
             out.peak_mib, out.hwm_mib = rss.peak, op.mib("VmHWM")
             if audit and start:
-                out.requests = audit.requests(start, time.time(), identity.username,
-                                              lambda e: e["user"]["username"] == identity.username)
+                out.requests = identity.requests(audit, start)
                 out.audited = True
     return out
 
