@@ -31,7 +31,7 @@ from selfbootstrap.core.actions import (
 from tests.support.gitserver.fake_github import FakeGitHub
 from tests.support.gitserver.git_http import SEED, GitHttpServer
 
-from .test_gitexec import LOOPBACK_SERVERS, MANIFEST, TOKEN, commit_action, make_run
+from .test_gitexec import LOOPBACK_SERVERS, MANIFEST, TOKEN, commit, commit_action, make_run
 
 FILES = 300  # files besides the manifest
 
@@ -155,9 +155,7 @@ def test_a_commit_on_a_base_that_moved_on_is_the_full_clone_s_commit(executor, s
 def test_a_revert_on_a_sparse_shallow_tree_after_main_moved(executor, servers, repo, tmp_path):
     git_server, forge = servers
     run = make_run(repo, forge)
-    base = git_server.branches("acme/web")["main"]
-    committed = executor.perform(run, commit_action(base, run))
-    assert isinstance(committed, Committed)
+    base, committed = commit(executor, git_server, run)
     executor.perform(run, PushBranch(commit_action(base, run), committed.sha))
     opened = executor.perform(run, OpenPullRequest("selfbootstrap/run-1", "main", "t", "b"))
     assert isinstance(opened, PullRequestOpened)
@@ -190,9 +188,7 @@ def test_a_new_file_is_committed_with_the_rest_of_the_tree_kept(executor, server
     git_server, forge = servers
     run = make_run(repo, forge, change={"files": [{"path": "deploy/new/extra.yaml", "content": "a: 1\n"}],
                                         "setImage": {"path": "deploy/web.yaml"}})
-    base = git_server.branches("acme/web")["main"]
-    committed = executor.perform(run, commit_action(base, run))
-    assert isinstance(committed, Committed)
+    base, committed = commit(executor, git_server, run)
     executor.perform(run, PushBranch(commit_action(base, run), committed.sha))
     bare = git_server.bare("acme/web")
     changed = git("diff", "--name-status", base, "selfbootstrap/run-1", cwd=bare).splitlines()

@@ -116,9 +116,7 @@ def test_resolve_branch_without_the_base_branch(executor, servers, repo):
 def test_commit_push_then_resolve_finds_the_run_commit(executor, servers, repo):
     git_server, forge = servers
     run = make_run(repo, forge)
-    base = git_server.branches("acme/web")["main"]
-    committed = executor.perform(run, commit_action(base, run))
-    assert isinstance(committed, Committed)
+    base, committed = commit(executor, git_server, run)
 
     assert executor.perform(run, PushBranch(commit_action(base, run), committed.sha)) == Pushed(already=False)
     assert git_server.branches("acme/web")["selfbootstrap/run-1"] == committed.sha
@@ -140,9 +138,7 @@ def test_commits_are_deterministic(executor, servers, repo):
 def test_push_refuses_a_branch_that_moved(executor, servers, repo):
     git_server, forge = servers
     run = make_run(repo, forge)
-    base = git_server.branches("acme/web")["main"]
-    committed = executor.perform(run, commit_action(base, run))
-    assert isinstance(committed, Committed)
+    base, committed = commit(executor, git_server, run)
     other = make_run(repo, forge, change={"files": [{"path": "x.txt", "content": "x"}]})
     other_commit = executor.perform(other, commit_action(base, other))
     assert isinstance(other_commit, Committed)
@@ -167,9 +163,7 @@ def test_the_push_takes_the_commit_s_tree_as_it_is(executor, servers, repo, monk
     """No second checkout: the tree the commit step left holds the commit; the push only sends it."""
     git_server, forge = servers
     run = make_run(repo, forge)
-    base = git_server.branches("acme/web")["main"]
-    committed = executor.perform(run, commit_action(base, run))
-    assert isinstance(committed, Committed)
+    base, committed = commit(executor, git_server, run)
     fetches = git_requests(git_server, "git-upload-pack")
     checkouts: list[str] = []
     monkeypatch.setattr(GitRemote, "checkout", lambda self, name, *a, **k: checkouts.append(name))
@@ -187,9 +181,7 @@ def test_a_push_without_the_commit_s_tree_rebuilds_the_recorded_commit(executor,
     pushes the commit it recorded: rebuilt, deterministic, the same SHA."""
     git_server, forge = servers
     run = make_run(repo, forge)
-    base = git_server.branches("acme/web")["main"]
-    committed = executor.perform(run, commit_action(base, run))
-    assert isinstance(committed, Committed)
+    base, committed = commit(executor, git_server, run)
     work = executor.workdir / run.uid
     kept = next(p for p in work.iterdir() if (p / ".git").is_dir())
     if tree == "gone":
@@ -208,9 +200,7 @@ def test_a_push_without_the_commit_s_tree_rebuilds_the_recorded_commit(executor,
 def test_a_rebuilt_commit_that_differs_from_the_recorded_one_is_not_pushed(executor, servers, repo):
     git_server, forge = servers
     run = make_run(repo, forge)
-    base = git_server.branches("acme/web")["main"]
-    committed = executor.perform(run, commit_action(base, run))
-    assert isinstance(committed, Committed)
+    base, committed = commit(executor, git_server, run)
     shutil.rmtree(next(p for p in (executor.workdir / run.uid).iterdir() if (p / ".git").is_dir()))
     changed = make_run(repo, forge, change={"files": [{"path": "deploy/other.yaml", "content": "x: 1\n"}]})
 
@@ -224,9 +214,7 @@ def test_a_push_that_went_through_before_a_restart_is_not_repeated(executor, ser
     """Killed after the push, before its status said so: the branch already holds the commit."""
     git_server, forge = servers
     run = make_run(repo, forge)
-    base = git_server.branches("acme/web")["main"]
-    committed = executor.perform(run, commit_action(base, run))
-    assert isinstance(committed, Committed)
+    base, committed = commit(executor, git_server, run)
     kept = next(p for p in (executor.workdir / run.uid).iterdir() if (p / ".git").is_dir())
     subprocess.run(["git", "push", "-q", repo, f"{committed.sha}:refs/heads/selfbootstrap/run-1"], cwd=kept,
                    check=True, capture_output=True, env={**os.environ, **git_auth(git_server)})
@@ -243,9 +231,7 @@ def test_the_push_only_creates_the_branch(executor, servers, repo, tree):
     so a plain push would fast-forward it)."""
     git_server, forge = servers
     run = make_run(repo, forge)
-    base = git_server.branches("acme/web")["main"]
-    committed = executor.perform(run, commit_action(base, run))
-    assert isinstance(committed, Committed)
+    base, committed = commit(executor, git_server, run)
     kept = next(p for p in (executor.workdir / run.uid).iterdir() if (p / ".git").is_dir())
     subprocess.run(["git", "push", "-q", repo, f"{base}:refs/heads/selfbootstrap/run-1"], cwd=kept, check=True,
                    capture_output=True, env={**os.environ, **git_auth(git_server)})
@@ -315,10 +301,16 @@ def test_the_forge_api_must_be_allowed_too(executor, kube, servers, repo):
     assert git_server.requests == [] and forge.requests == []
 
 
-def pushed_branch(executor, git_server, run) -> str:
+def commit(executor, git_server, run) -> tuple[str, Committed]:
+    """The run's change committed on main's head: that base, and the commit."""
     base = git_server.branches("acme/web")["main"]
     committed = executor.perform(run, commit_action(base, run))
     assert isinstance(committed, Committed)
+    return base, committed
+
+
+def pushed_branch(executor, git_server, run) -> str:
+    base, committed = commit(executor, git_server, run)
     executor.perform(run, PushBranch(commit_action(base, run), committed.sha))
     return committed.sha
 
