@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from tests.support.waiting import poll
+
 from .kube_helpers import create_deployment, run_body, wait_phase
 from .operator_fixtures import OperatorProcess, wait_established
 
@@ -65,6 +67,9 @@ def test_two_shards_side_by_side(shards, operator, namespace):
         log = instance.log()
         return {name for name in ("run-a", "run-b", "run-c") if f"{namespace}/{name} Succeeded" in log}
 
+    # An instance logs a step just after it writes it to status: wait for the line, then compare exactly.
+    expected = {shards["a-active"]: {"run-a"}, shards["b"]: {"run-b"}, operator: {"run-c"}}
+    poll(lambda: all(names <= handled(instance) for instance, names in expected.items()), 30)
     assert handled(shards["a-active"]) == {"run-a"}
     assert handled(shards["a-standby"]) == set(), "the shard's standby stays paused"
     assert handled(shards["b"]) == {"run-b"}
