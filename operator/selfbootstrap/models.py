@@ -910,7 +910,7 @@ class PhaseRule:
 
     terminal: bool = False  # the run has ended
     git: bool = False  # a step of the git workflow (core/gitflow.py decides it)
-    at_gate: bool = False  # the run may claim its workload next: the worker gathers the gate's view for it
+    at_gate: bool = False  # the run may take its workload next: the worker gathers the gate's view for it
     done: bool = False  # ended as asked (conditions Ready and Complete)
     failed: bool = False  # ended otherwise (conditions Stalled and Failed)
 
@@ -924,11 +924,11 @@ PHASES: Mapping[Phase, PhaseRule] = MappingProxyType({
     Phase.OPENING_PULL_REQUEST: PhaseRule(git=True),
     Phase.AWAITING_CI: PhaseRule(git=True),
     Phase.MERGING: PhaseRule(git=True),
-    Phase.DEPLOYING: PhaseRule(at_gate=True),  # a git run that is ready waits here to claim its workload
+    Phase.DEPLOYING: PhaseRule(at_gate=True),  # a git run that is ready waits here to take its workload
     Phase.VERIFYING_HEALTH: PhaseRule(),
     Phase.SELF_TESTING: PhaseRule(),
     Phase.ANALYZING: PhaseRule(),
-    Phase.AWAITING_APPROVAL: PhaseRule(at_gate=True),  # before the deploy it claims next
+    Phase.AWAITING_APPROVAL: PhaseRule(at_gate=True),  # before the deploy that takes the workload
     Phase.WATCHING_RESTARTS: PhaseRule(),
     Phase.ROLLING_BACK: PhaseRule(),
     Phase.SUCCEEDED: PhaseRule(terminal=True, done=True),

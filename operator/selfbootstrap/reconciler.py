@@ -24,7 +24,7 @@ from . import metrics
 from .adapters.executor import Executor
 from .adapters.kube import Kube, StatusConflictError, api_message, meta, name_of, namespace_of
 from .core import gate, machine, reasons
-from .core.actions import QUESTIONS, Claimed, Deployed, Failed, Released, Undone
+from .core.actions import QUESTIONS, Deployed, Failed, Released, Undone
 from .core.decision import Decision, Event, EventType
 from .core.jsontypes import JsonObject, integer, obj, strings, text
 from .core.run import Run
@@ -71,10 +71,6 @@ class Reconciler:
     clock: Callable[[], datetime] = utcnow
     logger: Logger = field(default_factory=lambda: logging.getLogger("selfbootstrap"))
     conflicts: int = 0  # status writes refused in a row (someone else keeps changing the run)
-    # A claim's outcome, decided but not written: the next tick (at once, once the watch shows the claim) starts
-    # from it and writes it with its own decision, the deploy's intent. A run that stops in between finds the
-    # claim in the workload's record and says so then (machine._pending).
-    unwritten: tuple[RunStatus, tuple[Event, ...]] | None = None
 
     def tick(self, o: JsonObject, world: World) -> Tick:
         """Advance the run once. API errors propagate (the caller backs off); nothing else does."""
@@ -131,30 +127,20 @@ class Reconciler:
             return Tick(None, o)
         if run.status.phase in TERMINAL_PHASES:
             return Tick(None, o)
-        stored = run.status
-        carried: tuple[Event, ...] = ()
-        if self.unwritten is not None:
-            status, carried = self.unwritten
-            run = replace(run, status=status)
         decision, events = machine.decide_chained(run, world, self.clock())
         if isinstance(decision.action, QUESTIONS):  # no side effect: its answer feeds this tick
             decision, events = self._asked(run, world, decision, events)
-        told = carried + events
-        written = self._record(o, stored, decision, told, world, post=decision.action is None)
-        self.unwritten = None
+        written = self._record(o, run.status, decision, events, world, post=decision.action is None)
         if decision.action is None:
             return Tick(decision.requeue_after, written)
         run = replace(run, status=decision.status)
         try:
             result = self.executor.perform(run, decision.action)
         finally:  # the side effect is not kept waiting for the Events (they are in status, for a restart)
-            self._post(written, told, world)
+            self._post(written, events, world)
         settled = machine.settle(run, world, decision.action, result, self.clock())
-        if isinstance(result, Claimed) and settled.requeue_after == 0 and settled.action is None:
-            self.unwritten = (settled.status, settled.events)  # written with the deploy's intent, next tick
-            return Tick(0, written, world.deployment.resource_version if world.deployment else None)
         written = self._record(written, run.status, settled, settled.events, world)
-        changed = isinstance(result, Claimed | Deployed | Undone | Released) or (
+        changed = isinstance(result, Deployed | Undone | Released) or (
             isinstance(result, Failed) and result.stale)
         guard = world.deployment.resource_version if world.deployment and changed else None
         return Tick(settled.requeue_after, written, guard)

@@ -20,7 +20,7 @@ from tests.unit.factories import run
 
 COMMIT = a.CommitChange("b", "s" * 40, "m", "t")
 ACTIONS: dict[str, list[a.Action]] = {
-    "kube": [a.ClaimWorkload([]), a.PatchDeployment({}), a.RollbackDeployment("rs", []), a.ReleaseWorkload([]),
+    "kube": [a.PatchDeployment({}), a.RollbackDeployment("rs", []), a.ReleaseWorkload([]),
              a.DeleteStuckPods("db-5a1", (("db-2", "uid"),))],
     "http": [a.ProbeHttp(HttpCheck(url="http://web/"))],
     "metrics": [a.MeasureMetric("m", PrometheusMetric(address="http://prom:9090", query="up"))],

@@ -58,7 +58,10 @@ def test_healthy_release_succeeds_with_release_metadata(namespace, kubectl):
     assert condition(st, "Ready")["status"] == "True"
     assert condition(st, "Progressing")["status"] == "False"
     assert [h["phase"] for h in st["history"]][:1] == ["Pending"]
-    assert {"Deploying", "VerifyingHealth", "WatchingRestarts", "Succeeded"} <= {h["phase"] for h in st["history"]}
+    assert [(h["phase"], h["reason"]) for h in st["history"]][:3] == [
+        ("Pending", "Accepted"), ("Pending", "ReleasesResolved"), ("VerifyingHealth", "Deployed")], \
+        "the releases are recorded before the patch that takes the Deployment and deploys"
+    assert {"WatchingRestarts", "Succeeded"} <= {h["phase"] for h in st["history"]}
     dep = deployment(namespace, "app")
     assert deployment_image(namespace, "app") == V2
     assert dep.spec.template.metadata.annotations["selfbootstrap.dev/release-id"] == "v2"

@@ -56,14 +56,14 @@ def test_a_run_waits_for_approval_before_it_touches_the_deployment_then_deploys(
     d = drv.until_settled()
     assert (d.status.phase, d.status.reason) == ("AwaitingApproval", "AwaitingApproval")
     assert "kubectl sbr approve run-1 --stage deploy" in (d.status.message or "")
-    assert drv.cluster.actions == []  # nothing claimed, nothing patched
+    assert drv.cluster.actions == []  # nothing asked, nothing patched
     assert d.requeue_after == machine.QUEUE_SECONDS  # no polling: the annotation's change wakes it
     [gate] = d.status.gates
     assert (gate.name, gate.kind, gate.phase) == ("approval-deploy", "approval", "Running")
     drv.approvals["deploy"] = "carol"
     d = drv.until_settled()
     assert d.status.phase == "Succeeded"
-    assert drv.cluster.actions[:3] == ["ClaimWorkload", "ResolveImage", "PatchDeployment"]
+    assert drv.cluster.actions[:2] == ["ResolveImage", "PatchDeployment"]
     assert (d.status.gates[0].phase, d.status.gates[0].message) == ("Passed", "approved by carol")
     assert ("Normal", "Approved") in drv.events
 

@@ -84,9 +84,9 @@ def test_a_self_update_outside_the_windows_waits_queued_and_an_app_does_not():
     assert "outside the self-update windows: waiting until 2030-01-14T08:00:00+00:00" in (d.status.message or "")
     assert d.requeue_after == pytest.approx(44 * 3600)
     app = machine.decide(run(pending, spec()), replace(world(deployment()), limits=limits), saturday)
-    assert type(app.action).__name__ == "ClaimWorkload"
+    assert type(app.action).__name__ == "ResolveImage", "it goes: the registry is asked before the deploy"
     monday = machine.decide(run(pending, self_hosted), replace(world(deployment()), limits=limits), at(7, 9))
-    assert type(monday.action).__name__ == "ClaimWorkload"
+    assert type(monday.action).__name__ == "ResolveImage"
 
 
 def test_a_self_update_soon_after_the_last_one_waits_for_the_interval():

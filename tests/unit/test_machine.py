@@ -13,8 +13,6 @@ import pytest
 
 from selfbootstrap.core import machine, record
 from selfbootstrap.core.actions import (
-    Claimed,
-    ClaimWorkload,
     Deployed,
     Failed,
     ImageUnresolved,
@@ -166,27 +164,70 @@ def test_pending_run_is_queued_behind_the_holder():
     assert unchanged(d.status, again.status), "waiting in the queue adds no history"
 
 
+def looked_up(st: RunStatus) -> RunStatus:
+    """The status once the registry was asked (and could not say): the next decision is the deploy."""
+    return st.model_copy(update={"image_lookup": NO_REGISTRY, "deployed_image": image("v3")})
+
+
 def test_a_holder_that_ended_without_letting_go_is_taken_over():
     busy = deployment(annotations={RUNS_ANNOTATION: other_holder()})
-    d = decide(status(phase="Pending", reason="Queued"), world(busy, holder_running=False), now=at(7))
-    assert isinstance(d.action, ClaimWorkload)
-    assert where(d) == ("Pending", "Queued"), "still Pending until the claim is won"
+    d = decide(looked_up(status(phase="Pending", reason="Queued")), world(busy, holder_running=False), now=at(7))
+    assert isinstance(d.action, PatchDeployment) and d.action.takes
+    written = record.parse(d.action.patch["metadata"]["annotations"][RUNS_ANNOTATION])
+    assert written.held_by("u-1") and not written.held_by("u-other")
+    assert d.status.phase == "Pending", "still Pending until the patch is won"
 
 
-def test_pending_run_claims_a_free_workload_then_starts_deploying():
+def test_a_free_workload_is_taken_and_deployed_in_one_patch():
     st = status(phase="Pending", reason="Queued")
     d = decide(st, world(deployment()), now=at(7))
-    assert isinstance(d.action, ClaimWorkload) and d.requeue_after == POLL_SECONDS
-    assert unchanged(st, d.status) and d.events == (), "nothing is written before the claim is won"
-    claim = d.action.patch
-    assert claim[0] == {"op": "test", "path": "/metadata/resourceVersion", "value": "100"}
-    written = claim[-1]["value"]
-    assert record.parse(written).held_by("u-1") and record.parse(written).newest.run == RUN
-    d = settle(st, world(deployment()), d.action, Claimed(), now=at(7))
-    assert where(d) == ("Deploying", "Claimed")
-    assert (d.status.started_at, d.status.phase_started_at) == (at(7), at(7))
-    assert (d.action, d.requeue_after) == (None, 0)
+    assert isinstance(d.action, ResolveImage) and unchanged(st, d.status), "first the registry is asked"
+    st = looked_up(st)
+    d = decide(st, world(deployment(resource_version="4711")), now=at(7))
+    assert isinstance(d.action, PatchDeployment) and d.action.takes and d.requeue_after == POLL_SECONDS
+    patch = d.action.patch
+    assert patch["metadata"]["resourceVersion"] == "4711", "of two runs that read the same workload, one wins"
+    written = record.parse(patch["metadata"]["annotations"][RUNS_ANNOTATION])
+    assert written.held_by("u-1") and written.newest.run == RUN and written.entry("u-1").outcome == "deployed"
+    assert written.entry("u-1").previous == "rs-2", "the record keeps what the run deploys over"
+    assert patch["spec"]["template"]["spec"] == {"containers": [{"name": "app", "image": image("v3")}]}
+    s = d.status
+    assert where(d) == ("Pending", "ReleasesResolved"), "in flight only once the patch is won"
+    assert (s.deployed_release_id, s.previous_replica_set, s.started_at) == ("v3", "rs-2", at(7))
     assert events(d) == [("Normal", "Started")]
+    d = settle(d.status, world(deployment()), d.action, Deployed(V3_DIGEST), now=at(7))
+    assert where(d) == ("VerifyingHealth", "Deployed") and d.status.deploy_patched_at == at(7)
+
+
+def test_a_take_refused_whole_ends_the_run_saying_nothing_was_touched():
+    st = looked_up(status(phase="Pending", reason="Accepted"))
+    take = decide(st, world(deployment())).action
+    d = settle(decide(st, world(deployment())).status, world(deployment()), take,
+               Failed("DeployRefused", "403: forbidden"))
+    assert_finished(d, "Failed", "DeployRefused")
+    assert d.status.message == "403: forbidden; the Deployment was not touched"
+    assert d.action is None, "nothing to let go of: the run never held it"
+
+
+@pytest.mark.parametrize("forged", [
+    pytest.param({"deployed_image": "evil.example/miner:1"}, id="another-image"),
+    pytest.param({"deployed_image": "evil.example/miner@sha256:" + "a" * 64, "image_digest": "sha256:" + "a" * 64},
+                 id="another-image-pinned"),
+])
+def test_status_never_names_the_image_deployed(forged):
+    """Status says which digest the registry named; the spec says which image: a status naming another image
+    (not written by the run) is not deployed."""
+    st = looked_up(status(phase="Pending", reason="Accepted")).model_copy(update=forged)
+    d = decide(st, world(deployment()))
+    assert d.action.patch["spec"]["template"]["spec"]["containers"][0]["image"] == image("v3")
+
+
+def test_the_digest_the_registry_named_is_deployed():
+    digest = "sha256:" + "b" * 64
+    st = looked_up(status(phase="Pending", reason="Accepted")).model_copy(update={
+        "image_digest": digest, "deployed_image": f"{image('v3')}@{digest}"})
+    d = decide(st, world(deployment()))
+    assert d.action.patch["spec"]["template"]["spec"]["containers"][0]["image"] == f"{image('v3')}@{digest}"
 
 
 @pytest.mark.parametrize("sp", [None, spec(git={"repositoryUrl": "https://git.example/acme/web.git",
@@ -215,26 +256,49 @@ def test_a_git_run_made_again_is_superseded_before_it_proposes_anything():
     assert d.status.phase != "Superseded", "spec.release.redeploy proposes it anyway"
 
 
-def test_the_claim_passes_over_the_older_runs_that_wait():
-    d = decide(status(phase="Pending", reason="Queued"), world(deployment(), passed_over=("older-a", "older-b")))
-    assert isinstance(d.action, ClaimWorkload)
-    written = record.parse(d.action.patch[-1]["value"])
+def test_the_take_passes_over_the_older_runs_that_wait():
+    d = decide(looked_up(status(phase="Pending", reason="Queued")),
+               world(deployment(), passed_over=("older-a", "older-b")))
+    written = record.parse(d.action.patch["metadata"]["annotations"][RUNS_ANNOTATION])
     assert written.passed_over("older-a") and written.passed_over("older-b") and not written.passed_over(RUN)
 
 
-def test_a_lost_claim_race_decides_again_on_the_newer_record():
-    st = status(phase="Pending", reason="Accepted")
-    claim = decide(st, world(deployment())).action
-    d = settle(st, world(deployment()), claim, Failed("DeployRefused", "422: test failed", retryable=True,
-                                                            stale=True))
-    assert where(d) == ("Pending", "Accepted") and d.requeue_after == 0
+def test_a_lost_take_race_decides_again_on_the_newer_record():
+    st = looked_up(status(phase="Pending", reason="Accepted"))
+    first = decide(st, world(deployment()))
+    d = settle(first.status, world(deployment()), first.action,
+               Failed("DeployRefused", "409: the object has been modified", retryable=True, stale=True))
+    assert where(d) == ("Pending", "ReleasesResolved") and d.requeue_after == 0
     d = decide(d.status, world(deployment(annotations={RUNS_ANNOTATION: other_holder()})), now=at(1))
     assert where(d) == ("Pending", "Queued") and d.action is None
 
 
-def test_a_run_that_claimed_and_stopped_before_saying_so_goes_on():
-    d = decide(status(phase="Pending", reason="Accepted"), world(holding(deployment(), outcome="claimed")))
+def test_a_lost_take_race_deploys_over_what_the_workload_runs_then():
+    """Between the status that said what the patch would do and the next try, another release went live: the
+    run deploys over that one, saying so."""
+    st = looked_up(status(phase="Pending", reason="Accepted"))
+    first = decide(st, world(deployment()))
+    d = settle(first.status, world(deployment()), first.action,
+               Failed("DeployRefused", "409", retryable=True, stale=True))
+    newer = deployment(tmpl("v2b"), revisions=(REV1, REV2, rev("rs-4", 4, "v2b")), resource_version="200")
+    d = decide(d.status, world(newer), now=at(1))
+    assert (d.status.previous_release_id, d.status.previous_replica_set) == ("v2b", "rs-4")
+    assert d.action.patch["metadata"]["resourceVersion"] == "200"
+
+
+def test_a_run_that_took_the_workload_and_stopped_before_saying_so_goes_on():
+    d = decide(status(phase="Pending", reason="ReleasesResolved", deployed_release_id="v3",
+                      release_metadata_source="deploymentRevisions", image_lookup=NO_REGISTRY),
+               world(holding(deployed(), outcome="deployed")))
     assert where(d) == ("Deploying", "Claimed") and d.action is None
+
+
+def test_a_status_saying_deploying_does_not_make_a_run_the_holder():
+    """A run whose status says it resolved its releases, but whose record says someone else holds the workload
+    (the status was not written by the run): it waits at the gate like any run."""
+    busy = deployment(annotations={RUNS_ANNOTATION: other_holder()})
+    d = decide(resolved(), world(busy))
+    assert (d.status.reason, d.action) == ("Queued", None)
 
 
 def test_started_at_is_kept_when_already_set():
@@ -1168,9 +1232,9 @@ class FakeCluster:
         self.actions.append(type(action).__name__)
         if isinstance(action, ResolveImage):  # no registry in this cluster: the run deploys by tag
             return ImageUnresolved("the registry could not be reached (a fake cluster)")
-        if isinstance(action, ClaimWorkload | ReleaseWorkload):
+        if isinstance(action, ReleaseWorkload):
             self.dep = self._keep(self.dep, action.patch[-1]["value"])
-            return Claimed() if isinstance(action, ClaimWorkload) else Released()
+            return Released()
         if isinstance(action, PatchDeployment):
             self.dep = self._keep(deployed(resource_version="101"),
                                   action.patch["metadata"]["annotations"][RUNS_ANNOTATION])
@@ -1201,10 +1265,10 @@ def test_whole_run_succeeds():
     cluster = FakeCluster()
     st, seen = drive(cluster, spec())
     assert [(t.phase, t.reason) for t in st.history] == [
-        ("Pending", "Accepted"), ("Deploying", "Claimed"), ("Deploying", "ReleasesResolved"),
-        ("VerifyingHealth", "Deployed"), ("WatchingRestarts", "Healthy"), ("WatchingRestarts", "Observing"),
+        ("Pending", "Accepted"), ("Pending", "ReleasesResolved"), ("VerifyingHealth", "Deployed"),
+        ("WatchingRestarts", "Healthy"), ("WatchingRestarts", "Observing"),
         ("Succeeded", "Succeeded")]
-    assert cluster.actions == ["ClaimWorkload", "ResolveImage", "PatchDeployment", "ReleaseWorkload"]
+    assert cluster.actions == ["ResolveImage", "PatchDeployment", "ReleaseWorkload"]
     kept = record.parse(cluster.dep.annotations[RUNS_ANNOTATION])
     assert kept.holder is None and [(e.run, e.outcome) for e in kept.runs] == [(RUN, "succeeded")]
     assert (st.deployed_release_id, st.deployed_revision, st.previous_release_id, st.health_status,
@@ -1218,8 +1282,7 @@ def test_whole_run_rolls_back_a_crash_looping_release():
     st, seen = drive(cluster, spec())
     assert [(t.phase, t.reason) for t in st.history][-3:] == [
         ("RollingBack", "RestartWatchdogFailed"), ("RollingBack", "RollbackPatched"), ("RolledBack", "RolledBack")]
-    assert cluster.actions == ["ClaimWorkload", "ResolveImage", "PatchDeployment", "RollbackDeployment",
-                               "ReleaseWorkload"]
+    assert cluster.actions == ["ResolveImage", "PatchDeployment", "RollbackDeployment", "ReleaseWorkload"]
     kept = record.parse(cluster.dep.annotations[RUNS_ANNOTATION])
     assert kept.holder is None and [(e.run, e.outcome) for e in kept.runs] == [(RUN, "rolledBack")]
     assert (st.rollback_target_release_id, st.rollback_target_replica_set, st.rollback_target_revision,
@@ -1289,8 +1352,8 @@ def test_a_git_run_waits_for_the_deployment_only_when_it_deploys():
     merged = status(phase="Deploying", reason="Merged", started_at=T0, phase_started_at=T0)
     d = decide(merged, world(busy), sp=sp, now=at(5))
     assert where(d) == ("Deploying", "Queued") and d.action is None
-    d = decide(d.status, world(deployment(annotations={RUNS_ANNOTATION: "{}"})), sp=sp, now=at(10))
-    assert isinstance(d.action, ClaimWorkload)
+    d = decide(looked_up(d.status), world(deployment(annotations={RUNS_ANNOTATION: "{}"})), sp=sp, now=at(10))
+    assert isinstance(d.action, PatchDeployment) and d.action.takes
 
 
 def test_new_pods_of_a_scale_up_that_are_not_started_do_not_fail_the_watchdog():

@@ -21,7 +21,7 @@ from selfbootstrap.core.actions import ImageUnresolved
 from selfbootstrap.core.world import World
 from selfbootstrap.reconciler import Reconciler
 
-from .factories import T0, deployment, holding, resolved, world
+from .factories import T0, deployed, deployment, holding, resolved, world
 
 SPEC = {"target": {"deployment": "web"}, "release": {"image": "registry.local:5000/team/web:v3"}}
 
@@ -52,58 +52,45 @@ def writes(kube) -> list[dict]:
     return [c.args[1] for c in kube.write_status.call_args_list]
 
 
-def test_a_new_run_claims_its_workload_then_gets_to_its_deploy_patch(kube):
-    r = reconciler(kube)
-    tick = r.tick(run_obj(), world(deployment()))
+def test_a_new_run_takes_its_workload_with_its_deploy_patch(kube):
+    tick = reconciler(kube).tick(run_obj(), world(deployment()))
 
     names = [c[0] for c in kube.mock_calls if c[0] in ("write_status", "patch_workload")]
-    assert names == ["write_status", "patch_workload"], "the claim's outcome is written with the deploy's intent"
-    (accepted,) = writes(kube)
-    assert accepted["phase"] == "Pending", "nothing says the run holds the workload before the claim is won"
-    assert tick.patched_from == "100" and tick.requeue == 0, "the worker waits for the watch to show the claim"
-    kube.post_event.assert_not_called()  # Started is told with the write that says so
-
-    kube.reset_mock()
-    tick = r.tick(tick.run, world(holding(deployment(), outcome="claimed")))
-    names = [c[0] for c in kube.mock_calls if c[0] in ("write_status", "patch_workload")]
-    assert names == ["write_status", "patch_workload", "write_status"]
-    resolved_, deployed_ = writes(kube)
-    assert resolved_["phase"] == "Deploying" and resolved_["deployedReleaseId"] == "v3"
-    assert resolved_["startedAt"] and [t["reason"] for t in resolved_["history"]] == [
-        "Accepted", "Claimed", "ReleasesResolved"], "the claim's outcome is in history all the same"
+    assert names == ["write_status", "patch_workload", "write_status"], "intent, the patch, its outcome"
+    intent, deployed_ = writes(kube)
+    assert (intent["phase"], intent["reason"], intent["deployedReleaseId"]) == ("Pending", "ReleasesResolved", "v3")
+    assert intent["startedAt"] and intent["imageLookup"], "the registry's answer is written with the intent"
+    (call,) = kube.patch_workload.call_args_list
+    assert call.args[3]["metadata"]["resourceVersion"] == "100"
     assert deployed_["phase"] == "VerifyingHealth"
     assert tick.patched_from == "100" and tick.run["status"] == deployed_
 
 
-def test_a_claim_not_yet_written_survives_a_failed_write_and_a_restart(kube):
+def test_a_take_whose_outcome_was_not_written_is_not_made_again(kube):
     r = reconciler(kube)
-    first = r.tick(run_obj(), world(deployment()))
-    kube.write_status.side_effect = api_error(503)
+    kube.write_status.side_effect = [{**run_obj(), "status": {"phase": "Pending"}}, api_error(503)]
     with pytest.raises(ApiException):
-        r.tick(first.run, world(holding(deployment(), outcome="claimed")))
-    kube.write_status.side_effect = lambda obj, status: {**obj, "status": status}
-    r.tick(first.run, world(holding(deployment(), outcome="claimed")))
-    assert writes(kube)[-2]["startedAt"], "the claim's outcome is written once the API answers again"
-
+        r.tick(run_obj(), world(deployment()))
+    intent = kube.write_status.call_args_list[0].args[1]
     kube.reset_mock()  # a new worker (the operator restarted) knows only what status and the record say
-    reconciler(kube).tick(first.run, world(holding(deployment(), outcome="claimed")))
-    assert writes(kube)[0]["phase"] == "Deploying" and writes(kube)[0]["startedAt"]
-    kube.patch_workload.assert_called_once()  # the deploy: the claim is not made again
+    kube.write_status.side_effect = lambda obj, status: {**obj, "status": status}
+    reconciler(kube).tick(run_obj(intent), world(holding(deployed(), outcome="deployed")))
+    kube.patch_workload.assert_not_called()
+    assert "Deployed" in [t["reason"] for t in writes(kube)[-1]["history"]], "it goes on from the deploy"
 
 
 def test_the_events_of_a_write_are_numbered_and_kept_with_it(kube):
     r = reconciler(kube)
-    first = r.tick(run_obj(), world(deployment()))
-    r.tick(first.run, world(holding(deployment(), outcome="claimed")))
-    *_, last = writes(kube)
+    r.tick(run_obj(), world(deployment()))
+    intent, last = writes(kube)
     posted = [(c.args[1].reason, c.args[1].seq, c.args[2]["kind"] if len(c.args) > 2 else "SelfBootstrapRun")
               for c in kube.post_event.call_args_list]
     assert posted == [("Started", 1, "SelfBootstrapRun"), ("Deployed", 2, "SelfBootstrapRun"),
                       ("Deployed", 2, "Deployment")], "a key step is told on the Deployment too"
-    assert [(e["reason"], e["seq"]) for e in writes(kube)[1]["lastEvents"]] == [("Started", 1)]
+    assert [(e["reason"], e["seq"]) for e in intent["lastEvents"]] == [("Started", 1)]
     order = [c[0] for c in kube.mock_calls if c[0] in ("write_status", "patch_workload", "post_event")]
-    assert order[-6:] == ["write_status", "patch_workload", "post_event", "write_status", "post_event",
-                          "post_event"], "the deploy patch is not kept waiting for the Events of its intent"
+    assert order == ["write_status", "patch_workload", "post_event", "write_status", "post_event",
+                     "post_event"], "the deploy patch is not kept waiting for the Events of its intent"
     assert [(e["reason"], e["seq"]) for e in last["lastEvents"]] == [("Deployed", 2)]
     assert last["eventSeq"] == 2
 

@@ -9,7 +9,6 @@ from ..core.actions import (
     CheckCI,
     CheckPullRequest,
     CheckValidationJob,
-    ClaimWorkload,
     CommitChange,
     CreateValidationJob,
     DeleteStuckPods,
@@ -44,7 +43,7 @@ class Executor:
 
     def perform(self, run: Run, action: Action) -> Result:
         match action:
-            case ClaimWorkload() | PatchDeployment() | RollbackDeployment() | ReleaseWorkload() | DeleteStuckPods():
+            case PatchDeployment() | RollbackDeployment() | ReleaseWorkload() | DeleteStuckPods():
                 return self.kube.perform(run, action)
             case ProbeHttp():
                 return self.http.perform(action)

@@ -23,8 +23,6 @@ from urllib3.exceptions import HTTPError as TransportError
 from .. import models as m
 from ..core import credentials, reasons, releases
 from ..core.actions import (
-    Claimed,
-    ClaimWorkload,
     DeleteStuckPods,
     Deployed,
     Failed,
@@ -522,13 +520,10 @@ class KubeExecutor:
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
 
-    def perform(self, run: Run, action: KubeAction) -> Claimed | Deployed | Undone | Released | PodsDeleted | Failed:
+    def perform(self, run: Run, action: KubeAction) -> Deployed | Undone | Released | PodsDeleted | Failed:
         namespace, kind, name = run.namespace, run.spec.target.kind, run.spec.target.workload
         try:
             match action:
-                case ClaimWorkload():
-                    self.kube.patch_workload(kind, namespace, name, action.patch, JSON_PATCH)
-                    return Claimed()
                 case ReleaseWorkload():
                     self.kube.patch_workload(kind, namespace, name, action.patch, JSON_PATCH)
                     return Released()
@@ -546,7 +541,7 @@ class KubeExecutor:
                     assert_never(action)
         except ApiException as err:
             reason = reasons.ROLLBACK_REFUSED if isinstance(action, RollbackDeployment) else reasons.DEPLOY_REFUSED
-            stale = err.status == 409 or (isinstance(action, ClaimWorkload | ReleaseWorkload) and _failed_test(err))
+            stale = err.status == 409 or (isinstance(action, ReleaseWorkload) and _failed_test(err))
             return Failed(reason, f"{err.status}: {api_message(err)}",
                           retryable=stale or err.status in RETRYABLE_STATUS, stale=stale)
         except (TransportError, OSError) as err:

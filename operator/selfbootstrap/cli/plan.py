@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from .. import models as m
 from ..core import machine, policy, reasons, releases
-from ..core.actions import Claimed, ClaimWorkload, ImageUnresolved, PatchDeployment, ResolveImage
+from ..core.actions import ImageUnresolved, PatchDeployment, ResolveImage
 from ..core.gates import sequence
-from ..core.jsontypes import JsonObject, text
+from ..core.jsontypes import JsonObject
 from ..core.run import Run
 from ..core.world import World
 from ..models import FailureClass, Phase, RunSpec, RunStatus
@@ -46,13 +46,6 @@ def plan(spec: RunSpec, name: str, namespace: str, world: World, now: datetime |
     run = Run(name, 1, spec, RunStatus(), namespace, uid="plan", created=now.isoformat())
     start = RunStatus(phase=Phase.DEPLOYING, reason=reasons.STARTED) if spec.git else RunStatus()
     decision, _ = machine.decide_chained(replace(run, status=start), world, now)
-    if isinstance(decision.action, ClaimWorkload) and world.deployment is not None:
-        # Take the workload in memory (as the claim would), and decide on to the deploy.
-        written = text(decision.action.patch[-1].get("value")) or ""
-        held = replace(world.deployment, annotations={**world.deployment.annotations, m.RUNS_ANNOTATION: written})
-        world = replace(world, deployment=held)
-        claimed = machine.settle(replace(run, status=decision.status), world, decision.action, Claimed(), now)
-        decision, _ = machine.decide_chained(replace(run, status=claimed.status), world, now)
     resolved = decision.action if isinstance(decision.action, ResolveImage) else None
     if resolved is not None:  # the plan asks no registry: it shows the deploy by the reference
         looked = machine.settle(replace(run, status=decision.status), world, resolved,

@@ -23,22 +23,17 @@ from .jsontypes import JsonObject, JsonPatch, JsonValue
 
 @dataclass(frozen=True)
 class PatchDeployment:
-    """Deploy the release: a strategic-merge patch guarded by resourceVersion. -> Deployed"""
+    """Deploy the release: a strategic-merge patch guarded by resourceVersion, so that of two runs that read
+    the same workload one wins. -> Deployed"""
 
     patch: JsonObject
-
-
-@dataclass(frozen=True)
-class ClaimWorkload:
-    """Become the holder in the workload's record: a JSON patch that applies only to the record as it was
-    read, so one of two runs claiming at once wins. -> Claimed"""
-
-    patch: JsonPatch
+    takes: bool = False  # the patch also makes the run the holder in the workload's record
 
 
 @dataclass(frozen=True)
 class ReleaseWorkload:
-    """Let go of the workload, the record saying how the run ended; guarded like the claim. -> Released"""
+    """Let go of the workload, the record saying how the run ended: a JSON patch that applies only to the record
+    as it was read. -> Released"""
 
     patch: JsonPatch
 
@@ -213,7 +208,7 @@ class MeasureMetric:
     job_name: str | None = None  # a job metric's Job for this measurement: found again when it is looked at later
 
 
-KubeAction: TypeAlias = ClaimWorkload | PatchDeployment | RollbackDeployment | ReleaseWorkload | DeleteStuckPods
+KubeAction: TypeAlias = PatchDeployment | RollbackDeployment | ReleaseWorkload | DeleteStuckPods
 HttpAction: TypeAlias = ProbeHttp
 GitAction: TypeAlias = (ResolveBranch | CommitChange | PushBranch | OpenPullRequest | CheckCI | MergePullRequest
                         | CheckPullRequest | OpenRevertPullRequest)
@@ -234,11 +229,6 @@ class Deployed:
     """The deploy patch was accepted; the digest of the pod template the API server now holds."""
 
     template_digest: str
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """The run holds the workload."""
 
 
 @dataclass(frozen=True)
@@ -382,5 +372,5 @@ class Failed:
 GitResult: TypeAlias = (BranchResolved | Committed | NothingToCommit | Pushed | PullRequestOpened | CIReported
                         | Merged | PullRequestObserved | RevertOpened)
 JobResult: TypeAlias = ValidationJobStarted | ValidationJobObserved | ValidationJobDeleted
-Result: TypeAlias = (Claimed | Deployed | Undone | Released | PodsDeleted | Probed | Measured | ImageResolved
+Result: TypeAlias = (Deployed | Undone | Released | PodsDeleted | Probed | Measured | ImageResolved
                      | ImageUnresolved | GitResult | JobResult | Failed)

@@ -37,8 +37,6 @@ from .actions import (
     BranchResolved,
     CheckValidationJob,
     CIReported,
-    Claimed,
-    ClaimWorkload,
     Committed,
     CreateValidationJob,
     DeleteStuckPods,
@@ -75,7 +73,7 @@ from .gates import approval as approval_gate
 from .gates.analysis import problem as analysis_problem
 from .gates.analysis import resolved_analysis
 from .jsontypes import obj, objects, text
-from .patches import claim_patch, deploy_patch, release_patch, rollback_patch
+from .patches import deploy_patch, release_patch, rollback_patch
 from .run import Run
 from .targets import controllerrevisions
 from .world import DeploymentState, Revision, World
@@ -238,7 +236,7 @@ def _expected_release(d: Draft, dep: DeploymentState) -> Decision | None:
 
 
 def _at_the_gate(d: Draft, world: World, dep: DeploymentState, phase: Phase) -> Decision:
-    """Before the run takes the workload: go (claim it), wait, or end superseded."""
+    """Before the run takes the workload: go (take it with the deploy), wait, or end superseded."""
     stopped = _expected_release(d, dep)
     if stopped:
         return stopped
@@ -255,13 +253,37 @@ def _at_the_gate(d: Draft, world: World, dep: DeploymentState, phase: Phase) -> 
         case gate.Wait():
             return _wait(d, phase, verdict)
         case gate.Go():
-            requested = releases.requested_release_id(d.run.spec.release)
-            before = releases.answer_from_deployment(dep, requested, _container_or_none(d.run.spec, dep))
-            me = gate.claimant(d.run, requested, before.previous_revision.replica_set
-                               if before.previous_revision else None)
-            return d.decision(POLL_SECONDS, ClaimWorkload(claim_patch(dep, me, d.now, world.passed_over)))
+            return _take_and_deploy(d, world, dep, phase)
         case _:
             assert_never(verdict)
+
+
+def _take_and_deploy(d: Draft, world: World, dep: DeploymentState, phase: Phase) -> Decision:
+    """Take the workload and deploy in one patch guarded by the resourceVersion the decision read: of two runs
+    that saw it free, the API server lets one win. Status says what the patch will do before it is sent, the
+    phase unchanged (a run is in flight only once it holds the workload); a patch that lost is decided again,
+    from the gate, once the newer workload is seen."""
+    spec = d.run.spec
+    try:
+        container = _container(spec, dep)
+    except ValueError as err:
+        return d.fail(reasons.INVALID_TARGET, str(err))
+    if spec.release.image and d.status.image_lookup is None:  # first ask the image's registry what it names
+        return d.decision(POLL_SECONDS, _resolve_image(spec, dep))
+    if dep.paused:
+        return d.fail(reasons.DEPLOYMENT_PAUSED,
+                      f"{dep.kind.lower()} {dep.name!r} is paused; resume it and create a new run")
+    unknown = _resolve_releases(d, world, dep, container, phase)
+    if unknown is not None:
+        return unknown
+    s = d.status
+    if s.started_at is None:
+        d.set(started_at=d.now)
+        d.normal(reasons.STARTED, f"run started for {dep.kind.lower()} {dep.name!r}")
+    me = gate.claimant(d.run, s.deployed_release_id, s.previous_replica_set)
+    run = replace(d.run, spec=_as_deployed(spec, s))
+    patch = deploy_patch(run, s.deployed_release_id, dep, container, d.now, taking=(me, world.passed_over))
+    return d.decision(POLL_SECONDS, PatchDeployment(patch, takes=True))
 
 
 def _self_update_hold(d: Draft, world: World, dep: DeploymentState) -> gate.Wait | None:
@@ -288,7 +310,7 @@ def _claimed(d: Draft, dep: DeploymentState) -> Decision:
 
 
 def _pending(d: Draft, world: World, dep: DeploymentState) -> Decision:
-    if _record(dep).held_by(d.run.uid):  # claimed, and stopped before it could say so
+    if _record(dep).held_by(d.run.uid):  # took it, and stopped before it could say so
         return _claimed(d, dep)
     if d.run.spec.analysis is not None:
         analysis_ = resolved_analysis(d.run.spec.analysis, world.analysis_templates)
@@ -316,7 +338,7 @@ def _pending(d: Draft, world: World, dep: DeploymentState) -> Decision:
 
 
 def _lost(d: Draft, dep: DeploymentState) -> Decision:
-    """Status says the run holds the workload; the workload's record, which only the claim writes, says it
+    """Status says the run holds the workload; the workload's record, which only its holder's patches write, says it
     does not (someone else took it, or the status was not written by the run): act on nothing."""
     if d.status.phase == Phase.ROLLING_BACK:
         d.set(rollback_healthy=False)
@@ -327,17 +349,17 @@ def _lost(d: Draft, dep: DeploymentState) -> Decision:
 def _deploying(d: Draft, world: World, dep: DeploymentState) -> Decision:
     spec, s = d.run.spec, d.status
     if not _record(dep).held_by(d.run.uid):
-        if s.release_metadata_source is not None or s.deploy_patched_at is not None:
+        if s.deploy_patched_at is not None:
             return _lost(d, dep)
         return _at_the_gate(d, world, dep, Phase.DEPLOYING)  # a git run, ready to deploy
     try:
         container = _container(spec, dep)
     except ValueError as err:
         return d.fail(reasons.INVALID_TARGET, str(err))
-    if s.release_metadata_source is None:
-        if spec.release.image and s.image_lookup is None:  # first ask the image's registry what it names
+    if s.release_metadata_source is None:  # taken by a version of the operator that claimed before it deployed
+        if spec.release.image and s.image_lookup is None:
             return d.decision(POLL_SECONDS, _resolve_image(spec, dep))
-        return _resolve_releases(d, world, dep, container)
+        return _resolve_releases(d, world, dep, container, Phase.DEPLOYING) or d.decision(0)
     spec = _as_deployed(spec, s)
     if _carries_release(dep, spec, s.deployed_release_id, container):
         return _deployed(d, releases.template_digest(dep.template))
@@ -362,8 +384,11 @@ def _resolve_image(spec: RunSpec, dep: DeploymentState) -> ResolveImage:
 
 
 def _as_deployed(spec: RunSpec, s: RunStatus) -> RunSpec:
-    """The spec with the image reference the run deploys (pinned to the digest the registry named)."""
-    if s.deployed_image is None or s.deployed_image == spec.release.image:
+    """The spec with the image reference the run deploys: pinned to the digest the registry named, never
+    another image (status says which digest; the spec, which image)."""
+    image = spec.release.image
+    if image is None or s.deployed_image is None or s.image_digest is None \
+            or s.deployed_image != images.pinned(image, s.image_digest):
         return spec
     return spec.model_copy(update={"release": spec.release.model_copy(update={"image": s.deployed_image})})
 
@@ -397,8 +422,9 @@ def _image_unresolved(d: Draft, why: str) -> Decision:
     return d.decision(0)
 
 
-def _resolve_releases(d: Draft, world: World, dep: DeploymentState, container: str | None) -> Decision:
-    """Read the releases around the deploy before patching, and record them first."""
+def _resolve_releases(d: Draft, world: World, dep: DeploymentState, container: str | None,
+                      phase: Phase) -> Decision | None:
+    """Read the releases around the deploy before patching, to record them first (None: recorded)."""
     spec = d.run.spec
     requested = releases.requested_release_id(spec.release)
     from_registry = (requested is None or requested.startswith("sha256:")) and d.status.image_version is not None
@@ -420,10 +446,10 @@ def _resolve_releases(d: Draft, world: World, dep: DeploymentState, container: s
         release_metadata_source=source,
         crd_generation_at_deploy=world.crd_generation,
     )
-    d.enter(Phase.DEPLOYING, reasons.RELEASES_RESOLVED,
+    d.enter(phase, reasons.RELEASES_RESOLVED,
             f"deploying release {res.deployed_release_id} (previous: {res.previous_release_id or 'none'}, "
             f"from {source})")
-    return d.decision(0)
+    return None
 
 
 def _deployed(d: Draft, digest: str) -> Decision:
@@ -744,9 +770,6 @@ def settle(run: Run, world: World, action: Action, result: Result, now: datetime
             return _retry(d, result)
         case Failed():
             return _failed(d, world, action, result)
-        case Claimed():
-            assert world.deployment is not None, "a claim was made, so the workload was there"
-            return _claimed(d, world.deployment)
         case Released():
             return d.decision(None)
         case PodsDeleted():
@@ -817,10 +840,11 @@ def _retry_wait(s: RunStatus, now: datetime) -> float:
 def _failed(d: Draft, world: World, action: Action, failure: Failed) -> Decision:
     """A side effect that did not happen and will not by trying again."""
     match action:
-        case ClaimWorkload():
-            return d.fail(reasons.DEPLOY_REFUSED, f"the workload could not be claimed: {failure.message}")
         case ReleaseWorkload():  # the run has ended; the next run takes over a hold of a finished run
             return d.decision(None)
+        case PatchDeployment(takes=True):  # refused whole: the run never held the workload
+            kind = d.run.spec.target.kind
+            return d.fail(reasons.DEPLOY_REFUSED, f"{failure.message}; the {kind} was not touched")
         case PatchDeployment():
             return _gate_failed(d, world, FailureClass.DEPLOY, reasons.DEPLOY_REFUSED, failure.message)
         case RollbackDeployment():

@@ -1,4 +1,4 @@
-"""The patches the core sends to a Deployment: take it, deploy a release, undo to a ReplicaSet, let go of it."""
+"""The patches the core sends to a Deployment: take it and deploy a release, undo to a ReplicaSet, let go of it."""
 
 from __future__ import annotations
 
@@ -51,22 +51,16 @@ def record_patch(dep: DeploymentState, new: record.Record) -> JsonPatch:
     return [*ops, {"op": "add", "path": RECORD_POINTER, "value": written}]
 
 
-def claim_patch(dep: DeploymentState, claimant: record.Claimant, now: datetime,
-                passed_over: tuple[str, ...] = ()) -> JsonPatch:
-    """Take the workload: the run becomes the holder in the record, and the older runs waiting for it are
-    passed over for good."""
-    return record_patch(dep, record.claimed(_record_of(dep), claimant, now, passed_over))
-
-
 def release_patch(dep: DeploymentState, uid: str, outcome: str, now: datetime) -> JsonPatch:
     """Let go of the workload, saying how the run ended."""
     return record_patch(dep, record.outcome(_record_of(dep), uid, outcome, now, release=True))
 
 
 def deploy_patch(run: Run, release_id: str | None, dep: DeploymentState, container: str | None,
-                 now: datetime) -> JsonObject:
+                 now: datetime, taking: tuple[record.Claimant, tuple[str, ...]] | None = None) -> JsonObject:
     """The strategic-merge patch that deploys the run's release, guarded by resourceVersion; the record
-    says the holder's release is live."""
+    says the holder's release is live. `taking` (the run, the older runs waiting): the run takes the
+    workload in the same write, becoming the holder, the older runs passed over for good."""
     spec = run.spec
     template: dict[str, JsonValue] = dict(spec.release.pod_template_patch or {})
     if spec.release.image:
@@ -82,7 +76,10 @@ def deploy_patch(run: Run, release_id: str | None, dep: DeploymentState, contain
     template["metadata"] = meta
     # `kubectl rollout history` prints it to whoever looks: the author's text as data
     cause = printable(spec.release.change_cause or f"SelfBootstrapRun {run.name}: deploy release {release_id}")
-    written = record.deployed(_record_of(dep), run.uid, now)
+    held = _record_of(dep)
+    if taking is not None:
+        held = record.claimed(held, taking[0], now, taking[1])
+    written = record.deployed(held, run.uid, now)
     return {
         "metadata": {"resourceVersion": dep.resource_version,
                      "annotations": {CHANGE_CAUSE_ANNOTATION: cause, RUN_ANNOTATION: run.name,
