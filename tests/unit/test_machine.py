@@ -199,6 +199,15 @@ def test_a_free_workload_is_taken_and_deployed_in_one_patch():
     assert where(d) == ("VerifyingHealth", "Deployed") and d.status.deploy_patched_at == at(7)
 
 
+def test_a_workload_running_the_release_already_is_taken_without_a_rollout():
+    d = decide(looked_up(status(phase="Pending", reason="Accepted")), world(deployed(resource_version="7")), now=at(3))
+    assert d.action.takes and set(d.action.patch) == {"metadata"}, "the template is not touched"
+    assert d.action.patch["metadata"]["resourceVersion"] == "7"
+    written = record.parse(d.action.patch["metadata"]["annotations"][RUNS_ANNOTATION])
+    assert written.held_by("u-1") and written.entry("u-1").outcome == "deployed"
+    assert set(d.action.patch["metadata"]["annotations"]) == {RUNS_ANNOTATION}, "nor the change cause"
+
+
 def test_a_take_refused_whole_ends_the_run_saying_nothing_was_touched():
     st = looked_up(status(phase="Pending", reason="Accepted"))
     take = decide(st, world(deployment())).action

@@ -73,7 +73,7 @@ from .gates import approval as approval_gate
 from .gates.analysis import problem as analysis_problem
 from .gates.analysis import resolved_analysis
 from .jsontypes import obj, objects, text
-from .patches import deploy_patch, release_patch, rollback_patch
+from .patches import deploy_patch, release_patch, rollback_patch, take_patch
 from .run import Run
 from .targets import controllerrevisions
 from .world import DeploymentState, Revision, World
@@ -282,6 +282,9 @@ def _take_and_deploy(d: Draft, world: World, dep: DeploymentState, phase: Phase)
         d.normal(reasons.STARTED, f"run started for {dep.kind.lower()} {dep.name!r}")
     me = gate.claimant(d.run, s.deployed_release_id, s.previous_replica_set)
     run = replace(d.run, spec=_as_deployed(spec, s))
+    if _carries_release(dep, run.spec, s.deployed_release_id, container):  # taken, nothing rolled out
+        return d.decision(POLL_SECONDS, PatchDeployment(take_patch(run, dep, me, world.passed_over, d.now),
+                                                        takes=True))
     patch = deploy_patch(run, s.deployed_release_id, dep, container, d.now, taking=(me, world.passed_over))
     return d.decision(POLL_SECONDS, PatchDeployment(patch, takes=True))
 

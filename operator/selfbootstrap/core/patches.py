@@ -88,6 +88,15 @@ def deploy_patch(run: Run, release_id: str | None, dep: DeploymentState, contain
     }
 
 
+def take_patch(run: Run, dep: DeploymentState, claimant: record.Claimant, passed_over: tuple[str, ...],
+               now: datetime) -> JsonObject:
+    """Take a workload whose template runs the release already: the record alone, guarded by resourceVersion
+    like the deploy (nothing rolls out, and the change cause stays that of whoever made the template)."""
+    written = record.deployed(record.claimed(_record_of(dep), claimant, now, passed_over), run.uid, now)
+    return {"metadata": {"resourceVersion": dep.resource_version,
+                         "annotations": {RUNS_ANNOTATION: record.render(written)}}}
+
+
 def rollback_patch(dep: DeploymentState, target: Revision, run: Run | None = None,
                    now: datetime | None = None) -> JsonPatch:
     """The JSON patch `kubectl rollout undo` sends, plus a resourceVersion guard; the run's entry in the
