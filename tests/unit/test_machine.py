@@ -601,9 +601,14 @@ def test_the_retry_record_is_cleared_when_the_phase_changes():
 # --- VerifyingHealth ------------------------------------------------------------------------
 
 
-def test_verifying_health_records_the_deployed_revision():
+def test_verifying_health_records_the_deployed_revision_with_a_report_never_alone():
     d = decide(verifying(), world(deployed(updated_replicas=0)), now=at(1))
+    assert unchanged(verifying(), d.status), "the new ReplicaSet alone is not worth a write"
+    d = decide(verifying(), world(deployed(updated_replicas=0)), now=at(11))
+    assert where(d) == ("VerifyingHealth", "RolloutInProgress")
     assert (d.status.deployed_replica_set, d.status.deployed_revision) == ("rs-3", 3)
+    d = decide(verifying(), world(deployed()), now=at(1))
+    assert (d.status.deployed_replica_set, d.status.deployed_revision) == ("rs-3", 3), "and with the rollout's end"
 
 
 def test_verifying_health_before_the_replica_set_exists():

@@ -10,6 +10,7 @@ a tick interrupted anywhere is resumed by deciding again without repeating it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import assert_never
@@ -497,7 +498,6 @@ def _verifying_health(d: Draft, world: World, dep: DeploymentState) -> Decision:
     stopped = _superseded(d, dep)
     if stopped:
         return stopped
-    _record_deployed_revision(d, dep)
     crashed = _crash_signal(d, world)
     if crashed is not None:  # fail fast rather than wait for the deadline
         return _gate_failed(d, world, FailureClass.RESTART_WATCHDOG, reasons.RESTART_WATCHDOG_FAILED, crashed)
@@ -512,7 +512,7 @@ def _verifying_health(d: Draft, world: World, dep: DeploymentState) -> Decision:
         early = _during_rollout(d, world)
         if isinstance(early, Decision):
             return early
-        decision = _rollout_in_progress(d, progress, _at(d.status.deploy_patched_at, deadline))
+        decision = _rollout_in_progress(d, dep, progress, _at(d.status.deploy_patched_at, deadline))
         if early is not None and decision.requeue_after is not None and decision.requeue_after > early:
             return replace(decision, requeue_after=max(MIN_WAIT_SECONDS, early))
         return decision
@@ -544,15 +544,19 @@ def _during_rollout(d: Draft, world: World) -> Decision | float | None:
     return soonest
 
 
-def _rollout_in_progress(d: Draft, progress: rollout.RolloutProgress, deadline: datetime | None) -> Decision:
+def _rollout_in_progress(d: Draft, dep: DeploymentState, progress: rollout.RolloutProgress,
+                         deadline: datetime | None) -> Decision:
+    """The rollout goes on: a report names the new ReplicaSet too (never written on its own: it is read from the
+    workload whenever a decision needs it)."""
     s = d.status
     return _report_progress(d, Phase.VERIFYING_HEALTH, reasons.ROLLOUT_IN_PROGRESS, progress,
                             quiet=(reasons.DEPLOYED,), since=s.rollout_reported_at or s.deploy_patched_at,
-                            deadline=deadline)
+                            deadline=deadline, with_report=lambda: _record_deployed_revision(d, dep))
 
 
 def _report_progress(d: Draft, phase: Phase, reason: str, progress: rollout.RolloutProgress,
-                     quiet: tuple[str, ...], since: datetime | None, deadline: datetime | None) -> Decision:
+                     quiet: tuple[str, ...], since: datetime | None, deadline: datetime | None,
+                     with_report: Callable[[], None] | None = None) -> Decision:
     """Say how a rollout goes, unless it says the same, or the last word (this reason or a `quiet` one,
     written at `since`) is younger than ROLLOUT_REPORT_SECONDS, or the controller has not begun it
     (its queue's lag is no progress to report; a rollout that times out says so in its failure).
@@ -563,6 +567,8 @@ def _report_progress(d: Draft, phase: Phase, reason: str, progress: rollout.Roll
     if s.reason in (reason, *quiet) and since is not None and _elapsed(since, d.now) < ROLLOUT_REPORT_SECONDS:
         return d.decision(_watch_wait(d.now, deadline, _at(since, ROLLOUT_REPORT_SECONDS)))
     d.set(rollout_reported_at=d.now)
+    if with_report is not None:
+        with_report()
     d.enter(phase, reason, message)
     return d.decision(_watch_wait(d.now, deadline))
 
@@ -579,6 +585,8 @@ def _at(since: datetime | None, seconds: float) -> datetime | None:
 def _rollout_complete(d: Draft, world: World, message: str) -> Decision:
     """The rollout is complete: the gates of VerifyingHealth (the HTTP check) judge in this phase; once
     they passed, the release is healthy and the later gates follow."""
+    assert world.deployment is not None
+    _record_deployed_revision(d, world.deployment)
     first = gates.first(d.run.spec)
     if first is not None and first.phase == Phase.VERIFYING_HEALTH:
         step = first.step(d, world)
@@ -875,6 +883,8 @@ def _failed(d: Draft, world: World, action: Action, failure: Failed) -> Decision
 def _gate_failed(d: Draft, world: World, failure: FailureClass, reason: str, message: str) -> Decision:
     """A gate failed: evaluate the rollback policy, then roll back or fail. A gate still running ends too."""
     spec = d.run.spec
+    if world.deployment is not None and d.status.deploy_patched_at is not None:
+        _record_deployed_revision(d, world.deployment)
     for running in [g for g in d.status.gates if g.phase == GatePhase.RUNNING]:
         gates.set_gate(d, gates.closed(running, GatePhase.FAILED, message, d.now))
     verdict = policy.evaluate(_policy_input(d, world, failure))
