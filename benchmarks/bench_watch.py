@@ -334,11 +334,12 @@ def create_run(ns: str, name: str, deployment: str, image: str) -> None:
         "spec": {"target": {"deployment": deployment}, "release": {"image": image}, "restartWatchdog": WATCHDOG}})
 
 
-def warm_up(ns: str, marks: Marks) -> bool:
+def warm_up(ns: str, marks: Marks, operator_side: bool = True) -> bool:
     """A run whose status appears shows that the controller's watch of the namespace is live; the measurement
-    starts once the operator is done with it (its last request, the finalizer's removal, is not counted)."""
+    starts once the operator is done with it (its last request, the finalizer's removal, is not counted; the
+    echo controller only writes a status)."""
     create_run(ns, "warm-up", "no-such-deployment", V2)
-    ok = marks.wait(["released:warm-up"], LATENCY_TIMEOUT)
+    ok = marks.wait(["released:warm-up" if operator_side else "phase:warm-up"], LATENCY_TIMEOUT)
     if not ok:
         say(f"{ns}: the warm-up run got no status within {LATENCY_TIMEOUT:.0f}s")
     return ok
@@ -475,7 +476,7 @@ def create_latency(ns: str, repeats: int, operator_side: bool) -> list[float]:
     """Client create -> the run's status.phase first seen by the benchmark's watch."""
     samples: list[float] = []
     with observing(ns) as marks, running(*([] if operator_side else [echo_controller(ns)])):
-        if not warm_up(ns, marks):
+        if not warm_up(ns, marks, operator_side):
             return samples
         for r in range(repeats):
             name = f"create-{r}"
