@@ -224,10 +224,13 @@ async def accept(body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Logger, 
         patch.status.update(first)
 
 
-async def hold_back(body: kopf.Body, logger: Logger, memo: Any, **indices: Any) -> None:
-    """A run in line has no worker: say in its status that it is Queued (its worker starts with its slot)."""
+async def hold_back(body: kopf.Body, patch: kopf.Patch, logger: Logger, memo: Any, **indices: Any) -> None:
+    """A run in line has no worker: say in its status, in kopf's own patch of it, that it is Queued (its worker
+    starts with its slot)."""
     services = services_of(memo)
-    await RunWorker(services, services.wakeups, _indices(services, indices), body, logger).hold_back()
+    held = await RunWorker(services, services.wakeups, _indices(services, indices), body, logger).hold_back()
+    if held is not None:
+        patch.status.update(held)
 
 
 def admit(services: Services, namespace: str, name: str, uid: str) -> None:

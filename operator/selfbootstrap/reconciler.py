@@ -110,14 +110,20 @@ class Reconciler:
             return None
         return machine.accepted(run, self.clock()).status.dump()
 
-    def hold_back(self, o: JsonObject, why: gate.Wait) -> JsonObject:
-        """Say in the status of a run kept in line that it is Queued, and why."""
+    def held_back(self, o: JsonObject, why: gate.Wait) -> tuple[JsonObject, tuple[Event, ...]] | None:
+        """The status of a run kept in line, saying it is Queued and why, for the shell to write in kopf's patch
+        of the run, and its Events (None: nothing new to say, or the run does not fit the models: its worker
+        rejects it, saying why, once it has a slot)."""
         try:
             run = parse_run(o)
         except ValidationError:
-            return o  # its worker rejects it, saying why, once it has a slot
+            return None
         decision = machine.held_back(run, self.clock(), why)
-        return self._record(o, run.status, decision, decision.events)
+        after = _with_events(decision.status, decision.events)
+        return (after.dump(), decision.events) if after != run.status else None
+
+    def post(self, o: JsonObject, events: tuple[Event, ...]) -> None:
+        self._post(o, events, None)
 
     def _tick(self, o: JsonObject, world: World) -> Tick:
         try:
@@ -162,12 +168,7 @@ class Reconciler:
                 events: tuple[Event, ...], world: World | None = None, post: bool = True) -> JsonObject:
         """Persist the decision's status (keeping every Event of this write for a restart), then post them
         (unless the caller posts them itself, after the decision's side effect)."""
-        after = decision.status
-        if events:
-            after = after.model_copy(update={"last_events": [
-                EventRecord(seq=e.seq, type=e.type, reason=e.reason, message=e.message[:1024], count=e.count,
-                            on_deployment=e.on_deployment)
-                for e in events]})
+        after = _with_events(decision.status, events)
         if after != before:
             o = self.kube.write_status(o, after.dump())
             self._count(o, before, after)
@@ -236,6 +237,15 @@ def _valid_status(o: JsonObject) -> bool:
     except ValidationError:
         return False
     return True
+
+
+def _with_events(status: RunStatus, events: tuple[Event, ...]) -> RunStatus:
+    """The status keeping the Events of its write (posted again after a restart, found by their names)."""
+    if not events:
+        return status
+    return status.model_copy(update={"last_events": [
+        EventRecord(seq=e.seq, type=e.type, reason=e.reason, message=e.message[:1024], count=e.count,
+                    on_deployment=e.on_deployment) for e in events]})
 
 
 def parse_run(o: JsonObject) -> Run:

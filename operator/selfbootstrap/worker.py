@@ -102,17 +102,24 @@ class RunWorker:
         ledger.stop_waiting(namespace, uid)
         return False
 
-    async def hold_back(self) -> None:
-        """The run waits in line for a slot, without a worker: say so in its status (once)."""
+    async def hold_back(self) -> JsonObject | None:
+        """The run waits in line for a slot, without a worker: the status saying so (once), for kopf's patch of
+        the run (its first write, so that the finalizer's patch, guarded by the resourceVersion that write
+        returns, is not voided); its Event is posted now."""
         run, ledger, safe = self.current(), self.services.ledger, self.services.safe_mode.mode
         active = ledger.active(namespace_of(run), text(meta(run).get("uid")) or "")
         why = gate.Wait(reasons.QUEUED, safe.message) if safe is not None else \
             gate.namespace_bound(active, self.services.settings.max_runs_per_namespace)
+        held = self.reconciler.held_back(run, why)
+        if held is None:
+            return None
+        status, events = held
         try:
-            await self._in_pool(self.reconciler.hold_back, run, why)
-        except INFRASTRUCTURE_ERRORS as err:  # its next event (or its slot) tries again
-            self.logger.warning("could not mark %s/%s queued: %s", namespace_of(run), text(meta(run).get("name")),
-                                _describe(err))
+            await self._in_pool(self.reconciler.post, run, events)
+        except INFRASTRUCTURE_ERRORS as err:  # the status keeps it: the run's worker posts it again
+            self.logger.warning("could not post that %s/%s is queued: %s", namespace_of(run),
+                                text(meta(run).get("name")), _describe(err))
+        return status
 
     def _keys(self) -> tuple[WakeKey, WakeKey]:
         run = self.current()

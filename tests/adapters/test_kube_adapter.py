@@ -239,3 +239,26 @@ def test_an_event_is_named_after_its_object_and_number_and_repeats_as_a_series()
     assert body["series"] == {"count": 3, "lastObservedTime": "2030-01-01T00:00:00.123456Z"}
     once = k.event_body(run, Event(EventType.NORMAL, "Deployed", "m"), "t", "i")
     assert once["metadata"] == {"generateName": "web-v2-", "namespace": "apps"} and "series" not in once
+
+
+def test_an_event_this_process_posted_is_not_posted_again():
+    """A worker starting on a run this process held back reposts its latest Events: those it created already
+    cost no request (another process's are found by name, 409)."""
+    kube = k.Kube.__new__(k.Kube)
+    kube.api, kube.instance, kube._posted = create_autospec(k.KubeApi, instance=True), "operator-0", {}
+    run = {"apiVersion": "selfbootstrap.dev/v1alpha1", "kind": "SelfBootstrapRun",
+           "metadata": {"name": "web-v2", "namespace": "apps", "uid": "0123456789abcdef"}}
+    queued = Event(EventType.NORMAL, "Queued", "waiting", seq=2)
+    kube.post_event(run, queued)
+    kube.post_event(run, queued)
+    assert kube.api.create.call_count == 1
+    kube.post_event({**run, "metadata": {**run["metadata"], "namespace": "other"}}, queued)
+    assert kube.api.create.call_count == 2, "the same name in another namespace is another Event"
+    unnumbered = Event(EventType.NORMAL, "Deployed", "m")
+    kube.post_event(run, unnumbered)
+    kube.post_event(run, unnumbered)
+    assert kube.api.create.call_count == 4, "an Event without a number has no name to know it by"
+    series = Event(EventType.WARNING, "Retrying", "503", count=2, seq=3)
+    kube.api.create.side_effect = api_error(409, {"message": "exists"})
+    kube.post_event(run, series)
+    kube.api.patch.assert_called_once()  # a repetition still counts in its series

@@ -189,3 +189,17 @@ def test_an_unexpected_error_fails_the_run_with_internal_error(kube):
     final = writes(kube)[-1]
     assert (final["phase"], final["reason"]) == ("Failed", "InternalError")
     assert "run apps/run-1 met an unexpected KeyError" in final["message"]
+
+
+def test_a_run_in_line_is_told_queued_once_in_kopf_s_patch(kube):
+    from selfbootstrap.core import gate
+
+    r = reconciler(kube)
+    why = gate.namespace_bound(100, 100)
+    status, events = r.held_back(run_obj(), why)
+    assert (status["phase"], status["reason"]) == ("Pending", "Queued") and "bound is 100" in status["message"]
+    assert [(e.reason, e.seq) for e in events] == [("Queued", 1)]
+    assert [(e["reason"], e["seq"]) for e in status["lastEvents"]] == [("Queued", 1)], "kept for a repost"
+    kube.write_status.assert_not_called()  # the shell puts it in kopf's patch of the run
+    assert r.held_back(run_obj(status), why) is None, "said once"
+    assert r.held_back(run_obj(spec={"target": {}}), why) is None, "a run the models refuse: its worker says why"

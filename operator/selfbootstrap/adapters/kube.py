@@ -298,6 +298,9 @@ class Kube:
     def __init__(self, api_client: client.ApiClient) -> None:
         self.api = KubeApi(api_client)
         self.instance = socket.gethostname()
+        self._posted: dict[str, None] = {}  # the last POSTED_KEPT Events this process created, by name
+
+    POSTED_KEPT = 4096
 
     # reads
 
@@ -501,9 +504,16 @@ class Kube:
         again finds it and, for an Event that repeats (count > 1), counts the repetition as a series."""
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         body = event_body(o, event, now, self.instance, regarding)
+        name = f"{namespace_of(o)}/{text(meta(body).get('name'))}" if event.seq else None  # numbered: named
+        if name is not None and event.count < 2 and name in self._posted:  # reposted: this process posted it
+            return
         try:
             self.api.create(resource_path("events.k8s.io", "v1", "events", namespace_of(o)), body,
                             {"fieldManager": FIELD_MANAGER})
+            if name is not None:
+                self._posted[name] = None
+            if len(self._posted) > self.POSTED_KEPT:
+                del self._posted[next(iter(self._posted))]
         except ApiException as err:
             if err.status != 409 or event.count < 2:
                 if err.status == 409:
