@@ -146,7 +146,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller samples: for trying the script")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="bench-targets-"))
-    repeats = "1" if args.quick else "3"
+    repeats = "1" if args.quick else "5"
     watch = run("bench_watch.py", ["--runs", "10", "--burst", "1000", "--repeats", repeats,
                                    "--throughput-repeats", "1"], out / "watch.json")
     sizes = run("bench_cluster_size.py", ["--sizes", "0", "1000", "3000"], out / "sizes.json")
