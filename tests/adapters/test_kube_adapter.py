@@ -4,6 +4,7 @@ and its executor with an autospec'd API wrapper."""
 from __future__ import annotations
 
 import json
+import threading
 from unittest.mock import create_autospec
 
 import pytest
@@ -245,7 +246,8 @@ def test_an_event_this_process_posted_is_not_posted_again():
     """A worker starting on a run this process held back reposts its latest Events: those it created already
     cost no request (another process's are found by name, 409)."""
     kube = k.Kube.__new__(k.Kube)
-    kube.api, kube.instance, kube._posted = create_autospec(k.KubeApi, instance=True), "operator-0", {}
+    kube.api, kube.instance = create_autospec(k.KubeApi, instance=True), "operator-0"
+    kube._posted, kube._posted_lock = {}, threading.Lock()
     run = {"apiVersion": "selfbootstrap.dev/v1alpha1", "kind": "SelfBootstrapRun",
            "metadata": {"name": "web-v2", "namespace": "apps", "uid": "0123456789abcdef"}}
     queued = Event(EventType.NORMAL, "Queued", "waiting", seq=2)

@@ -272,6 +272,42 @@ def test_the_take_passes_over_the_older_runs_that_wait():
     assert written.passed_over("older-a") and written.passed_over("older-b") and not written.passed_over(RUN)
 
 
+def test_the_record_keeps_the_release_the_run_asked_for_as_the_gate_compares_it():
+    """A digest-only image whose registry names a version: the record holds the digest the gate compares, so an
+    older run with that digest is still told apart (replay safety)."""
+    digest = "sha256:" + "c" * 64
+    sp = spec(release={"image": f"registry.local:5000/team/web@{digest}"})
+    st = status(phase="Pending", reason="Accepted", image_lookup="resolved by registry.local:5000",
+                image_digest=digest, image_version="1.2.3", deployed_image=f"registry.local:5000/team/web@{digest}")
+    d = decide(st, world(deployment()), sp=sp)
+    assert d.status.deployed_release_id == "1.2.3"
+    entry = record.parse(d.action.patch["metadata"]["annotations"][RUNS_ANNOTATION]).entry("u-1")
+    assert entry.release == digest and entry.previous == "rs-2"
+
+
+def test_a_run_sent_to_wait_asks_the_registry_again_when_it_goes():
+    busy = deployment(annotations={RUNS_ANNOTATION: other_holder()})
+    d = decide(looked_up(status(phase="Pending", reason="ReleasesResolved")), world(busy))
+    assert d.status.reason == "Queued" and (d.status.image_lookup, d.status.deployed_image) == (None, None)
+
+
+def test_an_abort_after_a_deploy_status_did_not_yet_say_acts_as_after_the_deploy():
+    """The take applied, the run stopped before writing so, and a person aborted it: it says it deployed first,
+    then rolls back as after any deploy, never 'nothing was deployed'."""
+    st = looked_up(status(phase="Pending", reason="ReleasesResolved", deployed_release_id="v3",
+                          previous_release_id="v2", previous_replica_set="rs-2", previous_revision=2,
+                          rollback_target_release_id="v2", release_metadata_source="deploymentRevisions"))
+    dep = holding(deployed(), outcome="deployed")
+    aborted = replace(run(st), abort="bad idea")
+    d, _ = machine.decide_chained(aborted, world(dep, (HEALTHY_POD,)), at(1))
+    assert d.status.deploy_patched_at is not None
+    assert where(d) == ("RollingBack", "Aborted") and d.status.failure_reason == "Aborted"
+    claimed = holding(deployment(), outcome="claimed")  # claimed by an older version, not deployed: stops here
+    d, _ = machine.decide_chained(replace(run(status(phase="Deploying", reason="Claimed")), abort="x"),
+                                  world(claimed), at(1))
+    assert where(d) == ("Failed", "Aborted") and "nothing was deployed" in (d.status.message or "")
+
+
 def test_a_lost_take_race_decides_again_on_the_newer_record():
     st = looked_up(status(phase="Pending", reason="Accepted"))
     first = decide(st, world(deployment()))

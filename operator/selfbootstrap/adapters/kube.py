@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import socket
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -299,6 +300,7 @@ class Kube:
         self.api = KubeApi(api_client)
         self.instance = socket.gethostname()
         self._posted: dict[str, None] = {}  # the last POSTED_KEPT Events this process created, by name
+        self._posted_lock = threading.Lock()  # ticks post from several threads
 
     POSTED_KEPT = 4096
 
@@ -498,6 +500,16 @@ class Kube:
                 raise StatusConflictError("the run's status changed since it was read") from None
             raise
 
+    def _was_posted(self, name: str) -> bool:
+        with self._posted_lock:
+            return name in self._posted
+
+    def _remember(self, name: str) -> None:
+        with self._posted_lock:
+            self._posted[name] = None
+            if len(self._posted) > self.POSTED_KEPT:
+                del self._posted[next(iter(self._posted))]
+
     def post_event(self, o: JsonObject, event: Event, regarding: JsonObject | None = None) -> None:
         """Post an events.k8s.io/v1 Event about the object, or about `regarding` in its name (microsecond
         eventTime, so Events sort as they happened). A numbered Event has a name of its own: posting it
@@ -505,15 +517,13 @@ class Kube:
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         body = event_body(o, event, now, self.instance, regarding)
         name = f"{namespace_of(o)}/{text(meta(body).get('name'))}" if event.seq else None  # numbered: named
-        if name is not None and event.count < 2 and name in self._posted:  # reposted: this process posted it
+        if name is not None and event.count < 2 and self._was_posted(name):  # reposted: this process posted it
             return
         try:
             self.api.create(resource_path("events.k8s.io", "v1", "events", namespace_of(o)), body,
                             {"fieldManager": FIELD_MANAGER})
             if name is not None:
-                self._posted[name] = None
-            if len(self._posted) > self.POSTED_KEPT:
-                del self._posted[next(iter(self._posted))]
+                self._remember(name)
         except ApiException as err:
             if err.status != 409 or event.count < 2:
                 if err.status == 409:

@@ -133,7 +133,7 @@ def _decide(run: Run, world: World, now: datetime) -> Decision:
             draft.set(rollback_healthy=False)
         return draft.fail(reasons.TARGET_NOT_FOUND, f"{run.spec.target.kind.lower()} {run.spec.target.workload!r} "
                                                     f"not found in the run's namespace")
-    if run.abort is not None and phase != Phase.ROLLING_BACK:
+    if run.abort is not None and phase != Phase.ROLLING_BACK and not _deployed_unsaid(run, world.deployment):
         return _abort(draft, world)
     wait = _retry_wait(run.status, now)
     if wait > 0:  # a step met a passing fault: not again before its backoff has passed
@@ -212,6 +212,14 @@ def _wait(d: Draft, phase: Phase, wait: gate.Wait) -> Decision:
     return d.decision(QUEUE_SECONDS if wait.seconds is None else max(MIN_WAIT_SECONDS, wait.seconds))
 
 
+def _deployed_unsaid(run: Run, dep: DeploymentState) -> bool:
+    """The run's patch took the workload and deployed, and the run stopped before its status said so: it says so
+    first (the chained decision then acts on an abort as after any deploy)."""
+    entry = _record(dep).entry(run.uid)
+    return run.status.deploy_patched_at is None and _record(dep).held_by(run.uid) and entry is not None \
+        and entry.outcome == record.DEPLOYED
+
+
 def _abort(d: Draft, world: World) -> Decision:
     """A person asked the run to stop: before the deploy it just ends; after, it rolls back if the policy
     allows (failure class `aborted`)."""
@@ -252,11 +260,20 @@ def _at_the_gate(d: Draft, world: World, dep: DeploymentState, phase: Phase) -> 
         case gate.Go() if (held := _self_update_hold(d, world, dep)) is not None:
             return _wait(d, phase, held)
         case gate.Wait():
+            _forget_image(d)
             return _wait(d, phase, verdict)
         case gate.Go():
             return _take_and_deploy(d, world, dep, phase)
         case _:
             assert_never(verdict)
+
+
+def _forget_image(d: Draft) -> None:
+    """A run sent to wait (it lost a race for the workload, say) asks the registry again when it goes: a tag may
+    name another digest by then."""
+    if d.status.image_lookup is not None and d.status.deploy_patched_at is None:
+        d.set(image_lookup=None, image_digest=None, image_version=None, image_revision=None, image_source=None,
+              image_created=None, deployed_image=None)
 
 
 def _take_and_deploy(d: Draft, world: World, dep: DeploymentState, phase: Phase) -> Decision:
@@ -281,7 +298,9 @@ def _take_and_deploy(d: Draft, world: World, dep: DeploymentState, phase: Phase)
     if s.started_at is None:
         d.set(started_at=d.now)
         d.normal(reasons.STARTED, f"run started for {dep.kind.lower()} {dep.name!r}")
-    me = gate.claimant(d.run, s.deployed_release_id, s.previous_replica_set)
+    requested = releases.requested_release_id(spec.release)  # as the gate compares it (record._older_release)
+    before = releases.answer_from_deployment(dep, requested, container)
+    me = gate.claimant(d.run, requested, before.previous_revision.replica_set if before.previous_revision else None)
     run = replace(d.run, spec=_as_deployed(spec, s))
     if _carries_release(dep, run.spec, s.deployed_release_id, container):  # taken, nothing rolled out
         return d.decision(POLL_SECONDS, PatchDeployment(take_patch(run, dep, me, world.passed_over, d.now),
@@ -855,7 +874,10 @@ def _failed(d: Draft, world: World, action: Action, failure: Failed) -> Decision
             return d.decision(None)
         case PatchDeployment(takes=True):  # refused whole: the run never held the workload
             kind = d.run.spec.target.kind
-            return d.fail(reasons.DEPLOY_REFUSED, f"{failure.message}; the {kind} was not touched")
+            git = d.status.git
+            kept = "; the merged change stays in git (nothing was deployed, so no revert is opened)" \
+                if git is not None and git.merge_commit_sha else ""
+            return d.fail(reasons.DEPLOY_REFUSED, f"{failure.message}; the {kind} was not touched{kept}")
         case PatchDeployment():
             return _gate_failed(d, world, FailureClass.DEPLOY, reasons.DEPLOY_REFUSED, failure.message)
         case RollbackDeployment():
