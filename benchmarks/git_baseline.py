@@ -84,11 +84,14 @@ class App:
         self.git("-c", "push.negotiate=true", "push", "-q", self.url, f"HEAD:refs/heads/{branch}",
                  cwd=tree)
 
-        pr = self.api.post("/pulls", json={"head": branch, "base": BASE, "title": f"Deploy {self.app}"})
+        waits = self.backoff()
+        deadline = time.monotonic() + self.args.ci_timeout
+        while (pr := self.api.post("/pulls", json={"head": branch, "base": BASE, "title": f"Deploy {self.app}"})
+               ).status_code == 404 and time.monotonic() < deadline:  # Gitea has not seen the branch yet
+            time.sleep(next(waits))
         pr.raise_for_status()
         number = pr.json()["number"]
         waits = self.backoff()
-        deadline = time.monotonic() + self.args.ci_timeout
         while (state := self.api.get(f"/commits/{sha}/status").raise_for_status().json()["state"]) != "success":
             if state in ("failure", "error") or time.monotonic() > deadline:
                 raise StepError(f"CI {state}")

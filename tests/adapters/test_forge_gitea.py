@@ -125,3 +125,13 @@ def test_a_409_on_the_merge_is_told_apart_by_the_pull_request_read_again(after, 
     assert "out of date" not in str(refused.value)
     assert ("ddddddddddd" in str(refused.value)) is (outcome == "refused")
     assert ("closed" in str(refused.value)) is (outcome == "closed")
+
+
+def test_a_pull_request_of_a_branch_gitea_has_not_seen_yet_is_tried_again():
+    """Gitea answers 404 to a pull request of a branch pushed a moment ago, until its push queue has seen it: a
+    passing fault, tried again with the run's backoff (at most its retry policy's attempts)."""
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, json={"message": "not found"})
+    with pytest.raises(ForgeError) as err:
+        client(answer).open_pull_request("selfbootstrap/web", "main", "t", "b")
+    assert err.value.retryable and err.value.status == 404 and "push queue" in str(err.value)

@@ -17,6 +17,7 @@ NOT_MERGEABLE_YET = 405  # Gitea refuses a merge so while the pull request is ch
 # date", merges in one repository at once), also when the head moved past head_commit_id, and when the merge
 # itself conflicts. Only the status is read (never the body): the pull request, read again, tells them apart.
 MERGE_REFUSED_FOR_NOW = 409
+BRANCH_NOT_SEEN_YET = 404  # a pull request of a branch pushed a moment ago: the run's backoff tries again
 
 if TYPE_CHECKING:
     import httpx
@@ -50,8 +51,14 @@ class Gitea(ForgeClient):
         existing = self.find_pull_request(base, head)
         if existing is not None:
             return existing
-        return github.pull_request_of(self._call("POST", "/pulls", json={"title": title, "head": head, "base": base,
-                                                            "body": body}))
+        try:
+            return github.pull_request_of(self._call("POST", "/pulls", json={"title": title, "head": head,
+                                                                            "base": base, "body": body}))
+        except ForgeError as err:
+            if err.status == BRANCH_NOT_SEEN_YET:
+                raise ForgeError(f"{err} (Gitea answers 404 until its push queue has seen a branch just pushed)",
+                                 retryable=True, status=err.status) from None
+            raise
 
     def pull_request(self, number: int) -> PullRequest:
         return github.pull_request_of(self._call("GET", f"/pulls/{number}"))
