@@ -215,8 +215,9 @@ def _wait(d: Draft, phase: Phase, wait: gate.Wait) -> Decision:
 def _deployed_unsaid(run: Run, dep: DeploymentState) -> bool:
     """The run's patch took the workload and deployed, and the run stopped before its status said so: it says so
     first (the chained decision then acts on an abort as after any deploy)."""
-    entry = _record(dep).entry(run.uid)
-    return run.status.deploy_patched_at is None and _record(dep).held_by(run.uid) and entry is not None \
+    kept = _record(dep)
+    entry = kept.entry(run.uid)
+    return run.status.deploy_patched_at is None and kept.held_by(run.uid) and entry is not None \
         and entry.outcome == record.DEPLOYED
 
 
@@ -302,10 +303,10 @@ def _take_and_deploy(d: Draft, world: World, dep: DeploymentState, phase: Phase)
     before = releases.answer_from_deployment(dep, requested, container)
     me = gate.claimant(d.run, requested, before.previous_revision.replica_set if before.previous_revision else None)
     run = replace(d.run, spec=_as_deployed(spec, s))
-    if _carries_release(dep, run.spec, s.deployed_release_id, container):  # taken, nothing rolled out
-        return d.decision(POLL_SECONDS, PatchDeployment(take_patch(run, dep, me, world.passed_over, d.now),
-                                                        takes=True))
-    patch = deploy_patch(run, s.deployed_release_id, dep, container, d.now, taking=(me, world.passed_over))
+    taking = (me, world.passed_over)
+    if _carries_release(dep, run.spec, s.deployed_release_id, container):  # taken, nothing rolls out
+        return d.decision(POLL_SECONDS, PatchDeployment(take_patch(run, dep, taking, d.now), takes=True))
+    patch = deploy_patch(run, s.deployed_release_id, dep, container, d.now, taking)
     return d.decision(POLL_SECONDS, PatchDeployment(patch, takes=True))
 
 
@@ -535,6 +536,7 @@ def _verifying_health(d: Draft, world: World, dep: DeploymentState) -> Decision:
         if early is not None and decision.requeue_after is not None and decision.requeue_after > early:
             return replace(decision, requeue_after=max(MIN_WAIT_SECONDS, early))
         return decision
+    _record_deployed_revision(d, dep)
     return _rollout_complete(d, world, progress.message)
 
 
@@ -604,8 +606,6 @@ def _at(since: datetime | None, seconds: float) -> datetime | None:
 def _rollout_complete(d: Draft, world: World, message: str) -> Decision:
     """The rollout is complete: the gates of VerifyingHealth (the HTTP check) judge in this phase; once
     they passed, the release is healthy and the later gates follow."""
-    assert world.deployment is not None
-    _record_deployed_revision(d, world.deployment)
     first = gates.first(d.run.spec)
     if first is not None and first.phase == Phase.VERIFYING_HEALTH:
         step = first.step(d, world)

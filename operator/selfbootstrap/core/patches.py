@@ -56,8 +56,19 @@ def release_patch(dep: DeploymentState, uid: str, outcome: str, now: datetime) -
     return record_patch(dep, record.outcome(_record_of(dep), uid, outcome, now, release=True))
 
 
+Taking = tuple[record.Claimant, tuple[str, ...]]  # the run taking the workload, the older runs it passes over
+
+
+def _deployed_record(run: Run, dep: DeploymentState, now: datetime, taking: Taking | None) -> str:
+    """The record once the run's release is live, the run its holder (made so now, with `taking`)."""
+    held = _record_of(dep)
+    if taking is not None:
+        held = record.claimed(held, taking[0], now, taking[1])
+    return record.render(record.deployed(held, run.uid, now))
+
+
 def deploy_patch(run: Run, release_id: str | None, dep: DeploymentState, container: str | None,
-                 now: datetime, taking: tuple[record.Claimant, tuple[str, ...]] | None = None) -> JsonObject:
+                 now: datetime, taking: Taking | None = None) -> JsonObject:
     """The strategic-merge patch that deploys the run's release, guarded by resourceVersion; the record
     says the holder's release is live. `taking` (the run, the older runs waiting): the run takes the
     workload in the same write, becoming the holder, the older runs passed over for good."""
@@ -76,25 +87,19 @@ def deploy_patch(run: Run, release_id: str | None, dep: DeploymentState, contain
     template["metadata"] = meta
     # `kubectl rollout history` prints it to whoever looks: the author's text as data
     cause = printable(spec.release.change_cause or f"SelfBootstrapRun {run.name}: deploy release {release_id}")
-    held = _record_of(dep)
-    if taking is not None:
-        held = record.claimed(held, taking[0], now, taking[1])
-    written = record.deployed(held, run.uid, now)
     return {
         "metadata": {"resourceVersion": dep.resource_version,
                      "annotations": {CHANGE_CAUSE_ANNOTATION: cause, RUN_ANNOTATION: run.name,
-                                     RUNS_ANNOTATION: record.render(written)}},
+                                     RUNS_ANNOTATION: _deployed_record(run, dep, now, taking)}},
         "spec": {"template": template},
     }
 
 
-def take_patch(run: Run, dep: DeploymentState, claimant: record.Claimant, passed_over: tuple[str, ...],
-               now: datetime) -> JsonObject:
+def take_patch(run: Run, dep: DeploymentState, taking: Taking, now: datetime) -> JsonObject:
     """Take a workload whose template runs the release already: the record alone, guarded by resourceVersion
     like the deploy (nothing rolls out, and the change cause stays that of whoever made the template)."""
-    written = record.deployed(record.claimed(_record_of(dep), claimant, now, passed_over), run.uid, now)
     return {"metadata": {"resourceVersion": dep.resource_version,
-                         "annotations": {RUNS_ANNOTATION: record.render(written)}}}
+                         "annotations": {RUNS_ANNOTATION: _deployed_record(run, dep, now, taking)}}}
 
 
 def rollback_patch(dep: DeploymentState, target: Revision, run: Run | None = None,
