@@ -2,7 +2,9 @@
 
 - `FairExecutor`: the ticks' blocking work (API writes, git, probes) runs on a few threads; work waits
   in one queue per namespace and the threads take from the namespaces in turn, so a namespace with a
-  thousand runs to serve delays another's next step by at most one step of its own per thread.
+  thousand runs to serve delays another's next step by at most one step of its own per thread. Within a
+  namespace, the steps of runs that have not deployed yet go before those of runs at their gates: a
+  burst's deploys do not wait behind the rollouts of the runs that deployed before them.
 - `SafeModeHold`: in safe mode (core/safemode.py) only the unfinished self-update has a worker; the others
   wait until it ends.
 - `Ledger`: which runs of each namespace have a worker (the installer's bound on runs in flight per
@@ -35,36 +37,37 @@ class _Job:
 
 
 class FairExecutor:
-    """A thread pool whose queue is fair across keys (namespaces): round robin, one job per key per turn."""
+    """A thread pool whose queue is fair across keys (namespaces): round robin, one job per key per turn; within a
+    key, urgent jobs (a run's steps before its deploy) first, each kind in the order it came."""
 
     def __init__(self, threads: int, name: str = "tick") -> None:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
         self.threads = threads
-        self._queues: dict[str, deque[_Job]] = {}
+        self._queues: dict[str, tuple[deque[_Job], deque[_Job]]] = {}  # key -> (urgent, the others)
         self._turns: deque[str] = deque()  # keys with jobs waiting, in the order they are served
         self._running = 0
 
-    async def run(self, key: str, fn: Callable[..., T], *args: object) -> T:
+    async def run(self, key: str, fn: Callable[..., T], *args: object, urgent: bool = False) -> T:
         loop = asyncio.get_running_loop()
         job = _Job(loop.create_future(), fn, args)
-        queue = self._queues.get(key)
-        if queue is None:
-            queue = self._queues[key] = deque()
+        queues = self._queues.get(key)
+        if queues is None:
+            queues = self._queues[key] = (deque(), deque())
             self._turns.append(key)
-        queue.append(job)
+        queues[0 if urgent else 1].append(job)
         self._dispatch(loop)
         result: T = await job.future
         return result
 
     def waiting(self) -> int:
-        return sum(len(q) for q in self._queues.values())
+        return sum(len(urgent) + len(others) for urgent, others in self._queues.values())
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
         while self._running < self.threads and self._turns:
             key = self._turns.popleft()
-            queue = self._queues[key]
-            job = queue.popleft()
-            if queue:
+            urgent, others = self._queues[key]
+            job = (urgent or others).popleft()
+            if urgent or others:
                 self._turns.append(key)  # its next job waits for every other key's turn
             else:
                 del self._queues[key]

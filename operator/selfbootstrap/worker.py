@@ -5,7 +5,7 @@ ReplicaSets or their pods (or when its own timer is due), builds the world from 
 and hands the tick to a thread of the operator's pool (the tick's writes block). Passing
 faults of the API server are retried with exponential backoff; the caches are trusted only
 while they are at least as new as this run's own last patch, and a slow resync reads the
-world from the API now and then.
+world from the API when the namespace's watches have gone quiet for that long.
 """
 
 from __future__ import annotations
@@ -182,8 +182,8 @@ class RunWorker:
         container = text(path(run, "spec", "target", "container"))
         # A run in Pending only waits (for a slot, a holder, a quiet moment): it never pays for the API resync.
         waiting = path(run, "status", "phase") in (None, m.Phase.PENDING)
-        resync = time.monotonic() >= self.resync_at and not waiting
         namespace = namespace_of(run)
+        resync = time.monotonic() >= self.resync_at and not waiting and not self._watches_alive(namespace)
         if not resync and m.target_of(run)[0] == m.WorkloadKind.DEPLOYMENT and not self.indices.ready(namespace):
             await self._listing(namespace)
         world = None if resync else cache.world_from(self.indices, run, container)
@@ -203,6 +203,16 @@ class RunWorker:
         if templates:  # read as the run starts and as it measures: a template is the author's to change
             world = replace(world, analysis_templates=await self._in_pool(self._templates, run, templates))
         return world
+
+    def _watches_alive(self, namespace: str) -> bool:
+        """Have the namespace's watches heard from the API server within the resync period? Then the resync reads
+        nothing: a thousand runs in flight would otherwise read their worlds at once, every period. A watch that
+        has gone quiet that long (stalled, or its thread failing) is what the resync is for."""
+        period, watches = self.services.settings.resync_seconds, self.services.watches
+        if watches is None or not watches.heard_within(namespace, period):
+            return False
+        self.resync_at = time.monotonic() + period
+        return True
 
     async def _listing(self, namespace: str) -> None:
         """The namespace's watches have just opened: wait (once, briefly) for them to list rather than read the
@@ -259,7 +269,8 @@ class RunWorker:
         return replace(world, holder_running=running)
 
     async def _in_pool(self, fn: Callable[..., T], *args: object) -> T:
-        return await self.services.ticks.run(namespace_of(self.current()), fn, *args)
+        run = self.current()
+        return await self.services.ticks.run(namespace_of(run), fn, *args, urgent=_before_deploy(run))
 
     async def deleted(self) -> None:
         """The run was deleted mid-flight: say on its Deployment what state it left things in."""
@@ -280,6 +291,11 @@ class RunWorker:
         if workload is not None:
             self.services.kube.post_event({"apiVersion": "apps/v1", "kind": kind, **workload},
                                           Event(EventType.WARNING, reasons.SELF_BOOTSTRAP_RUN_DELETED, message))
+
+
+def _before_deploy(run: JsonObject) -> bool:
+    """A run still to take its workload and deploy: its steps go first (scheduling.FairExecutor)."""
+    return path(run, "status", "phase") in (None, m.Phase.PENDING)
 
 
 def destinations(run: JsonObject) -> list[str]:

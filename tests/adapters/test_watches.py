@@ -152,3 +152,29 @@ def test_an_unexpected_fault_lists_again_rather_than_ending_the_watch(caplog):
         assert "watch of deployments in ns failed" in caplog.text
     finally:
         watches.stop()
+
+
+def test_the_watches_say_whether_they_heard_from_the_api_server_lately():
+    """A run's resync reads the API only when its namespace's watches went quiet: a listing, an event, a bookmark
+    or a stream ended by the server counts; a stream that stalls (nothing arrives) does not, once the time passed."""
+    stalled = threading.Event()
+
+    class Stalling(ScriptedApi):
+        def stream(self, path: str, query: dict[str, str], read_timeout: float) -> Iterator[bytes]:
+            yield from super().stream(path, query, read_timeout)
+            stalled.wait(10)  # the connection stays open and nothing comes: no clean end either
+
+    api = Stalling(listed={"deployments": [deployment("web", "d1")], "replicasets": [], "pods": []},
+                   events={"deployments": [{"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "11"}}}]})
+    watches = Watches(api, lambda key: None, server_timeout=5, chunk=0)  # type: ignore[arg-type]
+    try:
+        assert not watches.heard_within("ns", 60), "nothing open: nothing heard"
+        watches.need("ns")
+        wait(lambda: watches.ready("ns"))
+        assert watches.heard_within("ns", 60)
+        time.sleep(0.3)
+        assert not watches.heard_within("ns", 0.2), "stalled streams: quiet for longer than that"
+        assert watches.heard_within("ns", 60)
+    finally:
+        stalled.set()
+        watches.stop()

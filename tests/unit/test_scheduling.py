@@ -40,6 +40,34 @@ def test_a_flooded_namespace_does_not_starve_another():
     assert max(order.index(f"b{i}") for i in range(3)) <= 8, order[:10]
 
 
+def test_urgent_jobs_of_a_namespace_go_before_its_others_and_not_before_other_namespaces():
+    order: list[str] = []
+    gate = threading.Event()
+
+    def job(name: str) -> str:
+        gate.wait(5)
+        order.append(name)
+        return name
+
+    async def main() -> None:
+        fair = FairExecutor(1)
+        first = asyncio.ensure_future(fair.run("a", job, "busy"))  # holds the one thread
+        await asyncio.sleep(0.05)
+        jobs = [fair.run("a", job, f"gate{i}") for i in range(3)]
+        jobs += [fair.run("b", job, "b-gate"), fair.run("a", job, "deploy0", urgent=True),
+                 fair.run("a", job, "deploy1", urgent=True)]
+        waiting = [asyncio.ensure_future(j) for j in jobs]
+        await asyncio.sleep(0.05)
+        assert fair.waiting() == 6
+        gate.set()
+        await asyncio.gather(first, *waiting)
+        fair.shutdown()
+
+    asyncio.run(main())
+    # a's deploys before its gate steps, each kind in order; b still gets its turn between a's jobs
+    assert order == ["busy", "deploy0", "b-gate", "deploy1", "gate0", "gate1", "gate2"], order
+
+
 def test_errors_reach_the_caller_and_the_executor_goes_on():
     def boom() -> None:
         raise KeyError("x")

@@ -4,6 +4,7 @@ says when the run is deleted mid-flight. Ticks are autospec'd; the loop is a rea
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -157,6 +158,41 @@ def test_a_long_sleep_still_ends_for_the_safety_resync(services, phase, reads):
     ticks = asyncio.run(scenario())
     assert len(ticks) == 2 and ticks[1] - ticks[0] < 5, "woke for the resync, not after the hour"
     assert services.kube.observe.call_count == reads
+
+
+class HeardWatches:
+    """The namespaces' watches as the worker asks them: ready, and heard from within `seconds` or not."""
+
+    def __init__(self, heard: bool) -> None:
+        self.heard, self.asked = heard, 0
+
+    def heard_within(self, namespace: str, seconds: float) -> bool:
+        self.asked += 1
+        return self.heard
+
+    def need(self, namespace: str) -> None: ...
+
+    def release(self, namespace: str) -> None: ...
+
+
+@pytest.mark.parametrize("heard, reads", [(True, 0), (False, 1)])
+def test_the_resync_reads_the_api_only_when_the_watches_have_gone_quiet(services, heard, reads):
+    """A thousand runs in flight would read their worlds at once every period: while the namespace's watches keep
+    hearing from the API server, the cache serves the resync; a quiet watch (stalled, failing) is read past."""
+    in_flight = {**with_rv("11"), "status": {"phase": "VerifyingHealth"}}
+    watches = HeardWatches(heard)
+    services = dataclasses.replace(services, watches=watches)
+    worker = make_worker(services, live=in_flight)
+    worker.reconciler.tick.return_value = Tick(30.0, in_flight)
+    services.kube.observe.return_value = World(deployment=deployment(resource_version="43"))
+    worker.resync_at = time.monotonic() - 1
+    asyncio.run(worker.step())
+    assert services.kube.observe.call_count == reads
+    assert watches.asked == 1
+    if heard:
+        assert worker.resync_at > time.monotonic() + services.settings.resync_seconds - 5, "the next one is a period on"
+        asyncio.run(worker.step())
+        assert watches.asked == 1, "not asked again before the next period"
 
 
 def test_events_of_the_latest_decision_are_posted_again_once_after_a_start(services):

@@ -6,7 +6,9 @@ runs costs nothing, however large the cluster. Each watch lists its resource in 
 that list's resourceVersion with bookmarks and a server-side timeout (and a client read timeout 30 s longer: a
 stalled stream ends); a 410 Gone or any fault lists again, after a growing wait for faults. What it keeps is what
 cache.py's entries keep, keyed as the cache reads them. Until all three have listed, `ready` says no and the
-runs read their world from the API.
+runs read their world from the API. Each watch notes when it last heard from the API server (a page, an
+event, a bookmark, a stream's end at its timeout): a run's periodic resync reads the API only when its namespace's
+watches have gone quiet for that long.
 
 The watches run on threads of their own (the client is synchronous); every change is handed to `wake`, which the
 shell makes safe to call from them.
@@ -71,6 +73,7 @@ class NamespaceWatches:
         self.server_timeout, self.chunk = server_timeout, chunk
         self.stores = {plural: _Store() for _, plural in RESOURCES}
         self.listed: set[str] = set()
+        self.heard = dict.fromkeys(self.stores, float("-inf"))  # plural -> when the API server last answered
         self.stopped = threading.Event()
         self.threads = [threading.Thread(target=self._loop, args=(group, plural), daemon=True,
                                          name=f"watch-{plural}-{namespace}") for group, plural in RESOURCES]
@@ -85,6 +88,11 @@ class NamespaceWatches:
     @property
     def ready(self) -> bool:
         return len(self.listed) == len(RESOURCES) and not self.stopped.is_set()
+
+    def heard_within(self, seconds: float) -> bool:
+        """Every watch has listed, and heard from the API server in the last `seconds`."""
+        since = time.monotonic() - seconds
+        return self.ready and all(at >= since for at in self.heard.values())
 
     def values(self, plural: str, key: str) -> list[Any]:
         bucket = self.stores[plural].by_key.get(key)
@@ -122,6 +130,7 @@ class NamespaceWatches:
             page = self.api.get(path, query)
             for item in objects(page.get("items")):
                 self._keep(fresh, plural, item, wake=False)  # the runs are woken once, when all three have listed
+            self.heard[plural] = time.monotonic()
             token = text(obj(page.get("metadata")).get("continue")) or ""
             version = text(obj(page.get("metadata")).get("resourceVersion")) or version
             if not token:
@@ -141,12 +150,14 @@ class NamespaceWatches:
         for event in lines(self.api.stream(path, query, read_timeout=self.server_timeout + 30)):
             if self.stopped.is_set():
                 break
+            self.heard[plural] = time.monotonic()
             kind, body = text(event.get("type")), obj(event.get("object"))
             if kind == "ERROR":  # 410 Gone (the version was compacted) or another refusal
                 raise _VersionGoneError(text(body.get("message")) or "")
             version = text(k.meta(body).get("resourceVersion")) or version
             if kind != "BOOKMARK":
                 self._keep(self.stores[plural], plural, body, deleted=kind == "DELETED")
+        self.heard[plural] = time.monotonic()  # the stream ended as the server closes it: still in touch
         return version
 
     # --- what is kept, and whom a change wakes ---------------------------------------------------
@@ -230,6 +241,11 @@ class Watches:
     def ready(self, namespace: str) -> bool:
         found = self.open.get(namespace)
         return found is not None and found.ready
+
+    def heard_within(self, namespace: str, seconds: float) -> bool:
+        """The namespace's watches are listed and each heard from the API server in the last `seconds`."""
+        found = self.open.get(namespace)
+        return found is not None and found.heard_within(seconds)
 
     def index(self, plural: str) -> _Index:
         return _Index(self, plural)
