@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from . import metrics
+from . import kopf_trim, metrics
 from . import models as m
 from .adapters import cache, gitexec
 from .adapters.kube import api_message, meta, namespace_of
@@ -170,6 +170,8 @@ class RunWorker:
     def _settle(self, tick: Tick) -> float | None:
         if tick.run is None:
             return None
+        if tick.run is not self.written:
+            kopf_trim.wrote(text(meta(tick.run).get("uid")) or "", text(meta(tick.run).get("resourceVersion")) or "")
         self.written = tick.run
         if tick.patched_from is not None:
             if len(self.guards) >= GUARDS_KEPT:

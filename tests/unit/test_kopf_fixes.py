@@ -309,6 +309,39 @@ def test_an_event_older_than_kopf_s_own_write_patches_nothing(ahead: float | Non
     assert asyncio.run(scenario()) == ([_finalizer] if kept else [])
 
 
+@pytest.mark.parametrize(("version", "kept"), [("11", False), ("12", True), ("13", True), (None, True)],
+                         ids=["older-than-the-worker-s-write", "that-write", "newer", "never-written"])
+def test_an_event_older_than_the_worker_s_own_write_patches_nothing(version: str | None, kept: bool) -> None:
+    from kopf._cogs.structs.bodies import Body
+    from kopf._cogs.structs.patches import Patch
+
+    uid = f"run-{version}"
+    if version is not None:
+        kopf_trim.wrote(uid, "12")  # the worker's last status write returned version 12
+
+    async def scenario() -> list[Any]:
+        patch = Patch()
+
+        async def causes(**kwargs: Any) -> tuple[list[float], bool]:
+            kwargs["patch"].fns.append(_finalizer)  # kopf: the run finished, its finalizer goes
+            return [], True
+
+        body = Body({"metadata": {"uid": uid, "resourceVersion": version or "11"}})
+        await kopf_trim._no_patch_from_stale_events(causes)(patch=patch, body=body, consistency_time=None)
+        return list(patch.fns)
+
+    assert asyncio.run(scenario()) == ([_finalizer] if kept else [])
+
+
+def test_the_writes_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kopf_trim, "_written", {})
+    for i in range(kopf_trim.WRITES_KEPT + 10):
+        kopf_trim.wrote(f"u{i}", str(i))
+    kopf_trim.wrote("u0", "not-a-number")
+    assert len(kopf_trim._written) == kopf_trim.WRITES_KEPT and "u9" not in kopf_trim._written
+    assert "u10" in kopf_trim._written
+
+
 # --- each patched function is checked against the kopf it was written for -----------------------
 
 
