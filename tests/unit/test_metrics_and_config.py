@@ -98,6 +98,8 @@ def test_kopf_is_configured_from_the_settings(env, chunk_size):
     assert (settings.watching.server_timeout, settings.watching.client_timeout) == (45, 75), "stalled watches end"
     assert settings.persistence.finalizer == "selfbootstrap.dev/finalizer"
     assert settings.queueing.idle_timeout == handlers.QUEUE_IDLE_SECONDS < 5, "idle object workers go soon"
+    assert 0 < settings.background.instant_exit_timeout == handlers.DAEMON_EXIT_WAIT_SECONDS <= 1, \
+        "a finished run's daemon is awaited briefly, not rechecked after its cancellation backoff"
 
 
 def test_each_shard_has_a_finalizer_of_its_own():
