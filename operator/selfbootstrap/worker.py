@@ -96,7 +96,7 @@ class RunWorker:
         change of its workload; True when it is."""
         run, ledger, limit = self.current(), self.services.ledger, self.services.settings.max_runs_per_namespace
         uid, namespace = text(meta(run).get("uid")) or "", namespace_of(run)
-        if limit and path(run, "status", "phase") in (None, m.Phase.PENDING) and ledger.active(namespace, uid) >= limit:
+        if limit and _before_deploy(run) and ledger.active(namespace, uid) >= limit:
             ledger.wait_for_slot(namespace, uid, wake)
             return True
         ledger.stop_waiting(namespace, uid)
@@ -162,8 +162,8 @@ class RunWorker:
             return wait
         self.failures = 0
         delay = self._settle(tick)
-        if delay is not None and m.target_of(run)[0] != m.WorkloadKind.DEPLOYMENT and \
-                path(tick.run, "status", "phase") not in (None, m.Phase.PENDING):
+        if delay is not None and tick.run is not None and m.target_of(run)[0] != m.WorkloadKind.DEPLOYMENT and \
+                not _before_deploy(tick.run):
             return min(delay, REQUESTED_WORLD_SECONDS)  # no watch of the workload itself wakes the run
         return delay
 
@@ -183,7 +183,7 @@ class RunWorker:
     async def _world(self, run: JsonObject) -> World | None:
         container = text(path(run, "spec", "target", "container"))
         # A run in Pending only waits (for a slot, a holder, a quiet moment): it never pays for the API resync.
-        waiting = path(run, "status", "phase") in (None, m.Phase.PENDING)
+        waiting = _before_deploy(run)
         namespace = namespace_of(run)
         resync = time.monotonic() >= self.resync_at and not waiting and not self._watches_alive(namespace)
         if not resync and m.target_of(run)[0] == m.WorkloadKind.DEPLOYMENT and not self.indices.ready(namespace):
@@ -296,7 +296,8 @@ class RunWorker:
 
 
 def _before_deploy(run: JsonObject) -> bool:
-    """A run still to take its workload and deploy: its steps go first (scheduling.FairExecutor)."""
+    """A run not yet accepted or in Pending: it waits (for a slot, a holder, a quiet moment) or takes its workload
+    and deploys. Its steps go first (scheduling.FairExecutor); it never pays for the API resync."""
     return path(run, "status", "phase") in (None, m.Phase.PENDING)
 
 

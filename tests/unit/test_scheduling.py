@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -14,7 +15,8 @@ from hypothesis import strategies as st
 from selfbootstrap.scheduling import FairExecutor, Ledger
 
 
-def test_a_flooded_namespace_does_not_starve_another():
+def gated() -> tuple[list[str], threading.Event, Callable[[str], str]]:
+    """A job that waits for the gate, then notes its name: the order the executor served the jobs in."""
     order: list[str] = []
     gate = threading.Event()
 
@@ -22,6 +24,12 @@ def test_a_flooded_namespace_does_not_starve_another():
         gate.wait(5)
         order.append(name)
         return name
+
+    return order, gate, job
+
+
+def test_a_flooded_namespace_does_not_starve_another():
+    order, gate, job = gated()
 
     async def main() -> list[str]:
         fair = FairExecutor(1)
@@ -41,13 +49,7 @@ def test_a_flooded_namespace_does_not_starve_another():
 
 
 def test_urgent_jobs_of_a_namespace_go_before_its_others_and_not_before_other_namespaces():
-    order: list[str] = []
-    gate = threading.Event()
-
-    def job(name: str) -> str:
-        gate.wait(5)
-        order.append(name)
-        return name
+    order, gate, job = gated()
 
     async def main() -> None:
         fair = FairExecutor(1)
