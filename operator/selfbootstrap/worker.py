@@ -2,7 +2,8 @@
 
 It wakes when the watches see a change to the run, its Deployment, the Deployment's
 ReplicaSets or their pods (or when its own timer is due), builds the world from the caches,
-and hands the tick to a thread of the operator's pool (the tick's writes block). Passing
+and hands the tick to a thread of the operator's pool (the tick's writes block), unless neither the run nor
+its world changed since the last tick and that tick's requeue has not run out (see Decided). Passing
 faults of the API server are retried with exponential backoff; the caches are trusted only
 while they are at least as new as this run's own last patch, and a slow resync reads the
 world from the API when the namespace's watches have gone quiet for that long.
@@ -11,9 +12,10 @@ world from the API when the namespace's watches have gone quiet for that long.
 from __future__ import annotations
 
 import asyncio
+import pickle
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from kubernetes.client.exceptions import ApiException
@@ -59,6 +61,7 @@ class RunWorker:
         self.reposted = False
         self.refusal: str | None = None  # "" once checked and nothing refused
         self.listing_awaited = False
+        self.decided: Decided | None = None  # what the last tick decided on, while its decision stands
 
     async def run(self, stopped: Any) -> None:
         """Tick until the run is finished or the daemon is stopped."""
@@ -153,8 +156,13 @@ class RunWorker:
             if not self.reposted:
                 await self._in_pool(self.reconciler.repost, run, world)
                 self.reposted = True
+            standing = self.decided.standing(run, world) if self.decided is not None else None
+            if standing is not None:
+                return self._polled(run, standing)
+            started = time.monotonic()
             tick = await self._in_pool(self.reconciler.tick, run, world)
         except INFRASTRUCTURE_ERRORS as err:
+            self.decided = None
             self.failures += 1
             wait = min(MAX_BACKOFF, 2.0 ** (self.failures - 1))
             self.logger.warning("reconcile of %s/%s met %s; trying again in %gs", namespace_of(run),
@@ -162,8 +170,14 @@ class RunWorker:
             return wait
         self.failures = 0
         delay = self._settle(tick)
-        if delay is not None and tick.run is not None and m.target_of(run)[0] != m.WorkloadKind.DEPLOYMENT and \
-                not _before_deploy(tick.run):
+        if delay is None or tick.run is None:
+            return delay
+        self.decided = Decided.of(tick.run, world, started + delay)
+        return self._polled(tick.run, delay)
+
+    @staticmethod
+    def _polled(run: JsonObject, delay: float) -> float:
+        if m.target_of(run)[0] != m.WorkloadKind.DEPLOYMENT and not _before_deploy(run):
             return min(delay, REQUESTED_WORLD_SECONDS)  # no watch of the workload itself wakes the run
         return delay
 
@@ -253,13 +267,13 @@ class RunWorker:
         record names as holder is still in flight, the namespace's runs in flight, the installer's bounds."""
         ledger, uid, namespace = self.services.ledger, text(meta(run).get("uid")) or "", namespace_of(run)
         entries = cache.peers_of(self.indices, run)
-        world = replace(world, namespace_active=ledger.active(namespace, uid), limits=self.services.limits)
+        world = replace(world, limits=self.services.limits)
         phase = text(path(run, "status", "phase"))
-        if phase is None or m.rule_of(phase).at_gate:
+        if phase is None or m.rule_of(phase).at_gate:  # only the gate reads these (past it, they change nothing)
             quiet = min((ledger.seen_seconds(e.uid) for e in entries), default=ledger.seen_seconds(uid))
             quiet = min(quiet, ledger.seen_seconds(uid))
             world = replace(world, peers=cache.newer_than(entries, run), passed_over=cache.older_than(entries, run),
-                            quiet_seconds=quiet)
+                            quiet_seconds=quiet, namespace_active=ledger.active(namespace, uid))
         holder = record.parse(world.deployment.annotations.get(m.RUNS_ANNOTATION)).holder \
             if world.deployment is not None else None
         if holder is None or holder.uid == uid or any(e.uid == holder.uid for e in entries):
@@ -293,6 +307,36 @@ class RunWorker:
         if workload is not None:
             self.services.kube.post_event({"apiVersion": "apps/v1", "kind": kind, **workload},
                                           Event(EventType.WARNING, reasons.SELF_BOOTSTRAP_RUN_DELETED, message))
+
+
+@dataclass(frozen=True)
+class Decided:
+    """What a tick decided on (the run as it left it, and its world) and when its decision runs out.
+
+    A wake that changes neither (the echo of the run's own status write, a change of a pod or ReplicaSet the
+    world does not keep) would decide the same again: the machine's requeue is the time until its next step
+    when nothing changes (0: at once), so the tick is skipped until then: a run in flight is woken far more
+    often than what its decisions read changes."""
+
+    run_version: str
+    world: int  # its digest: kept whole, every run in flight would hold its world between ticks
+    due: float  # time.monotonic()
+
+    @classmethod
+    def of(cls, run: JsonObject, world: World, due: float) -> Decided:
+        return cls(text(meta(run).get("resourceVersion")) or "", digest(world), due)
+
+    def standing(self, run: JsonObject, world: World) -> float | None:
+        """Seconds the decision still stands for this run and world (None: decide again)."""
+        left = self.due - time.monotonic()
+        if left <= 0 or text(meta(run).get("resourceVersion")) != self.run_version or digest(world) != self.world:
+            return None
+        return left
+
+
+def digest(world: World) -> int:
+    """Equal for equal worlds (the same objects, read alike), within this process."""
+    return hash(pickle.dumps(world, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _before_deploy(run: JsonObject) -> bool:

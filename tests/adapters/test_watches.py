@@ -99,6 +99,31 @@ def test_what_the_watches_keep_is_what_the_cache_reads_and_changes_wake_the_work
         watches.stop()
 
 
+def test_a_change_the_cache_does_not_keep_wakes_nobody():
+    """A pod's IP or resourceVersion, a ReplicaSet's status counts: the runs' worlds are made of the entries, and
+    a thousand rollouts at once would wake their runs several times a step for nothing."""
+    first = pod("web-abc-1", "p1", "web-abc", "r1", "abc")
+    ip = {**first, "metadata": {**first["metadata"], "resourceVersion": "20"}, "status": {"phase": "Running",
+                                                                                            "podIP": "10.0.0.9"}}
+    failed = {**first, "metadata": {**first["metadata"], "resourceVersion": "21"}, "status": {"phase": "Failed"}}
+    counted = {**replica_set("web-abc", "r1", "web", "d1"), "status": {"replicas": 1, "fullyLabeledReplicas": 1}}
+    counted["metadata"] = {**counted["metadata"], "resourceVersion": "22"}
+    api = ScriptedApi(
+        listed={"deployments": [deployment("web", "d1")], "replicasets": [replica_set("web-abc", "r1", "web", "d1")],
+                "pods": [first]},
+        events={"pods": [{"type": "MODIFIED", "object": ip}, {"type": "MODIFIED", "object": failed}],
+                "replicasets": [{"type": "MODIFIED", "object": counted}]})
+    woken: list[tuple[str, str, str]] = []
+    watches = NamespaceWatches(api, "ns", woken.append, server_timeout=5, chunk=1)  # type: ignore[arg-type]
+    watches.start()
+    try:
+        wait(lambda: watches.ready and [p.state.phase for p in watches.values("pods", "r1")] == ["Failed"])
+        time.sleep(0.2)  # the ReplicaSet's stream, too
+        assert woken.count(("deployment", "ns", "web")) == 2, "once listed, once for the pod that failed"
+    finally:
+        watches.stop()
+
+
 def test_an_error_event_lists_again():
     api = ScriptedApi(listed={"deployments": [deployment("web", "d1")], "replicasets": [], "pods": []},
                       events={"deployments": [{"type": "ERROR", "object": {"code": 410, "message": "too old"}}]})

@@ -16,10 +16,11 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from selfbootstrap import worker as w
+from selfbootstrap.adapters import cache
 from selfbootstrap.adapters.executor import Executor
 from selfbootstrap.adapters.kube import Kube
 from selfbootstrap.config import Settings
-from selfbootstrap.core.world import World
+from selfbootstrap.core.world import PodState, World
 from selfbootstrap.models import Phase, RunStatus
 from selfbootstrap.reconciler import Reconciler, Tick
 from selfbootstrap.scheduling import FairExecutor
@@ -140,6 +141,7 @@ def test_a_long_sleep_still_ends_for_the_safety_resync(services, phase, reads):
     in_phase = {**with_rv("11"), "status": {"phase": phase}}
 
     async def scenario() -> list[float]:
+        services.ledger.saw("apps", "u", False)  # the watch has seen it (how long it has been quiet: the gate)
         worker, stopped, ticks = make_worker(services, live=in_phase), Stopped(), []
 
         def tick(run: dict, world: World) -> Tick:
@@ -301,3 +303,60 @@ def test_a_slow_listing_is_not_waited_for_long(services, monkeypatch):
     services.kube.observe.assert_called_once()
     asyncio.run(worker.step())
     assert services.kube.observe.call_count == 2, "read from the API, without waiting again"
+
+
+def _in_flight(rv: str) -> dict:
+    return {**with_rv(rv), "status": {"phase": "VerifyingHealth"}}
+
+
+def test_a_wake_that_changes_nothing_the_tick_reads_decides_nothing(services):
+    """The echo of the run's own status write, or a change the world does not keep: the last decision stands
+    until its requeue runs out (the machine's requeue is the time to its next step when nothing changes)."""
+    worker = make_worker(services, live=_in_flight("11"))
+    worker.reconciler.tick.return_value = Tick(30.0, _in_flight("12"))  # the tick wrote the run
+    assert asyncio.run(worker.step()) == 30.0
+    worker.live = _in_flight("12")  # its echo
+    left = asyncio.run(worker.step())
+    assert worker.reconciler.tick.call_count == 1 and 29.0 < left <= 30.0, "slept on, for what is left"
+
+
+@pytest.mark.parametrize("change", ["run", "world", "time"])
+def test_a_change_of_the_run_or_its_world_or_the_requeue_running_out_decides_again(services, change):
+    worker = make_worker(services, live=_in_flight("11"))
+    worker.reconciler.tick.return_value = Tick(30.0, _in_flight("11"))
+    asyncio.run(worker.step())
+    match change:
+        case "run":
+            worker.live = _in_flight("13")  # e.g. someone annotated it (abort, an approval)
+        case "world":
+            worker.indices = indices(pods={("apps", "rs-1"): [cache.PodEntry.of(PodState("web-abc-1", ready=False))]})
+        case "time":
+            assert worker.decided is not None
+            worker.decided = dataclasses.replace(worker.decided, due=time.monotonic())
+    asyncio.run(worker.step())
+    assert worker.reconciler.tick.call_count == 2
+
+
+def test_at_the_gate_every_wake_decides(services):
+    """Before the deploy the gate reads how long the workload's runs have been quiet, which changes with time:
+    a run there decides on every wake."""
+    pending = {**with_rv("11"), "status": {"phase": "Pending"}}
+    services.ledger.saw("apps", "u", False)
+    worker = make_worker(services, live=pending)
+    worker.reconciler.tick.return_value = Tick(30.0, pending)
+    asyncio.run(worker.step())
+    asyncio.run(worker.step())
+    assert worker.reconciler.tick.call_count == 2
+
+
+def test_a_failed_tick_forgets_what_it_decided(services):
+    worker = make_worker(services, live=_in_flight("11"))
+    worker.reconciler.tick.return_value = Tick(30.0, _in_flight("11"))
+    asyncio.run(worker.step())
+    before = worker.indices
+    worker.indices = indices(pods={("apps", "rs-1"): [cache.PodEntry.of(PodState("web-abc-1", ready=False))]})
+    worker.reconciler.tick.side_effect = ApiException(status=503)
+    asyncio.run(worker.step())
+    worker.indices, worker.reconciler.tick.side_effect = before, None  # the world as first decided on
+    asyncio.run(worker.step())
+    assert worker.reconciler.tick.call_count == 3, "a failure leaves no decision standing"

@@ -114,7 +114,10 @@ def controller_of(o: JsonObject, *kinds: str) -> JsonObject | None:
 
 
 def replica_set_entry(rs: JsonObject) -> ReplicaSetEntry:
-    body: JsonObject = {"metadata": _trim_meta(rs, "annotations", "ownerReferences"),
+    """Without the resourceVersion: nothing reads it, and a status count's change would make a new entry."""
+    md = {key: value for key, value in _trim_meta(rs, "annotations", "ownerReferences").items()
+          if key not in ("resourceVersion", "generation")}
+    body: JsonObject = {"metadata": md,
                         "spec": {"template": obj(path(rs, "spec", "template"))},
                         "status": {"availableReplicas": integer(path(rs, "status", "availableReplicas"))}}
     return ReplicaSetEntry(_pack(body))

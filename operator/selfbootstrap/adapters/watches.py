@@ -51,8 +51,12 @@ class _Store:
     by_key: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)  # uid -> its key, to move or drop an entry
 
-    def put(self, uid: str, key: str | None, entry: Any) -> None:
-        old = self.keys.pop(uid, None)
+    def put(self, uid: str, key: str | None, entry: Any) -> bool:
+        """Keep (or, key None, drop) an object's entry; False when it was kept exactly so already."""
+        old = self.keys.get(uid)
+        if key is not None and old == key and self.by_key.get(key, {}).get(uid) == entry:
+            return False
+        self.keys.pop(uid, None)
         if old is not None:
             bucket = self.by_key.get(old)
             if bucket is not None:
@@ -62,6 +66,7 @@ class _Store:
         if key is not None:
             self.by_key.setdefault(key, {})[uid] = entry
             self.keys[uid] = key
+        return True
 
 
 class NamespaceWatches:
@@ -165,8 +170,10 @@ class NamespaceWatches:
     def _keep(self, store: _Store, plural: str, body: JsonObject, deleted: bool = False, wake: bool = True) -> None:
         uid = text(k.meta(body).get("uid")) or ""
         key, entry, wakes = _entry(plural, body)
-        store.put(uid, None if deleted or key is None else key, entry)
-        for workload in wakes if wake else ():
+        changed = store.put(uid, None if deleted or key is None else key, entry)
+        # A change the entry does not keep (a pod's probe times, a ReplicaSet's status counts) wakes nobody: the
+        # runs' worlds are made of the entries. An object kept by no key (another kind's pod) always wakes.
+        for workload in wakes if wake and (changed or key is None) else ():
             self.wake(("deployment", self.namespace, workload))
 
 
