@@ -35,6 +35,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -239,6 +240,33 @@ def echo_controller(namespace: str) -> Watcher:
                 _content_type="application/merge-patch+json")
 
     return Watcher("echo", custom.list_namespaced_custom_object, (GROUP, VERSION, namespace, PLURAL), handle)
+
+
+FLOOR_THREADS = 8  # as many as the operator's tick threads (SELFBOOTSTRAP_TICK_THREADS)
+
+
+def floor_controller(namespace: str, status_first: bool) -> tuple[Watcher, ThreadPoolExecutor]:
+    """The least a controller that deploys runs can do, the floor of figure 7: on a run's ADDED event, patch its
+    Deployment's image from FLOOR_THREADS threads; status_first: after writing the run's status
+    {"phase": "Pending"}, as a controller whose first status comes before its work must."""
+    custom, apps = client.CustomObjectsApi(client.ApiClient()), client.AppsV1Api(client.ApiClient())
+    pool = ThreadPoolExecutor(FLOOR_THREADS)
+
+    def deploy(run: Json) -> None:
+        if status_first:
+            custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, run["metadata"]["name"], {"status": {"phase": "Pending"}},
+                _content_type="application/merge-patch+json")
+        image = {"name": "app", "image": run["spec"]["release"]["image"]}
+        apps.patch_namespaced_deployment(run["spec"]["target"]["deployment"], namespace,
+                                         {"spec": {"template": {"spec": {"containers": [image]}}}},
+                                         _content_type="application/strategic-merge-patch+json")
+
+    def handle(kind: str, run: Json, _: float) -> None:
+        if kind == "ADDED" and not (run.get("status") or {}).get("phase"):
+            pool.submit(deploy, run)
+
+    return Watcher("floor", custom.list_namespaced_custom_object, (GROUP, VERSION, namespace, PLURAL), handle), pool
 
 
 def undo_on_crash(namespace: str) -> Watcher:
@@ -632,8 +660,6 @@ BURST_CLIENTS = 32  # concurrent creates, as a GitOps engine's sync (Argo CD app
 
 def create_burst(ns: str, names: list[str]) -> list[float]:
     """Every run created at once: BURST_CLIENTS threads, each with its own connection; when each create returned."""
-    from concurrent.futures import ThreadPoolExecutor
-
     def create(name: str) -> float:
         create_run(ns, name, name, V2)
         return time.monotonic()
@@ -678,15 +704,47 @@ def burst_baseline(ns: str, n: int) -> Burst:
     return out
 
 
+def burst_floor(ns: str, n: int, status_first: bool) -> Burst:
+    """N runs created in a burst as for the operator, deployed by floor_controller: burst start -> each deploy
+    patch. What any controller deploying runs would take on this control plane."""
+    out, names = Burst(), [f"app-{i}" for i in range(n)]
+    with observing(ns) as marks:
+        if not ready_deployments(ns, marks, names, "burst", throughput_timeout(n)):
+            return out
+        controller, pool = floor_controller(ns, status_first)
+        try:
+            with running(controller):
+                time.sleep(0.5)  # the controller's watch is established
+                t0 = time.monotonic()
+                out.created = [t - t0 for t in create_burst(ns, names)]
+                marks.wait([f"patched:{x}" for x in names], throughput_timeout(n))
+        finally:
+            pool.shutdown(cancel_futures=True)
+        out.to_patch = [since(marks, t0, f"patched:{x}") for x in names]
+    return out
+
+
 def percentile(xs: list[float], q: float) -> float:
     ok = sorted(finite(xs))
     return ok[min(len(ok) - 1, math.ceil(q * len(ok)) - 1)] if ok else float("nan")
 
 
-def burst_rows(n: int, ours: list[Burst], base: list[Burst]) -> list[Row]:
+FLOORS = {False: "a floor controller: the deploy patch alone", True: "a floor controller: first status, then deploy"}
+
+
+def burst_rows(n: int, ours: list[Burst], base: list[Burst],
+               floors: dict[bool, list[Burst]] | None = None) -> list[Row]:
     rows = [Row(f"7. burst of {n}: start -> deploy patch, p{int(q * 100)} (s)",
                 [percentile(b.to_patch, q) for b in ours], [percentile(b.to_patch, q) for b in base], ".2f",
                 f"kubectl set image on {n} Deployments") for q in (0.5, 0.95)]
+    for status_first, measured in (floors or {}).items():
+        p95 = [percentile(b.to_patch, 0.95) for b in measured]
+        rows.append(Row(f"7. burst of {n}: start -> deploy patch, p95 (s), vs the floor",
+                        [percentile(b.to_patch, 0.95) for b in ours], p95, ".2f",
+                        f"{FLOORS[status_first]} (bench_watch.floor_controller)"))
+        rows.append(Row(f"7. burst of {n}: the floor's own p95 vs kubectl's (s)", p95,
+                        [percentile(b.to_patch, 0.95) for b in base], ".2f",
+                        f"{FLOORS[status_first]}; the operator's target: 2x kubectl"))
     rows.append(Row(f"7. burst of {n}: the runs' own creates, p95 (s)", [percentile(b.created, 0.95) for b in ours],
                     [percentile(b.to_patch, 0.95) for b in base], ".2f",
                     "the floor: no run deploys before it exists; beside kubectl's p95"))
@@ -703,18 +761,25 @@ def burst_rows(n: int, ours: list[Burst], base: list[Burst]) -> list[Row]:
 
 
 def burst(sid: str, n: int, repeats: int, identity: Identity, audit: AuditLog | None, logs: Path,
-          baselines: bool = True) -> list[Row]:
+          baselines: bool = True, operator_side: bool = True) -> list[Row]:
     ours: list[Burst] = []
     base: list[Burst] = []
+    floors: dict[bool, list[Burst]] = {False: [], True: []} if baselines else {}
     for r in range(repeats):
         if baselines:
             base.append(scenario(f"7. burst N={n}, repeat {r + 1}/{repeats}: kubectl set image baseline",
                                  f"bench-{sid}-base-burst{n}-{r}", functools.partial(burst_baseline, n=n), Burst(),
                                  120 + n))
-        ours.append(scenario(f"7. burst N={n}, repeat {r + 1}/{repeats}: operator", f"bench-{sid}-op-burst{n}-{r}",
-                             functools.partial(burst_operator, n=n, identity=identity, audit=audit,
-                                               log=logs / f"operator-burst{n}-{r}.log"), Burst(), 120 + n))
-    return burst_rows(n, ours, base)
+            for status_first, measured in floors.items():
+                measured.append(scenario(f"7. burst N={n}, repeat {r + 1}/{repeats}: {FLOORS[status_first]}",
+                                         f"bench-{sid}-floor{int(status_first)}-burst{n}-{r}",
+                                         functools.partial(burst_floor, n=n, status_first=status_first), Burst(),
+                                         120 + n))
+        if operator_side:
+            ours.append(scenario(f"7. burst N={n}, repeat {r + 1}/{repeats}: operator", f"bench-{sid}-op-burst{n}-{r}",
+                                 functools.partial(burst_operator, n=n, identity=identity, audit=audit,
+                                                   log=logs / f"operator-burst{n}-{r}.log"), Burst(), 120 + n))
+    return burst_rows(n, ours, base, floors)
 
 
 # --- figures -------------------------------------------------------------------------------------
@@ -895,6 +960,8 @@ def main() -> None:
                         help="also write every row's samples there (bench_targets.py)")
     parser.add_argument("--operator-only", action="store_true",
                         help="figures 4-6 of the operator alone: no baselines, no latency figures 1-3 (quicker)")
+    parser.add_argument("--baselines-only", action="store_true",
+                        help="figure 7's baselines alone: kubectl and the floor controllers, no operator")
     args = parser.parse_args()
 
     setup_cluster()
@@ -903,7 +970,7 @@ def main() -> None:
     sid, logs = uuid.uuid4().hex[:5], Path(tempfile.mkdtemp(prefix="bench-watch-"))
     say(f"session {sid}; operator logs in {logs}; audit log: {audit_path if audit else 'off'}")
     with operator_identity(sid, logs) as identity:
-        rows = [] if args.operator_only else latency_rows(sid, args.repeats, identity, logs)
+        rows = [] if args.operator_only or args.baselines_only else latency_rows(sid, args.repeats, identity, logs)
         results: dict[int, list[Throughput]] = {}
         notes: list[str] = []
         for n in args.runs:
@@ -914,7 +981,7 @@ def main() -> None:
             notes += completion_notes(n, ours, base)
         for n in args.burst:
             rows += burst(sid, n, args.throughput_repeats or args.repeats, identity, audit, logs,
-                          baselines=not args.operator_only)
+                          baselines=not args.operator_only, operator_side=not args.baselines_only)
     print_table(f"selfbootstrap operator vs baselines (min / median / max of {args.repeats} samples, figures 4-6: "
                 f"{args.throughput_repeats or args.repeats} per N; ratio = operator median / baseline median)",
                 ["figure", "operator", "baseline", "ratio", "baseline is"], [r.cells() for r in rows])
