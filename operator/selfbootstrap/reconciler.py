@@ -62,6 +62,7 @@ class Tick:
     requeue: float | None  # seconds until the next tick; None: the run is finished (or gone)
     run: JsonObject | None  # the run as last written (None: gone)
     patched_from: str | None = None  # the Deployment's resourceVersion a patch of this tick was guarded on
+    wrote: bool = False  # `run` is what this tick's status write returned (not the run as it came, nor a read)
 
 
 @dataclass
@@ -138,7 +139,7 @@ class Reconciler:
             decision, events = self._asked(run, world, decision, events)
         written = self._record(o, run.status, decision, events, world, post=decision.action is None)
         if decision.action is None:
-            return Tick(decision.requeue_after, written)
+            return Tick(decision.requeue_after, written, wrote=written is not o)
         run = replace(run, status=decision.status)
         try:
             result = self.executor.perform(run, decision.action)
@@ -149,7 +150,7 @@ class Reconciler:
         changed = isinstance(result, Deployed | Undone | Released) or (
             isinstance(result, Failed) and result.stale)
         guard = world.deployment.resource_version if world.deployment and changed else None
-        return Tick(settled.requeue_after, written, guard)
+        return Tick(settled.requeue_after, written, guard, wrote=written is not o)
 
     def _asked(self, run: Run, world: World, asked: Decision,
                    events: tuple[Event, ...]) -> tuple[Decision, tuple[Event, ...]]:
@@ -204,7 +205,8 @@ class Reconciler:
         try:
             run = parse_run(o)
             decision = machine.internal_error(run, self.clock(), message[:1024])
-            return Tick(None, self._record(o, run.status, decision, decision.events))
+            written = self._record(o, run.status, decision, decision.events)
+            return Tick(None, written, wrote=written is not o)
         except Exception:  # cannot even record it: log, and let the caller back off
             self.logger.exception("could not record the failure of run %s", _key(o))
             raise err from None

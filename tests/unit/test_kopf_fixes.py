@@ -326,11 +326,49 @@ def test_an_event_older_than_the_worker_s_own_write_patches_nothing(version: str
             kwargs["patch"].fns.append(_finalizer)  # kopf: the run finished, its finalizer goes
             return [], True
 
-        body = Body({"metadata": {"uid": uid, "resourceVersion": version or "11"}})
-        await kopf_trim._no_patch_from_stale_events(causes)(patch=patch, body=body, consistency_time=None)
+        body = Body({"metadata": {"uid": uid, "resourceVersion": version or "11"}, "status": {"phase": "Succeeded"}})
+        await kopf_trim._no_patch_from_stale_events(causes)(patch=patch, body=body, consistency_time=None,
+                                                            raw_event={"type": "MODIFIED", "object": dict(body)})
         return list(patch.fns)
 
     assert asyncio.run(scenario()) == ([_finalizer] if kept else [])
+
+
+@pytest.mark.parametrize(("event", "light"), [
+    ({"type": "MODIFIED", "version": "12", "phase": "VerifyingHealth"}, True),
+    ({"type": "MODIFIED", "version": "13", "phase": "VerifyingHealth"}, False),  # someone wrote after the worker
+    ({"type": "MODIFIED", "version": "11", "phase": "VerifyingHealth"}, False),
+    ({"type": "MODIFIED", "version": "12", "phase": "Succeeded"}, False),  # its daemon stops, its finalizer goes
+    ({"type": "MODIFIED", "version": "12", "phase": "VerifyingHealth", "deleting": True}, False),
+    ({"type": None, "version": "12", "phase": "VerifyingHealth"}, False),  # listed (a restart of the watch)
+    ({"type": "DELETED", "version": "12", "phase": "VerifyingHealth"}, False),
+], ids=["the-echo", "newer", "older", "finished", "being-deleted", "listed", "deleted"])
+def test_the_echo_of_the_worker_s_own_write_of_a_run_in_flight_is_handled_lightly(event: dict[str, Any],
+                                                                                    light: bool) -> None:
+    """Kopf's filters, daemons and finalizer checks find nothing to do in the event of the version the worker's
+    last write returned, of a run still in flight: they are skipped (kopf still keeps the body and its index)."""
+    from kopf._cogs.structs.bodies import Body
+    from kopf._cogs.structs.patches import Patch
+
+    uid = f"echo-{event['version']}-{event['phase']}-{event['type']}-{event.get('deleting')}"
+    kopf_trim.wrote(uid, "12")
+    metadata: dict[str, Any] = {"uid": uid, "resourceVersion": event["version"]}
+    if event.get("deleting"):
+        metadata["deletionTimestamp"] = "2030-01-01T00:00:00Z"
+    raw: Any = {"metadata": metadata, "status": {"phase": event["phase"]}}
+    handled: list[bool] = []
+
+    async def causes(**kwargs: Any) -> tuple[list[float], bool]:
+        handled.append(True)
+        return [1.0], True
+
+    async def scenario() -> Any:
+        return await kopf_trim._no_patch_from_stale_events(causes)(
+            patch=Patch(), body=Body(raw), consistency_time=None, raw_event={"type": event["type"], "object": raw})
+
+    result = asyncio.run(scenario())
+    assert (not handled) is light
+    assert result == (([], False) if light else ([1.0], True))
 
 
 def test_the_writes_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -64,6 +64,7 @@ def test_a_new_run_takes_its_workload_with_its_deploy_patch(kube):
     assert call.args[3]["metadata"]["resourceVersion"] == "100"
     assert deployed_["phase"] == "VerifyingHealth"
     assert tick.patched_from == "100" and tick.run["status"] == deployed_
+    assert tick.wrote, "the run is what its write returned (kopf handles that version's event lightly)"
 
 
 def test_a_take_whose_outcome_was_not_written_is_not_made_again(kube):
@@ -108,6 +109,7 @@ def test_a_status_conflict_skips_the_side_effect_and_reads_the_run_again(kube):
     kube.read_run.return_value = run_obj({"phase": "Pending"})
     tick = reconciler(kube).tick(run_obj(resolved().dump()), world(holding(deployment())))
     assert (tick.requeue, tick.run) == (0.0, kube.read_run.return_value)
+    assert not tick.wrote, "someone else's version, read: kopf handles its event in full"
     kube.patch_workload.assert_not_called()
 
 
@@ -160,7 +162,8 @@ def test_an_unparseable_spec_fails_the_run_with_the_field(kube):
 
 
 def test_a_finished_run_is_not_touched(kube):
-    assert reconciler(kube).tick(run_obj({"phase": "Succeeded"}), world(deployment())).requeue is None
+    tick = reconciler(kube).tick(run_obj({"phase": "Succeeded"}), world(deployment()))
+    assert tick.requeue is None and not tick.wrote
     kube.write_status.assert_not_called()
 
 
