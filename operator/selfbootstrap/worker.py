@@ -156,7 +156,8 @@ class RunWorker:
             if not self.reposted:
                 await self._in_pool(self.reconciler.repost, run, world)
                 self.reposted = True
-            standing = self.decided.standing(run, world) if self.decided is not None else None
+            seen = digest(world)  # once: compared with the last tick's, and kept for the next wake's
+            standing = self.decided.standing(run, seen) if self.decided is not None else None
             if standing is not None:
                 return self._polled(run, standing)
             started = time.monotonic()
@@ -172,7 +173,7 @@ class RunWorker:
         delay = self._settle(tick)
         if delay is None or tick.run is None:
             return delay
-        self.decided = Decided.of(tick.run, world, started + delay)
+        self.decided = Decided(text(meta(tick.run).get("resourceVersion")) or "", seen, started + delay)
         return self._polled(tick.run, delay)
 
     @staticmethod
@@ -322,14 +323,10 @@ class Decided:
     world: int  # its digest: kept whole, every run in flight would hold its world between ticks
     due: float  # time.monotonic()
 
-    @classmethod
-    def of(cls, run: JsonObject, world: World, due: float) -> Decided:
-        return cls(text(meta(run).get("resourceVersion")) or "", digest(world), due)
-
-    def standing(self, run: JsonObject, world: World) -> float | None:
-        """Seconds the decision still stands for this run and world (None: decide again)."""
+    def standing(self, run: JsonObject, world: int) -> float | None:
+        """Seconds the decision still stands for this run and world (its digest; None: decide again)."""
         left = self.due - time.monotonic()
-        if left <= 0 or text(meta(run).get("resourceVersion")) != self.run_version or digest(world) != self.world:
+        if left <= 0 or text(meta(run).get("resourceVersion")) != self.run_version or world != self.world:
             return None
         return left
 
