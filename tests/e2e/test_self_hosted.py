@@ -105,14 +105,14 @@ def test_old_operator_keeps_the_run_until_it_is_replaced(peering, namespace):
     create_run(namespace, "handover", self_hosted_spec(NEW, "0.1.1", retries=60))
     wait_phase(namespace, "handover", "WatchingRestarts", timeout=60)
 
-    assert f"{namespace}/handover Deployed" in old.log()
+    assert old.logged(f"{namespace}/handover Deployed")
     assert f"{namespace}/handover" not in new.log(), "the lower-priority instance must stay paused"
 
     old.stop()  # graceful, as when the rolling update terminates the old pod
     st = wait_phase(namespace, "handover", {"RolledBack", "Failed", "Succeeded"}, timeout=120)
 
     assert st["phase"] == "Succeeded", st
-    assert f"{namespace}/handover Succeeded" in new.log()
+    assert new.logged(f"{namespace}/handover Succeeded")
     assert replica_sets(namespace, "app")[NEW]["revision"] == 2
 
 
@@ -225,7 +225,7 @@ def test_a_self_update_succeeds_once_the_new_operator_reports_its_self_test(old_
     gate = next(g for g in st["gates"] if g["kind"] == "selfTest")
     assert gate["phase"] == "Passed" and "passed its self-test on 1 pod(s)" in gate["message"], gate
     assert self_test_condition(pod)["status"] == "True"
-    assert f"{namespace}/upgrade Succeeded" in old_operator.log()
+    assert old_operator.logged(f"{namespace}/upgrade Succeeded")
     assert f"{namespace}/upgrade Succeeded" not in new.log(), "the paused new operator must not serve the run"
 
 
@@ -267,9 +267,9 @@ def test_a_new_operator_that_fails_its_self_test_is_rolled_back_while_the_old_on
     assert "failed its self-test" in st["message"] and "lacks status.nextVersionField" in st["message"], st["message"]
     assert deployment_image(namespace, "app") == OLD
     assert other["phase"] == "Succeeded", other
-    assert f"{namespace}/meanwhile Succeeded" in old_operator.log()
+    assert old_operator.logged(f"{namespace}/meanwhile Succeeded")
     assert f"{namespace}/meanwhile Deployed" not in new.log(), "the paused new operator must not serve runs"
-    assert f"{namespace}/upgrade RolledBack" in old_operator.log()
+    assert old_operator.logged(f"{namespace}/upgrade RolledBack")
     assert "safe mode" in new.log() and "lacks status.nextVersionField" in new.log()
 
 

@@ -14,7 +14,7 @@ from typing import IO
 
 from tools import localcluster
 
-from .waiting import wait_for
+from .waiting import poll, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 # The tests' settings: a silently stalled watch is re-established sooner, a peering lease lapses sooner.
@@ -157,6 +157,11 @@ class OperatorProcess:
         if self.log_file:
             return self.log_file.read_text(errors="replace")
         return "".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob(f"{self.name}-*.log")))
+
+    def logged(self, text: str, timeout: float = 15) -> bool:
+        """Whether text reaches the log within timeout seconds: a line is written after the write it tells
+        of, so a test that saw the write may read the log a moment before the line."""
+        return poll(lambda: text in self.log(), timeout) is not None
 
     def cpu_seconds(self) -> float:
         assert self.proc is not None
