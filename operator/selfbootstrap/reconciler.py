@@ -63,6 +63,9 @@ class Tick:
     run: JsonObject | None  # the run as last written (None: gone)
     patched_from: str | None = None  # the Deployment's resourceVersion a patch of this tick was guarded on
     wrote: bool = False  # `run` is what this tick's status write returned (not the run as it came, nor a read)
+    # The Events of a step that leaves the run in flight, kept in its status and not posted yet: its caller posts
+    # them (Reconciler.post) behind the other runs' steps. A run's last step posts its own.
+    events: tuple[Event, ...] = ()
 
 
 @dataclass
@@ -123,8 +126,9 @@ class Reconciler:
         after = _with_events(decision.status, decision.events)
         return (after.dump(), decision.events) if after != run.status else None
 
-    def post(self, o: JsonObject, events: tuple[Event, ...]) -> None:
-        self._post(o, events, None)
+    def post(self, o: JsonObject, events: tuple[Event, ...], world: World | None = None) -> None:
+        """Post Events the run's status keeps (ApiErrors are logged: an Event is not worth a failed run)."""
+        self._post(o, events, world)
 
     def _tick(self, o: JsonObject, world: World) -> Tick:
         try:
@@ -137,20 +141,31 @@ class Reconciler:
         decision, events = machine.decide_chained(run, world, self.clock())
         if isinstance(decision.action, QUESTIONS):  # no side effect: its answer feeds this tick
             decision, events = self._asked(run, world, decision, events)
-        written = self._record(o, run.status, decision, events, world, post=decision.action is None)
+        written = self._record(o, run.status, decision, events, world, post=False)
         if decision.action is None:
-            return Tick(decision.requeue_after, written, wrote=written is not o)
+            return self._told(Tick(decision.requeue_after, written, wrote=written is not o), events, world)
         run = replace(run, status=decision.status)
         try:
             result = self.executor.perform(run, decision.action)
-        finally:  # the side effect is not kept waiting for the Events (they are in status, for a restart)
-            self._post(written, events, world)
-        settled = machine.settle(run, world, decision.action, result, self.clock())
-        written = self._record(written, run.status, settled, settled.events, world)
+            settled = machine.settle(run, world, decision.action, result, self.clock())
+            unposted = events + settled.events  # kept with the step's last write until they are posted
+            last = self._record(written, run.status, settled, unposted, world, post=False)
+        except BaseException:
+            self._post(written, events, world)  # the step stops here: what it meant to do is told now
+            raise
         changed = isinstance(result, Deployed | Undone | Released) or (
             isinstance(result, Failed) and result.stale)
         guard = world.deployment.resource_version if world.deployment and changed else None
-        return Tick(settled.requeue_after, written, guard, wrote=written is not o)
+        return self._told(Tick(settled.requeue_after, last, guard, wrote=last is not o), unposted, world)
+
+    def _told(self, tick: Tick, events: tuple[Event, ...], world: World) -> Tick:
+        """The step's Events: a run in flight leaves them to its caller, a run's last step posts them (its
+        worker exits as that write comes back)."""
+        assert tick.run is not None, "a step's write returns the run"
+        if tick.requeue is not None:
+            return replace(tick, events=events)
+        self._post(tick.run, events, world)
+        return tick
 
     def _asked(self, run: Run, world: World, asked: Decision,
                    events: tuple[Event, ...]) -> tuple[Decision, tuple[Event, ...]]:

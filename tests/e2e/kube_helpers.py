@@ -6,10 +6,12 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 from tools import localcluster
 
 from .cluster import wait_for as poll
@@ -102,10 +104,31 @@ def wait_phase(namespace: str, name: str, phases: set[str] | str, timeout: float
     return status(namespace, name)
 
 
+EVENTS_WAIT_SECONDS = 10.0
+
+
 def events_of(namespace: str, name: str, kind: str = "SelfBootstrapRun") -> list[tuple[str, str, str]]:
-    items = client.CoreV1Api().list_namespaced_event(
-        namespace, field_selector=f"involvedObject.name={name},involvedObject.kind={kind}").items
+    """The object's Events. A run's status numbers its Events (eventSeq) and the operator posts them after the
+    write that numbers them: for a run, wait a moment for as many as its status numbers."""
+    def listed() -> list[Any]:
+        return client.CoreV1Api().list_namespaced_event(
+            namespace, field_selector=f"involvedObject.name={name},involvedObject.kind={kind}").items
+
+    items = listed()
+    if kind == "SelfBootstrapRun":
+        numbered = _event_seq(namespace, name)
+        deadline = time.monotonic() + EVENTS_WAIT_SECONDS
+        while len(items) < numbered and time.monotonic() < deadline:
+            time.sleep(0.2)
+            items = listed()
     return [(e.type, e.reason, e.message) for e in items]
+
+
+def _event_seq(namespace: str, name: str) -> int:
+    try:
+        return int(status(namespace, name).get("eventSeq") or 0)
+    except ApiException:  # gone: nothing to wait for
+        return 0
 
 
 def condition(st: dict[str, Any], type_: str) -> dict[str, Any]:
