@@ -66,6 +66,7 @@ class Tick:
     # The Events of a step that leaves the run in flight, kept in its status and not posted yet: its caller posts
     # them (Reconciler.post) behind the other runs' steps. A run's last step posts its own.
     events: tuple[Event, ...] = ()
+    workload: JsonObject | None = None  # what the key steps among them are posted on too (not the whole world)
 
 
 @dataclass
@@ -126,9 +127,10 @@ class Reconciler:
         after = _with_events(decision.status, decision.events)
         return (after.dump(), decision.events) if after != run.status else None
 
-    def post(self, o: JsonObject, events: tuple[Event, ...], world: World | None = None) -> None:
-        """Post Events the run's status keeps (ApiErrors are logged: an Event is not worth a failed run)."""
-        self._post(o, events, world)
+    def post(self, o: JsonObject, events: tuple[Event, ...], workload: JsonObject | None = None) -> None:
+        """Post Events the run's status keeps, the key steps on its workload (`Tick.workload`) too (ApiErrors are
+        logged: an Event is not worth a failed run)."""
+        self._post_on(o, events, workload)
 
     def _tick(self, o: JsonObject, world: World) -> Tick:
         try:
@@ -163,7 +165,7 @@ class Reconciler:
         worker exits as that write comes back)."""
         assert tick.run is not None, "a step's write returns the run"
         if tick.requeue is not None:
-            return replace(tick, events=events)
+            return replace(tick, events=events, workload=_workload_of(tick.run, world))
         self._post(tick.run, events, world)
         return tick
 
@@ -193,13 +195,16 @@ class Reconciler:
         return o
 
     def _post(self, o: JsonObject, events: tuple[Event, ...], world: World | None) -> None:
+        self._post_on(o, events, _workload_of(o, world))
+
+    def _post_on(self, o: JsonObject, events: tuple[Event, ...], workload: JsonObject | None) -> None:
         for event in events:
             log = self.logger.warning if event.type == EventType.WARNING else self.logger.info
             log("%s %s: %s", _key(o), event.reason, event.message)
             try:
                 self.kube.post_event(o, event)
-                if event.on_deployment and world is not None and world.deployment is not None:
-                    self.kube.post_event(o, event, deployment_ref(o, world.deployment))  # key steps, there too
+                if event.on_deployment and workload is not None:
+                    self.kube.post_event(o, event, workload)  # key steps, there too
             except ApiException as err:  # an Event is worth a log line, not a failed run
                 self.logger.warning("could not post event %s: %s", event.reason, api_message(err))
 
@@ -237,6 +242,10 @@ class Reconciler:
             metrics.OUTCOMES.labels(after.phase, after.reason or "").inc()
         if after.phase == Phase.ROLLING_BACK:
             metrics.ROLLBACKS.labels(after.rollback_failure_class or "").inc()
+
+
+def _workload_of(run: JsonObject, world: World | None) -> JsonObject | None:
+    return deployment_ref(run, world.deployment) if world is not None and world.deployment is not None else None
 
 
 def deployment_ref(run: JsonObject, dep: DeploymentState) -> JsonObject:

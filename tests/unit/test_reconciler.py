@@ -91,7 +91,9 @@ def test_the_events_of_a_step_are_numbered_kept_with_it_and_left_to_its_caller(k
         "the step's last write keeps every Event not posted yet, for a restart"
     assert last["eventSeq"] == 2
 
-    r.post(tick.run, tick.events, w)
+    assert tick.workload == {"apiVersion": "apps/v1", "kind": "Deployment",
+                             "metadata": {"name": "web", "namespace": "apps", "uid": w.deployment.uid}}
+    r.post(tick.run, tick.events, tick.workload)
     posted = [(c.args[1].reason, c.args[1].seq, c.args[2]["kind"] if len(c.args) > 2 else "SelfBootstrapRun")
               for c in kube.post_event.call_args_list]
     assert posted == [("Started", 1, "SelfBootstrapRun"), ("Deployed", 2, "SelfBootstrapRun"),

@@ -366,7 +366,8 @@ def test_a_failed_tick_forgets_what_it_decided(services):
 def test_a_steps_events_are_posted_after_it_behind_the_namespaces_steps(services, monkeypatch):
     worker = make_worker(services)
     event = Event(EventType.NORMAL, "Deployed", "release v3 deployed", seq=2)
-    worker.reconciler.tick.return_value = Tick(5.0, with_rv("11"), events=(event,))
+    workload = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "apps"}}
+    worker.reconciler.tick.return_value = Tick(5.0, with_rv("11"), events=(event,), workload=workload)
     jobs: list[tuple[Any, bool]] = []
     queue = services.ticks.run
 
@@ -378,8 +379,8 @@ def test_a_steps_events_are_posted_after_it_behind_the_namespaces_steps(services
     asyncio.run(worker.step())
     assert jobs == [(worker.reconciler.tick, True), (worker.reconciler.post, False)], \
         "the step of a run before its deploy goes first; its Events wait behind the namespace's other steps"
-    posted, events, world = worker.reconciler.post.call_args.args
-    assert posted["metadata"]["resourceVersion"] == "11" and events == (event,) and world.deployment is not None
+    assert worker.reconciler.post.call_args.args == (with_rv("11"), (event,), workload), \
+        "the job keeps what it posts, not the step's world"
 
 
 def test_a_failure_to_post_a_steps_events_is_logged_and_the_run_goes_on(services, caplog):
