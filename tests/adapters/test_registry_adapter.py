@@ -4,6 +4,7 @@ the answers map to ImageNotFound / ImagePullRefused / no verdict."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from unittest.mock import create_autospec
@@ -11,6 +12,7 @@ from unittest.mock import create_autospec
 import httpx
 import pytest
 
+from selfbootstrap.adapters import registry
 from selfbootstrap.adapters.egress import EgressPolicy
 from selfbootstrap.adapters.kube import Kube
 from selfbootstrap.adapters.registry import ImageExecutor
@@ -130,3 +132,49 @@ def test_credentials_are_looked_up_only_when_the_registry_asks_for_them():
     refused = resolve(ex, secrets=())
     assert isinstance(refused, Failed) and "'from-account'" in refused.message
     ex.kube.read_service_account.assert_called_once()  # type: ignore[attr-defined]
+
+
+def _counting(asked: list[str]):
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if request.url.path.endswith("/manifests/v2"):
+            return httpx.Response(200, content=MANIFEST, headers={"Docker-Content-Digest": "sha256:" + "e" * 64})
+        if request.url.path.endswith(f"/blobs/{CONFIG_DIGEST}"):
+            return httpx.Response(200, content=CONFIG)
+        raise httpx.ConnectError("refused", request=request)
+    return answer
+
+
+def test_runs_of_a_namespace_asking_the_same_with_the_same_credentials_share_one_answer():
+    asked: list[str] = []
+    ex = executor(_counting(asked))
+    first, again = resolve(ex), resolve(ex)
+    assert first == again and isinstance(first, ImageResolved)
+    assert len(asked) == 2, "one manifest and one config read for both runs"
+    resolve(ex, secrets=("other",))
+    assert len(asked) == 4, "other credentials may see another answer: they ask"
+    ex.perform(dataclasses.replace(run(), namespace="elsewhere"), ResolveImage("reg.example.com/team/web:v2",
+                                                                               ("pull",), "default"))
+    assert len(asked) == 6, "another namespace's runs ask with their own credentials"
+
+
+def test_an_unreachable_registry_is_asked_once_by_a_burst_and_again_after_the_moment():
+    asked: list[str] = []
+    ex = executor(_counting(asked))
+    now = [0.0]
+    ex.recent.clock = lambda: now[0]
+    image = "reg.example.com/team/web:v9"
+    assert all(isinstance(resolve(ex, image), ImageUnresolved) for _ in range(50))
+    assert len(asked) == 1
+    now[0] += registry.LOOKUP_SECONDS + 1
+    resolve(ex, image)
+    assert len(asked) == 2, "an answer serves only for a moment (a tag may be pushed again)"
+
+
+def test_a_self_updates_crd_check_is_asked_each_time():
+    asked: list[str] = []
+    ex = executor(_counting(asked))
+    action = ResolveImage("reg.example.com/team/web:v2", ("pull",), "default", check_crd=True)
+    ex.perform(run(), action)
+    ex.perform(run(), action)
+    assert asked.count("/v2/team/web/manifests/v2") == 2, "its answer depends on the runs in flight now"

@@ -37,6 +37,7 @@ from ..core.run import Run
 from ..core.text import http_status
 from .egress import EgressPolicy
 from .kube import RETRYABLE_STATUS, Kube, SecretUnavailableError
+from .recent import RecentAnswers
 from .request import Answer, NoAnswer, send
 
 if TYPE_CHECKING:
@@ -197,6 +198,12 @@ def _crd_of(session: Session, repo: str, digest: str) -> JsonObject | str:
     return crd if isinstance(crd, dict) else "the image's CRD is not an object: not checked"
 
 
+# How long one answer of a registry serves the runs that ask the same: a burst of a thousand runs of one image
+# asks once (an unreachable registry costs each lookup its DNS and connect timeouts, on a tick thread), and a tag
+# pushed again is seen within this.
+LOOKUP_SECONDS = 10.0
+
+
 def _no_runs() -> list[JsonObject]:
     return []
 
@@ -207,8 +214,18 @@ class ImageExecutor:
                  runs_in_flight: Callable[[], list[JsonObject]] = _no_runs) -> None:
         self.kube, self.egress, self.platform, self.transport = kube, egress, platform, transport
         self.runs_in_flight = runs_in_flight  # the runs this operator serves, for a self-update's CRD check
+        self.recent: RecentAnswers[tuple[str, ResolveImage], ImageResolved | ImageUnresolved | Failed] = \
+            RecentAnswers(LOOKUP_SECONDS)
 
     def perform(self, run: Run, action: ResolveImage) -> ImageResolved | ImageUnresolved | Failed:
+        """What the registry says of the image, asked with the run's namespace's credentials: the runs of one
+        namespace asking the same with the same credentials within LOOKUP_SECONDS share one answer. A
+        self-update's CRD check is asked each time (it reads the runs in flight)."""
+        if action.check_crd:
+            return self._lookup(run, action)
+        return self.recent.answer((run.namespace, action), functools.partial(self._lookup, run, action))
+
+    def _lookup(self, run: Run, action: ResolveImage) -> ImageResolved | ImageUnresolved | Failed:
         ref = images.parse(action.image)
         if ref is None:
             return ImageUnresolved(f"{action.image!r} is not an image reference the registry could be asked for")
