@@ -248,6 +248,13 @@ def _workload_of(run: JsonObject, world: World | None) -> JsonObject | None:
     return deployment_ref(run, world.deployment) if world is not None and world.deployment is not None else None
 
 
+def run_ref(run: JsonObject) -> JsonObject:
+    """What an Event needs of its run: a job waiting to post one keeps this, not the run's body."""
+    md = meta(run)
+    return {"apiVersion": run.get("apiVersion"), "kind": run.get("kind"),
+            "metadata": {"name": md.get("name"), "namespace": md.get("namespace"), "uid": md.get("uid")}}
+
+
 def deployment_ref(run: JsonObject, dep: DeploymentState) -> JsonObject:
     return {"apiVersion": "apps/v1", "kind": dep.kind,
             "metadata": {"name": dep.name, "namespace": namespace_of(run), "uid": dep.uid}}

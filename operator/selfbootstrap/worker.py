@@ -31,7 +31,7 @@ from .core.gates import analysis as analysis_gate
 from .core.jsontypes import JsonObject, integer, obj, objects, path, text, texts
 from .core.world import World
 from .models import RunStatus
-from .reconciler import INFRASTRUCTURE_ERRORS, Logger, Reconciler, Tick, is_finished
+from .reconciler import INFRASTRUCTURE_ERRORS, Logger, Reconciler, Tick, is_finished, run_ref
 from .services import Services, WakeKey, Wakeups
 
 T = TypeVar("T")
@@ -183,7 +183,7 @@ class RunWorker:
         the run's next step waits for them, so they are posted in order; a restart meanwhile posts them from the
         status that keeps them."""
         try:
-            await self.services.ticks.run(namespace_of(run), self.reconciler.post, run, events, workload)
+            await self.services.ticks.run(namespace_of(run), self.reconciler.post, run_ref(run), events, workload)
         except INFRASTRUCTURE_ERRORS as err:  # its status keeps them: a restart posts them again
             self.logger.warning("could not post the events of %s/%s: %s", namespace_of(run),
                                 text(meta(run).get("name")), _describe(err))
