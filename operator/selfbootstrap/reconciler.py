@@ -63,10 +63,6 @@ class Tick:
     run: JsonObject | None  # the run as last written (None: gone)
     patched_from: str | None = None  # the Deployment's resourceVersion a patch of this tick was guarded on
     wrote: bool = False  # `run` is what this tick's status write returned (not the run as it came, nor a read)
-    # The Events of a step that leaves the run in flight, kept in its status and not posted yet: its caller posts
-    # them (Reconciler.post) behind the other runs' steps. A run's last step posts its own.
-    events: tuple[Event, ...] = ()
-    workload: JsonObject | None = None  # what the key steps among them are posted on too (not the whole world)
 
 
 @dataclass
@@ -127,10 +123,8 @@ class Reconciler:
         after = _with_events(decision.status, decision.events)
         return (after.dump(), decision.events) if after != run.status else None
 
-    def post(self, o: JsonObject, events: tuple[Event, ...], workload: JsonObject | None = None) -> None:
-        """Post Events the run's status keeps, the key steps on its workload (`Tick.workload`) too (ApiErrors are
-        logged: an Event is not worth a failed run)."""
-        self._post_on(o, events, workload)
+    def post(self, o: JsonObject, events: tuple[Event, ...]) -> None:
+        self._post(o, events, None)
 
     def _tick(self, o: JsonObject, world: World) -> Tick:
         try:
@@ -143,31 +137,20 @@ class Reconciler:
         decision, events = machine.decide_chained(run, world, self.clock())
         if isinstance(decision.action, QUESTIONS):  # no side effect: its answer feeds this tick
             decision, events = self._asked(run, world, decision, events)
-        written = self._record(o, run.status, decision, events, world, post=False)
+        written = self._record(o, run.status, decision, events, world, post=decision.action is None)
         if decision.action is None:
-            return self._told(Tick(decision.requeue_after, written, wrote=written is not o), events, world)
+            return Tick(decision.requeue_after, written, wrote=written is not o)
         run = replace(run, status=decision.status)
         try:
             result = self.executor.perform(run, decision.action)
-            settled = machine.settle(run, world, decision.action, result, self.clock())
-            unposted = events + settled.events  # kept with the step's last write until they are posted
-            last = self._record(written, run.status, settled, unposted, world, post=False)
-        except BaseException:
-            self._post(written, events, world)  # the step stops here: what it meant to do is told now
-            raise
+        finally:  # the side effect is not kept waiting for the Events (they are in status, for a restart)
+            self._post(written, events, world)
+        settled = machine.settle(run, world, decision.action, result, self.clock())
+        written = self._record(written, run.status, settled, settled.events, world)
         changed = isinstance(result, Deployed | Undone | Released) or (
             isinstance(result, Failed) and result.stale)
         guard = world.deployment.resource_version if world.deployment and changed else None
-        return self._told(Tick(settled.requeue_after, last, guard, wrote=last is not o), unposted, world)
-
-    def _told(self, tick: Tick, events: tuple[Event, ...], world: World) -> Tick:
-        """The step's Events: a run in flight leaves them to its caller, a run's last step posts them (its
-        worker exits as that write comes back)."""
-        assert tick.run is not None, "a step's write returns the run"
-        if tick.requeue is not None:
-            return replace(tick, events=events, workload=_workload_of(tick.run, world))
-        self._post(tick.run, events, world)
-        return tick
+        return Tick(settled.requeue_after, written, guard, wrote=written is not o)
 
     def _asked(self, run: Run, world: World, asked: Decision,
                    events: tuple[Event, ...]) -> tuple[Decision, tuple[Event, ...]]:
@@ -195,16 +178,13 @@ class Reconciler:
         return o
 
     def _post(self, o: JsonObject, events: tuple[Event, ...], world: World | None) -> None:
-        self._post_on(o, events, _workload_of(o, world))
-
-    def _post_on(self, o: JsonObject, events: tuple[Event, ...], workload: JsonObject | None) -> None:
         for event in events:
             log = self.logger.warning if event.type == EventType.WARNING else self.logger.info
             log("%s %s: %s", _key(o), event.reason, event.message)
             try:
                 self.kube.post_event(o, event)
-                if event.on_deployment and workload is not None:
-                    self.kube.post_event(o, event, workload)  # key steps, there too
+                if event.on_deployment and world is not None and world.deployment is not None:
+                    self.kube.post_event(o, event, deployment_ref(o, world.deployment))  # key steps, there too
             except ApiException as err:  # an Event is worth a log line, not a failed run
                 self.logger.warning("could not post event %s: %s", event.reason, api_message(err))
 
@@ -242,17 +222,6 @@ class Reconciler:
             metrics.OUTCOMES.labels(after.phase, after.reason or "").inc()
         if after.phase == Phase.ROLLING_BACK:
             metrics.ROLLBACKS.labels(after.rollback_failure_class or "").inc()
-
-
-def _workload_of(run: JsonObject, world: World | None) -> JsonObject | None:
-    return deployment_ref(run, world.deployment) if world is not None and world.deployment is not None else None
-
-
-def run_ref(run: JsonObject) -> JsonObject:
-    """What an Event needs of its run: a job waiting to post one keeps this, not the run's body."""
-    md = meta(run)
-    return {"apiVersion": run.get("apiVersion"), "kind": run.get("kind"),
-            "metadata": {"name": md.get("name"), "namespace": md.get("namespace"), "uid": md.get("uid")}}
 
 
 def deployment_ref(run: JsonObject, dep: DeploymentState) -> JsonObject:

@@ -31,7 +31,7 @@ from .core.gates import analysis as analysis_gate
 from .core.jsontypes import JsonObject, integer, obj, objects, path, text, texts
 from .core.world import World
 from .models import RunStatus
-from .reconciler import INFRASTRUCTURE_ERRORS, Logger, Reconciler, Tick, is_finished, run_ref
+from .reconciler import INFRASTRUCTURE_ERRORS, Logger, Reconciler, Tick, is_finished
 from .services import Services, WakeKey, Wakeups
 
 T = TypeVar("T")
@@ -171,22 +171,10 @@ class RunWorker:
             return wait
         self.failures = 0
         delay = self._settle(tick)
-        if tick.events and tick.run is not None:
-            await self._post(tick.run, tick.events, tick.workload)
         if delay is None or tick.run is None:
             return delay
         self.decided = Decided(text(meta(tick.run).get("resourceVersion")) or "", seen, started + delay)
         return self._polled(tick.run, delay)
-
-    async def _post(self, run: JsonObject, events: tuple[Event, ...], workload: JsonObject | None) -> None:
-        """A step's Events go behind the namespace's steps (a burst's deploys are not kept waiting for them);
-        the run's next step waits for them, so they are posted in order; a restart meanwhile posts them from the
-        status that keeps them."""
-        try:
-            await self.services.ticks.run(namespace_of(run), self.reconciler.post, run_ref(run), events, workload)
-        except INFRASTRUCTURE_ERRORS as err:  # its status keeps them: a restart posts them again
-            self.logger.warning("could not post the events of %s/%s: %s", namespace_of(run),
-                                text(meta(run).get("name")), _describe(err))
 
     @staticmethod
     def _polled(run: JsonObject, delay: float) -> float:

@@ -80,40 +80,20 @@ def test_a_take_whose_outcome_was_not_written_is_not_made_again(kube):
     assert "Deployed" in [t["reason"] for t in writes(kube)[-1]["history"]], "it goes on from the deploy"
 
 
-def test_the_events_of_a_step_are_numbered_kept_with_it_and_left_to_its_caller(kube):
-    r, w = reconciler(kube), world(deployment())
-    tick = r.tick(run_obj(), w)
+def test_the_events_of_a_write_are_numbered_and_kept_with_it(kube):
+    r = reconciler(kube)
+    r.tick(run_obj(), world(deployment()))
     intent, last = writes(kube)
-    kube.post_event.assert_not_called()  # a step that leaves the run in flight is not kept waiting for them
-    assert [(e.reason, e.seq) for e in tick.events] == [("Started", 1), ("Deployed", 2)]
-    assert [(e["reason"], e["seq"]) for e in intent["lastEvents"]] == [("Started", 1)]
-    assert [(e["reason"], e["seq"]) for e in last["lastEvents"]] == [("Started", 1), ("Deployed", 2)], \
-        "the step's last write keeps every Event not posted yet, for a restart"
-    assert last["eventSeq"] == 2
-
-    assert tick.workload == {"apiVersion": "apps/v1", "kind": "Deployment",
-                             "metadata": {"name": "web", "namespace": "apps", "uid": w.deployment.uid}}
-    r.post(tick.run, tick.events, tick.workload)
     posted = [(c.args[1].reason, c.args[1].seq, c.args[2]["kind"] if len(c.args) > 2 else "SelfBootstrapRun")
               for c in kube.post_event.call_args_list]
     assert posted == [("Started", 1, "SelfBootstrapRun"), ("Deployed", 2, "SelfBootstrapRun"),
                       ("Deployed", 2, "Deployment")], "a key step is told on the Deployment too"
-
-
-def test_a_step_that_fails_after_its_intent_tells_the_intent(kube):
-    kube.write_status.side_effect = [{**run_obj(), "status": {"phase": "Pending"}}, api_error(503)]
-    with pytest.raises(ApiException):
-        reconciler(kube).tick(run_obj(), world(deployment()))
-    kube.patch_workload.assert_called_once()
-    assert [c.args[1].reason for c in kube.post_event.call_args_list] == ["Started"]
-
-
-def test_the_last_step_of_a_run_posts_its_own_events(kube):
-    st = {"phase": "WatchingRestarts", "deployedReleaseId": "v3", "deployPatchedAt": "2026-01-01T00:00:00Z"}
-    tick = reconciler(kube).tick(run_obj(st), world(deployed()))  # no record of it holding the Deployment
-    assert tick.requeue is None and tick.events == ()
-    assert [c.args[1].reason for c in kube.post_event.call_args_list] == ["Failed", "Failed"], \
-        "its worker exits as the write comes back: nobody would post them after"
+    assert [(e["reason"], e["seq"]) for e in intent["lastEvents"]] == [("Started", 1)]
+    order = [c[0] for c in kube.mock_calls if c[0] in ("write_status", "patch_workload", "post_event")]
+    assert order == ["write_status", "patch_workload", "post_event", "write_status", "post_event",
+                     "post_event"], "the deploy patch is not kept waiting for the Events of its intent"
+    assert [(e["reason"], e["seq"]) for e in last["lastEvents"]] == [("Deployed", 2)]
+    assert last["eventSeq"] == 2
 
 
 def test_repost_posts_the_kept_events_again(kube):
@@ -168,8 +148,7 @@ def test_a_passing_fault_of_the_api_server_is_retried_after_a_backoff(kube):
     kube.patch_workload.side_effect = api_error(503)
     tick = reconciler(kube).tick(run_obj(resolved().dump()), world(holding(deployment())))
     assert (tick.requeue, tick.patched_from) == (2.0, None)
-    assert [e.reason for e in tick.events] == ["Retrying"], "the run's worker posts them behind other steps"
-    kube.post_event.assert_not_called()
+    assert kube.post_event.call_args.args[1].reason == "Retrying"
 
 
 def test_an_unparseable_spec_fails_the_run_with_the_field(kube):

@@ -20,7 +20,6 @@ from selfbootstrap.adapters import cache
 from selfbootstrap.adapters.executor import Executor
 from selfbootstrap.adapters.kube import Kube
 from selfbootstrap.config import Settings
-from selfbootstrap.core.decision import Event, EventType
 from selfbootstrap.core.world import PodState, World
 from selfbootstrap.models import Phase, RunStatus
 from selfbootstrap.reconciler import Reconciler, Tick
@@ -361,32 +360,3 @@ def test_a_failed_tick_forgets_what_it_decided(services):
     worker.indices, worker.reconciler.tick.side_effect = before, None  # the world as first decided on
     asyncio.run(worker.step())
     assert worker.reconciler.tick.call_count == 3, "a failure leaves no decision standing"
-
-
-def test_a_steps_events_are_posted_after_it_behind_the_namespaces_steps(services, monkeypatch):
-    worker = make_worker(services)
-    event = Event(EventType.NORMAL, "Deployed", "release v3 deployed", seq=2)
-    workload = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "apps"}}
-    worker.reconciler.tick.return_value = Tick(5.0, with_rv("11"), events=(event,), workload=workload)
-    jobs: list[tuple[Any, bool]] = []
-    queue = services.ticks.run
-
-    async def run(key: str, fn: Any, *args: object, urgent: bool = False) -> Any:
-        jobs.append((fn, urgent))
-        return await queue(key, fn, *args, urgent=urgent)
-
-    monkeypatch.setattr(services.ticks, "run", run)
-    asyncio.run(worker.step())
-    assert jobs == [(worker.reconciler.tick, True), (worker.reconciler.post, False)], \
-        "the step of a run before its deploy goes first; its Events wait behind the namespace's other steps"
-    assert worker.reconciler.post.call_args.args == ({"apiVersion": None, "kind": None, "metadata": {
-        "name": "r", "namespace": "apps", "uid": "u"}}, (event,), workload), \
-        "the job keeps what it posts: not the run's body, nor the step's world"
-
-
-def test_a_failure_to_post_a_steps_events_is_logged_and_the_run_goes_on(services, caplog):
-    worker = make_worker(services)
-    worker.reconciler.tick.return_value = Tick(5.0, with_rv("11"), events=(Event(EventType.NORMAL, "Started", "s"),))
-    worker.reconciler.post.side_effect = ApiException(status=503)
-    assert asyncio.run(worker.step()) == 5.0
-    assert worker.failures == 0 and "could not post the events of apps/r" in caplog.text
