@@ -264,3 +264,49 @@ def test_an_event_this_process_posted_is_not_posted_again():
     kube.api.create.side_effect = api_error(409, {"message": "exists"})
     kube.post_event(run, series)
     kube.api.patch.assert_called_once()  # a repetition still counts in its series
+
+
+def _poster() -> k.Kube:
+    kube = k.Kube.__new__(k.Kube)
+    kube.api, kube.instance = create_autospec(k.KubeApi, instance=True), "operator-0"
+    kube._posted, kube._posted_lock = {}, threading.Lock()
+    return kube
+
+
+def _run(i: int) -> dict:
+    return {"apiVersion": "selfbootstrap.dev/v1alpha1", "kind": "SelfBootstrapRun",
+            "metadata": {"name": f"app-{i}", "namespace": "apps", "uid": f"{i:08d}-uid"}}
+
+
+def test_a_burst_of_runs_each_with_its_events_is_remembered_whole():
+    """A run held back in a burst is admitted after thousands of other Events: its worker's repost of its
+    Queued Event still costs nothing (remembered per run, not per Event)."""
+    kube = _poster()
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app-0", "uid": "d"}}
+    for seq in range(1, 6):
+        for i in range(1000):
+            kube.post_event(_run(i), Event(EventType.NORMAL, "Step", "m", seq=seq))
+    kube.post_event(_run(0), Event(EventType.NORMAL, "Deployed", "m", seq=3), deployment)
+    posted = kube.api.create.call_count
+    kube.post_event(_run(0), Event(EventType.NORMAL, "Queued", "m", seq=1))
+    kube.post_event(_run(999), Event(EventType.NORMAL, "Step", "m", seq=5))
+    kube.post_event(_run(0), Event(EventType.NORMAL, "Deployed", "m", seq=3), deployment)
+    assert kube.api.create.call_count == posted == 5001
+    kube.post_event(_run(0), Event(EventType.NORMAL, "Healthy", "m", seq=6))
+    assert kube.api.create.call_count == posted + 1, "a number not posted yet is posted"
+
+
+def test_an_event_that_failed_to_post_is_posted_again_and_so_is_every_one_after_it():
+    kube = _poster()
+    events = [Event(EventType.NORMAL, "Step", "m", seq=seq) for seq in (1, 2, 3)]
+    kube.api.create.side_effect = [None, api_error(503, {"message": "busy"}), None]
+    kube.post_event(_run(1), events[0])
+    with pytest.raises(ApiException):
+        kube.post_event(_run(1), events[1])
+    kube.post_event(_run(1), events[2])
+    kube.api.create.side_effect = None
+    kube.post_event(_run(1), events[0])
+    assert kube.api.create.call_count == 3, "posted before the failure: remembered"
+    kube.post_event(_run(1), events[1])
+    kube.post_event(_run(1), events[2])
+    assert kube.api.create.call_count == 5, "from the failed one on, a repost asks (the server knows by name)"

@@ -277,6 +277,12 @@ def event_body(o: JsonObject, event: Event, now: str, instance: str,
     return body
 
 
+def _event_stream(o: JsonObject, regarding: JsonObject | None) -> str:
+    """The numbered Events of one object told on one object (event_body's names without their numbers)."""
+    uid = (text(meta(o).get("uid")) or "")[:8]
+    return f"{namespace_of(o)}/{name_of(o)[:200]}.{uid}{'.d' if regarding is not None else ''}"
+
+
 class SecretUnavailableError(LookupError):
     """A referenced Secret or key cannot be read; the message names them, never a value."""
 
@@ -299,7 +305,11 @@ class Kube:
     def __init__(self, api_client: client.ApiClient) -> None:
         self.api = KubeApi(api_client)
         self.instance = socket.gethostname()
-        self._posted: dict[str, None] = {}  # the last POSTED_KEPT Events this process created, by name
+        # The numbered Events this process created, by stream (a run's own, and its key steps on its workload:
+        # the Event's name without its number), for the last POSTED_KEPT streams: (high, frozen), every number
+        # up to `high` posted; a post that failed freezes it below that number (the ones after it are posted
+        # again, and found by name). A run's Events, not each Event: a burst's thousand runs all fit.
+        self._posted: dict[str, tuple[int, bool]] = {}
         self._posted_lock = threading.Lock()  # ticks post from several threads
 
     POSTED_KEPT = 4096
@@ -500,13 +510,18 @@ class Kube:
                 raise StatusConflictError("the run's status changed since it was read") from None
             raise
 
-    def _was_posted(self, name: str) -> bool:
+    def _was_posted(self, stream: str, seq: int) -> bool:
         with self._posted_lock:
-            return name in self._posted
+            return self._posted.get(stream, (0, False))[0] >= seq
 
-    def _remember(self, name: str) -> None:
+    def _remember(self, stream: str, seq: int, posted: bool) -> None:
         with self._posted_lock:
-            self._posted[name] = None
+            high, frozen = self._posted.pop(stream, (0, False))
+            if not posted:
+                high, frozen = min(high, seq - 1), True
+            elif not frozen:
+                high = max(high, seq)
+            self._posted[stream] = (high, frozen)  # the most recently used last
             if len(self._posted) > self.POSTED_KEPT:
                 del self._posted[next(iter(self._posted))]
 
@@ -516,15 +531,17 @@ class Kube:
         again finds it and, for an Event that repeats (count > 1), counts the repetition as a series."""
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         body = event_body(o, event, now, self.instance, regarding)
-        name = f"{namespace_of(o)}/{text(meta(body).get('name'))}" if event.seq else None  # numbered: named
-        if name is not None and event.count < 2 and self._was_posted(name):  # reposted: this process posted it
+        stream = _event_stream(o, regarding) if event.seq else None  # numbered: named
+        if stream is not None and event.count < 2 and self._was_posted(stream, event.seq):  # reposted: posted here
             return
         try:
             self.api.create(resource_path("events.k8s.io", "v1", "events", namespace_of(o)), body,
                             {"fieldManager": FIELD_MANAGER})
-            if name is not None:
-                self._remember(name)
+            if stream is not None:
+                self._remember(stream, event.seq, posted=True)
         except ApiException as err:
+            if stream is not None:
+                self._remember(stream, event.seq, posted=err.status == 409)
             if err.status != 409 or event.count < 2:
                 if err.status == 409:
                     return  # posted before (by this process or one before a restart)
@@ -532,6 +549,10 @@ class Kube:
             series: JsonObject = {"series": {"count": event.count, "lastObservedTime": now}}
             self.api.patch(resource_path("events.k8s.io", "v1", "events", namespace_of(o), name_of(body)), series,
                            MERGE, {"fieldManager": FIELD_MANAGER})
+        except BaseException:
+            if stream is not None:
+                self._remember(stream, event.seq, posted=False)
+            raise
 
 
 class KubeExecutor:
