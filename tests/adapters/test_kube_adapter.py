@@ -13,6 +13,7 @@ from urllib3.exceptions import MaxRetryError
 
 from selfbootstrap.adapters import kube as k
 from selfbootstrap.adapters.kube import Kube, KubeExecutor
+from selfbootstrap.adapters.kubeapi import KubeApi
 from selfbootstrap.core.actions import Deployed, Failed, PatchDeployment, RollbackDeployment, Undone
 from selfbootstrap.core.decision import Event, EventType
 from selfbootstrap.core.releases import template_digest
@@ -268,7 +269,7 @@ def test_an_event_this_process_posted_is_not_posted_again():
 
 def _poster() -> k.Kube:
     kube = k.Kube.__new__(k.Kube)
-    kube.api, kube.instance = create_autospec(k.KubeApi, instance=True), "operator-0"
+    kube.api, kube.instance = create_autospec(KubeApi, instance=True), "operator-0"
     kube._posted, kube._posted_lock = {}, threading.Lock()
     return kube
 
