@@ -44,7 +44,8 @@ savings that only spare memory are in `kopf_trim`, checked and applied by the sa
    pool without limit, so a thousand runs created at once become a thousand PATCHes at once,
    which the API server answers 429 (its bound on mutating requests in flight) and kopf retries
    with growing waits: the flood took minutes to settle. At most KOPF_WRITES of them now run at
-   once; the others wait their turn, in order. It stays here rather than in `kopf_trim`: it
+   once; the others wait their turn, writes to an object itself (its finalizer) before writes to a
+   status, each in order (`WriteTurns`). It stays here rather than in `kopf_trim`: it
    changes what reaches the API server and how soon a run is served, not only memory.
 
    Upstream: https://github.com/nolar/kopf/issues/1019 ("Client-side throttling", open: the
@@ -57,6 +58,7 @@ import asyncio
 import functools
 import importlib
 import inspect
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, fields, is_dataclass
 from importlib import metadata
@@ -189,14 +191,54 @@ def _dropping_its_toggle(fn: Callable[..., Awaitable[None]]) -> Callable[..., Aw
 
 
 KOPF_WRITES = 16
-_writes = asyncio.Semaphore(KOPF_WRITES)  # bound to the event loop of its first use (the operator's)
+
+
+class WriteTurns:
+    """At most `size` of kopf's writes at once. Of those waiting, a write to an object itself (a finalizer, a
+    label) goes before a write to a status: kopf patches a new run's status, then adds its finalizer in a second
+    write, and in a burst that second write waited behind every newer run's first (about 8 s of each run's wait
+    for its worker, which starts only with the finalizer). Each kind waits in the order it came."""
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self._waiting: tuple[deque[asyncio.Future[None]], deque[asyncio.Future[None]]] = (deque(), deque())
+
+    async def take(self, first: bool) -> None:
+        """first: the write goes before status writes."""
+        if self.free > 0 and not any(self._waiting):
+            self.free -= 1
+            return
+        turn = asyncio.get_running_loop().create_future()
+        self._waiting[0 if first else 1].append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.give()  # handed the turn as it was cancelled: pass it on
+            raise
+
+    def give(self) -> None:
+        for waiting in self._waiting:
+            while waiting:
+                turn = waiting.popleft()
+                if not turn.done():
+                    turn.set_result(None)
+                    return
+        self.free += 1
+
+
+_writes = WriteTurns(KOPF_WRITES)  # used on the operator's event loop only
 
 
 def _bounded(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        async with _writes:
+        url = str(args[0] if args else kwargs.get("url", ""))
+        await _writes.take(first=not url.rstrip("/").endswith("/status"))
+        try:
             return await fn(*args, **kwargs)
+        finally:
+            _writes.give()
 
     setattr(wrapper, _MARK, True)
     return wrapper

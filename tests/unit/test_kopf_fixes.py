@@ -165,12 +165,56 @@ def test_kopf_s_own_writes_are_bounded_and_all_done() -> None:
         return n
 
     async def main() -> list[int]:
-        kopf_fixes._writes = asyncio.Semaphore(kopf_fixes.KOPF_WRITES)  # one of this test's own loop
+        kopf_fixes._writes = kopf_fixes.WriteTurns(kopf_fixes.KOPF_WRITES)
         bounded = kopf_fixes._bounded(write)
         return list(await asyncio.gather(*(bounded(n) for n in range(200))))
 
     assert asyncio.run(main()) == list(range(200))
     assert most == kopf_fixes.KOPF_WRITES and sorted(done) == list(range(200))
+
+
+def test_a_run_s_finalizer_goes_before_newer_runs_statuses() -> None:
+    """Kopf's second write of a run (its finalizer, which its worker waits for) does not queue behind the first
+    writes of every run that came after it; each kind keeps its order; every turn is given back."""
+    order: list[str] = []
+
+    async def write(url: str, **_: object) -> None:
+        await asyncio.sleep(0.001)
+        order.append(url)
+
+    async def run(n: int, bounded: Any) -> None:
+        await bounded(f"/apis/x/runs/r{n}/status")
+        await bounded(f"/apis/x/runs/r{n}")
+
+    async def main() -> None:
+        kopf_fixes._writes = kopf_fixes.WriteTurns(2)
+        bounded = kopf_fixes._bounded(write)
+        await asyncio.gather(*(run(n, bounded) for n in range(20)))
+        assert kopf_fixes._writes.free == 2
+
+    asyncio.run(main())
+    finalizers = [order.index(f"/apis/x/runs/r{n}") for n in range(20)]
+    statuses = [order.index(f"/apis/x/runs/r{n}/status") for n in range(20)]
+    assert statuses == sorted(statuses) and finalizers == sorted(finalizers), "each kind in the order it came"
+    assert max(f - s for f, s in zip(finalizers, statuses, strict=True)) <= 4, \
+        "a finalizer waits for the writes in flight, not for every newer run's status"
+
+
+def test_a_write_cancelled_while_it_waits_gives_its_turn_on() -> None:
+    async def main() -> None:
+        turns = kopf_fixes.WriteTurns(1)
+        await turns.take(first=True)
+        waiting = asyncio.ensure_future(turns.take(first=False))
+        behind = asyncio.ensure_future(turns.take(first=False))
+        await asyncio.sleep(0)
+        turns.give()  # handed to `waiting` ...
+        waiting.cancel()  # ... as it is cancelled
+        await asyncio.wait_for(behind, 1)  # the turn went on to the next one waiting
+        assert waiting.cancelled()
+        turns.give()
+        assert turns.free == 1
+
+    asyncio.run(main())
 
 
 def test_apply_bounds_kopf_s_writes() -> None:
