@@ -261,9 +261,8 @@ def event_body(o: JsonObject, event: Event, now: str, instance: str,
     """The events.k8s.io/v1 Event (pure): named after the object and the Event's number when it has one;
     about `regarding` when given (a run's key step, told on its Deployment too)."""
     md, about = meta(o), regarding or o
-    suffix = ".d" if regarding is not None else ""
-    named: JsonObject = {"name": f"{name_of(o)[:200]}.{(text(md.get('uid')) or '')[:8]}.{event.seq:05d}{suffix}"} \
-        if event.seq else {"generateName": f"{name_of(o)[:200]}-"}
+    named: JsonObject = {"name": _event_name(o, event.seq, regarding)} if event.seq \
+        else {"generateName": f"{name_of(o)[:200]}-"}
     body: dict[str, JsonValue] = {
         "apiVersion": "events.k8s.io/v1", "kind": "Event",
         "metadata": {**named, "namespace": md.get("namespace")},
@@ -277,10 +276,15 @@ def event_body(o: JsonObject, event: Event, now: str, instance: str,
     return body
 
 
-def _event_stream(o: JsonObject, regarding: JsonObject | None) -> str:
-    """The numbered Events of one object told on one object (event_body's names without their numbers)."""
+def _event_name(o: JsonObject, seq: int, regarding: JsonObject | None) -> str:
+    """A numbered Event's name: the object's name and uid, the number, and `.d` when told on `regarding`."""
     uid = (text(meta(o).get("uid")) or "")[:8]
-    return f"{namespace_of(o)}/{name_of(o)[:200]}.{uid}{'.d' if regarding is not None else ''}"
+    return f"{name_of(o)[:200]}.{uid}.{seq:05d}{'.d' if regarding is not None else ''}"
+
+
+def _event_stream(o: JsonObject, regarding: JsonObject | None) -> str:
+    """The numbered Events of one object told on one object: their names with the number left out."""
+    return f"{namespace_of(o)}/{_event_name(o, 0, regarding)}"
 
 
 class SecretUnavailableError(LookupError):
