@@ -6,13 +6,14 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from tools import localcluster
+
+from tests.support.waiting import poll as settle
 
 from .cluster import wait_for as poll
 
@@ -114,14 +115,14 @@ def events_of(namespace: str, name: str, kind: str = "SelfBootstrapRun") -> list
         return client.CoreV1Api().list_namespaced_event(
             namespace, field_selector=f"involvedObject.name={name},involvedObject.kind={kind}").items
 
-    items = listed()
-    if kind == "SelfBootstrapRun":
-        numbered = _event_seq(namespace, name)
-        deadline = time.monotonic() + EVENTS_WAIT_SECONDS
-        while len(items) < numbered and time.monotonic() < deadline:
-            time.sleep(0.2)
-            items = listed()
-    return [(e.type, e.reason, e.message) for e in items]
+    numbered = _event_seq(namespace, name) if kind == "SelfBootstrapRun" else 0
+
+    def enough() -> tuple[list[Any]] | None:  # a tuple: an empty list is an answer too
+        items = listed()
+        return (items,) if len(items) >= numbered else None
+
+    found = settle(enough, EVENTS_WAIT_SECONDS, interval=0.2)
+    return [(e.type, e.reason, e.message) for e in (found[0] if found else listed())]
 
 
 def _event_seq(namespace: str, name: str) -> int:
