@@ -24,10 +24,10 @@ from kubernetes.client.exceptions import ApiException
 from . import __version__, kopf_fixes, kopf_trim, retry
 from . import models as m
 from .adapters import cache, ownpod
-from .adapters.kube import api_message, meta
+from .adapters.kube import admission_patch, api_message, meta
 from .config import Settings
 from .core import gate, reasons
-from .core.jsontypes import JsonObject
+from .core.jsontypes import JsonObject, path
 from .reconciler import INFRASTRUCTURE_ERRORS, Logger, Reconciler, is_finished
 from .selftest import PASSED as SELF_TEST_PASSED
 from .services import Services, services_of
@@ -153,7 +153,17 @@ async def sbr_runs(body: kopf.Body, namespace: str | None, name: str | None, mem
         return {}
     if services.ledger.saw(namespace or "", entry.uid, entry.active):  # a new run: older waiting ones may end
         services.wakeups.wake(("deployment", namespace or "", target))
+    if services.ledger.waits(entry.uid):
+        services.ledger.note(entry.uid, _as_seen_in_line(run))
     return {(namespace or "", target): entry}
+
+
+def _as_seen_in_line(run: JsonObject) -> JsonObject:
+    """What the write admitting a run from the line builds on: its metadata's guard, finalizers and labels, and
+    its target."""
+    md = meta(run)
+    return {"metadata": {key: md[key] for key in ("resourceVersion", "finalizers", "labels") if key in md},
+            "spec": {"target": path(run, "spec", "target")}}
 
 
 async def run_gone(type: str | None, namespace: str | None, uid: str | None, memo: Any, **_: Any) -> None:
@@ -239,9 +249,11 @@ async def hold_back(body: kopf.Body, patch: kopf.Patch, logger: Logger, memo: An
         patch.status.update(held)
 
 
-def admit(services: Services, namespace: str, name: str, uid: str) -> None:
-    """The oldest run in line has a slot: a write to it brings the watch event that spawns its worker."""
-    _start(_admit(services, namespace, name, uid, gate.ADMITTED))
+def admit(services: Services, namespace: str, name: str, uid: str, seen: JsonObject | None) -> None:
+    """The oldest run in line has a slot: a write to it brings the watch event that spawns its worker. That
+    write puts on the finalizer and target label kopf would otherwise add in a patch of its own, when the
+    run's metadata is known; else (or if it changed since) it is a status message."""
+    _start(_admit(services, namespace, name, uid, gate.ADMITTED, seen))
 
 
 def _start(work: Coroutine[Any, Any, None]) -> None:
@@ -256,7 +268,10 @@ ADMIT_RETRY_SECONDS = 5.0
 SAFE_MODE_LEFT = "the operator left safe mode: starting"
 
 
-async def _admit(services: Services, namespace: str, name: str, uid: str, message: str) -> None:
+async def _admit(services: Services, namespace: str, name: str, uid: str, message: str,
+                 seen: JsonObject | None = None) -> None:
+    if seen is not None and await _admitted_with_finalizer(services, namespace, name, uid, seen):
+        return
     patch: JsonObject = {"status": {"message": message}}
     while services.ledger.serves(namespace, uid):
         try:
@@ -271,18 +286,39 @@ async def _admit(services: Services, namespace: str, name: str, uid: str, messag
         await asyncio.sleep(ADMIT_RETRY_SECONDS)
 
 
+async def _admitted_with_finalizer(services: Services, namespace: str, name: str, uid: str,
+                                   seen: JsonObject) -> bool:
+    """Admit the run with its finalizer and label; False when that cannot be done (the run changed since it was
+    seen, or the write failed): the caller admits it with a status write."""
+    ops = admission_patch(meta(seen), m.finalizer_of(services.settings.shard), _label_of(*m.target_of(seen)))
+    try:
+        await services.ticks.run(namespace, services.kube.patch_run_json, namespace, name, ops)
+        return True
+    except INFRASTRUCTURE_ERRORS as err:
+        if isinstance(err, ApiException) and err.status == 404:
+            services.ledger.gone(namespace, uid)
+            return True
+        return False
+
+
 LABEL_VALUE_MAX = 63
 
 
 def _target_label(body: kopf.Body) -> tuple[str, str] | None:
+    return _label_of(*m.target_of(_json(body)))
+
+
+def _label_of(kind: str, name: str) -> tuple[str, str] | None:
     """The run's target label (m.target_label) and value: its target's name, unless too long for a label."""
-    kind, name = m.target_of(_json(body))
     return (m.target_label(kind), name) if name and len(name) <= LABEL_VALUE_MAX else None
 
 
-def _unlabelled(body: kopf.Body, status: kopf.Status, **_: Any) -> bool:
+def _unlabelled(body: kopf.Body, status: kopf.Status, memo: Any, **kwargs: Any) -> bool:
+    """An active run with a slot and without its target label. A run in line gets it in the write that admits it
+    (until then, a patch of its own would cost a request more per run: it has no finalizer patch to ride in)."""
     label = _target_label(body)
-    return label is not None and body.metadata.labels.get(label[0]) != label[1] and _active(status)
+    return (label is not None and body.metadata.labels.get(label[0]) != label[1] and _active(status)
+            and _admitted(body, status, memo, **kwargs))
 
 
 async def label_run(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:

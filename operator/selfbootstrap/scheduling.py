@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from .core.jsontypes import JsonObject
 from .core.safemode import SafeMode
 
 T = TypeVar("T")
@@ -98,7 +99,7 @@ class FairExecutor:
 GONE_KEPT = 4096  # enough for the events still in flight about runs that are gone
 
 
-def _nobody(namespace: str, name: str, uid: str) -> None:
+def _nobody(namespace: str, name: str, uid: str, seen: JsonObject | None) -> None:
     """Until the operator says how, a slot that frees is only counted (see Services)."""
 
 
@@ -117,10 +118,12 @@ class Ledger:
     """
 
     limit: int = 0  # runs of a namespace with a worker at once; 0: no bound
-    admit: Callable[[str, str, str], None] = _nobody  # (namespace, name, uid): the run's slot is free
+    # (namespace, name, uid, its metadata as last seen in line, if seen): the run's slot is free
+    admit: Callable[[str, str, str, JsonObject | None], None] = _nobody
     _served: dict[str, set[str]] = field(default_factory=dict)  # namespace -> uids with a worker
     _line: dict[str, list[tuple[Order, str]]] = field(default_factory=dict)  # a heap per namespace
     _in_line: dict[str, str] = field(default_factory=dict)  # uid -> namespace, for the runs in line
+    _seen_in_line: dict[str, JsonObject] = field(default_factory=dict)  # uid -> its metadata, as last seen
     _blocked: dict[str, dict[str, asyncio.Event]] = field(default_factory=dict)  # served, but held at the gate
     _seen: dict[str, float] = field(default_factory=dict)  # uid -> monotonic time first seen
     _gone: dict[str, None] = field(default_factory=dict)  # the last GONE_KEPT uids gone, oldest first
@@ -131,7 +134,7 @@ class Ledger:
         new = uid not in self._seen
         self._seen.setdefault(uid, time.monotonic())
         if active:
-            self._in_line.pop(uid, None)
+            self._leave(uid)
             self._served.setdefault(namespace, set()).add(uid)
         return new
 
@@ -150,12 +153,24 @@ class Ledger:
         self._in_line[uid] = namespace
         return False
 
+    def waits(self, uid: str) -> bool:
+        return uid in self._in_line
+
+    def note(self, uid: str, seen: JsonObject) -> None:
+        """What the watch shows of a run in line (its metadata), for the write that admits it to build on."""
+        if uid in self._in_line:
+            self._seen_in_line[uid] = seen
+
+    def _leave(self, uid: str) -> str | None:
+        self._seen_in_line.pop(uid, None)
+        return self._in_line.pop(uid, None)
+
     def serves(self, namespace: str, uid: str) -> bool:
         return uid in self._served.get(namespace, ())
 
     def leave_line(self, namespace: str, uid: str) -> None:
         """The run is being deleted: if it waits in line, it will not need its slot."""
-        self._in_line.pop(uid, None)
+        self._leave(uid)
 
     def gone(self, namespace: str, uid: str) -> None:
         """The run finished or was deleted: its slot goes to the oldest run in line."""
@@ -163,7 +178,7 @@ class Ledger:
         if len(self._gone) > GONE_KEPT:
             del self._gone[next(iter(self._gone))]
         self._seen.pop(uid, None)
-        self._in_line.pop(uid, None)
+        self._leave(uid)
         self._blocked.get(namespace, {}).pop(uid, None)
         self._served.get(namespace, set()).discard(uid)
         self._free(namespace)
@@ -198,10 +213,11 @@ class Ledger:
         served, line = self._served.get(namespace, set()), self._line.get(namespace, [])
         while line and (not self.limit or len(served) < self.limit):
             (_, name), uid = heapq.heappop(line)
-            if self._in_line.pop(uid, None) is None:
+            seen = self._seen_in_line.get(uid)
+            if self._leave(uid) is None:
                 continue  # it left the line (deleted, or it was found in flight)
             served.add(uid)
-            self.admit(namespace, name, uid)
+            self.admit(namespace, name, uid, seen)
         if not line:
             self._line.pop(namespace, None)
         if not served:

@@ -151,6 +151,28 @@ def test_status_patch_adds_changes_removes_cleared_fields_and_leaves_unknown_one
         {"op": "add", "path": "/status/reason", "value": "Deployed"}]
 
 
+LABEL = ("selfbootstrap.dev/deployment", "web")
+GUARD = {"op": "test", "path": "/metadata/resourceVersion", "value": "7"}
+
+
+@pytest.mark.parametrize(("seen", "ops"), [
+    ({"resourceVersion": "7"},
+     [{"op": "add", "path": "/metadata/finalizers", "value": ["f"]},
+      {"op": "add", "path": "/metadata/labels", "value": {"selfbootstrap.dev/deployment": "web"}}]),
+    ({"resourceVersion": "7", "finalizers": ["theirs"], "labels": {"team": "a"}},
+     [{"op": "add", "path": "/metadata/finalizers", "value": ["theirs", "f"]},
+      {"op": "add", "path": "/metadata/labels/selfbootstrap.dev~1deployment", "value": "web"}]),
+    ({"resourceVersion": "7", "finalizers": ["f"], "labels": {"selfbootstrap.dev/deployment": "web"}}, []),
+])
+def test_the_admitting_patch_adds_the_finalizer_and_label_over_exactly_what_was_seen(seen, ops):
+    assert k.admission_patch(seen, "f", LABEL) == [GUARD, *ops]
+
+
+def test_the_admitting_patch_of_a_run_without_a_label_adds_only_the_finalizer():
+    assert k.admission_patch({"resourceVersion": "7", "labels": {}}, "f", None) == [
+        GUARD, {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}]
+
+
 def test_status_patch_of_an_unchanged_status_is_only_the_test():
     assert len(k.status_patch({"phase": "Pending"}, {"phase": "Pending"}, "41")) == 1
 

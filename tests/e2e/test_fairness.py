@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from selfbootstrap.core import gate
+
 from .cluster import NAMESPACES, wait_for
 from .conftest import release_runs
 from .invariants import Recorder
-from .kube_helpers import GROUP, PLURAL, VERSION, create_deployment, get_run, run_body, wait_phase
+from .kube_helpers import GROUP, PLURAL, VERSION, create_deployment, get_run, run_body, sbr, wait_phase
 from .operator_fixtures import OperatorProcess
 
 SHARD = {"selfbootstrap.dev/shard": "fair"}
@@ -114,6 +116,10 @@ def test_runs_beyond_the_bound_wait_in_line_and_start_oldest_first(fair_operator
         queued = get_run(namespace, names[-1])
         assert "the bound is 1" in queued["status"]["message"], queued["status"]
         assert not queued["metadata"].get("finalizers"), "a run in line has no worker, so no finalizer"
+        assert "selfbootstrap.dev/deployment" not in queued["metadata"].get("labels", {}), \
+            "a run in line is labelled in the write that admits it, not in a write of its own"
+        listed = sbr("-n", namespace, "list", "--deployment", names[-1])
+        assert listed.returncode == 0 and names[-1] in listed.stdout, listed
         client.CustomObjectsApi().delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, names[2])
         for name in names[:2] + names[3:]:
             assert wait_phase(namespace, name, FINISHED, timeout=120)["phase"] == "Succeeded"
@@ -131,3 +137,11 @@ def test_runs_beyond_the_bound_wait_in_line_and_start_oldest_first(fair_operator
         in_flight = [n for n, p in phases.items() if p not in ("Pending", *FINISHED)]
         assert len(in_flight) <= 1, f"at {change.rv} {in_flight} were all in flight"
     assert started == names[:2] + names[3:], started
+    for name in names[1:2] + names[3:]:  # admitted from the line: finalizer and label in one write, before its worker
+        first = next(c.body for c in recorder.ordered() if c.kind == "run" and c.body["metadata"]["name"] == name
+                     and c.body["metadata"].get("finalizers"))
+        assert first["metadata"]["labels"].get("selfbootstrap.dev/deployment") == name, first["metadata"]
+        assert (first.get("status") or {}).get("phase") == "Pending", first.get("status")
+    admitted_by_status = [c.body["metadata"]["name"] for c in recorder.ordered() if c.kind == "run"
+                          and (c.body.get("status") or {}).get("message") == gate.ADMITTED]
+    assert not admitted_by_status, "the finalizer's write admits a run seen in line; a status write is the fallback"

@@ -338,6 +338,15 @@ def test_a_run_that_took_the_workload_and_stopped_before_saying_so_goes_on():
     assert where(d) == ("Deploying", "Claimed") and d.action is None
 
 
+def test_a_run_that_waited_no_longer_says_queued_once_it_goes():
+    """The status written before the deploy says what the run deploys, not the wait it came out of (a run
+    admitted from the namespace's line keeps its Queued status until then)."""
+    d = decide(looked_up(status(phase="Pending", reason="Queued", message="waiting for run 'x'")),
+               world(deployment()), now=at(7))
+    assert isinstance(d.action, PatchDeployment) and where(d) == ("Pending", "ReleasesResolved")
+    assert "waiting" not in (d.status.message or "")
+
+
 def test_a_status_saying_deploying_does_not_make_a_run_the_holder():
     """A run whose status says it resolved its releases, but whose record says someone else holds the workload
     (the status was not written by the run): it waits at the gate like any run."""

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from selfbootstrap.core.jsontypes import JsonObject
 from selfbootstrap.scheduling import FairExecutor, Ledger
 
 
@@ -113,7 +114,11 @@ def test_the_ledger_counts_runs_with_a_worker_per_namespace():
 
 def bounded(limit: int) -> tuple[Ledger, list[str]]:
     admitted: list[str] = []
-    return Ledger(limit=limit, admit=lambda namespace, name, uid: admitted.append(f"{namespace}/{name}")), admitted
+
+    def admit(namespace: str, name: str, uid: str, seen: JsonObject | None) -> None:
+        admitted.append(f"{namespace}/{name}")
+
+    return Ledger(limit=limit, admit=admit), admitted
 
 
 def order(n: int, name: str) -> tuple[str, str]:
@@ -141,6 +146,23 @@ def test_a_freed_slot_goes_to_the_oldest_in_line_once():
     ledger.leave_line("a", "middle")  # being deleted
     ledger.gone("a", "early")
     assert admitted == ["a/early", "a/late"]
+
+
+def test_a_run_is_admitted_with_what_was_last_seen_of_it_in_line_and_that_is_forgotten_after():
+    seen: list[tuple[str, JsonObject | None]] = []
+    ledger = Ledger(limit=1, admit=lambda namespace, name, uid, last: seen.append((name, last)))
+    ledger.saw("a", "busy", active=True)
+    ledger.note("busy", {"metadata": {"resourceVersion": "1"}})  # not in line: nothing kept
+    for n, name in [(1, "first"), (2, "second"), (3, "third")]:
+        assert not ledger.admits("a", name, order(n, name))
+    ledger.note("first", {"metadata": {"resourceVersion": "7"}})
+    ledger.note("first", {"metadata": {"resourceVersion": "9"}})
+    ledger.note("third", {"metadata": {"resourceVersion": "4"}})
+    ledger.gone("a", "busy")
+    ledger.gone("a", "first")
+    assert seen == [("first", {"metadata": {"resourceVersion": "9"}}), ("second", None)]
+    ledger.leave_line("a", "third")
+    assert not ledger.waits("third") and ledger._seen_in_line == {}
 
 
 def test_a_run_found_in_flight_keeps_its_slot_even_over_the_bound():

@@ -36,7 +36,7 @@ from ..core.actions import (
     Undone,
 )
 from ..core.decision import Event
-from ..core.jsontypes import JsonObject, JsonValue, integer, obj, objects, path, strings, text
+from ..core.jsontypes import JsonObject, JsonValue, integer, obj, objects, path, strings, text, texts
 from ..core.run import Run
 from ..core.targets import controllerrevisions, daemonset, statefulset
 from ..core.targets.controllerrevisions import ControllerRevision
@@ -221,6 +221,28 @@ def status_patch(stored: JsonObject | None, after: JsonObject, resource_version:
         elif key not in after and key in stored:
             ops.append({"op": "remove", "path": f"/status/{key}"})
     return ops
+
+
+def admission_patch(seen: JsonObject, finalizer: str, label: tuple[str, str] | None) -> list[JsonObject]:
+    """A JSON patch that admits a run from the line: it puts on the finalizer (and the target label) that kopf
+    would add in a patch of its own once the run has a worker, so the admitting write is that patch. Guarded
+    by the resourceVersion of `seen` (the run's metadata as the watch last showed it): a list replaced whole
+    must not drop a finalizer added since."""
+    ops: list[JsonObject] = [{"op": "test", "path": "/metadata/resourceVersion", "value": seen.get("resourceVersion")}]
+    finalizers = texts(seen.get("finalizers"))
+    if finalizer not in finalizers:
+        ops.append({"op": "add", "path": "/metadata/finalizers", "value": [*finalizers, finalizer]})
+    labels = obj(seen.get("labels"))
+    if label is not None and labels.get(label[0]) != label[1]:
+        key, value = label
+        ops.append({"op": "add", "path": f"/metadata/labels/{_pointer(key)}", "value": value} if labels
+                   else {"op": "add", "path": "/metadata/labels", "value": {key: value}})
+    return ops
+
+
+def _pointer(key: str) -> str:
+    """A key as one JSON pointer token (RFC 6901)."""
+    return key.replace("~", "~0").replace("/", "~1")
 
 
 def _guard(stored: JsonObject | None, resource_version: str) -> JsonObject:
@@ -490,6 +512,9 @@ class Kube:
 
     def patch_run(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
         return self.api.patch(_runs(namespace, name), patch, MERGE, {"fieldManager": FIELD_MANAGER})
+
+    def patch_run_json(self, namespace: str, name: str, ops: list[JsonObject]) -> JsonObject:
+        return self.api.patch(_runs(namespace, name), ops, JSON_PATCH, {"fieldManager": FIELD_MANAGER})
 
     def patch_run_status(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
         return self.api.patch(_runs(namespace, name, "status"), patch, MERGE, {"fieldManager": FIELD_MANAGER})

@@ -37,8 +37,14 @@ class Cluster:
 
     def runs(self, all_namespaces: bool = False, deployment: str | None = None,
              kind: str = m.WorkloadKind.DEPLOYMENT) -> list[JsonObject]:
-        selector = f"{m.target_label(kind)}={deployment}" if deployment else None
-        return self.kube.list_runs(None if all_namespaces else self.namespace, selector)
+        namespace = None if all_namespaces else self.namespace
+        if not deployment:
+            return self.kube.list_runs(namespace)
+        label = m.target_label(kind)
+        # A run in line for its namespace's slot, or whose target's name is too long for a label, has none.
+        unlabelled = [r for r in self.kube.list_runs(namespace, f"!{label}") if m.target_of(r) == (kind, deployment)]
+        return sorted(self.kube.list_runs(namespace, f"{label}={deployment}") + unlabelled,
+                      key=lambda r: (text(meta(r).get("namespace")) or "", name_of(r)))  # as the API lists them
 
     def deployment(self, name: str, kind: str = m.WorkloadKind.DEPLOYMENT) -> tuple[JsonObject, list[JsonObject],
                                                                                     list[JsonObject]]:
