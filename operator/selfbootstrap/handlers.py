@@ -313,12 +313,12 @@ def _label_of(kind: str, name: str) -> tuple[str, str] | None:
     return (m.target_label(kind), name) if name and len(name) <= LABEL_VALUE_MAX else None
 
 
-def _unlabelled(body: kopf.Body, status: kopf.Status, memo: Any, **kwargs: Any) -> bool:
+def _unlabelled(body: kopf.Body, status: kopf.Status, memo: Any, type: str | None = None, **kwargs: Any) -> bool:
     """An active run with a slot and without its target label. A run in line gets it in the write that admits it
     (until then, a patch of its own would cost a request more per run: it has no finalizer patch to ride in)."""
     label = _target_label(body)
-    return (label is not None and body.metadata.labels.get(label[0]) != label[1] and _active(status)
-            and _admitted(body, status, memo, **kwargs))
+    return (type != "DELETED" and label is not None and body.metadata.labels.get(label[0]) != label[1]
+            and _active(status) and _admitted(body, status, memo, **kwargs))
 
 
 async def label_run(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
