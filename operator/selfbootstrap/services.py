@@ -22,10 +22,12 @@ from .adapters.jobs import JobExecutor
 from .adapters.kube import Kube, KubeExecutor
 from .adapters.metricproviders import MetricExecutor
 from .adapters.ownpod import OwnPod
+from .adapters.recent import RecentAnswers
 from .adapters.registry import ImageExecutor
 from .adapters.watches import Watches
 from .config import Settings
 from .core import guardrails
+from .core.jsontypes import JsonObject
 from .core.safemode import SafeMode
 from .core.world import Limits
 from .scheduling import FairExecutor, Ledger, SafeModeHold
@@ -62,6 +64,9 @@ class Wakeups:
             loop.call_soon_threadsafe(self.wake, key)
 
 
+TEMPLATE_SECONDS = 10.0  # how long a template read is shared: a change to it is measured with within this
+
+
 @dataclass(frozen=True)
 class Services:
     settings: Settings
@@ -75,6 +80,10 @@ class Services:
     safe_mode: SafeModeHold = field(default_factory=SafeModeHold)
     own_pod: OwnPod | None = None  # the pod this operator runs in, if any (its self-test is reported there)
     watches: Watches | None = None  # the Deployments, ReplicaSets and pods of namespaces with runs in flight
+    # AnalysisTemplates as read within the last moment, by (namespace, name, cluster scope): the runs measuring
+    # with a template, each at every tick, read it once a moment between them (None: it is not there).
+    templates: RecentAnswers[tuple[str, str, bool], JsonObject | None] = field(
+        default_factory=lambda: RecentAnswers(TEMPLATE_SECONDS))
 
     def __post_init__(self) -> None:
         self.ledger.limit = self.settings.max_runs_per_namespace

@@ -12,6 +12,7 @@ world from the API when the namespace's watches have gone quiet for that long.
 from __future__ import annotations
 
 import asyncio
+import functools
 import pickle
 import time
 from collections.abc import Callable, Mapping
@@ -249,10 +250,12 @@ class RunWorker:
 
     def _templates(self, run: JsonObject, refs: list[JsonObject]) -> dict[str, JsonObject | None]:
         out: dict[str, JsonObject | None] = {}
+        kube, namespace = self.services.kube, namespace_of(run)
         for raw in refs:
             ref = m.AnalysisTemplateRef.model_validate(raw)
-            out[analysis_gate.template_key(ref)] = self.services.kube.read_analysis_template(
-                namespace_of(run), ref.template_name, ref.cluster_scope)
+            key = ("" if ref.cluster_scope else namespace, ref.template_name, ref.cluster_scope)
+            out[analysis_gate.template_key(ref)] = self.services.templates.answer(
+                key, functools.partial(kube.read_analysis_template, namespace, ref.template_name, ref.cluster_scope))
         return out
 
     async def _refused(self, run: JsonObject) -> str | None:
