@@ -81,8 +81,8 @@ class Services:
     own_pod: OwnPod | None = None  # the pod this operator runs in, if any (its self-test is reported there)
     watches: Watches | None = None  # the Deployments, ReplicaSets and pods of namespaces with runs in flight
     # AnalysisTemplates as read within the last moment, by (namespace, name, cluster scope): the runs measuring
-    # with a template, each at every tick, read it once a moment between them (None: it is not there).
-    templates: RecentAnswers[tuple[str, str, bool], JsonObject | None] = field(
+    # with a template, each at every tick, read it once a moment between them.
+    templates: RecentAnswers[tuple[str, str, bool], JsonObject] = field(
         default_factory=lambda: RecentAnswers(TEMPLATE_SECONDS))
 
     def __post_init__(self) -> None:

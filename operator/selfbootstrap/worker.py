@@ -254,8 +254,12 @@ class RunWorker:
         for raw in refs:
             ref = m.AnalysisTemplateRef.model_validate(raw)
             key = ("" if ref.cluster_scope else namespace, ref.template_name, ref.cluster_scope)
-            out[analysis_gate.template_key(ref)] = self.services.templates.answer(
-                key, functools.partial(kube.read_analysis_template, namespace, ref.template_name, ref.cluster_scope))
+            read = functools.partial(_present, kube.read_analysis_template, namespace, ref.template_name,
+                                     ref.cluster_scope)
+            try:
+                out[analysis_gate.template_key(ref)] = self.services.templates.answer(key, read)
+            except _AbsentError:  # not kept: a template created after a run failed for want of it is seen at once
+                out[analysis_gate.template_key(ref)] = None
         return out
 
     async def _refused(self, run: JsonObject) -> str | None:
@@ -372,6 +376,17 @@ def deletion_message(name: str, s: RunStatus) -> str:
     if s.deploy_patched_at is not None:
         return (f"{where}; release {s.deployed_release_id} stays deployed and no rollback was performed")
     return f"{where}, before it changed the Deployment; the Deployment is as it was"
+
+
+class _AbsentError(LookupError):
+    """What was asked for is not there (an error, so that a shared answer does not keep it)."""
+
+
+def _present(read: Callable[..., JsonObject | None], *args: object) -> JsonObject:
+    found = read(*args)
+    if found is None:
+        raise _AbsentError
+    return found
 
 
 async def _first(*awaitables: Any, timeout: float) -> None:

@@ -364,8 +364,8 @@ def test_a_failed_tick_forgets_what_it_decided(services):
 
 def test_runs_measuring_with_a_template_read_it_once_a_moment_between_them(services):
     """Every tick of a run with templates asks for them; within TEMPLATE_SECONDS the runs of a namespace share one
-    read of each (a cluster template, one read for every namespace), and a template that is not there is not
-    asked again at every tick either."""
+    read of each (a cluster template, one read for every namespace); that a template is not there is not
+    kept: one created after a run failed for want of it is seen by the next run at once."""
     services.kube.read_analysis_template.side_effect = \
         lambda namespace, name, cluster: None if name == "gone" else {"name": name, "from": namespace or "cluster"}
     refs = [{"templateName": "rate"}, {"templateName": "errors", "clusterScope": True}, {"templateName": "gone"}]
@@ -373,6 +373,8 @@ def test_runs_measuring_with_a_template_read_it_once_a_moment_between_them(servi
     seen = [make_worker(services, live=run)._templates(run, refs) for run in (RUN, RUN, elsewhere)]
     assert seen[0] == seen[1] and seen[0]["rate"] == {"name": "rate", "from": "apps"}
     assert seen[2]["rate"] == {"name": "rate", "from": "other"}, "a namespaced template is the run's namespace's"
+    assert seen[0]["gone"] is None
     asked = [c.args for c in services.kube.read_analysis_template.call_args_list]
-    assert sorted(asked) == sorted([("apps", "rate", False), ("apps", "errors", True), ("apps", "gone", False),
-                                    ("other", "rate", False), ("other", "gone", False)])
+    assert sorted(asked) == sorted([("apps", "rate", False), ("apps", "errors", True), ("other", "rate", False),
+                                    *[("apps", "gone", False)] * 2, ("other", "gone", False)]), \
+        "one read of each template there, in each namespace; one at every ask of a template not there"
