@@ -177,21 +177,34 @@ def test_a_run_found_in_flight_keeps_its_slot_even_over_the_bound():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(1, 4), st.lists(st.tuples(st.sampled_from(["new", "end", "delete", "restart-seen"]),
+@given(st.integers(1, 4), st.lists(st.tuples(st.sampled_from(["new", "end", "delete", "note"]),
                                              st.integers(0, 15)), max_size=60))
 def test_the_line_never_exceeds_the_bound_and_admits_in_creation_order(limit, steps):
-    """Random arrivals, ends and deletions: at most `limit` runs have a slot (none is found in flight
-    from outside here), each run in line is admitted at most once, oldest first, and no run in line
-    waits while a slot is free."""
-    ledger, admitted = bounded(limit)
+    """Random arrivals, ends, deletions and watch events: at most `limit` runs have a slot (none is found in
+    flight from outside here), each run in line is admitted at most once, oldest first, with what its last
+    watch event in line showed, no run in line waits while a slot is free, and nothing is kept of a run
+    that left the line."""
+    admitted: list[str] = []
+    handed: dict[str, JsonObject | None] = {}
+
+    def admit(namespace: str, name: str, uid: str, seen: JsonObject | None) -> None:
+        admitted.append(f"{namespace}/{name}")
+        handed[uid] = seen
+
+    ledger = Ledger(limit=limit, admit=admit)
     created: dict[str, int] = {}
     waiting: set[str] = set()
-    for what, n in steps:
+    noted: dict[str, JsonObject] = {}
+    for step, (what, n) in enumerate(steps):
         uid = f"r{n:02d}"
         if what == "new" and uid not in created:
             created[uid] = len(created)
             if not ledger.admits("a", uid, order(created[uid], uid)):
                 waiting.add(uid)
+        elif what == "note" and uid in created:
+            ledger.note(uid, {"metadata": {"resourceVersion": str(step)}})
+            if uid in waiting:
+                noted[uid] = {"metadata": {"resourceVersion": str(step)}}
         elif what in ("end", "delete") and uid in created:
             if what == "delete":
                 ledger.leave_line("a", uid)
@@ -202,9 +215,11 @@ def test_the_line_never_exceeds_the_bound_and_admits_in_creation_order(limit, st
         newly = [name.split("/")[1] for name in admitted if name.split("/")[1] in waiting]
         for name in newly:
             waiting.discard(name)
+            assert handed[name] == noted.get(name), "admitted with what its last event in line showed"
         assert served == limit or not waiting, "a run waits while a slot is free"
         if waiting and newly:
             assert max(created[u] for u in newly) < min(created[u] for u in waiting), "admitted out of order"
+        assert set(ledger._seen_in_line) <= waiting, "kept what the watch showed of a run no longer in line"
     assert len(admitted) == len(set(admitted)), "a run was admitted twice"
 
 
