@@ -10,11 +10,9 @@ correctness.
 1. Trimmed watch events.
 
    Kopf keeps each watch event's whole object while its per-object worker runs (at start, one for
-   every object listed), although neither kopf nor the operator reads some of it. Events are
-   trimmed as they arrive: `metadata.managedFields` (half of a typical object) of every resource,
-   and a pod's `spec` (the pod cache reads metadata and status). At 1,000 Deployments this took
-   about 20 MiB off the idle operator (most of the rest is kopf's per-object state and allocator
-   fragmentation; see README "How it scales").
+   every object listed), although nothing reads its `metadata.managedFields` (half of a typical object).
+   Events are trimmed of it as they arrive. (Kopf watches only the runs; the operator's own watches of
+   Deployments, ReplicaSets and pods keep only the fields they read, adapters/cache.py.)
 
    Upstream: no report of this found (searched nolar/kopf issues, 2026-12-03).
 
@@ -71,35 +69,25 @@ import asyncio
 import copy
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .kopf_fixes import _MARK, Fields, Patch, Signature
 from .models import TERMINAL_PHASES
 
-if TYPE_CHECKING:
-    from kopf._cogs.structs import references
 
-UNREAD: dict[tuple[str, str], tuple[str, ...]] = {("", "pods"): ("spec",)}  # (group, plural): top-level fields
-
-
-def trim(raw_object: Any, resource: references.Resource) -> None:
+def trim(raw_object: Any) -> None:
     """Drop from a watched object, in place, what nothing in this process reads."""
-    if not isinstance(raw_object, dict):
-        return
-    metadata = raw_object.get("metadata")
+    metadata = raw_object.get("metadata") if isinstance(raw_object, dict) else None
     if isinstance(metadata, dict):
         metadata.pop("managedFields", None)
-    for key in UNREAD.get((resource.group, resource.plural), ()):
-        raw_object.pop(key, None)
 
 
 def _trimming(fn: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        resource = kwargs["resource"]
         async for event in fn(*args, **kwargs):
             if isinstance(event, dict):
-                trim(event.get("object"), resource)
+                trim(event.get("object"))
             yield event
 
     setattr(wrapper, _MARK, True)
@@ -198,8 +186,7 @@ def _no_patch_from_stale_events(fn: Callable[..., Awaitable[Any]]) -> Callable[.
 PATCHES = (
     Patch(Signature("kopf._cogs.clients.watching", "infinite_watch",
                     "async gen (*, settings, resource, namespace, operator_paused, _iterations)"),
-          _trimming,
-          needs=(Fields("kopf._cogs.structs.references", "Resource", ("group", "plural")),)),
+          _trimming),
     Patch(Signature("kopf._core.reactor.processing", "process_spawning_cause",
                     "async def (registry, settings, memory, cause, operator_paused)"),
           _releasing_idle_bodies,

@@ -108,7 +108,7 @@ def test_a_watch_stopped_before_its_listing_releases_readiness(monkeypatch: pyte
     assert asyncio.run(scenario()) is wrap
 
 
-DEPLOYMENTS = references.Resource(group="apps", version="v1", plural="deployments", namespaced=True)
+RUNS = references.Resource(group="selfbootstrap.dev", version="v1alpha1", plural="selfbootstrapruns", namespaced=True)
 
 
 def watched(*objects: Any) -> list[Any]:
@@ -127,23 +127,19 @@ def watched(*objects: Any) -> list[Any]:
     watching.infinite_watch = listed  # type: ignore[assignment]
     try:
         kopf_fixes.apply(*kopf_trim.PATCHES)
-        return asyncio.run(collect(RESOURCE if objects and objects[0].get("kind") == "Pod" else DEPLOYMENTS))
+        return asyncio.run(collect(RUNS))
     finally:
         watching.infinite_watch = original
 
 
 def test_watched_objects_lose_what_nothing_reads() -> None:
-    pod = {"kind": "Pod", "metadata": {"name": "web-1", "managedFields": [{"manager": "kubelet"}]},
-           "spec": {"containers": [{"name": "app"}]}, "status": {"phase": "Running"}}
-    events = watched(pod)
-    assert events == [{"type": "ADDED", "object": {"kind": "Pod", "metadata": {"name": "web-1"},
-                                                    "status": {"phase": "Running"}}},
+    run = {"kind": "SelfBootstrapRun", "metadata": {"name": "r1", "managedFields": [{"manager": "kubectl"}]},
+           "spec": {"target": {"deployment": "web"}}, "status": {"phase": "Pending"}}
+    events = watched(run)
+    assert events == [{"type": "ADDED", "object": {"kind": "SelfBootstrapRun", "metadata": {"name": "r1"},
+                                                    "spec": {"target": {"deployment": "web"}},
+                                                    "status": {"phase": "Pending"}}},
                       watching.Bookmark.LISTED]
-
-
-def test_other_resources_keep_their_spec() -> None:
-    dep = {"kind": "Deployment", "metadata": {"name": "web", "managedFields": []}, "spec": {"replicas": 2}}
-    assert watched(dep)[0]["object"] == {"kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 2}}
 
 
 def test_an_error_event_passes_untouched() -> None:
