@@ -15,6 +15,7 @@ from rich.console import Console, RenderableType
 
 from selfbootstrap.cli import views
 from selfbootstrap.cli.plan import Plan, PolicyOutcome
+from selfbootstrap.core.jsontypes import JsonObject
 from selfbootstrap.core.text import NAME_LIMIT, is_hidden, printable
 from selfbootstrap.models import RunStatus
 
@@ -96,6 +97,26 @@ def test_the_run_tree_shows_the_image_the_registry_named_inert():
     plain = assert_inert(views.run_tree(run(deployedImage=EVIL, imageVersion=EVIL, imageRevision="0123abc",
                                             imageLookup="resolved by reg"), DEPLOYMENT, [REPLICA_SET], [POD], NOW))
     assert "revision 0123abc" in plain and "(resolved by reg)" in plain
+
+
+def _revision(name: str, number: int) -> dict:
+    return {"metadata": {"name": name, "annotations": {"deployment.kubernetes.io/revision": str(number)}},
+            "spec": {"template": template("v1")}}
+
+
+@pytest.mark.parametrize(("kind", "status", "shown"), [
+    pytest.param("Deployment", {}, "deployment web  0/2 available, revision 7", id="deployment-annotation"),
+    pytest.param("StatefulSet", {"updateRevision": "web-5f6"}, "revision web-5f6", id="statefulset-update-revision"),
+    pytest.param("DaemonSet", {"numberAvailable": 1, "desiredNumberScheduled": 1},
+                 "daemonset web  1/1 available, revision web-9c8", id="daemonset-newest-controllerrevision"),
+])
+def test_the_workload_line_names_its_current_revision(kind: str, status: dict, shown: str) -> None:
+    annotations = {"deployment.kubernetes.io/revision": "7"}
+    dep: JsonObject = {"kind": kind, "metadata": {"name": "web", "annotations": annotations},
+                       "spec": {"replicas": 2}, "status": status}
+    history: list[JsonObject] = [_revision("web-9c8", 3), _revision("web-1a2", 1), _revision("web-5f6", 2)]
+    plain = render(views.deployment_tree(dep, history, [], {}, NOW), styled=False)
+    assert shown in plain.splitlines()[0]
 
 
 def test_the_run_tree_without_its_deployment():

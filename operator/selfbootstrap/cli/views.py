@@ -129,6 +129,15 @@ def gate_tree(gate: JsonObject) -> Tree:
     return node
 
 
+def _current_revision(dep: JsonObject, kind: str, revisions: list[JsonObject]) -> str | None:
+    """A Deployment's revision number; a StatefulSet's update revision; a DaemonSet's status names none, so its
+    newest ControllerRevision (as `kubectl rollout history` lists last)."""
+    if kind == "Deployment":
+        return strings(k.meta(dep).get("annotations")).get(k.REVISION)
+    newest = max(revisions, key=lambda r: k.revision_of(r, None).revision, default=None)
+    return text(path(dep, "status", "updateRevision")) or (k.name_of(newest) if newest is not None else None)
+
+
 def deployment_tree(dep: JsonObject, replica_sets: list[JsonObject], pods: list[JsonObject], s: JsonObject,
                     now: datetime) -> Tree:
     st, kind = obj(dep.get("status")), text(dep.get("kind")) or "Deployment"
@@ -136,8 +145,7 @@ def deployment_tree(dep: JsonObject, replica_sets: list[JsonObject], pods: list[
         counts = f"  {integer(st.get('numberAvailable'))}/{integer(st.get('desiredNumberScheduled'))} available"
     else:
         counts = f"  {integer(st.get('availableReplicas'))}/{integer(path(dep, 'spec', 'replicas'), 1)} available"
-    revision = strings(k.meta(dep).get("annotations")).get(k.REVISION) if kind == "Deployment" else \
-        text(st.get("updateRevision"))
+    revision = _current_revision(dep, kind, replica_sets)
     node = Tree(line(kind.lower(), " ", k.name_of(dep), counts, *((", revision ", revision) if revision else ())))
     marks = {text(s.get("deployedReplicaSet")): "  ← deployed by this run",
              text(s.get("rollbackTargetReplicaSet")): "  ← rollback target"}
