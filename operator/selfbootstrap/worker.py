@@ -201,7 +201,7 @@ class RunWorker:
         # A run in Pending only waits (for a slot, a holder, a quiet moment): it never pays for the API resync.
         waiting = _before_deploy(run)
         namespace = namespace_of(run)
-        resync = time.monotonic() >= self.resync_at and not waiting and not self._watches_alive(namespace)
+        resync = not waiting and self._resync_due(namespace)
         if not resync and m.target_of(run)[0] == m.WorkloadKind.DEPLOYMENT and not self.indices.ready(namespace):
             await self._listing(namespace)
         world = None if resync else cache.world_from(self.indices, run, container)
@@ -222,15 +222,18 @@ class RunWorker:
             world = replace(world, analysis_templates=await self._in_pool(self._templates, run, templates))
         return world
 
-    def _watches_alive(self, namespace: str) -> bool:
-        """Have the namespace's watches heard from the API server within the resync period? Then the resync reads
-        nothing: a thousand runs in flight would otherwise read their worlds at once, every period. A watch that
-        has gone quiet that long (stalled, or its thread failing) is what the resync is for."""
+    def _resync_due(self, namespace: str) -> bool:
+        """Is it time to read the world from the API? Only when the period is over and the namespace's watches
+        have not heard from the API server within it (stalled, or their thread failing): that is what the resync
+        is for. With live watches it is put off a period: a thousand runs in flight would otherwise read their
+        worlds at once, every period."""
+        if time.monotonic() < self.resync_at:
+            return False
         period, watches = self.services.settings.resync_seconds, self.services.watches
         if watches is None or not watches.heard_within(namespace, period):
-            return False
+            return True
         self.resync_at = time.monotonic() + period
-        return True
+        return False
 
     async def _listing(self, namespace: str) -> None:
         """The namespace's watches have just opened: wait (once, briefly) for them to list rather than read the
