@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import kopf
 from kubernetes import client, config
 
-from . import selftest
-from .adapters import egress
+from . import __version__, selftest
+from .adapters import egress, kubeapi
 from .adapters.egress import EgressPolicy
 from .adapters.executor import Executor
 from .adapters.gitexec import GitExecutor
@@ -105,7 +105,7 @@ def api_client(connections: int) -> client.ApiClient:
     except config.ConfigException:
         config.load_kube_config(client_configuration=configuration)
     configuration.connection_pool_maxsize = connections
-    return client.ApiClient(configuration)
+    return kubeapi.api_client(configuration, f"selfbootstrap-operator/{__version__}")
 
 
 def build(settings: Settings, api: client.ApiClient, own_pod: OwnPod | None = None,

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from .. import __version__
 from .. import models as m
 from ..adapters.kube import REVISION, Kube, controlled_by, meta, name_of, selector_of
+from ..adapters.kubeapi import api_client
 from ..core.jsontypes import JsonObject, integer, obj, path, strings, text
 
 
@@ -27,7 +29,7 @@ class Cluster:
         config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
         _, current = config.list_kube_config_contexts(config_file=kubeconfig)
         default = (current or {}).get("context", {}).get("namespace") or "default"
-        return cls(Kube(client.ApiClient(configuration)), namespace or default)
+        return cls(Kube(api_client(configuration, f"kubectl-sbr/{__version__}")), namespace or default)
 
     def run(self, name: str) -> JsonObject:
         found = self.kube.read_run(self.namespace, name)
