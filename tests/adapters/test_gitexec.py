@@ -155,8 +155,9 @@ def git_requests(git_server, service: str) -> int:
 def test_resolve_branch_asks_for_both_heads_at_once(executor, servers, repo):
     git_server, forge = servers
     executor.perform(make_run(repo, forge), ResolveBranch("selfbootstrap/run-1", "main", "t"))
-    assert [(r["method"], r["service"]) for r in git_server.requests if r["status"] == 200] == \
-        [("GET", "git-upload-pack")], "one ls-remote for the base and the run's branch"
+    asked = [(r["method"], r["service"]) for r in git_server.requests if r["status"] == 200]
+    assert asked == [("GET", "git-upload-pack"), ("POST", "git-upload-pack")], \
+        "one ls-remote for the base and the run's branch (protocol v2: the capabilities, then ls-refs)"
 
 
 def test_the_push_takes_the_commit_s_tree_as_it_is(executor, servers, repo, monkeypatch):

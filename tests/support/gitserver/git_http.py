@@ -1,5 +1,7 @@
 """A real git server for tests: bare repositories served by `git http-backend` over HTTP,
-with token auth (HTTP Basic, the token as password) for fetch and push alike."""
+with token auth (HTTP Basic, the token as password) for fetch and push alike. It speaks the protocol the
+client asks for in its Git-Protocol header (version 2 from git 2.26 on), as GitHub, Gitea and GitLab do, and
+as git's documentation configures Apache for http-backend."""
 
 from __future__ import annotations
 
@@ -160,6 +162,8 @@ def _handler(server: GitHttpServer) -> type[http.server.BaseHTTPRequestHandler]:
                 "CONTENT_TYPE": self.headers.get("Content-Type", ""), "CONTENT_LENGTH": str(len(body)),
                 "GIT_CONFIG_NOSYSTEM": "1",
             }
+            if self.headers.get("Git-Protocol"):
+                env["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
             done = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True, check=False)
             head, _, payload = done.stdout.partition(b"\r\n\r\n")
             if not _:
