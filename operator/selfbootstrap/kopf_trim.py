@@ -11,8 +11,9 @@ correctness.
 
    Kopf keeps each watch event's whole object while its per-object worker runs (at start, one for
    every object listed), although nothing reads its `metadata.managedFields` (half of a typical object).
-   Events are trimmed of it as they arrive. (Kopf watches only the runs; the operator's own watches of
-   Deployments, ReplicaSets and pods keep only the fields they read, adapters/cache.py.)
+   Events are trimmed of it as they arrive. (Of what runs touch, kopf watches only the runs; the
+   operator's own watches of Deployments, ReplicaSets and pods keep only the fields they read,
+   adapters/cache.py.)
 
    Upstream: no report of this found (searched nolar/kopf issues, 2026-12-03).
 
