@@ -12,6 +12,9 @@ account of its own, and prints min / median / max of each figure beside a baseli
   4. N healthy runs, create -> all done  operator vs `kubectl set image` on N Deployments until rolled out
   5. API requests per run                operator (audit log) vs the Deployment + ReplicaSet controllers
   6. peak RSS, CPU seconds, CPU per run  operator (/proc) vs its idle RSS and kube-controller-manager's CPU
+  7. N runs created in a burst           operator vs `kubectl set image` on N and two floor controllers: each
+                                         deploy patch, requests, RSS at 10 Hz, and the CPU the operator and
+                                         each control-plane process used until the p95 deploy (/proc)
 
 Every time is taken by this script's own watches (time.monotonic() when an event arrives); nothing is
 read from the operator but /proc/<pid>. Prints figures; asserts nothing. Row 5 needs the API server's
@@ -629,6 +632,7 @@ class Burst:
     idle_mib: float = float("nan")
     requests: Counter[str] = field(default_factory=Counter)
     audited: bool = False
+    busy: dict[str, float] = field(default_factory=dict)  # CPU cores each process used, start -> p95 deploy
 
 
 class RssSampler:
@@ -655,6 +659,55 @@ class RssSampler:
             self._stop.wait(self.interval)
 
 
+class CpuSampler:
+    """Each process's CPU seconds every 0.5 s in a thread of its own; `cores` says how much CPU each used between
+    two times, from the samples around them."""
+
+    def __init__(self, pids: dict[str, int], interval: float = 0.5) -> None:
+        self.pids, self.interval = pids, interval
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="cpu", daemon=True)
+
+    def __enter__(self) -> CpuSampler:
+        self._take()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._take()
+
+    def _take(self) -> None:
+        now: dict[str, float] = {}
+        for name, pid in self.pids.items():
+            with contextlib.suppress(OSError, ValueError):
+                now[name] = proc_cpu_seconds(pid)
+        self.samples.append((time.monotonic(), now))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._take()
+
+    def cores(self, t0: float, t1: float) -> dict[str, float]:
+        """The cores each process used from the last sample at or before t0 to the first at or after t1."""
+        before = [s for s in self.samples if s[0] <= t0] or self.samples[:1]
+        after = [s for s in self.samples if s[0] >= t1] or self.samples[-1:]
+        (ta, a), (tb, b) = before[-1], after[0]
+        return {k: (b[k] - a[k]) / (tb - ta) for k in a if k in b} if tb > ta else {}
+
+
+CONTROL_PLANE = ("kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "kwok")
+REST_OF_CONTROL_PLANE = "etcd, kube-controller-manager, kube-scheduler and kwok"
+
+
+def busy_pids(operator_pid: int) -> dict[str, int]:
+    """The operator and the local control plane's components (none when the cluster is not the local one)."""
+    found = {name: pid for name in CONTROL_PLANE if (pid := component_pid(name)) is not None}
+    return {"operator": operator_pid, **found}
+
+
 BURST_CLIENTS = 32  # concurrent creates, as a GitOps engine's sync (Argo CD applies with many workers) does
 
 
@@ -678,13 +731,15 @@ def burst_operator(ns: str, n: int, identity: Identity, audit: AuditLog | None, 
             if not warm_up(ns, marks):
                 return out
             out.idle_mib = op.mib("VmRSS")
-            with RssSampler(lambda: op.mib("VmRSS")) as rss:
+            assert op.proc is not None
+            with RssSampler(lambda: op.mib("VmRSS")) as rss, CpuSampler(busy_pids(op.proc.pid)) as cpu:
                 start, t0 = (audit.mark() if audit else None), time.monotonic()
                 out.created = [t - t0 for t in create_burst(ns, names)]
                 marks.wait([f"done:{x}" for x in names], throughput_timeout(n))
                 time.sleep(SETTLE)
             out.to_patch = [since(marks, t0, f"patched:{x}") for x in names]
             out.peak_mib, out.hwm_mib = rss.peak, op.mib("VmHWM")
+            out.busy = cpu.cores(t0, t0 + percentile(out.to_patch, 0.95))
             if audit and start:
                 out.requests = identity.requests(audit, start)
                 out.audited = True
@@ -751,6 +806,16 @@ def burst_rows(n: int, ours: list[Burst], base: list[Burst],
     if all(b.audited for b in ours):
         rows.append(Row(f"7. burst of {n}: API requests per run", [sum(b.requests.values()) / n for b in ours], [],
                         ".1f", "target: <= 15"))
+    if any(b.busy for b in ours):
+        rows += [
+            Row(f"7. burst of {n}: CPU cores, start -> p95 deploy: the operator vs kube-apiserver",
+                [b.busy.get("operator", math.nan) for b in ours],
+                [b.busy.get("kube-apiserver", math.nan) for b in ours],
+                ".2f", f"who paces the burst, of the machine's {os.cpu_count()} cores"),
+            Row(f"7. burst of {n}: CPU cores, start -> p95 deploy: the rest of the control plane",
+                [sum(b.busy.get(c, 0.0) for c in CONTROL_PLANE[1:]) if b.busy else math.nan for b in ours], [],
+                ".2f", REST_OF_CONTROL_PLANE),
+        ]
     rows += [
         Row(f"7. burst of {n}: peak RSS, MiB (VmRSS at 10 Hz)", [b.peak_mib for b in ours],
             [b.idle_mib for b in ours], ".0f", "the same operator idle; target: <= 150"),
