@@ -64,7 +64,7 @@ class Wakeups:
             loop.call_soon_threadsafe(self.wake, key)
 
 
-TEMPLATE_SECONDS = 10.0  # how long a template read is shared: a change to it is measured with within this
+TEMPLATE_SECONDS = 10.0  # how long a template read is shared: the runs measure with a change to it within this
 
 
 @dataclass(frozen=True)

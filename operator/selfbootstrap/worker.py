@@ -260,9 +260,10 @@ class RunWorker:
             read = functools.partial(_present, kube.read_analysis_template, namespace, ref.template_name,
                                      ref.cluster_scope)
             try:
-                out[analysis_gate.template_key(ref)] = self.services.templates.answer(key, read)
+                found: JsonObject | None = self.services.templates.answer(key, read)
             except _AbsentError:  # not kept: a template created after a run failed for want of it is seen at once
-                out[analysis_gate.template_key(ref)] = None
+                found = None
+            out[analysis_gate.template_key(ref)] = found
         return out
 
     async def _refused(self, run: JsonObject) -> str | None:
