@@ -42,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
@@ -635,60 +635,63 @@ class Burst:
     busy: dict[str, float] = field(default_factory=dict)  # CPU cores each process used, start -> p95 deploy
 
 
-class RssSampler:
-    """VmRSS of a process every 0.1 s in a thread of its own; `peak` is the highest sample."""
+class Sampler:
+    """Calls `take` at once and then every `interval` seconds, in a thread of its own, while in its `with`."""
 
-    def __init__(self, sample: Callable[[], float], interval: float = 0.1) -> None:
-        self.sample, self.interval, self.peak = sample, interval, float("nan")
+    def __init__(self, interval: float, name: str) -> None:
+        self.interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="rss", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+    def take(self) -> None:
+        raise NotImplementedError
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            with contextlib.suppress(OSError, ValueError):
-                value = self.sample()
-                self.peak = value if math.isnan(self.peak) else max(self.peak, value)
+            self.take()
             self._stop.wait(self.interval)
 
 
-class CpuSampler:
-    """Each process's CPU seconds every 0.5 s in a thread of its own; `cores` says how much CPU each used between
-    two times, from the samples around them."""
+class RssSampler(Sampler):
+    """VmRSS of a process every 0.1 s; `peak` is the highest sample."""
+
+    def __init__(self, sample: Callable[[], float], interval: float = 0.1) -> None:
+        super().__init__(interval, "rss")
+        self.sample, self.peak = sample, float("nan")
+
+    def take(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            value = self.sample()
+            self.peak = value if math.isnan(self.peak) else max(self.peak, value)
+
+
+class CpuSampler(Sampler):
+    """Each process's CPU seconds every 0.5 s (and once more at the end); `cores` says how much CPU each used
+    between two times, from the samples around them."""
 
     def __init__(self, pids: dict[str, int], interval: float = 0.5) -> None:
-        self.pids, self.interval = pids, interval
+        super().__init__(interval, "cpu")
+        self.pids = pids
         self.samples: list[tuple[float, dict[str, float]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="cpu", daemon=True)
 
-    def __enter__(self) -> CpuSampler:
-        self._take()
-        self._thread.start()
-        return self
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        self.take()
 
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._take()
-
-    def _take(self) -> None:
+    def take(self) -> None:
         now: dict[str, float] = {}
         for name, pid in self.pids.items():
             with contextlib.suppress(OSError, ValueError):
                 now[name] = proc_cpu_seconds(pid)
         self.samples.append((time.monotonic(), now))
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._take()
 
     def cores(self, t0: float, t1: float) -> dict[str, float]:
         """The cores each process used from the last sample at or before t0 to the first at or after t1."""
