@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -136,13 +138,17 @@ def condition(st: dict[str, Any], type_: str) -> dict[str, Any]:
     return next(c for c in st["conditions"] if c["type"] == type_)
 
 
-def at_once(namespace: str, runs: list[tuple[str, dict[str, Any], dict[str, str] | None]]) -> None:
-    """Create the runs (name, spec, labels) from one thread each, released together."""
+def at_once(namespace: str, runs: list[tuple[str, dict[str, Any], dict[str, str] | None]],
+            spread: float = 0.0) -> None:
+    """Create the runs (name, spec, labels) from one thread each, released together (each after a random
+    delay of up to `spread` seconds: creation times then fall in different seconds, in any order of names)."""
     start = threading.Barrier(len(runs))
     errors: list[BaseException] = []
+    delays = [random.uniform(0, spread) for _ in runs]
 
-    def create(name: str, body: dict[str, Any], labels: dict[str, str] | None) -> None:
+    def create(name: str, body: dict[str, Any], labels: dict[str, str] | None, delay: float) -> None:
         start.wait()
+        time.sleep(delay)
         try:
             manifest = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SelfBootstrapRun",
                         "metadata": {"name": name, "labels": labels or {}}, "spec": body}
@@ -150,7 +156,7 @@ def at_once(namespace: str, runs: list[tuple[str, dict[str, Any], dict[str, str]
         except BaseException as err:  # reported below, in the test's thread
             errors.append(err)
 
-    threads = [threading.Thread(target=create, args=run) for run in runs]
+    threads = [threading.Thread(target=create, args=(*run, delay)) for run, delay in zip(runs, delays, strict=True)]
     for t in threads:
         t.start()
     for t in threads:
