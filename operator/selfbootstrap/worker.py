@@ -288,9 +288,13 @@ class RunWorker:
                             quiet_seconds=quiet, namespace_active=ledger.active(namespace, uid))
         holder = record.parse(world.deployment.annotations.get(m.RUNS_ANNOTATION)).holder \
             if world.deployment is not None else None
-        if holder is None or holder.uid == uid or any(e.uid == holder.uid for e in entries):
+        if holder is None or holder.uid == uid:
             return world
-        # The watches do not show the holder in flight: ask the API (it may have ended without letting go).
+        if any(e.uid == holder.uid for e in entries) and not any(p.uid == holder.uid for p in world.peers):
+            return world
+        # The watches do not show the holder in flight (it may have ended without letting go), or the holder
+        # is newer than this run, which it would then outrank: ask the API whether it is still running (the
+        # watches show a run's end a moment after the write that ended it).
         found = await self._in_pool(self.services.kube.read_run, namespace, holder.run)
         running = found is not None and meta(found).get("uid") == holder.uid and not is_finished(
             obj(found.get("status")))

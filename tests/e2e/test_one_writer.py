@@ -56,18 +56,20 @@ def rounds(namespace: str, recorder: Recorder, count: int, size: int, shard: str
     the newest goes last, so the Deployment always ends on the newest intent (of the newest's second: creation
     times have a resolution of a second). The recorder checks that no two runs were ever past Pending at once
     and that each template change was its holder's. A failure names every run's creation time and end."""
-    succeeded = 0
+    succeeded, created = 0, dict[str, str]()
     for r in range(count):
-        names = [f"r{r}-{i}" for i in range(size)]
+        # Rounds often share a creation second, where the name orders runs: names sort as the rounds go
+        # (with "r9" and "r10", round 9's runs would be the newer intent of a shared second).
+        names = [f"r{r:02d}-{i:02d}" for i in range(size)]
         labels = [{"selfbootstrap.dev/shard": shard} if shard and i % 2 else None for i in range(size)]
         at_once(namespace, [(n, spec(f"v{r}-{i}"), labels[i]) for i, n in enumerate(names)], spread)
-        created = {n: get_run(namespace, n)["metadata"]["creationTimestamp"] for n in names}
+        created |= {n: get_run(namespace, n)["metadata"]["creationTimestamp"] for n in names}
         newest = max(names, key=lambda n: (created[n], n))  # the order without a sequence: creation, then name
         ends = {n: wait_phase(namespace, n, FINISHED, timeout=120) for n in names}
         seen = "\n".join(f"{n} created {created[n]}: {st['phase']}: {st.get('message')}" for n, st in ends.items())
         assert ends[newest]["phase"] == "Succeeded", f"the newest, {newest}, did not succeed:\n{seen}"
         for n in names:  # a run ends Superseded only by a newer one
-            newer = [m for m in names if (created[m], m) > (created[n], n) and f"run {m!r}" in ends[n]["message"]]
+            newer = [m for m in created if (created[m], m) > (created[n], n) and f"run {m!r}" in ends[n]["message"]]
             assert ends[n]["phase"] == "Succeeded" or (ends[n]["phase"] == "Superseded" and newer), \
                 f"{n} ended {ends[n]['phase']} without naming a newer run:\n{seen}"
         succeeded += sum(st["phase"] == "Succeeded" for st in ends.values())
@@ -94,6 +96,24 @@ def test_twenty_rounds_of_ten_runs_created_across_second_boundaries(namespace, r
     rounds(namespace, recorder, 20, 10, spread=1.5)
 
 
+def test_a_run_applied_the_moment_the_previous_one_ended_goes_though_its_name_is_older(namespace, recorder):
+    """`web-v10` applied the moment `web-v9` ended: often of the same second, where the name orders runs and
+    "web-v9" is the later one; the watches may still show web-v9 in flight. It is not older: it deploys."""
+    same_second = 0
+    for k in range(15):
+        first, then = f"p{k:02d}-9", f"p{k:02d}-10"
+        create_run(namespace, first, spec(f"v{k}-9"))
+        assert wait_phase(namespace, first, FINISHED, timeout=60)["phase"] == "Succeeded"
+        create_run(namespace, then, spec(f"v{k}-10"))
+        st = wait_phase(namespace, then, FINISHED, timeout=60)
+        assert st["phase"] == "Succeeded", (then, st)
+        created = [get_run(namespace, n)["metadata"]["creationTimestamp"] for n in (first, then)]
+        same_second += created[0] == created[1]
+    print(f"{same_second} of 15 pairs were made in one second")
+    assert deployment_image(namespace, "app") == image("v14-10")
+    assert recorder.violations() == []
+
+
 @pytest.fixture
 def second_operator(operator, tmp_path) -> Iterator[OperatorProcess]:
     """Another operator instance serving the same namespaces: the runs labelled shard b."""
@@ -108,7 +128,7 @@ def test_two_operator_instances_still_serve_one_writer_at_a_time(namespace, reco
     second_operator.wait_watching(namespace)
     rounds(namespace, recorder, 10, 4, shard="b")
     served = second_operator.log()
-    assert any(f"{namespace}/r{r}-1 " in served for r in range(10)), "the second instance served its shard"
+    assert any(f"{namespace}/r{r:02d}-01 " in served for r in range(10)), "the second instance served its shard"
 
 
 @pytest.mark.parametrize("sequenced", [False, True], ids=["by-name", "by-sequence"])
@@ -116,16 +136,18 @@ def test_re_creating_any_of_twenty_five_sequential_runs_changes_nothing(namespac
     def body(i: int) -> dict:
         return spec(f"v{i}", sequence=i if sequenced else None)
 
+    # Runs one after the other often share a creation second: names sort as they go (r09 before r10).
+
     for i in range(1, 26):
-        create_run(namespace, f"r{i}", body(i))
-        assert wait_phase(namespace, f"r{i}", FINISHED, timeout=120)["phase"] == "Succeeded"
+        create_run(namespace, f"r{i:02d}", body(i))
+        assert wait_phase(namespace, f"r{i:02d}", FINISHED, timeout=120)["phase"] == "Succeeded"
     template = deployment(namespace, "app").spec.template
     for i in random.sample(range(1, 26), 25):
         client.CustomObjectsApi().delete_namespaced_custom_object("selfbootstrap.dev", "v1alpha1", namespace,
-                                                                  "selfbootstrapruns", f"r{i}")
-        wait_for(lambda i=i: _gone(namespace, f"r{i}"), 30, f"r{i} was not deleted")
-        create_run(namespace, f"r{i}", body(i))
-        st = wait_phase(namespace, f"r{i}", FINISHED, timeout=60)
+                                                                  "selfbootstrapruns", f"r{i:02d}")
+        wait_for(lambda i=i: _gone(namespace, f"r{i:02d}"), 30, f"r{i} was not deleted")
+        create_run(namespace, f"r{i:02d}", body(i))
+        st = wait_phase(namespace, f"r{i:02d}", FINISHED, timeout=60)
         assert st["phase"] == "Superseded", (i, st)
     assert deployment(namespace, "app").spec.template == template, "no re-created run changed the template"
     assert deployment_image(namespace, "app") == image("v25")

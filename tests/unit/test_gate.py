@@ -80,6 +80,34 @@ def test_a_newer_run_that_is_itself_a_replay_does_not_win():
     assert got == gate.Go()
 
 
+def _newer_of_the_same_second(outcome: str | None, holds: bool) -> Record:
+    """A record in which run-2 (of this run's second, newer by name, not a replay) took the workload when this
+    run had not yet been made, and since then deployed or ended (`outcome`), holding it or having let go."""
+    rec = record.claimed(held_by("run-0"), Claimant("run-2", "u-run-2", "v2", None, ME_CREATED), T0)
+    if outcome is not None:
+        rec = record.outcome(rec, "u-run-2", outcome, T0, release=not holds)
+    return rec
+
+
+@pytest.mark.parametrize("outcome, holds, running, superseded", [
+    (None, True, True, True),  # in flight, holding: the newer intent outranks this run
+    (record.ROLLED_BACK, True, True, True),  # still holding while it rolls back
+    (record.SUCCEEDED, True, False, False),  # its final status written, its letting go not yet
+    (record.SUCCEEDED, False, True, False),  # let go: the record says so, whatever the watches still show
+    (record.NOT_DEPLOYED, False, True, False),
+], ids=["holding", "rolling-back", "ended-not-yet-let-go", "ended-and-let-go", "ended-before-its-deploy"])
+def test_a_newer_run_that_ended_is_out_of_the_race_though_the_watches_still_show_it(outcome, holds, running,
+                                                                                 superseded):
+    """`web-v10` applied the moment `web-v9` ended (one second, so the name orders them) is not older: the
+    watches may still show web-v9 in flight for a moment, the record or a read of the holder does not."""
+    rec = _newer_of_the_same_second(outcome, holds)
+    got = verdict(me(), rec, peers=(peer("run-2"),), holder_running=running)
+    if superseded:
+        assert isinstance(got, gate.Supersede) and "run 'run-2'" in got.message
+    else:
+        assert not isinstance(got, gate.Supersede), got
+
+
 def test_a_replayed_run_is_superseded_even_with_redeploy_off_and_goes_with_it_on():
     rec = record.outcome(held_by("run-1", release="v3"), "u-run-1", record.SUCCEEDED, T0, release=True)
     rec = replace(rec, holder=None)

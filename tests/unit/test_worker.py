@@ -20,12 +20,13 @@ from selfbootstrap.adapters import cache
 from selfbootstrap.adapters.executor import Executor
 from selfbootstrap.adapters.kube import Kube
 from selfbootstrap.config import Settings
+from selfbootstrap.core import record
 from selfbootstrap.core.world import PodState, World
 from selfbootstrap.models import Phase, RunStatus
 from selfbootstrap.reconciler import Reconciler, Tick
 from selfbootstrap.scheduling import FairExecutor
 from selfbootstrap.services import Services, Wakeups
-from tests.adapters.test_cache import indices
+from tests.adapters.test_cache import DEPLOYMENT, a_run, indices
 
 from .factories import deployment
 
@@ -378,3 +379,30 @@ def test_runs_measuring_with_a_template_read_it_once_a_moment_between_them(servi
     assert sorted(asked) == sorted([("apps", "rate", False), ("apps", "errors", True), ("other", "rate", False),
                                     *[("apps", "gone", False)] * 2, ("other", "gone", False)]), \
         "one read of each template there, in each namespace; one at every ask of a template not there"
+
+
+def _held_by(holder: str, uid: str) -> cache.Indices:
+    """The workload held by `holder`, which the watches show in flight beside the worker's run."""
+    claim = record.claimed(record.Record(), record.Claimant(holder, uid, "v2", None, "2030-01-01T00:00:00Z"),
+                           datetime(2030, 1, 1, tzinfo=UTC))
+    dep = {**DEPLOYMENT, "metadata": {**DEPLOYMENT["metadata"],
+                                      "annotations": {"selfbootstrap.dev/runs": record.render(claim)}}}
+    return indices(deployments={("apps", "web"): [cache.deployment_entry(dep)]},
+                   runs={("apps", "web"): [cache.run_entry(a_run(holder, uid, "WatchingRestarts"))]})
+
+
+@pytest.mark.parametrize("holder, its_phase, reads, running", [
+    ("s", "Succeeded", 1, False),  # newer (its second, a later name): its end may not have reached the watches
+    ("s", "WatchingRestarts", 1, True),
+    ("q", "Succeeded", 0, True),  # older: in flight as the watches show it, the run waits for it either way
+], ids=["newer-holder-ended", "newer-holder-running", "older-holder"])
+def test_a_newer_holder_the_watches_show_in_flight_is_asked_for(services, holder, its_phase, reads, running):
+    """A newer holder outranks a waiting run: before the run ends Superseded for it, the API says whether it
+    is still running (a run of its second applied the moment it ended is not older)."""
+    worker = make_worker(services, idx=_held_by(holder, f"u-{holder}"))
+    services.kube.read_run.return_value = {"metadata": {"name": holder, "uid": f"u-{holder}"},
+                                           "status": {"phase": its_phase}}
+    run = worker.current()
+    world = asyncio.run(worker._with_gate(run, cache.world_from(worker.indices, run, None)))
+    assert services.kube.read_run.call_count == reads
+    assert world.holder_running is running

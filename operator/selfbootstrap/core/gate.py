@@ -52,6 +52,16 @@ def _as_claimant(p: Peer) -> Claimant:
     return Claimant(run=p.name, uid=p.uid, release=None, sequence=p.sequence, created=p.created)
 
 
+def _in_the_race(peer: Peer, record: Record, world: World) -> bool:
+    """A newer run outranks this one while it is in flight and not a replay (a run that took the workload and
+    let go is one, record.replayed). The watches show a run's end a moment after the write that ended it:
+    a newer holder that ended without letting go yet, as the shell's read of it says, is out of the race, and
+    a run of its second applied after its end is not older than it."""
+    if replayed(record, _as_claimant(peer)):
+        return False
+    return world.holder_running or not record.held_by(peer.uid)
+
+
 def namespace_bound(active: int, limit: int) -> Wait:
     return Wait(reasons.QUEUED, f"{active} runs of this namespace are in flight (the bound is {limit}); "
                                 f"waiting for one to end")
@@ -79,7 +89,7 @@ def verdict(run: Run, release: str | None, record: Record, world: World) -> Verd
     replay = replay_of(run, release, record)
     if replay is not None:
         return replay
-    newer = [p for p in world.peers if _as_claimant(p).key > me.key and not replayed(record, _as_claimant(p))]
+    newer = [p for p in world.peers if _as_claimant(p).key > me.key and _in_the_race(p, record, world)]
     if newer:
         winner = max(newer, key=lambda p: _as_claimant(p).key)
         return Supersede(f"run {winner.name!r} for the same workload is newer and was applied while this one waited")

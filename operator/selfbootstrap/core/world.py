@@ -105,7 +105,7 @@ class World:
     pods: tuple[PodState, ...] = ()  # pods of the Deployment's current ReplicaSet
     peers: tuple[Peer, ...] = ()  # the workload's unfinished runs newer than this one (only at the gate)
     passed_over: tuple[str, ...] = ()  # the names of its unfinished runs older than this one (only at the gate)
-    holder_running: bool = True  # the run the workload's record names as holder is unfinished (the shell checks)
+    holder_running: bool = True  # the record's holder is unfinished (the shell asks when it matters)
     namespace_active: int = 0  # runs of the run's namespace in flight (with a worker), other than this one
     quiet_seconds: float = float("inf")  # since this operator first saw the newest-seen of the workload's runs
     limits: Limits = field(default_factory=Limits)
