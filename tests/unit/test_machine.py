@@ -285,6 +285,19 @@ def test_the_record_keeps_the_release_the_run_asked_for_as_the_gate_compares_it(
     assert entry.release == digest and entry.previous == "rs-2"
 
 
+def test_status_and_the_record_name_one_previous_replica_set_when_the_registry_names_the_release():
+    """A digest-only image whose registry names a version the Deployment already runs (a repeated run): the
+    release before that one is the previous one, for status and for the record the undo reads alike."""
+    digest = "sha256:" + "c" * 64
+    sp = spec(release={"image": f"registry.local:5000/team/web@{digest}"})
+    st = status(phase="Pending", reason="Accepted", image_lookup="resolved by registry.local:5000",
+                image_digest=digest, image_version="1.2.3", deployed_image=f"registry.local:5000/team/web@{digest}")
+    dep = deployment(tmpl("1.2.3"), revisions=(REV1, REV2, rev("rs-3", 3, "1.2.3")))
+    d = decide(st, world(dep), sp=sp)
+    entry = record.parse(d.action.patch["metadata"]["annotations"][RUNS_ANNOTATION]).entry("u-1")
+    assert (d.status.previous_replica_set, entry.previous) == ("rs-2", "rs-2")
+
+
 def test_a_run_sent_to_wait_asks_the_registry_again_when_it_goes():
     busy = deployment(annotations={RUNS_ANNOTATION: other_holder()})
     d = decide(looked_up(status(phase="Pending", reason="ReleasesResolved")), world(busy))

@@ -292,16 +292,16 @@ def _take_and_deploy(d: Draft, world: World, dep: DeploymentState, phase: Phase)
     if dep.paused:
         return d.fail(reasons.DEPLOYMENT_PAUSED,
                       f"{dep.kind.lower()} {dep.name!r} is paused; resume it and create a new run")
-    unknown = _resolve_releases(d, world, dep, container, phase)
-    if unknown is not None:
-        return unknown
+    resolved = _resolve_releases(d, world, dep, container, phase)
+    if isinstance(resolved, Decision):
+        return resolved
     s = d.status
     if s.started_at is None:
         d.set(started_at=d.now)
         d.normal(reasons.STARTED, f"run started for {dep.kind.lower()} {dep.name!r}")
     requested = releases.requested_release_id(spec.release)  # as the gate compares it (record._older_release)
-    before = releases.answer_from_deployment(dep, requested, container)
-    me = gate.claimant(d.run, requested, before.previous_revision.replica_set if before.previous_revision else None)
+    before = resolved.previous_revision  # one answer for status and for the record an undo reads
+    me = gate.claimant(d.run, requested, before.replica_set if before else None)
     run = replace(d.run, spec=_as_deployed(spec, s))
     taking = (me, world.passed_over)
     if _carries_release(dep, run.spec, s.deployed_release_id, container):  # taken, nothing rolls out
@@ -383,7 +383,8 @@ def _deploying(d: Draft, world: World, dep: DeploymentState) -> Decision:
     if s.release_metadata_source is None:  # taken by a version of the operator that claimed before it deployed
         if spec.release.image and s.image_lookup is None:
             return d.decision(POLL_SECONDS, _resolve_image(spec, dep))
-        return _resolve_releases(d, world, dep, container, Phase.DEPLOYING) or d.decision(0)
+        resolved = _resolve_releases(d, world, dep, container, Phase.DEPLOYING)
+        return resolved if isinstance(resolved, Decision) else d.decision(0)
     spec = _as_deployed(spec, s)
     if _carries_release(dep, spec, s.deployed_release_id, container):
         return _deployed(d, releases.template_digest(dep.template))
@@ -447,8 +448,9 @@ def _image_unresolved(d: Draft, why: str) -> Decision:
 
 
 def _resolve_releases(d: Draft, world: World, dep: DeploymentState, container: str | None,
-                      phase: Phase) -> Decision | None:
-    """Read the releases around the deploy before patching, to record them first (None: recorded)."""
+                      phase: Phase) -> Decision | releases.ReleaseResolution:
+    """Read the releases around the deploy before patching, to record them first (in status, and in the
+    workload's record with the take): what they are, or the decision that stops the run."""
     spec = d.run.spec
     requested = releases.requested_release_id(spec.release)
     from_registry = (requested is None or requested.startswith("sha256:")) and d.status.image_version is not None
@@ -473,7 +475,7 @@ def _resolve_releases(d: Draft, world: World, dep: DeploymentState, container: s
     d.enter(phase, reasons.RELEASES_RESOLVED,
             f"deploying release {res.deployed_release_id} (previous: {res.previous_release_id or 'none'}, "
             f"from {source})")
-    return None
+    return res
 
 
 def _deployed(d: Draft, digest: str) -> Decision:
