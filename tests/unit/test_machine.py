@@ -1510,6 +1510,30 @@ def test_an_image_not_built_from_the_merged_commit_is_deployed_with_a_warning():
     assert events(d) == []
 
 
+@pytest.mark.parametrize("how, expected", [
+    ("superseded", ("Superseded", "Superseded")),
+    ("expected-release", ("Failed", "CurrentReleaseMismatch")),
+    ("aborted", ("Failed", "Aborted")),
+])
+def test_a_git_run_that_ends_after_its_merge_and_before_its_deploy_says_git_keeps_the_merge(how, expected):
+    """Git then runs ahead of the workload: status says so, naming the merge (a revert undoes only a deploy)."""
+    from selfbootstrap.core.world import Peer
+    from selfbootstrap.models import GitStatus
+
+    st = looked_up(status(phase="Deploying", reason="Merged", started_at=T0, git=GitStatus(merge_commit_sha="f" * 40)))
+    r, w = run(st, spec()), world(deployment())  # not yet held: a git run takes the workload when it deploys
+    match how:
+        case "superseded":
+            w = world(deployment(), peers=(Peer("run-9", "u-9", None, "2031-01-01T00:00:00Z"),))
+        case "expected-release":
+            r = run(st, spec(release={"expectedCurrentReleaseId": "v1"}))
+        case "aborted":
+            r = replace(r, abort="not today")
+    d = machine.decide(r, w, T0)
+    assert where(d) == expected and d.action is None
+    assert f"its change stays merged in git ({'f' * 12}; nothing was deployed" in (d.status.message or "")
+
+
 def test_a_missing_image_ends_the_run_untouched():
     d = settle(status(phase="Deploying", reason="Claimed", started_at=T0), world(deployment()),
                ResolveImage(image("v3"), (), "default"), Failed("ImageNotFound", "image x not found: r has no v3"))

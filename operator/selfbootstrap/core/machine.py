@@ -228,7 +228,7 @@ def _abort(d: Draft, world: World) -> Decision:
     message = "aborted by the selfbootstrap.dev/abort annotation" + (f": {said}" if said.strip() not in (
         "", "true") else "")
     if d.status.deploy_patched_at is None:
-        return d.fail(reasons.ABORTED, f"{message}; nothing was deployed")
+        return d.fail(reasons.ABORTED, f"{message}; nothing was deployed{_merge_kept(d)}")
     return _gate_failed(d, world, FailureClass.ABORTED, reasons.ABORTED, message)
 
 
@@ -242,7 +242,17 @@ def _expected_release(d: Draft, dep: DeploymentState) -> Decision | None:
         return None
     return d.fail(reasons.CURRENT_RELEASE_MISMATCH,
                   f"{dep.kind.lower()} {dep.name!r} runs release {current}, not {expected} as "
-                  f"spec.release.expectedCurrentReleaseId asks; the Deployment was not touched")
+                  f"spec.release.expectedCurrentReleaseId asks; the Deployment was not touched{_merge_kept(d)}")
+
+
+def _merge_kept(d: Draft) -> str:
+    """What a git run that ends before its deploy says of its merge: it stays in git, which then runs ahead of
+    the workload (a revert is opened only to undo a deploy)."""
+    git = d.status.git
+    if git is None or not git.merge_commit_sha:
+        return ""
+    return (f"; its change stays merged in git ({git.merge_commit_sha[:12]}; nothing was deployed, so no revert "
+            f"is opened)")
 
 
 def _at_the_gate(d: Draft, world: World, dep: DeploymentState, phase: Phase) -> Decision:
@@ -253,7 +263,8 @@ def _at_the_gate(d: Draft, world: World, dep: DeploymentState, phase: Phase) -> 
     verdict = gate.verdict(d.run, releases.requested_release_id(d.run.spec.release), _record(dep), world)
     match verdict:
         case gate.Supersede():
-            d.enter(Phase.SUPERSEDED, reasons.SUPERSEDED, f"{verdict.message}; the Deployment was not touched")
+            d.enter(Phase.SUPERSEDED, reasons.SUPERSEDED,
+                    f"{verdict.message}; the Deployment was not touched{_merge_kept(d)}")
             d.normal(reasons.SUPERSEDED, d.status.message or "")
             return d.decision(None)
         case gate.Wait() | gate.Go() if (awaited := _approval(d, world, ApprovalStage.DEPLOY)) is not None:
@@ -876,10 +887,7 @@ def _failed(d: Draft, world: World, action: Action, failure: Failed) -> Decision
             return d.decision(None)
         case PatchDeployment(takes=True):  # refused whole: the run never held the workload
             kind = d.run.spec.target.kind
-            git = d.status.git
-            kept = "; the merged change stays in git (nothing was deployed, so no revert is opened)" \
-                if git is not None and git.merge_commit_sha else ""
-            return d.fail(reasons.DEPLOY_REFUSED, f"{failure.message}; the {kind} was not touched{kept}")
+            return d.fail(reasons.DEPLOY_REFUSED, f"{failure.message}; the {kind} was not touched{_merge_kept(d)}")
         case PatchDeployment():
             return _gate_failed(d, world, FailureClass.DEPLOY, reasons.DEPLOY_REFUSED, failure.message)
         case RollbackDeployment():
@@ -991,7 +999,8 @@ def _approval(d: Draft, world: World, stage: ApprovalStage) -> Decision | None:
             return d.decision(max(MIN_WAIT_SECONDS, min(QUEUE_SECONDS, (verdict.until - d.now).total_seconds())))
         case approval_gate.TimedOut():
             if stage == ApprovalStage.DEPLOY:
-                return d.fail(reasons.APPROVAL_TIMED_OUT, f"{verdict.message}; the Deployment was not touched")
+                return d.fail(reasons.APPROVAL_TIMED_OUT,
+                              f"{verdict.message}; the Deployment was not touched{_merge_kept(d)}")
             return _gate_failed(d, world, FailureClass.ABORTED, reasons.APPROVAL_TIMED_OUT, verdict.message)
         case _:
             assert_never(verdict)
