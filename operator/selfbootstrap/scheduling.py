@@ -115,6 +115,9 @@ class Ledger:
     view (a run admitted that turns out to be gone gives its slot back, see handlers.admit), so two
     operator instances (or a restart that finds runs in flight) may admit a run more for a
     while; the gate (core/gate.py) still holds such a run back until the count is under the bound.
+
+    It also knows the runs whose final status a worker wrote before the watch shows it: the gate does not
+    weigh them as runs in flight (a run applied the moment a newer-named one ended is not older than it).
     """
 
     limit: int = 0  # runs of a namespace with a worker at once; 0: no bound
@@ -127,6 +130,7 @@ class Ledger:
     _blocked: dict[str, dict[str, asyncio.Event]] = field(default_factory=dict)  # served, but held at the gate
     _seen: dict[str, float] = field(default_factory=dict)  # uid -> monotonic time first seen
     _gone: dict[str, None] = field(default_factory=dict)  # the last GONE_KEPT uids gone, oldest first
+    _ended: set[str] = field(default_factory=set)  # runs whose final status a worker wrote, until the watch says so
 
     def saw(self, namespace: str, uid: str, active: bool) -> bool:
         """A watch event of an unfinished run (active: past Pending, so it has or had a worker); True when it
@@ -172,8 +176,19 @@ class Ledger:
         """The run is being deleted: if it waits in line, it will not need its slot."""
         self._leave(uid)
 
+    def ended(self, uid: str) -> None:
+        """A worker wrote the run's final status: the watch will say so a moment later (or said so already,
+        while the write's answer was on its way: then there is nothing to remember)."""
+        if uid not in self._gone:
+            self._ended.add(uid)
+
+    def has_ended(self, uid: str) -> bool:
+        """Its final status is written, though the watches may still show it in flight."""
+        return uid in self._ended
+
     def gone(self, namespace: str, uid: str) -> None:
         """The run finished or was deleted: its slot goes to the oldest run in line."""
+        self._ended.discard(uid)
         self._gone[uid] = None
         if len(self._gone) > GONE_KEPT:
             del self._gone[next(iter(self._gone))]

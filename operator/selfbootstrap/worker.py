@@ -186,8 +186,11 @@ class RunWorker:
     def _settle(self, tick: Tick) -> float | None:
         if tick.run is None:
             return None
+        uid = text(meta(tick.run).get("uid")) or ""
         if tick.wrote:  # kopf hands the echo of this version lightly, and patches nothing from an older one
-            kopf_trim.wrote(text(meta(tick.run).get("uid")) or "", text(meta(tick.run).get("resourceVersion")) or "")
+            kopf_trim.wrote(uid, text(meta(tick.run).get("resourceVersion")) or "")
+            if is_finished(obj(tick.run.get("status"))):
+                self.services.ledger.ended(uid)  # no longer a peer, before the watch says so
         self.written = tick.run
         if tick.patched_from is not None:
             if len(self.guards) >= GUARDS_KEPT:
@@ -278,7 +281,7 @@ class RunWorker:
         """What the gate decides on besides the workload: the workload's other runs, whether the run its
         record names as holder is still in flight, the namespace's runs in flight, the installer's bounds."""
         ledger, uid, namespace = self.services.ledger, text(meta(run).get("uid")) or "", namespace_of(run)
-        entries = cache.peers_of(self.indices, run)
+        entries = [e for e in cache.peers_of(self.indices, run) if not ledger.has_ended(e.uid)]
         world = replace(world, limits=self.services.limits)
         phase = text(path(run, "status", "phase"))
         if phase is None or m.rule_of(phase).at_gate:  # only the gate reads these (past it, they change nothing)
@@ -290,6 +293,8 @@ class RunWorker:
             if world.deployment is not None else None
         if holder is None or holder.uid == uid:
             return world
+        if ledger.has_ended(holder.uid):  # its worker wrote its final status; its letting go follows
+            return replace(world, holder_running=False)
         if any(e.uid == holder.uid for e in entries) and not any(p.uid == holder.uid for p in world.peers):
             return world
         # The watches do not show the holder in flight (it may have ended without letting go), or the holder

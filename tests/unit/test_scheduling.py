@@ -229,3 +229,15 @@ def test_a_run_gone_is_never_admitted_again():
     ledger.gone("a", "deleted")
     assert not ledger.admits("a", "deleted", order(1, "deleted"))
     assert ledger.in_line() == 0 and ledger.admits("a", "next", order(2, "next"))
+
+
+def test_a_run_whose_final_status_was_written_has_ended_until_the_watch_says_it_is_gone():
+    ledger = Ledger()
+    ledger.saw("a", "u", True)
+    assert not ledger.has_ended("u")
+    ledger.ended("u")
+    assert ledger.has_ended("u") and ledger.serves("a", "u"), "its slot is kept until the watch says it ended"
+    ledger.gone("a", "u")
+    assert not ledger.has_ended("u") and not ledger.serves("a", "u")
+    ledger.ended("u")  # the watch was first: nothing is kept for it
+    assert not ledger.has_ended("u") and ledger._ended == set()

@@ -406,3 +406,22 @@ def test_a_newer_holder_the_watches_show_in_flight_is_asked_for(services, holder
     world = asyncio.run(worker._with_gate(run, cache.world_from(worker.indices, run, None)))
     assert services.kube.read_run.call_count == reads
     assert world.holder_running is running
+
+
+def test_a_run_whose_final_status_this_operator_wrote_is_no_peer_though_the_watches_still_show_it(services):
+    """Its final status written, the watches show it a moment later: it outranks nobody, and as the holder it
+    is not running, without a read."""
+    worker = make_worker(services, idx=_held_by("s", "u-s"))
+    services.ledger.ended("u-s")
+    run = worker.current()
+    world = asyncio.run(worker._with_gate(run, cache.world_from(worker.indices, run, None)))
+    assert world.peers == () and world.holder_running is False
+    services.kube.read_run.assert_not_called()
+
+
+def test_a_worker_that_writes_its_run_s_final_status_says_the_run_ended(services):
+    worker = make_worker(services)
+    ended = {**with_rv("11"), "status": {"phase": "Succeeded"}}
+    worker.reconciler.tick.return_value = Tick(None, ended, wrote=True)
+    asyncio.run(worker.step())
+    assert services.ledger.has_ended("u")
