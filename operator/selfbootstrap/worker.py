@@ -281,20 +281,19 @@ class RunWorker:
         """What the gate decides on besides the workload: the workload's other runs, whether the run its
         record names as holder is still in flight, the namespace's runs in flight, the installer's bounds."""
         ledger, uid, namespace = self.services.ledger, text(meta(run).get("uid")) or "", namespace_of(run)
-        entries = [e for e in cache.peers_of(self.indices, run) if not ledger.has_ended(e.uid)]
+        entries = cache.peers_of(self.indices, run)
+        live = [e for e in entries if not ledger.has_ended(e.uid)]  # a final status written: the watch lags
         world = replace(world, limits=self.services.limits)
         phase = text(path(run, "status", "phase"))
         if phase is None or m.rule_of(phase).at_gate:  # only the gate reads these (past it, they change nothing)
-            quiet = min((ledger.seen_seconds(e.uid) for e in entries), default=ledger.seen_seconds(uid))
+            quiet = min((ledger.seen_seconds(e.uid) for e in live), default=ledger.seen_seconds(uid))
             quiet = min(quiet, ledger.seen_seconds(uid))
-            world = replace(world, peers=cache.newer_than(entries, run), passed_over=cache.older_than(entries, run),
+            world = replace(world, peers=cache.newer_than(live, run), passed_over=cache.older_than(live, run),
                             quiet_seconds=quiet, namespace_active=ledger.active(namespace, uid))
         holder = record.parse(world.deployment.annotations.get(m.RUNS_ANNOTATION)).holder \
             if world.deployment is not None else None
-        if holder is None or holder.uid == uid:
-            return world
-        if ledger.has_ended(holder.uid):  # its worker wrote its final status; its letting go follows
-            return replace(world, holder_running=False)
+        if holder is None or holder.uid == uid or ledger.has_ended(holder.uid):
+            return world  # ended here: outranking nobody, its letting go follows and wakes the run
         if any(e.uid == holder.uid for e in entries) and not any(p.uid == holder.uid for p in world.peers):
             return world
         # The watches do not show the holder in flight (it may have ended without letting go), or the holder

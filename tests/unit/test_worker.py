@@ -410,12 +410,12 @@ def test_a_newer_holder_the_watches_show_in_flight_is_asked_for(services, holder
 
 def test_a_run_whose_final_status_this_operator_wrote_is_no_peer_though_the_watches_still_show_it(services):
     """Its final status written, the watches show it a moment later: it outranks nobody, and as the holder it
-    is not running, without a read."""
+    is waited for without a read (its letting go follows, and the record then says how it ended)."""
     worker = make_worker(services, idx=_held_by("s", "u-s"))
     services.ledger.ended("u-s")
     run = worker.current()
     world = asyncio.run(worker._with_gate(run, cache.world_from(worker.indices, run, None)))
-    assert world.peers == () and world.holder_running is False
+    assert world.peers == () and world.holder_running is True
     services.kube.read_run.assert_not_called()
 
 
