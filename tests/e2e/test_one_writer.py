@@ -137,7 +137,6 @@ def test_re_creating_any_of_twenty_five_sequential_runs_changes_nothing(namespac
         return spec(f"v{i}", sequence=i if sequenced else None)
 
     # Runs one after the other often share a creation second: names sort as they go (r09 before r10).
-
     for i in range(1, 26):
         create_run(namespace, f"r{i:02d}", body(i))
         assert wait_phase(namespace, f"r{i:02d}", FINISHED, timeout=120)["phase"] == "Succeeded"
